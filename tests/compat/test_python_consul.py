@@ -1,0 +1,507 @@
+#!/usr/bin/python3
+"""Compatibility checks: Debian's python3-consul (python-consul 0.7.1)
+against a running Cairn agent.
+
+Run by tests/compat/run.sh, which starts a fresh agent and exports
+CONSUL_HTTP_ADDR=host:port (read by consul.Consul() itself) and
+CAIRN_COMPAT_NODE (the agent's node name). Must be run with /usr/bin/python3
+so that Debian's python3-consul is the one imported.
+
+Every check prints one line ("ok - name" or "FAIL - name: reason"); the
+last line is "N passed, M failed". Exit status 0 only when every check
+passed. Each check uses its own keys so that one failure does not cascade.
+Only the client's public API is used, plus its own requests session for the
+header-level facts listed in shared/CLIENTS.md that the client relies on.
+"""
+
+import base64
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+
+import consul
+
+NODE = os.environ.get("CAIRN_COMPAT_NODE", "compat")
+
+c = consul.Consul()  # host:port from CONSUL_HTTP_ADDR
+session = c.http.session  # the client's own requests session
+BASE = c.http.base_uri
+
+results = []
+
+
+def check(name):
+    """Registers and runs a check; an AssertionError or any exception is a
+    failure with its message."""
+
+    def deco(fn):
+        try:
+            fn()
+        except AssertionError as e:
+            results.append(False)
+            print("FAIL - %s: %s" % (name, e or "assertion failed"), flush=True)
+            return fn
+        except Exception as e:  # noqa: BLE001 - a crash is a failed check
+            results.append(False)
+            print("FAIL - %s: %s: %s" % (name, type(e).__name__, e), flush=True)
+            traceback.print_exc(limit=3, file=sys.stdout)
+            return fn
+        results.append(True)
+        print("ok - %s" % name, flush=True)
+        return fn
+
+    return deco
+
+
+def eq(got, want, what):
+    assert got == want, "%s: got %r, want %r" % (what, got, want)
+
+
+def positive_index(idx, what="X-Consul-Index"):
+    assert idx is not None, "%s missing" % what
+    assert re.fullmatch(r"[0-9]+", str(idx)), "%s not an integer: %r" % (what, idx)
+    assert int(idx) > 0, "%s must never be 0" % what
+    return int(idx)
+
+
+class Blocking(threading.Thread):
+    """A kv.get with index/wait running in the background."""
+
+    def __init__(self, key, index, wait):
+        super().__init__(daemon=True)
+        self.key, self.index, self.wait = key, index, wait
+        self.result = None
+        self.error = None
+        self.elapsed = None
+
+    def run(self):
+        t0 = time.monotonic()
+        try:
+            self.result = c.kv.get(self.key, index=self.index, wait=self.wait)
+        except Exception as e:  # noqa: BLE001
+            self.error = e
+        self.elapsed = time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- status
+
+
+@check("status.leader returns a host:port string")
+def _():
+    leader = c.status.leader()
+    assert isinstance(leader, str), "leader is %r" % (leader,)
+    host, _, port = leader.rpartition(":")
+    assert host and port.isdigit(), "leader %r is not host:port" % leader
+
+
+@check("status.peers lists exactly the leader")
+def _():
+    peers = c.status.peers()
+    eq(peers, [c.status.leader()], "peers")
+
+
+# ---------------------------------------------------------------- agent
+
+
+@check("agent.self Config has Datacenter/NodeName/NodeID/Server/Version")
+def _():
+    s = c.agent.self()
+    cfg = s["Config"]
+    eq(cfg["Datacenter"], "dc1", "Config.Datacenter")
+    eq(cfg["NodeName"], NODE, "Config.NodeName")
+    eq(cfg["Server"], True, "Config.Server")
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", cfg["NodeID"]
+    ), "Config.NodeID not a UUID: %r" % cfg["NodeID"]
+    assert isinstance(cfg["Version"], str) and cfg["Version"], "Config.Version empty"
+
+
+@check("agent.self Member describes this node")
+def _():
+    m = c.agent.self()["Member"]
+    eq(m["Name"], NODE, "Member.Name")
+    assert m["Addr"], "Member.Addr empty"
+    assert isinstance(m["Port"], int) and m["Port"] > 0, "Member.Port %r" % m["Port"]
+    eq(m["Status"], 1, "Member.Status (1 = alive)")
+
+
+@check("agent.members lists the local member, alive, with Consul's server tags")
+def _():
+    members = c.agent.members()
+    assert isinstance(members, list), "members is %r" % (members,)
+    names = [m["Name"] for m in members]
+    eq(names, [NODE], "member names")
+    m = members[0]
+    eq(m["Status"], 1, "Status (1 = alive)")
+    eq(m["Tags"].get("role"), "consul", "Tags.role")
+    eq(m["Tags"].get("dc"), "dc1", "Tags.dc")
+
+
+# ---------------------------------------------------------------- KV basics
+
+
+@check("kv.get of a missing key returns (index, None) with a non-zero index")
+def _():
+    idx, v = c.kv.get("py/missing")
+    eq(v, None, "value")
+    positive_index(idx)
+
+
+@check("KV 404 carries X-Consul-Index, X-Consul-KnownLeader, X-Consul-LastContact")
+def _():
+    r = session.get(BASE + "/v1/kv/py/missing")
+    eq(r.status_code, 404, "status")
+    positive_index(r.headers.get("X-Consul-Index"))
+    eq(r.headers.get("X-Consul-KnownLeader"), "true", "X-Consul-KnownLeader")
+    assert r.headers.get("X-Consul-LastContact") is not None, "X-Consul-LastContact missing"
+
+
+@check("kv.put returns True, kv.get returns the entry with Consul's fields")
+def _():
+    eq(c.kv.put("py/a", "hello"), True, "put")
+    idx, d = c.kv.get("py/a")
+    eq(d["Key"], "py/a", "Key")
+    eq(d["Value"], b"hello", "Value")
+    eq(d["Flags"], 0, "Flags")
+    eq(d["LockIndex"], 0, "LockIndex")
+    positive_index(d["CreateIndex"], "CreateIndex")
+    eq(d["ModifyIndex"], d["CreateIndex"], "ModifyIndex of a new key")
+    assert positive_index(idx) >= d["ModifyIndex"], "X-Consul-Index %s < ModifyIndex %s" % (
+        idx,
+        d["ModifyIndex"],
+    )
+
+
+@check("KV GET answers application/json, a one-element list, base64 Value")
+def _():
+    c.kv.put("py/json", "hello")
+    r = session.get(BASE + "/v1/kv/py/json")
+    eq(r.status_code, 200, "status")
+    ctype = r.headers.get("Content-Type", "")
+    assert ctype.startswith("application/json"), "Content-Type %r" % ctype
+    positive_index(r.headers.get("X-Consul-Index"))
+    eq(r.headers.get("X-Consul-KnownLeader"), "true", "X-Consul-KnownLeader")
+    body = r.json()
+    assert isinstance(body, list) and len(body) == 1, "body %r" % (body,)
+    eq(body[0]["Value"], base64.b64encode(b"hello").decode(), "Value (base64)")
+
+
+@check("PUT and DELETE answer the JSON literals true/false as application/json")
+def _():
+    r = session.put(BASE + "/v1/kv/py/lit", data=b"x")
+    eq((r.status_code, r.text.strip()), (200, "true"), "PUT")
+    assert r.headers.get("Content-Type", "").startswith("application/json"), (
+        "PUT Content-Type %r" % r.headers.get("Content-Type")
+    )
+    r = session.put(BASE + "/v1/kv/py/lit?cas=0", data=b"y")
+    eq((r.status_code, r.text.strip()), (200, "false"), "PUT cas=0 on an existing key")
+    r = session.delete(BASE + "/v1/kv/py/lit")
+    eq((r.status_code, r.text.strip()), (200, "true"), "DELETE")
+
+
+@check("?raw returns the bare value")
+def _():
+    c.kv.put("py/raw", "hello raw")
+    r = session.get(BASE + "/v1/kv/py/raw?raw")
+    eq(r.status_code, 200, "status")
+    eq(r.content, b"hello raw", "body")
+
+
+@check("updating a key bumps ModifyIndex and keeps CreateIndex")
+def _():
+    c.kv.put("py/upd", "one")
+    _, d1 = c.kv.get("py/upd")
+    eq(c.kv.put("py/upd", "two"), True, "second put")
+    _, d2 = c.kv.get("py/upd")
+    eq(d2["Value"], b"two", "Value")
+    eq(d2["CreateIndex"], d1["CreateIndex"], "CreateIndex")
+    assert d2["ModifyIndex"] > d1["ModifyIndex"], "ModifyIndex %s !> %s" % (
+        d2["ModifyIndex"],
+        d1["ModifyIndex"],
+    )
+
+
+@check("flags are stored and returned (including the full uint64 range)")
+def _():
+    eq(c.kv.put("py/flags", "x", flags=42), True, "put flags=42")
+    eq(c.kv.get("py/flags")[1]["Flags"], 42, "Flags")
+    big = 2**64 - 1
+    eq(c.kv.put("py/flags", "x", flags=big), True, "put flags=2^64-1")
+    eq(c.kv.get("py/flags")[1]["Flags"], big, "Flags")
+
+
+@check("an empty value comes back as JSON null (Value None)")
+def _():
+    eq(c.kv.put("py/empty", ""), True, "put")
+    _, d = c.kv.get("py/empty")
+    eq(d["Value"], None, "Value")
+    raw = session.get(BASE + "/v1/kv/py/empty").json()
+    assert "Value" in raw[0] and raw[0]["Value"] is None, "raw entry %r" % (raw[0],)
+
+
+@check("binary values round-trip byte for byte")
+def _():
+    blob = bytes(range(256)) * 4
+    eq(c.kv.put("py/bin", blob), True, "put")
+    eq(c.kv.get("py/bin")[1]["Value"], blob, "Value")
+
+
+@check("a 512 KiB value is accepted; a larger one gets 413 and nothing is written")
+def _():
+    big = b"v" * (512 * 1024)
+    eq(c.kv.put("py/big", big), True, "put 512 KiB")
+    eq(len(c.kv.get("py/big")[1]["Value"]), len(big), "length read back")
+    r = session.put(BASE + "/v1/kv/py/toobig", data=b"v" * (512 * 1024 + 1))
+    eq(r.status_code, 413, "status of a 512 KiB + 1 PUT")
+    assert r.text.strip(), "413 without a message"
+    eq(c.kv.get("py/toobig")[1], None, "the oversized key")
+
+
+# ---------------------------------------------------------------- CAS
+
+
+@check("cas=0 creates only when absent")
+def _():
+    eq(c.kv.put("py/cas0", "first", cas=0), True, "cas=0 on a new key")
+    eq(c.kv.put("py/cas0", "second", cas=0), False, "cas=0 on an existing key")
+    eq(c.kv.get("py/cas0")[1]["Value"], b"first", "Value")
+
+
+@check("cas=<ModifyIndex> writes; a stale index does not")
+def _():
+    c.kv.put("py/cas", "v1")
+    mod = c.kv.get("py/cas")[1]["ModifyIndex"]
+    eq(c.kv.put("py/cas", "bad", cas=mod + 1000), False, "cas with a wrong index")
+    eq(c.kv.get("py/cas")[1]["Value"], b"v1", "Value after failed cas")
+    eq(c.kv.put("py/cas", "v2", cas=mod), True, "cas with the ModifyIndex")
+    _, d = c.kv.get("py/cas")
+    eq(d["Value"], b"v2", "Value after cas")
+    assert d["ModifyIndex"] > mod, "ModifyIndex did not move"
+    eq(c.kv.put("py/cas", "v3", cas=mod), False, "cas with the old index")
+
+
+# ---------------------------------------------------------------- keys / recurse
+
+
+@check("keys=True lists every key under a prefix, sorted")
+def _():
+    for k in ("py/dir/b", "py/dir/a", "py/dir/sub/x", "py/dir/sub/y", "py/dirt"):
+        c.kv.put(k, k)
+    _, keys = c.kv.get("py/dir/", keys=True)
+    eq(keys, ["py/dir/a", "py/dir/b", "py/dir/sub/x", "py/dir/sub/y"], "keys")
+
+
+@check("keys with separator='/' rolls up sub-folders")
+def _():
+    for k in ("py/sep/b", "py/sep/a", "py/sep/sub/x", "py/sep/sub/y"):
+        c.kv.put(k, k)
+    _, keys = c.kv.get("py/sep/", keys=True, separator="/")
+    eq(keys, ["py/sep/a", "py/sep/b", "py/sep/sub/"], "keys")
+
+
+@check("keys of an empty prefix is (index, None) (404)")
+def _():
+    idx, keys = c.kv.get("py/nothing-here/", keys=True)
+    eq(keys, None, "keys")
+    positive_index(idx)
+
+
+@check("recurse returns every entry under the prefix, sorted, values decoded")
+def _():
+    for k in ("py/rec/2", "py/rec/1", "py/rec/deep/3"):
+        c.kv.put(k, "val-" + k)
+    c.kv.put("py/recx", "outside")
+    idx, items = c.kv.get("py/rec/", recurse=True)
+    positive_index(idx)
+    eq([i["Key"] for i in items], ["py/rec/1", "py/rec/2", "py/rec/deep/3"], "keys")
+    eq([i["Value"] for i in items], [b"val-py/rec/1", b"val-py/rec/2", b"val-py/rec/deep/3"], "values")
+    assert positive_index(idx) >= max(i["ModifyIndex"] for i in items), "index below an entry's ModifyIndex"
+
+
+# ---------------------------------------------------------------- delete
+
+
+@check("delete removes a key and returns True")
+def _():
+    c.kv.put("py/del", "x")
+    eq(c.kv.delete("py/del"), True, "delete")
+    eq(c.kv.get("py/del")[1], None, "value after delete")
+
+
+@check("delete of a missing key returns True")
+def _():
+    eq(c.kv.delete("py/never-existed"), True, "delete")
+
+
+@check("delete with cas: wrong index False, ModifyIndex True")
+def _():
+    c.kv.put("py/delcas", "x")
+    mod = c.kv.get("py/delcas")[1]["ModifyIndex"]
+    eq(c.kv.delete("py/delcas", cas=mod + 1000), False, "delete with a wrong index")
+    assert c.kv.get("py/delcas")[1] is not None, "key deleted by a failed cas"
+    eq(c.kv.delete("py/delcas", cas=mod), True, "delete with the ModifyIndex")
+    eq(c.kv.get("py/delcas")[1], None, "value after cas delete")
+
+
+@check("delete recurse removes the prefix and only the prefix")
+def _():
+    for k in ("py/rm/a", "py/rm/b/c", "py/rmx"):
+        c.kv.put(k, "x")
+    eq(c.kv.delete("py/rm/", recurse=True), True, "delete recurse")
+    eq(c.kv.get("py/rm/", keys=True)[1], None, "keys left under the prefix")
+    eq(c.kv.get("py/rmx")[1]["Value"], b"x", "sibling outside the prefix")
+
+
+# ---------------------------------------------------------------- encoding
+
+
+@check("keys with spaces and UTF-8 travel percent-encoded and come back intact")
+def _():
+    for k in ("py/sp ace", "py/ünï cødé", "py/q?x=1&y#z"):
+        eq(c.kv.put(k, k), True, "put %r" % k)
+        _, d = c.kv.get(k)
+        assert d is not None, "get %r returned nothing" % k
+        eq(d["Key"], k, "Key")
+        eq(d["Value"], k.encode(), "Value")
+
+
+@check("a %2F-encoded path means the same key as '/'")
+def _():
+    c.kv.put("py/enc/key", "slash")
+    r = session.get(BASE + "/v1/kv/py%2Fenc%2Fkey")
+    eq(r.status_code, 200, "status")
+    eq(r.json()[0]["Key"], "py/enc/key", "Key")
+
+
+# ---------------------------------------------------------------- consistency / params
+
+
+@check("consistent and stale reads return the value; stale reports KnownLeader")
+def _():
+    c.kv.put("py/cons", "c")
+    for mode in ("consistent", "stale"):
+        cc = consul.Consul(consistency=mode)
+        eq(cc.kv.get("py/cons")[1]["Value"], b"c", "%s read" % mode)
+    r = session.get(BASE + "/v1/kv/py/cons?stale")
+    eq(r.status_code, 200, "?stale status")
+    eq(r.headers.get("X-Consul-KnownLeader"), "true", "X-Consul-KnownLeader")
+    assert r.headers.get("X-Consul-LastContact") is not None, "X-Consul-LastContact missing"
+
+
+@check("dc=dc1 (this datacenter) is accepted")
+def _():
+    c.kv.put("py/dc", "d")
+    eq(c.kv.get("py/dc", dc="dc1")[1]["Value"], b"d", "Value")
+
+
+@check("a bad index parameter is 400 text/plain, raised as BadRequest")
+def _():
+    try:
+        c.kv.get("py/a", index="notanumber")
+    except consul.base.BadRequest:
+        pass
+    else:
+        raise AssertionError("no BadRequest raised")
+    r = session.get(BASE + "/v1/kv/py/a?index=notanumber")
+    eq(r.status_code, 400, "status")
+    assert r.headers.get("Content-Type", "").startswith("text/plain"), (
+        "Content-Type %r" % r.headers.get("Content-Type")
+    )
+    assert r.text.strip(), "empty 400 body"
+
+
+@check("wrong method is 405, unknown path is 404")
+def _():
+    eq(session.post(BASE + "/v1/status/leader").status_code, 405, "POST /v1/status/leader")
+    eq(session.get(BASE + "/v1/no/such/endpoint").status_code, 404, "GET unknown path")
+
+
+# ---------------------------------------------------------------- blocking queries
+
+
+@check("a blocking get parks, then wakes with a larger index on a write")
+def _():
+    c.kv.put("py/watch", "v1")
+    idx, d = c.kv.get("py/watch")
+    t = Blocking("py/watch", idx, "30s")
+    t.start()
+    t.join(0.5)
+    assert t.is_alive(), "returned without a change (after %.2fs): %r" % (t.elapsed or 0, t.result)
+    c.kv.put("py/watch", "v2")
+    t.join(10)
+    assert not t.is_alive(), "did not wake within 10 s of the write"
+    assert t.error is None, "error %r" % (t.error,)
+    nidx, nd = t.result
+    assert int(nidx) > int(idx), "index %s !> %s" % (nidx, idx)
+    eq(nd["Value"], b"v2", "Value")
+
+
+@check("a blocking get on a missing key wakes when the key is created")
+def _():
+    idx, d = c.kv.get("py/watch-new")
+    eq(d, None, "value before")
+    t = Blocking("py/watch-new", idx, "30s")
+    t.start()
+    t.join(0.5)
+    assert t.is_alive(), "returned without a change: %r" % (t.result,)
+    c.kv.put("py/watch-new", "born")
+    t.join(10)
+    assert not t.is_alive(), "did not wake within 10 s of the write"
+    assert t.error is None, "error %r" % (t.error,)
+    nidx, nd = t.result
+    assert int(nidx) > int(idx), "index %s !> %s" % (nidx, idx)
+    eq(nd["Value"], b"born", "Value")
+
+
+@check("a blocking get wakes on delete and reports (index, None)")
+def _():
+    c.kv.put("py/watch-del", "x")
+    idx, _ = c.kv.get("py/watch-del")
+    t = Blocking("py/watch-del", idx, "30s")
+    t.start()
+    t.join(0.5)
+    assert t.is_alive(), "returned without a change: %r" % (t.result,)
+    c.kv.delete("py/watch-del")
+    t.join(10)
+    assert not t.is_alive(), "did not wake within 10 s of the delete"
+    assert t.error is None, "error %r" % (t.error,)
+    nidx, nd = t.result
+    eq(nd, None, "value")
+    assert int(nidx) > int(idx), "index %s !> %s" % (nidx, idx)
+
+
+@check("a blocking get with no change returns after wait (not before, not long after)")
+def _():
+    c.kv.put("py/quiet", "q")
+    idx, _ = c.kv.get("py/quiet")
+    t = Blocking("py/quiet", idx, "2s")
+    t.start()
+    t.join(2 + 2 / 16 + 3)
+    assert not t.is_alive(), "still blocked well after wait=2s"
+    assert t.error is None, "error %r" % (t.error,)
+    nidx, nd = t.result
+    assert t.elapsed >= 1.9, "returned after %.2fs, before the 2s wait" % t.elapsed
+    eq(int(nidx), int(idx), "index after a quiet wait")
+    eq(nd["Value"], b"q", "Value")
+
+
+@check("consul-template style ?index&stale=&wait=NNNms is accepted")
+def _():
+    c.kv.put("py/ct", "t")
+    idx = positive_index(session.get(BASE + "/v1/kv/py/ct").headers.get("X-Consul-Index"))
+    t0 = time.monotonic()
+    r = session.get(BASE + "/v1/kv/py/ct?index=%d&stale=&wait=500ms" % idx, timeout=10)
+    elapsed = time.monotonic() - t0
+    eq(r.status_code, 200, "status")
+    assert elapsed >= 0.45, "returned after %.2fs, before wait=500ms" % elapsed
+    eq(json.loads(r.text)[0]["Key"], "py/ct", "Key")
+
+
+passed = sum(1 for r in results if r)
+failed = len(results) - passed
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(0 if failed == 0 and passed > 0 else 1)
