@@ -1,0 +1,39 @@
+/* `cairn`: the command-line entry point; dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "commands.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: cairn <command> [args]\n\n"
+		   "Commands:\n"
+		   "    agent      Runs a Cairn agent (the four daemons, supervised)\n"
+		   "    kv         Get, put and delete keys (get|put|delete)\n"
+		   "    members    Lists the members of the cluster\n"
+		   "    version    Prints the Cairn version\n");
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "-help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(cmd ? stdout : stderr);
+		return cmd ? 0 : 1;
+	}
+	if (strcmp(cmd, "agent") == 0)
+		return agent_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "kv") == 0)
+		return cmd_kv(argc - 2, argv + 2);
+	if (strcmp(cmd, "members") == 0)
+		return cmd_members(argc - 2, argv + 2);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 ||
+	    strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0)
+		return cmd_version(0, argv + 2);
+	fprintf(stderr, "cairn: unknown command \"%s\"\n\n", cmd);
+	usage(stderr);
+	return 1;
+}
