@@ -474,6 +474,7 @@ static void enc_map(msgpack_packer *pk, const struct proto_map *m)
 	static void dec_##name(struct cur *c, struct arena *a, struct proto_##name *s)             \
 	{                                                                                          \
 		size_t nf_ = cur_array(c);                                                         \
+		(void)a; /* unused by messages without strings */                                  \
 		if (!c->err && nf_ != (0 PROTO_FIELDS_##name(COUNT_FIELD)))                         \
 			cur_fail(c, "wrong field count for " #name);                               \
 		PROTO_FIELDS_##name(DEC_FIELD)                                                     \
