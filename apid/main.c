@@ -1,0 +1,106 @@
+/* cairn-apid: the HTTP API (libmicrohttpd on client_addr:ports.http).
+ * Only wiring: configuration, the loop, the RPC clients to raftd and
+ * gossipd, the HTTP server, signals and readiness. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "rpc.h"
+
+/* Every parked blocking query holds a socket: allow as many as the hard
+ * limit lets us. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open-file limit: %s", err_str(-errno));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {0};
+	struct loop *l = NULL;
+	void *zctx = NULL;
+	struct rpc_client *raftd = NULL, *gossipd = NULL;
+	struct http_server *http = NULL;
+	char err[512];
+	char raftd_ep[512], gossipd_ep[512];
+	int rc, level;
+
+	log_init("cairn-apid", LOGL_INFO);
+	rc = config_load(argc, argv, &cfg, err, sizeof(err));
+	if (rc < 0) {
+		log_error("config: %s", err);
+		return 2;
+	}
+	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
+	log_init("cairn-apid", level < 0 ? LOGL_INFO : (enum log_level)level);
+	if (cfg.ports.http <= 0) {
+		log_info("HTTP API disabled (ports.http = %d)", cfg.ports.http);
+		rc = 0;
+		goto out;
+	}
+	raise_nofile();
+
+	rc = -ENOMEM;
+	l = loop_new();
+	zctx = zmq_ctx_new();
+	if (!l || !zctx) {
+		log_error("out of memory");
+		goto out;
+	}
+	rc = loop_handle_signals(l);
+	if (rc < 0) {
+		log_error("signals: %s", err_str(rc));
+		goto out;
+	}
+	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_RAFTD, raftd_ep, sizeof(raftd_ep));
+	if (rc == 0)
+		rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_GOSSIPD, gossipd_ep, sizeof(gossipd_ep));
+	if (rc < 0) {
+		log_error("socket endpoints: %s", err_str(rc));
+		goto out;
+	}
+	rc = -ENOMEM;
+	raftd = rpc_client_new(l, zctx, raftd_ep);
+	gossipd = rpc_client_new(l, zctx, gossipd_ep);
+	if (!raftd || !gossipd) {
+		log_error("cannot create RPC clients (%s, %s)", raftd_ep, gossipd_ep);
+		goto out;
+	}
+	rc = -EADDRNOTAVAIL;
+	http = http_server_new(l, &cfg, raftd, gossipd, err, sizeof(err));
+	if (!http) {
+		log_error("%s", err);
+		goto out;
+	}
+	log_info("serving the HTTP API on %s port %d; state from %s, members from %s",
+		 cfg.client_addr, cfg.ports.http, raftd_ep, gossipd_ep);
+	daemon_notify_ready();
+	rc = loop_run(l);
+	daemon_notify_stopping();
+	if (rc < 0)
+		log_error("event loop: %s", err_str(rc));
+out:
+	/* the server first: it cancels its calls on the clients */
+	http_server_free(http);
+	rpc_client_free(gossipd);
+	rpc_client_free(raftd);
+	if (zctx)
+		zmq_ctx_term(zctx);
+	loop_free(l);
+	config_close(&cfg);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,340 @@
+/* JSON bodies of the HTTP API (see render.h). */
+#include "render.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "config.h"
+
+#ifndef CAIRN_VERSION
+#define CAIRN_VERSION "0.0.0"
+#endif
+
+static const char b64_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *render_base64(struct arena *a, const uint8_t *p, size_t n)
+{
+	size_t olen = (n + 2) / 3 * 4, i, o = 0;
+	char *out = arena_alloc(a, olen + 1);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+
+		out[o++] = b64_alphabet[v >> 18 & 63];
+		out[o++] = b64_alphabet[v >> 12 & 63];
+		out[o++] = b64_alphabet[v >> 6 & 63];
+		out[o++] = b64_alphabet[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		out[o++] = b64_alphabet[v >> 18 & 63];
+		out[o++] = b64_alphabet[v >> 12 & 63];
+		out[o++] = '=';
+		out[o++] = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+
+		out[o++] = b64_alphabet[v >> 18 & 63];
+		out[o++] = b64_alphabet[v >> 12 & 63];
+		out[o++] = b64_alphabet[v >> 6 & 63];
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+json_t *render_string(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)(s ? s : "");
+	size_t n = strlen((const char *)u), i, o = 0, k;
+	char *buf;
+	json_t *j;
+
+	j = json_stringn(s ? s : "", n);
+	if (j)
+		return j;
+	/* invalid UTF-8: replace each bad byte with U+FFFD (3 bytes) */
+	buf = malloc(n * 3 + 1);
+	if (!buf)
+		return NULL;
+	for (i = 0; i < n;) {
+		size_t len = utf8_seq(u + i, n - i);
+
+		if (len == 0) {
+			buf[o++] = (char)0xef;
+			buf[o++] = (char)0xbf;
+			buf[o++] = (char)0xbd;
+			i++;
+			continue;
+		}
+		for (k = 0; k < len; k++)
+			buf[o++] = (char)u[i + k];
+		i += len;
+	}
+	j = json_stringn(buf, o);
+	free(buf);
+	return j;
+}
+
+/* Adds key -> value to obj, stealing value; false (and obj unchanged
+ * apart from the lost value) when out of memory. */
+static bool put(json_t *obj, const char *key, json_t *value)
+{
+	return value && json_object_set_new(obj, key, value) == 0;
+}
+
+json_t *render_kv_entry(const struct proto_kv_entry *e)
+{
+	json_t *o = json_object();
+	json_t *value;
+
+	if (!o)
+		return NULL;
+	if (e->value.len == 0) {
+		value = json_null();
+	} else {
+		size_t olen = (e->value.len + 2) / 3 * 4;
+		struct arena tmp;
+		char *b64;
+
+		/* one allocation the size of the encoding, freed at once */
+		arena_init(&tmp, olen + 64);
+		b64 = render_base64(&tmp, e->value.ptr, e->value.len);
+		value = b64 ? json_stringn_nocheck(b64, olen) : NULL;
+		arena_close(&tmp);
+	}
+	if (!put(o, "LockIndex", json_integer((json_int_t)e->lock_index)) ||
+	    !put(o, "Key", render_string(e->key)) ||
+	    !put(o, "Flags", json_integer((json_int_t)e->flags)) || !put(o, "Value", value))
+		goto fail;
+	if (e->session && e->session[0] && !put(o, "Session", render_string(e->session)))
+		goto fail;
+	if (!put(o, "CreateIndex", json_integer((json_int_t)e->create_index)) ||
+	    !put(o, "ModifyIndex", json_integer((json_int_t)e->modify_index)))
+		goto fail;
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+json_t *render_kv_entries(const struct proto_kv_entry *v, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (!arr)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (json_array_append_new(arr, render_kv_entry(&v[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+json_t *render_strs(const struct proto_strs *s)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (!arr)
+		return NULL;
+	for (i = 0; i < s->n; i++) {
+		if (json_array_append_new(arr, render_string(s->v[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static int cmp_key(const void *x, const void *y, void *keys)
+{
+	const char *const *k = keys;
+	const char *a = k[*(const size_t *)x], *b = k[*(const size_t *)y];
+
+	return strcmp(a ? a : "", b ? b : "");
+}
+
+/* A string map, keys in byte order as Go's encoding/json writes maps. */
+static json_t *render_map(const struct proto_map *m)
+{
+	json_t *o = json_object();
+	size_t *idx = NULL, i;
+
+	if (!o)
+		return NULL;
+	if (m->n) {
+		idx = malloc(m->n * sizeof(*idx));
+		if (!idx)
+			goto fail;
+		for (i = 0; i < m->n; i++)
+			idx[i] = i;
+		qsort_r(idx, m->n, sizeof(*idx), cmp_key, (void *)m->keys);
+	}
+	for (i = 0; i < m->n; i++) {
+		size_t k = idx[i];
+
+		if (!put(o, m->keys[k] ? m->keys[k] : "", render_string(m->vals[k])))
+			goto fail;
+	}
+	free(idx);
+	return o;
+fail:
+	free(idx);
+	json_decref(o);
+	return NULL;
+}
+
+json_t *render_member(const struct proto_member *m)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	/* serf's protocol range and memberlist's delegate range, as Consul
+	 * 1.x reports them */
+	if (!put(o, "Name", render_string(m->name)) || !put(o, "Addr", render_string(m->addr)) ||
+	    !put(o, "Port", json_integer((json_int_t)m->port)) ||
+	    !put(o, "Tags", render_map(&m->tags)) ||
+	    !put(o, "Status", json_integer((json_int_t)m->status)) ||
+	    !put(o, "ProtocolMin", json_integer(1)) || !put(o, "ProtocolMax", json_integer(5)) ||
+	    !put(o, "ProtocolCur", json_integer(2)) || !put(o, "DelegateMin", json_integer(2)) ||
+	    !put(o, "DelegateMax", json_integer(5)) || !put(o, "DelegateCur", json_integer(4))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *render_members(const struct proto_member *v, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (!arr)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (json_array_append_new(arr, render_member(&v[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static json_t *render_coord(void)
+{
+	/* a fresh Vivaldi coordinate, as a new Consul agent reports it */
+	return json_pack("{s:[f,f,f,f,f,f,f,f],s:f,s:f,s:f}", "Vec", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+			 0.0, 0.0, "Error", 1.5, "Adjustment", 0.0, "Height", 1e-05);
+}
+
+json_t *render_agent_self(const struct config *cfg, const struct proto_member *member)
+{
+	json_t *o = json_object(), *c = json_object(), *dbg = json_object();
+
+	if (!o || !c || !dbg)
+		goto fail;
+	if (!put(c, "Datacenter", render_string(cfg->datacenter)) ||
+	    !put(c, "PrimaryDatacenter", render_string(cfg->datacenter)) ||
+	    !put(c, "NodeName", render_string(cfg->node_name)) ||
+	    !put(c, "NodeID", render_string(cfg->node_id)) ||
+	    !put(c, "Revision", json_string("")) || !put(c, "Server", json_boolean(cfg->server)) ||
+	    !put(c, "Version", json_string(CAIRN_VERSION)) || !put(c, "BuildDate", json_string("")))
+		goto fail;
+	if (!put(dbg, "Datacenter", render_string(cfg->datacenter)) ||
+	    !put(dbg, "NodeName", render_string(cfg->node_name)) ||
+	    !put(dbg, "NodeID", render_string(cfg->node_id)) ||
+	    !put(dbg, "DataDir", render_string(cfg->data_dir)) ||
+	    !put(dbg, "ServerMode", json_boolean(cfg->server)) ||
+	    !put(dbg, "DevMode", json_boolean(cfg->dev)) ||
+	    !put(dbg, "BootstrapExpect", json_integer(cfg->bootstrap_expect)) ||
+	    !put(dbg, "HTTPPort", json_integer(cfg->ports.http)) ||
+	    !put(dbg, "DNSPort", json_integer(cfg->ports.dns)) ||
+	    !put(dbg, "ServerPort", json_integer(cfg->ports.server)) ||
+	    !put(dbg, "SerfPortLAN", json_integer(cfg->ports.serf_lan)) ||
+	    !put(dbg, "SerfPortWAN", json_integer(cfg->ports.serf_wan)) ||
+	    !put(dbg, "DNSDomain", render_string(cfg->domain)))
+		goto fail;
+	if (!put(o, "Config", c)) {
+		c = NULL;
+		goto fail;
+	}
+	c = NULL;
+	if (!put(o, "DebugConfig", dbg)) {
+		dbg = NULL;
+		goto fail;
+	}
+	dbg = NULL;
+	if (!put(o, "Coord", render_coord()) || !put(o, "Member", render_member(member)) ||
+	    !put(o, "Stats", json_object()) ||
+	    !put(o, "Meta", json_pack("{s:s}", "consul-network-segment", "")))
+		goto fail;
+	return o;
+fail:
+	json_decref(c);
+	json_decref(dbg);
+	json_decref(o);
+	return NULL;
+}
+
+int render_dump(struct arena *a, const json_t *j, bool pretty, char **out, size_t *out_len)
+{
+	size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+		       (pretty ? JSON_INDENT(4) : JSON_COMPACT);
+	size_t need = json_dumpb(j, NULL, 0, flags), got;
+	char *buf;
+
+	if (need == 0)
+		return -ENOMEM;
+	buf = arena_alloc(a, need + 2);
+	if (!buf)
+		return -ENOMEM;
+	got = json_dumpb(j, buf, need, flags);
+	if (got != need)
+		return -ENOMEM;
+	if (pretty)
+		buf[got++] = '\n';
+	buf[got] = '\0';
+	*out = buf;
+	*out_len = got;
+	return 0;
+}

@@ -1,0 +1,712 @@
+/* The HTTP API's request handling (see routes.h). */
+#include "routes.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "arena.h"
+#include "config.h"
+#include "err.h"
+#include "query.h"
+#include "render.h"
+
+#ifndef CAIRN_VERSION
+#define CAIRN_VERSION "0.0.0"
+#endif
+
+#define CT_JSON "application/json"
+#define CT_TEXT "text/plain; charset=utf-8"
+
+/* ---- response helpers ------------------------------------------------- */
+
+static int hdr_add(struct routes_resp *r, const char *name, const char *value)
+{
+	if (!value)
+		return -ENOMEM;
+	if (r->n_hdrs == ROUTES_MAX_HDRS)
+		return -ENOSPC; /* our bug: raise ROUTES_MAX_HDRS */
+	r->hdrs[r->n_hdrs].name = name;
+	r->hdrs[r->n_hdrs].value = value;
+	r->n_hdrs++;
+	return 0;
+}
+
+int routes_text(struct arena *a, unsigned status, const char *text, struct routes_resp *out)
+{
+	char *body = arena_strdup(a, text);
+
+	if (!body)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	out->status = status;
+	out->content_type = CT_TEXT;
+	out->body = body;
+	out->body_len = strlen(body);
+	return 0;
+}
+
+/* Steals j. */
+static int resp_json(struct arena *a, unsigned status, json_t *j, bool pretty,
+		     struct routes_resp *out)
+{
+	char *body;
+	size_t len;
+	int rc;
+
+	if (!j)
+		return -ENOMEM;
+	rc = render_dump(a, j, pretty, &body, &len);
+	json_decref(j);
+	if (rc < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->status = status;
+	out->content_type = CT_JSON;
+	out->body = body;
+	out->body_len = len;
+	return 0;
+}
+
+/* X-Consul-Index (never 0: a client blocking on ?index=0 would spin),
+ * X-Consul-KnownLeader and X-Consul-LastContact, as Consul's setMeta. */
+static int add_meta(struct arena *a, struct routes_resp *r, uint64_t index, bool known_leader,
+		    uint64_t last_contact_ms)
+{
+	int rc;
+
+	rc = hdr_add(r, "X-Consul-Index", arena_printf(a, "%" PRIu64, index ? index : 1));
+	if (rc == 0)
+		rc = hdr_add(r, "X-Consul-KnownLeader", known_leader ? "true" : "false");
+	if (rc == 0)
+		rc = hdr_add(r, "X-Consul-LastContact", arena_printf(a, "%" PRIu64, last_contact_ms));
+	return rc;
+}
+
+static const char *const consistency_names[] = {"leader", "consistent", "stale"};
+
+/* ---- routing ---------------------------------------------------------- */
+
+enum route {
+	ROUTE_NONE,
+	ROUTE_KV,
+	ROUTE_STATUS_LEADER,
+	ROUTE_STATUS_PEERS,
+	ROUTE_AGENT_SELF,
+	ROUTE_AGENT_MEMBERS,
+};
+
+struct route_def {
+	const char *path;  /* exact path, or prefix when it ends in '/' */
+	enum route route;
+	const char *allow; /* methods, as Consul's Allow header lists them */
+};
+
+static const struct route_def route_defs[] = {
+	{"/v1/kv/", ROUTE_KV, "OPTIONS,GET,PUT,DELETE"},
+	{"/v1/kv", ROUTE_KV, "OPTIONS,GET,PUT,DELETE"},
+	{"/v1/status/leader", ROUTE_STATUS_LEADER, "OPTIONS,GET"},
+	{"/v1/status/peers", ROUTE_STATUS_PEERS, "OPTIONS,GET"},
+	{"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
+	{"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
+};
+
+static const struct route_def *route_match(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(route_defs) / sizeof(route_defs[0]); i++) {
+		const struct route_def *d = &route_defs[i];
+		size_t n = strlen(d->path);
+
+		if (d->path[n - 1] == '/' ? strncmp(path, d->path, n) == 0
+					  : strcmp(path, d->path) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+static bool method_allowed(const char *allow, const char *method)
+{
+	size_t n = strlen(method);
+	const char *p = allow;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && strncmp(p, method, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+uint64_t routes_body_limit(const struct routes_env *env, const char *method, const char *target)
+{
+	if (strcmp(method, "PUT") == 0 &&
+	    (strncmp(target, "/v1/kv/", 7) == 0 || strncmp(target, "/v1/kv?", 7) == 0))
+		return env->cfg->kv_max_value_size;
+	return env->cfg->http_max_body;
+}
+
+/* ---- query options common to reads (Consul's parse()) ----------------- */
+
+struct read_opts {
+	unsigned mode;         /* 0 default, 1 consistent, 2 stale */
+	uint64_t max_stale_ms; /* 0: not given */
+	uint64_t min_index;    /* 0: not blocking */
+	uint64_t wait_ms;      /* effective wait when blocking */
+	uint64_t timeout_ms;   /* RPC time-out */
+};
+
+/* Parses ?stale ?consistent ?max_stale ?wait ?index. Returns NULL, or a
+ * text for a 400 answer. */
+static const char *parse_read_opts(struct arena *a, const struct query *q, struct read_opts *o)
+{
+	const char *v;
+	uint64_t wait_ms = 0;
+	bool stale = query_has(q, "stale"), consistent = query_has(q, "consistent");
+
+	memset(o, 0, sizeof(*o));
+	if (stale && consistent)
+		return "Cannot specify ?stale with ?consistent, conflicting semantics.";
+	o->mode = consistent ? 1 : stale ? 2 : 0;
+	v = query_get(q, "max_stale");
+	if (v && *v && query_parse_duration_ms(v, &o->max_stale_ms) < 0) {
+		const char *msg = arena_printf(a, "Invalid max_stale value %s", v);
+
+		return msg ? msg : "Invalid max_stale value";
+	}
+	v = query_get(q, "wait");
+	if (v && *v && query_parse_duration_ms(v, &wait_ms) < 0)
+		return "Invalid wait time";
+	v = query_get(q, "index");
+	if (v && *v && query_parse_u64(v, &o->min_index) < 0)
+		return "Invalid index";
+	if (o->min_index > 0) {
+		/* Consul: no or zero wait means the default; longer than the
+		 * maximum is cut to it. The server adds up to wait/16 of jitter,
+		 * so the call must outlive that. */
+		if (wait_ms == 0)
+			wait_ms = ROUTES_WAIT_DEFAULT_MS;
+		if (wait_ms > ROUTES_WAIT_MAX_MS)
+			wait_ms = ROUTES_WAIT_MAX_MS;
+		o->wait_ms = wait_ms;
+		o->timeout_ms = wait_ms + wait_ms / 16 + ROUTES_RPC_TIMEOUT_MS;
+	} else {
+		o->timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+	}
+	return NULL;
+}
+
+/* True when ?dc names another datacenter than ours. */
+static bool other_dc(const struct routes_env *env, const struct query *q)
+{
+	const char *dc = query_get(q, "dc");
+
+	return dc && *dc && strcasecmp(dc, env->cfg->datacenter) != 0;
+}
+
+/* ---- KV --------------------------------------------------------------- */
+
+static int kv_dispatch(const struct routes_env *env, const struct routes_req *req,
+		       const char *key, const struct query *q, struct arena *a,
+		       struct routes_action *out)
+{
+	struct routes_call *c = &out->call;
+	const char *v;
+
+	if (strcmp(req->method, "GET") == 0) {
+		struct read_opts o;
+		const char *bad = parse_read_opts(a, q, &o);
+		bool keys = query_has(q, "keys"), recurse = query_has(q, "recurse");
+		struct proto_kv_get *g;
+
+		if (bad)
+			goto bad_request_msg;
+		if (!keys && !recurse && key[0] == '\0') {
+			bad = "Missing key name";
+			goto bad_request_msg;
+		}
+		if (other_dc(env, q))
+			goto no_dc;
+		c->op = keys ? ROUTES_OP_KV_KEYS : ROUTES_OP_KV_GET;
+		c->peer = ROUTES_PEER_RAFTD;
+		c->msg = proto_msg_make(PROTO_KV_GET);
+		c->timeout_ms = o.timeout_ms;
+		c->raw = !keys && !recurse && query_has(q, "raw");
+		c->has_prefix = key[0] != '\0';
+		c->consistency = o.mode;
+		g = &c->msg.u.kv_get;
+		g->key = key;
+		g->recurse = !keys && recurse;
+		g->keys_only = keys;
+		if (keys) {
+			/* Consul still honours its historic misspelling */
+			v = query_get(q, "separator");
+			if (!v)
+				v = query_get(q, "seperator");
+			g->separator = v && *v ? v : NULL;
+		}
+		g->mode = o.mode;
+		g->max_stale_ms = o.max_stale_ms;
+		g->min_index = o.min_index;
+		g->wait_ms = o.wait_ms;
+		return 0;
+
+	bad_request_msg:
+		out->respond = true;
+		return routes_text(a, 400, bad, &out->resp);
+	}
+
+	if (strcmp(req->method, "PUT") == 0) {
+		struct proto_kv_put *p;
+		int nflags = query_has(q, "cas") + query_has(q, "acquire") + query_has(q, "release");
+
+		out->respond = true;
+		if (key[0] == '\0')
+			return routes_text(a, 400, "Missing key name", &out->resp);
+		if (nflags > 1)
+			return routes_text(a, 400, "Conflicting flags: cas, acquire and release",
+					   &out->resp);
+		c->msg = proto_msg_make(PROTO_KV_PUT);
+		p = &c->msg.u.kv_put;
+		p->key = key;
+		v = query_get(q, "flags");
+		if (v && query_parse_u64(v, &p->flags) < 0)
+			return routes_text(a, 400, "Invalid flags value: want an unsigned integer",
+					   &out->resp);
+		v = query_get(q, "cas");
+		if (v) {
+			if (query_parse_u64(v, &p->cas) < 0)
+				return routes_text(a, 400,
+						   "Invalid cas value: want an unsigned integer",
+						   &out->resp);
+			p->has_cas = true;
+			c->want_result = true;
+		}
+		if (query_has(q, "acquire") || query_has(q, "release"))
+			return routes_text(a, 400, "Lock acquire and release need sessions, which "
+						   "this agent does not support yet",
+					   &out->resp);
+		if (req->body_too_large) {
+			const char *msg =
+				req->body_seen > env->cfg->kv_max_value_size
+					? arena_printf(a,
+						       "Request body(%" PRIu64
+						       " bytes) too large, max size: %" PRIu64
+						       " bytes. See "
+						       "https://developer.hashicorp.com/docs/agent/"
+						       "config/config-files#kv_max_value_size.",
+						       req->body_seen, env->cfg->kv_max_value_size)
+					: arena_printf(a,
+						       "Request body too large, max size: %" PRIu64
+						       " bytes.",
+						       env->cfg->kv_max_value_size);
+
+			if (!msg)
+				return -ENOMEM;
+			return routes_text(a, 413, msg, &out->resp);
+		}
+		if (other_dc(env, q))
+			goto no_dc;
+		p->value.ptr = req->body_len ? req->body : NULL;
+		p->value.len = req->body_len;
+		c->op = ROUTES_OP_KV_PUT;
+		c->peer = ROUTES_PEER_RAFTD;
+		c->timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+		out->respond = false;
+		return 0;
+	}
+
+	if (strcmp(req->method, "DELETE") == 0) {
+		struct proto_kv_delete *d;
+
+		out->respond = true;
+		if (query_has(q, "recurse") && query_has(q, "cas"))
+			return routes_text(a, 400, "Conflicting flags: recurse and cas", &out->resp);
+		c->msg = proto_msg_make(PROTO_KV_DELETE);
+		d = &c->msg.u.kv_delete;
+		d->key = key;
+		d->recurse = query_has(q, "recurse");
+		if (!d->recurse && key[0] == '\0')
+			return routes_text(a, 400, "Missing key name", &out->resp);
+		v = query_get(q, "cas");
+		if (v) {
+			if (query_parse_u64(v, &d->cas) < 0)
+				return routes_text(a, 400,
+						   "Invalid cas value: want an unsigned integer",
+						   &out->resp);
+			d->has_cas = true;
+			c->want_result = true;
+		}
+		if (other_dc(env, q))
+			goto no_dc;
+		c->op = ROUTES_OP_KV_DELETE;
+		c->peer = ROUTES_PEER_RAFTD;
+		c->timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+		out->respond = false;
+		return 0;
+	}
+	/* the method was checked against the route's list */
+	out->respond = true;
+	return routes_text(a, 405, "method not allowed", &out->resp);
+
+no_dc:
+	/* Consul's RPC layer answers this for a datacenter it cannot reach;
+	 * only the local one exists until the WAN pool does. */
+	memset(c, 0, sizeof(*c));
+	out->respond = true;
+	return routes_text(a, 500, "No path to datacenter", &out->resp);
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+int routes_dispatch(const struct routes_env *env, const struct routes_req *req, struct arena *a,
+		    struct routes_action *out)
+{
+	const struct route_def *d;
+	const char *path;
+	struct query q;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->respond = true;
+	rc = query_split_target(a, req->target, &path, &q);
+	if (rc == -ENOMEM)
+		return rc;
+	if (rc < 0)
+		return routes_text(a, 400, "Bad request: invalid URL escape", &out->resp);
+	d = route_match(path);
+	if (!d)
+		return routes_text(a, 404, "404 page not found", &out->resp);
+	if (strcmp(req->method, "OPTIONS") == 0) {
+		memset(&out->resp, 0, sizeof(out->resp));
+		out->resp.status = 200;
+		return hdr_add(&out->resp, "Allow", d->allow);
+	}
+	if (!method_allowed(d->allow, req->method)) {
+		const char *msg = arena_printf(a, "method %s not allowed", req->method);
+
+		if (!msg)
+			return -ENOMEM;
+		rc = routes_text(a, 405, msg, &out->resp);
+		if (rc == 0)
+			rc = hdr_add(&out->resp, "Allow", d->allow);
+		return rc;
+	}
+	if (req->body_too_large && d->route != ROUTE_KV) {
+		const char *msg = arena_printf(a, "Request body too large, max size: %" PRIu64
+						  " bytes.",
+					       env->cfg->http_max_body);
+
+		return msg ? routes_text(a, 413, msg, &out->resp) : -ENOMEM;
+	}
+	out->call.pretty = query_has(&q, "pretty");
+
+	switch (d->route) {
+	case ROUTE_KV: {
+		const char *key = strncmp(path, "/v1/kv/", 7) == 0 ? path + 7 : "";
+		bool pretty = out->call.pretty;
+
+		rc = kv_dispatch(env, req, key, &q, a, out);
+		out->call.pretty = pretty;
+		return rc;
+	}
+	case ROUTE_STATUS_LEADER:
+	case ROUTE_STATUS_PEERS: {
+		bool leader = d->route == ROUTE_STATUS_LEADER;
+
+		if (other_dc(env, &q))
+			return routes_text(a, 500, "No path to datacenter", &out->resp);
+		out->respond = false;
+		out->call.op = leader ? ROUTES_OP_STATUS_LEADER : ROUTES_OP_STATUS_PEERS;
+		out->call.peer = ROUTES_PEER_RAFTD;
+		out->call.msg = proto_msg_make(leader ? PROTO_STATUS_LEADER : PROTO_STATUS_PEERS);
+		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+		return 0;
+	}
+	case ROUTE_AGENT_SELF:
+	case ROUTE_AGENT_MEMBERS:
+		out->respond = false;
+		out->call.op =
+			d->route == ROUTE_AGENT_SELF ? ROUTES_OP_AGENT_SELF : ROUTES_OP_AGENT_MEMBERS;
+		out->call.peer = ROUTES_PEER_GOSSIPD;
+		out->call.msg = proto_msg_make(PROTO_MEMBERS);
+		out->call.msg.u.members.wan =
+			d->route == ROUTE_AGENT_MEMBERS && query_has(&q, "wan");
+		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+		return 0;
+	case ROUTE_NONE:
+		break;
+	}
+	return routes_text(a, 404, "404 page not found", &out->resp);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static const char *peer_name(enum routes_peer p)
+{
+	return p == ROUTES_PEER_GOSSIPD ? "cairn-gossipd" : "cairn-raftd";
+}
+
+static enum proto_type expected_reply(enum routes_op op)
+{
+	switch (op) {
+	case ROUTES_OP_KV_GET:
+	case ROUTES_OP_KV_KEYS:
+		return PROTO_KV_GET_REPLY;
+	case ROUTES_OP_KV_PUT:
+	case ROUTES_OP_KV_DELETE:
+		return PROTO_WRITE_REPLY;
+	case ROUTES_OP_STATUS_LEADER:
+		return PROTO_STATUS_LEADER_REPLY;
+	case ROUTES_OP_STATUS_PEERS:
+		return PROTO_STATUS_PEERS_REPLY;
+	case ROUTES_OP_AGENT_SELF:
+	case ROUTES_OP_AGENT_MEMBERS:
+		return PROTO_MEMBERS_REPLY;
+	case ROUTES_OP_NONE:
+		break;
+	}
+	return PROTO_NONE;
+}
+
+/* An ERROR reply from a daemon, as Consul maps RPC errors to HTTP. */
+static int error_reply(const struct routes_call *call, const struct proto_error *e,
+		       struct arena *a, struct routes_resp *out)
+{
+	const char *msg = e->message && *e->message ? e->message : err_str((int)e->code);
+
+	switch (e->code) {
+	case CAIRN_E_NOLEADER:
+		return routes_text(a, 500, "No cluster leader", out);
+	case CAIRN_E_BADREQ:
+	case -EINVAL:
+		return routes_text(a, 400, msg, out);
+	case CAIRN_E_NOTFOUND:
+		return routes_text(a, 404, msg, out);
+	case CAIRN_E_TOOLARGE:
+		return routes_text(a, 413, msg, out);
+	default:
+		msg = arena_printf(a, "rpc error: %s: %s", peer_name(call->peer), msg);
+		return msg ? routes_text(a, 500, msg, out) : -ENOMEM;
+	}
+}
+
+static int status_headers(const struct routes_env *env, struct arena *a, struct routes_resp *out,
+			  bool known_leader)
+{
+	/* Consul sends no index on these; we send the newest we saw so that
+	 * every read carries the three headers, as the issue asks. */
+	return add_meta(a, out, env->last_index, known_leader, 0);
+}
+
+static int kv_get_reply(const struct routes_env *env, const struct routes_call *call,
+			const struct proto_kv_get_reply *r, struct arena *a, struct routes_resp *out)
+{
+	int rc;
+
+	if (call->op == ROUTES_OP_KV_KEYS) {
+		if (r->keys.n == 0 && call->has_prefix) {
+			memset(out, 0, sizeof(*out));
+			out->status = 404;
+		} else {
+			rc = resp_json(a, 200, render_strs(&r->keys), call->pretty, out);
+			if (rc < 0)
+				return rc;
+		}
+	} else if (r->entries.n == 0) {
+		memset(out, 0, sizeof(*out));
+		out->status = 404;
+	} else if (call->raw) {
+		const struct proto_kv_entry *e = &r->entries.v[0];
+
+		memset(out, 0, sizeof(*out));
+		out->status = 200;
+		/* what Consul sends so a browser never runs a stored value */
+		out->content_type = "text/plain";
+		if (e->value.len) {
+			/* the reply is borrowed; the response outlives it */
+			char *copy = arena_alloc(a, e->value.len);
+
+			if (!copy)
+				return -ENOMEM;
+			memcpy(copy, e->value.ptr, e->value.len);
+			out->body = copy;
+			out->body_len = e->value.len;
+		}
+		rc = hdr_add(out, "X-Content-Type-Options", "nosniff");
+		if (rc == 0)
+			rc = hdr_add(out, "Content-Security-Policy", "sandbox");
+		if (rc < 0)
+			return rc;
+	} else {
+		rc = resp_json(a, 200, render_kv_entries(r->entries.v, r->entries.n), call->pretty,
+			       out);
+		if (rc < 0)
+			return rc;
+	}
+	rc = add_meta(a, out, r->index, r->known_leader, r->last_contact_ms);
+	if (rc == 0)
+		rc = hdr_add(out, "X-Consul-Effective-Consistency",
+			     consistency_names[call->consistency % 3]);
+	(void)env;
+	return rc;
+}
+
+static const struct proto_member *find_member(const struct proto_members_reply *r,
+					      const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->members.n; i++)
+		if (r->members.v[i].name && strcasecmp(r->members.v[i].name, name) == 0)
+			return &r->members.v[i];
+	return NULL;
+}
+
+int routes_finish(const struct routes_env *env, const struct routes_call *call, int status,
+		  const struct proto_msg *reply, struct arena *a, struct routes_resp *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (call->op == ROUTES_OP_AGENT_SELF) {
+		/* agent/self must answer even when gossipd does not */
+		const struct proto_member *m = NULL;
+		struct proto_member local;
+
+		if (status == 0 && reply && reply->type == PROTO_MEMBERS_REPLY)
+			m = find_member(&reply->u.members_reply, env->cfg->node_name);
+		if (!m) {
+			rc = routes_local_member(env->cfg, a, &local);
+			if (rc < 0)
+				return rc;
+			m = &local;
+		}
+		rc = resp_json(a, 200, render_agent_self(env->cfg, m), call->pretty, out);
+		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
+	}
+	if (status < 0 || !reply) {
+		const char *msg;
+
+		if (status == -ETIMEDOUT)
+			msg = arena_printf(a, "rpc error: %s unavailable: no answer in time",
+					   peer_name(call->peer));
+		else if (status == CAIRN_E_UNAVAILABLE || status == 0)
+			msg = arena_printf(a, "rpc error: %s unavailable", peer_name(call->peer));
+		else
+			msg = arena_printf(a, "rpc error: %s unavailable: %s",
+					   peer_name(call->peer), err_str(status));
+		return msg ? routes_text(a, 500, msg, out) : -ENOMEM;
+	}
+	if (reply->type == PROTO_ERROR)
+		return error_reply(call, &reply->u.error, a, out);
+	if (reply->type != expected_reply(call->op)) {
+		const char *msg = arena_printf(a, "rpc error: %s sent an unexpected %s reply",
+					       peer_name(call->peer), proto_type_name(reply->type));
+
+		return msg ? routes_text(a, 500, msg, out) : -ENOMEM;
+	}
+
+	switch (call->op) {
+	case ROUTES_OP_KV_GET:
+	case ROUTES_OP_KV_KEYS:
+		return kv_get_reply(env, call, &reply->u.kv_get_reply, a, out);
+	case ROUTES_OP_KV_PUT:
+	case ROUTES_OP_KV_DELETE: {
+		/* Consul answers the outcome only for cas; a plain write that
+		 * was applied is simply true */
+		bool ok = call->want_result ? reply->u.write_reply.ok : true;
+
+		return resp_json(a, 200, json_boolean(ok), call->pretty, out);
+	}
+	case ROUTES_OP_STATUS_LEADER: {
+		const char *leader = reply->u.status_leader_reply.leader;
+
+		rc = resp_json(a, 200, render_string(leader), call->pretty, out);
+		return rc < 0 ? rc : status_headers(env, a, out, leader && *leader);
+	}
+	case ROUTES_OP_STATUS_PEERS:
+		rc = resp_json(a, 200, render_strs(&reply->u.status_peers_reply.peers), call->pretty,
+			       out);
+		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
+	case ROUTES_OP_AGENT_MEMBERS: {
+		const struct proto_members_reply *m = &reply->u.members_reply;
+
+		rc = resp_json(a, 200, render_members(m->members.v, m->members.n), call->pretty,
+			       out);
+		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
+	}
+	case ROUTES_OP_AGENT_SELF:
+	case ROUTES_OP_NONE:
+		break;
+	}
+	return routes_text(a, 500, "internal error: no such operation", out);
+}
+
+/* ---- the local member ------------------------------------------------- */
+
+int routes_local_member(const struct config *cfg, struct arena *a, struct proto_member *out)
+{
+	/* Consul's serf LAN tags, in key order */
+	const char *keys[16], *vals[16];
+	size_t n = 0;
+	const char **kv, **vv;
+
+#define TAG(k, v)                                                                                  \
+	do {                                                                                       \
+		keys[n] = (k);                                                                     \
+		vals[n] = (v);                                                                     \
+		if (!vals[n])                                                              \
+			return -ENOMEM;                                                            \
+		n++;                                                                               \
+	} while (0)
+
+	if (cfg->server)
+		TAG("acls", "0");
+	TAG("build", CAIRN_VERSION ":");
+	TAG("dc", cfg->datacenter ? cfg->datacenter : "dc1");
+	if (cfg->server && cfg->bootstrap_expect > 0)
+		TAG("expect", arena_printf(a, "%d", cfg->bootstrap_expect));
+	if (cfg->server) {
+		TAG("ft_fs", "1");
+		TAG("ft_si", "1");
+	}
+	TAG("id", cfg->node_id ? cfg->node_id : "");
+	if (cfg->server) {
+		TAG("port", arena_printf(a, "%d", cfg->ports.server));
+		TAG("raft_vsn", "3");
+	}
+	TAG("role", cfg->server ? "consul" : "node");
+	TAG("segment", "");
+	TAG("vsn", "2");
+	TAG("vsn_max", "3");
+	TAG("vsn_min", "2");
+	if (cfg->server)
+		TAG("wan_join_port", arena_printf(a, "%d", cfg->ports.serf_wan));
+#undef TAG
+
+	kv = arena_alloc(a, n * sizeof(*kv));
+	vv = arena_alloc(a, n * sizeof(*vv));
+	if (!kv || !vv)
+		return -ENOMEM;
+	memcpy(kv, keys, n * sizeof(*kv));
+	memcpy(vv, vals, n * sizeof(*vv));
+	memset(out, 0, sizeof(*out));
+	out->name = cfg->node_name ? cfg->node_name : "";
+	out->addr = cfg->advertise_addr ? cfg->advertise_addr : "127.0.0.1";
+	out->port = cfg->ports.serf_lan > 0 ? (uint64_t)cfg->ports.serf_lan : 0;
+	out->tags.keys = kv;
+	out->tags.vals = vv;
+	out->tags.n = n;
+	out->status = 1;
+	return 0;
+}
