@@ -1,0 +1,72 @@
+/* cairn-raftd: the Raft log and replicated state, served over ZeroMQ RPC.
+ * Only wiring: configuration, logging, the loop, the server (store, Raft,
+ * state machine, RPC endpoints), signals and readiness. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {0};
+	struct loop *l = NULL;
+	void *zctx = NULL;
+	struct server *srv = NULL;
+	char err[512];
+	int rc, level;
+
+	log_init("cairn-raftd", LOGL_INFO);
+	rc = config_load(argc, argv, &cfg, err, sizeof(err));
+	if (rc < 0) {
+		log_error("config: %s", err);
+		return 2;
+	}
+	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
+	log_init("cairn-raftd", level < 0 ? LOGL_INFO : (enum log_level)level);
+	if (!cfg.data_dir) {
+		log_error("config: data_dir is required");
+		rc = CAIRN_E_CONFIG;
+		goto out;
+	}
+
+	rc = -ENOMEM;
+	l = loop_new();
+	zctx = zmq_ctx_new();
+	if (!l || !zctx) {
+		log_error("out of memory");
+		goto out;
+	}
+	rc = loop_handle_signals(l);
+	if (rc < 0) {
+		log_error("signals: %s", err_str(rc));
+		goto out;
+	}
+	rc = server_new(l, zctx, &cfg, &srv, err, sizeof(err));
+	if (rc < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	log_info("serving raft state for %s (node %s, datacenter %s) on server port %d",
+		 cfg.data_dir, cfg.node_name, cfg.datacenter, cfg.ports.server);
+	daemon_notify_ready();
+	rc = loop_run(l);
+	daemon_notify_stopping();
+	if (rc < 0)
+		log_error("event loop: %s", err_str(rc));
+	if (server_failed(srv))
+		rc = CAIRN_E_STORE;
+out:
+	server_free(srv); /* commits, answers parked queries, closes LMDB */
+	if (zctx)
+		zmq_ctx_term(zctx);
+	loop_free(l);
+	config_close(&cfg);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,660 @@
+/* raftd's RPC service: requests, group commit, blocking queries. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "arena.h"
+#include "config.h"
+#include "err.h"
+#include "fsm.h"
+#include "log.h"
+#include "loop.h"
+#include "mp.h"
+#include "replica.h"
+#include "rpc.h"
+#include "store.h"
+#include "watch.h"
+
+/* Consul's blocking query limits (agent/consul/rpc.go): default and
+ * maximum wait, and jitter of up to wait / 16 against thundering herds. */
+#define WAIT_DEFAULT_MS (5ull * 60 * 1000)
+#define WAIT_MAX_MS (10ull * 60 * 1000)
+#define WAIT_JITTER_FRACTION 16
+
+/* Consul has no hard key limit; LMDB's is 511 bytes. */
+#define KEY_MAX STORE_KEY_MAX
+
+struct server {
+	struct loop *loop;
+	const struct config *cfg;
+	struct replica *rp;
+	struct rpc_server *rpc;
+	struct watch_set *ws;
+	struct arena scratch;   /* replies under construction; reset after each */
+	struct mp_writer cmd;   /* command being proposed */
+	uint64_t timer_id;      /* the one deadline timer, 0 when none */
+	uint64_t timer_deadline; /* when it fires (loop ms) */
+	uint64_t rng;           /* xorshift64 state for jitter */
+	char leader_addr[320];  /* host:port of our RPC address */
+	bool failed;
+};
+
+static uint64_t rng_next(struct server *s)
+{
+	uint64_t x = s->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	s->rng = x;
+	return x;
+}
+
+static bool dc_ok(const struct server *s, const char *dc)
+{
+	return !dc || !*dc || strcasecmp(dc, s->cfg->datacenter) == 0;
+}
+
+static void fill_meta_kv(struct proto_kv_get_reply *r, uint64_t index)
+{
+	r->index = index ? index : 1;
+	r->known_leader = true; /* single voter: we are the leader */
+	r->last_contact_ms = 0;
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+/* Evaluates a KV_GET or CATALOG_NODE into *out (built in s->scratch).
+ * Returns 0 or a negative code. */
+static int evaluate(struct server *s, struct store_txn *txn, const struct proto_msg *q,
+		    struct proto_msg *out)
+{
+	int rc;
+
+	if (q->type == PROTO_KV_GET) {
+		const struct proto_kv_get *g = &q->u.kv_get;
+		const char *key = g->key ? g->key : "";
+		struct fsm_kv_answer a;
+
+		if (g->keys_only)
+			rc = fsm_kv_keys(txn, &s->scratch, key, g->separator, &a);
+		else if (g->recurse)
+			rc = fsm_kv_list(txn, &s->scratch, key, &a);
+		else
+			rc = fsm_kv_get(txn, &s->scratch, key, &a);
+		if (rc < 0)
+			return rc;
+		*out = proto_msg_make(PROTO_KV_GET_REPLY);
+		fill_meta_kv(&out->u.kv_get_reply, a.index);
+		out->u.kv_get_reply.entries.v = a.entries;
+		out->u.kv_get_reply.entries.n = a.n_entries;
+		out->u.kv_get_reply.keys.v = a.keys;
+		out->u.kv_get_reply.keys.n = a.n_keys;
+		return 0;
+	}
+	/* PROTO_CATALOG_NODE */
+	struct proto_node *node;
+	uint64_t index;
+
+	rc = fsm_node_get(txn, &s->scratch, q->u.catalog_node.node ? q->u.catalog_node.node : "",
+			  &node, &index);
+	if (rc < 0)
+		return rc;
+	*out = proto_msg_make(PROTO_CATALOG_NODE_REPLY);
+	out->u.catalog_node_reply.index = index ? index : 1;
+	out->u.catalog_node_reply.known_leader = true;
+	out->u.catalog_node_reply.last_contact_ms = 0;
+	out->u.catalog_node_reply.nodes.v = node;
+	out->u.catalog_node_reply.nodes.n = node ? 1 : 0;
+	return 0;
+}
+
+static uint64_t min_index_of(const struct proto_msg *q)
+{
+	return q->type == PROTO_KV_GET ? q->u.kv_get.min_index : q->u.catalog_node.min_index;
+}
+
+enum answer_outcome {
+	ANSWERED,  /* replied (an answer or an error); req is gone */
+	NOT_READY, /* the index has not passed min_index yet */
+};
+
+/* Answers req from the current state unless it blocks and nothing newer
+ * than its min_index exists (force: answer anyway, the wait is over). */
+static enum answer_outcome answer_read(struct server *s, struct store_txn *txn,
+				       struct rpc_req *req, bool force)
+{
+	struct proto_msg out;
+	uint64_t min = min_index_of(&req->msg), index;
+	int rc;
+
+	rc = evaluate(s, txn, &req->msg, &out);
+	if (rc < 0) {
+		log_error("read %s: %s (%s)", proto_type_name(req->msg.type), err_str(rc),
+			  store_errmsg(replica_store(s->rp)));
+		arena_reset(&s->scratch);
+		rpc_reply_error(req, rc == -ENOMEM ? rc : CAIRN_E_STORE, "state store read failed");
+		return ANSWERED;
+	}
+	index = out.type == PROTO_KV_GET_REPLY ? out.u.kv_get_reply.index
+					       : out.u.catalog_node_reply.index;
+	if (!force && min > 0 && index <= min) {
+		arena_reset(&s->scratch);
+		return NOT_READY;
+	}
+	(void)rpc_reply(req, &out); /* a vanished peer is not our problem */
+	arena_reset(&s->scratch);
+	return ANSWERED;
+}
+
+static int64_t on_timer(struct loop *l, void *ctx);
+
+/* Keeps the single loop timer armed for the earliest deadline. */
+static void arm_timer(struct server *s)
+{
+	uint64_t d = watch_next_deadline(s->ws), now = loop_now_ms(s->loop);
+
+	if (d == UINT64_MAX) {
+		if (s->timer_id)
+			loop_timer_del(s->loop, s->timer_id);
+		s->timer_id = 0;
+		return;
+	}
+	if (s->timer_id && s->timer_deadline <= d)
+		return; /* fires first and re-arms itself */
+	if (s->timer_id)
+		loop_timer_del(s->loop, s->timer_id);
+	s->timer_id = loop_timer_add(s->loop, d > now ? d - now : 0, on_timer, s);
+	s->timer_deadline = d;
+	if (!s->timer_id)
+		log_error("out of memory arming the blocking-query timer");
+}
+
+/* Answers every parked query whose wait is over, with the current state. */
+static int64_t on_timer(struct loop *l, void *ctx)
+{
+	struct server *s = ctx;
+	uint64_t now = loop_now_ms(l), next;
+	struct store_txn *txn = NULL;
+	struct watch *w;
+
+	while ((w = watch_pop_expired(s->ws, now))) {
+		struct rpc_req *req = watch_ud(w);
+
+		watch_remove(s->ws, w);
+		if (!txn && store_txn_begin(replica_store(s->rp), false, &txn) < 0) {
+			txn = NULL;
+			rpc_reply_error(req, CAIRN_E_STORE, "state store read failed");
+			continue;
+		}
+		(void)answer_read(s, txn, req, true);
+	}
+	store_txn_abort(txn);
+	next = watch_next_deadline(s->ws);
+	if (next == UINT64_MAX) {
+		s->timer_id = 0;
+		return LOOP_TIMER_STOP;
+	}
+	s->timer_deadline = next;
+	return (int64_t)(next > now ? next - now : 1);
+}
+
+/* Parks a blocking read. Returns RPC_KEEP, or answers at once if it
+ * cannot be parked. */
+static enum rpc_disposition park(struct server *s, struct store_txn *txn, struct rpc_req *req)
+{
+	const struct proto_msg *q = &req->msg;
+	uint64_t wait = q->type == PROTO_KV_GET ? q->u.kv_get.wait_ms : q->u.catalog_node.wait_ms;
+	unsigned space;
+	const char *key;
+	bool prefix;
+	struct watch *w;
+
+	if (wait == 0)
+		wait = WAIT_DEFAULT_MS;
+	if (wait > WAIT_MAX_MS)
+		wait = WAIT_MAX_MS;
+	if (wait / WAIT_JITTER_FRACTION > 0)
+		wait += rng_next(s) % (wait / WAIT_JITTER_FRACTION);
+	if (q->type == PROTO_KV_GET) {
+		space = FSM_SPACE_KV;
+		key = q->u.kv_get.key ? q->u.kv_get.key : "";
+		prefix = q->u.kv_get.recurse || q->u.kv_get.keys_only;
+	} else {
+		/* Consul's node query reports the node table's index, which
+		 * any node's change moves: watch the whole table. */
+		space = FSM_SPACE_NODES;
+		key = "";
+		prefix = true;
+	}
+	w = watch_add(s->ws, space, key, strlen(key), prefix, loop_now_ms(s->loop) + wait, req);
+	if (!w) {
+		(void)answer_read(s, txn, req, true);
+		return RPC_DONE;
+	}
+	req->priv = w;
+	arm_timer(s);
+	return RPC_KEEP;
+}
+
+static enum rpc_disposition handle_read(struct server *s, struct rpc_req *req)
+{
+	struct store_txn *txn;
+	enum rpc_disposition disp = RPC_DONE;
+	const char *dc = req->msg.type == PROTO_KV_GET ? req->msg.u.kv_get.dc
+						       : req->msg.u.catalog_node.dc;
+
+	if (!dc_ok(s, dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (store_txn_begin(replica_store(s->rp), false, &txn) < 0) {
+		rpc_reply_error(req, CAIRN_E_STORE, "state store read failed");
+		return RPC_DONE;
+	}
+	if (answer_read(s, txn, req, false) == NOT_READY)
+		disp = park(s, txn, req);
+	store_txn_abort(txn);
+	return disp;
+}
+
+/* ---- writes --------------------------------------------------------------- */
+
+static enum rpc_disposition propose(struct server *s, struct rpc_req *req)
+{
+	uint64_t index;
+	int rc;
+
+	if (s->cmd.err) {
+		mp_writer_reset(&s->cmd);
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return RPC_DONE;
+	}
+	rc = replica_propose(s->rp, s->cmd.buf, s->cmd.len, req, &index);
+	if (rc < 0) {
+		rpc_reply_error(req, rc, "cannot append to the log: %s", err_str(rc));
+		return RPC_DONE;
+	}
+	return RPC_KEEP; /* answered by on_applied after the commit */
+}
+
+static bool key_ok(struct rpc_req *req, const char *key, bool allow_empty)
+{
+	size_t n = key ? strlen(key) : 0;
+
+	if (n == 0 && !allow_empty) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Missing key name");
+		return false;
+	}
+	if (n > KEY_MAX) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Key too long (max %d bytes)", KEY_MAX);
+		return false;
+	}
+	return true;
+}
+
+static enum rpc_disposition handle_kv_put(struct server *s, struct rpc_req *req)
+{
+	const struct proto_kv_put *p = &req->msg.u.kv_put;
+
+	if (!dc_ok(s, p->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (!key_ok(req, p->key, false))
+		return RPC_DONE;
+	if (p->value.len > s->cfg->kv_max_value_size) {
+		rpc_reply_error(req, CAIRN_E_TOOLARGE,
+				"Value exceeds %llu byte limit",
+				(unsigned long long)s->cfg->kv_max_value_size);
+		return RPC_DONE;
+	}
+	fsm_cmd_kv_set(&s->cmd, p->key, p->value.ptr, p->value.len, p->flags, p->has_cas, p->cas);
+	return propose(s, req);
+}
+
+static enum rpc_disposition handle_kv_delete(struct server *s, struct rpc_req *req)
+{
+	const struct proto_kv_delete *d = &req->msg.u.kv_delete;
+
+	if (!dc_ok(s, d->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (!key_ok(req, d->key, d->recurse))
+		return RPC_DONE;
+	fsm_cmd_kv_delete(&s->cmd, d->key ? d->key : "", d->recurse, d->has_cas, d->cas);
+	return propose(s, req);
+}
+
+static enum rpc_disposition handle_catalog_register(struct server *s, struct rpc_req *req)
+{
+	const struct proto_catalog_register *c = &req->msg.u.catalog_register;
+	struct proto_node n;
+
+	if (!dc_ok(s, c->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (c->nodes.n != 1) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Must provide exactly one node");
+		return RPC_DONE;
+	}
+	n = c->nodes.v[0];
+	if (!n.node || !*n.node) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Must provide node");
+		return RPC_DONE;
+	}
+	if (strlen(n.node) > KEY_MAX) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Node name too long");
+		return RPC_DONE;
+	}
+	if (!n.address || !*n.address) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Must provide address");
+		return RPC_DONE;
+	}
+	if (!dc_ok(s, n.datacenter)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	n.datacenter = s->cfg->datacenter;
+	fsm_cmd_node_register(&s->cmd, &n);
+	return propose(s, req);
+}
+
+/* After the commit: one reply per write. */
+static void on_applied(void *ctx, void *ud, uint64_t index, const struct fsm_result *res)
+{
+	struct rpc_req *req = ud;
+	struct proto_msg m;
+
+	(void)ctx;
+	if (res->code == CAIRN_E_STORE) {
+		rpc_reply_error(req, res->code, "write failed: state store error");
+		return;
+	}
+	if (res->code < 0) {
+		rpc_reply_error(req, res->code, "write rejected: %s", err_str(res->code));
+		return;
+	}
+	m = proto_msg_make(PROTO_WRITE_REPLY);
+	m.u.write_reply.index = index;
+	m.u.write_reply.ok = res->ok;
+	(void)rpc_reply(req, &m);
+}
+
+/* After the commit: mark the parked queries the change concerns. */
+static void on_change(void *ctx, enum fsm_space space, const char *key, size_t klen)
+{
+	struct server *s = ctx;
+
+	(void)watch_notify(s->ws, space, key, klen);
+}
+
+/* Re-evaluates the woken queries; those whose index passed are answered. */
+static void answer_fired(struct server *s)
+{
+	struct store_txn *txn = NULL;
+	struct watch *w;
+
+	while ((w = watch_next_fired(s->ws))) {
+		struct rpc_req *req = watch_ud(w);
+
+		if (!txn && store_txn_begin(replica_store(s->rp), false, &txn) < 0) {
+			txn = NULL;
+			watch_remove(s->ws, w);
+			rpc_reply_error(req, CAIRN_E_STORE, "state store read failed");
+			continue;
+		}
+		/* The watch must go first: answering frees req. */
+		if (answer_read(s, txn, req, false) == ANSWERED)
+			watch_remove(s->ws, w);
+	}
+	store_txn_abort(txn);
+	arm_timer(s);
+}
+
+/* The group commit: everything proposed in this loop iteration is made
+ * durable in one transaction before any of it is acknowledged. */
+static void before_sleep(struct loop *l, void *ctx)
+{
+	struct server *s = ctx;
+	int rc;
+
+	if (s->failed || !replica_has_pending(s->rp))
+		return;
+	rc = replica_flush(s->rp);
+	if (rc < 0) {
+		log_error("commit failed: %s (%s); stopping so a restart recovers from the log",
+			  err_str(rc), store_errmsg(replica_store(s->rp)));
+		s->failed = true;
+		loop_stop(l);
+		return;
+	}
+	answer_fired(s);
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
+{
+	struct server *s = ctx;
+	struct proto_msg m;
+
+	if (s->failed) {
+		rpc_reply_error(req, CAIRN_E_STORE, "raftd is stopping after a store failure");
+		return RPC_DONE;
+	}
+	switch (req->msg.type) {
+	case PROTO_PING:
+		m = proto_msg_make(PROTO_PONG);
+		m.u.pong.sent_ms = req->msg.u.ping.sent_ms;
+		(void)rpc_reply(req, &m);
+		return RPC_DONE;
+	case PROTO_STATUS_LEADER:
+		if (!dc_ok(s, req->msg.u.status_leader.dc)) {
+			rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+			return RPC_DONE;
+		}
+		m = proto_msg_make(PROTO_STATUS_LEADER_REPLY);
+		m.u.status_leader_reply.leader = replica_is_leader(s->rp) ? s->leader_addr : "";
+		(void)rpc_reply(req, &m);
+		return RPC_DONE;
+	case PROTO_STATUS_PEERS: {
+		const char *peers[1] = {s->leader_addr};
+
+		if (!dc_ok(s, req->msg.u.status_peers.dc)) {
+			rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+			return RPC_DONE;
+		}
+		m = proto_msg_make(PROTO_STATUS_PEERS_REPLY);
+		m.u.status_peers_reply.peers.v = peers;
+		m.u.status_peers_reply.peers.n = 1;
+		(void)rpc_reply(req, &m);
+		return RPC_DONE;
+	}
+	case PROTO_KV_GET:
+	case PROTO_CATALOG_NODE:
+		return handle_read(s, req);
+	case PROTO_KV_PUT:
+		return handle_kv_put(s, req);
+	case PROTO_KV_DELETE:
+		return handle_kv_delete(s, req);
+	case PROTO_CATALOG_REGISTER:
+		return handle_catalog_register(s, req);
+	default:
+		rpc_reply_error(req, CAIRN_E_BADREQ, "raftd does not serve %s",
+				proto_type_name(req->msg.type));
+		return RPC_DONE;
+	}
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+/* Formats host:port, bracketing IPv6 literals. */
+static void host_port(char *buf, size_t len, const char *host, int port)
+{
+	if (strchr(host, ':'))
+		snprintf(buf, len, "[%s]:%d", host, port);
+	else
+		snprintf(buf, len, "%s:%d", host, port);
+}
+
+/* The local node as Consul registers it: tagged lan/wan addresses and the
+ * network segment meta key. */
+static int register_self(struct server *s)
+{
+	const struct config *c = s->cfg;
+	const char *addr = c->advertise_addr ? c->advertise_addr : "127.0.0.1";
+	bool v6 = strchr(addr, ':') != NULL;
+	const char *tkeys[4] = {"lan", v6 ? "lan_ipv6" : "lan_ipv4", "wan",
+				v6 ? "wan_ipv6" : "wan_ipv4"};
+	const char *tvals[4] = {addr, addr, addr, addr};
+	const char *mkeys[1] = {"consul-network-segment"};
+	const char *mvals[1] = {""};
+	struct proto_node n = {
+		.id = c->node_id,
+		.node = c->node_name,
+		.address = addr,
+		.datacenter = c->datacenter,
+		.tagged_addresses = {tkeys, tvals, 4},
+		.meta = {mkeys, mvals, 1},
+	};
+	uint64_t index;
+
+	fsm_cmd_node_register(&s->cmd, &n);
+	if (s->cmd.err)
+		return s->cmd.err;
+	return replica_propose(s->rp, s->cmd.buf, s->cmd.len, NULL, &index);
+}
+
+int server_new(struct loop *l, void *zctx, const struct config *cfg, struct server **out,
+	       char *err, size_t errlen)
+{
+	struct server *s;
+	char dir[4096], ipc[1024], tcp[400], hp[320];
+	const char *endpoints[3] = {NULL, NULL, NULL};
+	int rc;
+
+	if (!cfg->data_dir || !cfg->node_name || !cfg->datacenter) {
+		snprintf(err, errlen, "data_dir, node_name and datacenter are required");
+		return CAIRN_E_CONFIG;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->loop = l;
+	s->cfg = cfg;
+	arena_init(&s->scratch, 64 * 1024);
+	mp_writer_init(&s->cmd);
+	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
+		s->rng = 0x9e3779b97f4a7c15ull ^ loop_now_ms(l);
+	host_port(s->leader_addr, sizeof(s->leader_addr),
+		  cfg->advertise_addr ? cfg->advertise_addr : "127.0.0.1", cfg->ports.server);
+
+	s->ws = watch_set_new();
+	if (!s->ws) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/raft", cfg->data_dir) >= sizeof(dir)) {
+		snprintf(err, errlen, "data_dir too long");
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	rc = replica_open(&(struct replica_config){.dir = dir,
+						   .server_id = cfg->node_id ? cfg->node_id
+									     : cfg->node_name},
+			  on_applied, on_change, s, &s->rp, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = replica_start(s->rp);
+	if (rc == 0)
+		rc = register_self(s);
+	if (rc == 0)
+		rc = replica_flush(s->rp); /* replay + no-op + self registration */
+	if (rc < 0) {
+		snprintf(err, errlen, "start raft in %s: %s (%s)", dir, err_str(rc),
+			 store_errmsg(replica_store(s->rp)));
+		goto fail;
+	}
+
+	rc = config_ipc_endpoint(cfg, CONFIG_SOCK_RAFTD, ipc, sizeof(ipc));
+	if (rc < 0) {
+		snprintf(err, errlen, "raftd ipc endpoint: %s", err_str(rc));
+		goto fail;
+	}
+	endpoints[0] = ipc;
+	if (cfg->ports.server > 0) {
+		host_port(hp, sizeof(hp), cfg->bind_addr ? cfg->bind_addr : "127.0.0.1",
+			  cfg->ports.server);
+		snprintf(tcp, sizeof(tcp), "tcp://%s", hp);
+		endpoints[1] = tcp;
+	}
+	s->rpc = rpc_server_new(l, zctx, endpoints, handle, s, err, errlen);
+	if (!s->rpc) {
+		rc = CAIRN_E_UNAVAILABLE;
+		goto fail;
+	}
+	rc = loop_add_before_sleep(l, before_sleep, s);
+	if (rc < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	server_free(s);
+	return rc;
+}
+
+void server_free(struct server *s)
+{
+	struct watch *w;
+
+	if (!s)
+		return;
+	if (s->rp && !s->failed && replica_has_pending(s->rp)) {
+		if (replica_flush(s->rp) < 0)
+			log_error("final commit failed: %s", store_errmsg(replica_store(s->rp)));
+	}
+	/* Parked queries: answer with the current state, so clients re-ask
+	 * the restarted raftd instead of waiting out their time-out. */
+	if (s->ws) {
+		struct store_txn *txn = NULL;
+
+		if (s->rp && store_txn_begin(replica_store(s->rp), false, &txn) < 0)
+			txn = NULL;
+		while ((w = watch_pop_expired(s->ws, UINT64_MAX))) {
+			struct rpc_req *req = watch_ud(w);
+
+			watch_remove(s->ws, w);
+			if (txn)
+				(void)answer_read(s, txn, req, true);
+			else
+				rpc_req_free(req);
+		}
+		store_txn_abort(txn);
+		watch_set_free(s->ws);
+	}
+	if (s->timer_id)
+		loop_timer_del(s->loop, s->timer_id);
+	rpc_server_free(s->rpc);
+	replica_close(s->rp);
+	mp_writer_close(&s->cmd);
+	arena_close(&s->scratch);
+	free(s);
+}
+
+bool server_failed(const struct server *s)
+{
+	return s && s->failed;
+}
