@@ -1,0 +1,382 @@
+/* DNS reply building for the .consul domain; see dns_answer.h. */
+#include "dns_answer.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* Consul's SOA timers (agent/dns.go defaults), seconds. */
+#define SOA_REFRESH_S 3600
+#define SOA_RETRY_S 600
+#define SOA_EXPIRE_S 86400
+
+/* The largest DNS message (RFC 1035 4.2.2: 16-bit TCP length). */
+#define DNS_TCP_MAX 65535
+
+enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t len,
+				const struct dns_answer_cfg *cfg)
+{
+	ldns_rr *question;
+	char *text;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->rcode = LDNS_RCODE_NOERROR;
+	q->udp_limit = DNS_UDP_MIN;
+	q->qtype = LDNS_RR_TYPE_A;
+	if (len < LDNS_HEADER_SIZE)
+		return DNS_ACT_DROP;
+	if (LDNS_QR_WIRE(wire))
+		return DNS_ACT_DROP; /* a response: answering it could loop */
+	q->id = LDNS_ID_WIRE(wire);
+	q->opcode = (uint8_t)LDNS_OPCODE_WIRE(wire);
+	q->rd = LDNS_RD_WIRE(wire) != 0;
+
+	if (ldns_wire2pkt(&q->pkt, wire, len) != LDNS_STATUS_OK) {
+		q->pkt = NULL;
+		q->rcode = q->opcode == LDNS_PACKET_QUERY ? LDNS_RCODE_FORMERR : LDNS_RCODE_NOTIMPL;
+		return DNS_ACT_REPLY;
+	}
+	if (ldns_pkt_edns(q->pkt)) {
+		uint16_t size = ldns_pkt_edns_udp_size(q->pkt);
+
+		q->edns = true;
+		/* RFC 6891 6.2.5: below 512 means 512 */
+		q->udp_limit = size < DNS_UDP_MIN ? DNS_UDP_MIN : size > DNS_UDP_MAX ? DNS_UDP_MAX : size;
+		q->badvers = ldns_pkt_edns_version(q->pkt) != 0;
+	}
+	if (q->opcode != LDNS_PACKET_QUERY) {
+		q->rcode = LDNS_RCODE_NOTIMPL;
+		return DNS_ACT_REPLY;
+	}
+	/* One question, no answers or authority: what a query is (the same
+	 * acceptance test as Consul's DNS library, miekg/dns). */
+	if (ldns_pkt_qdcount(q->pkt) != 1 || ldns_pkt_ancount(q->pkt) != 0 ||
+	    ldns_pkt_nscount(q->pkt) != 0) {
+		q->rcode = LDNS_RCODE_FORMERR;
+		return DNS_ACT_REPLY;
+	}
+	if (q->badvers)
+		return DNS_ACT_REPLY;
+
+	question = ldns_rr_list_rr(ldns_pkt_question(q->pkt), 0);
+	q->qtype = ldns_rr_get_type(question);
+	if (ldns_rr_get_class(question) != LDNS_RR_CLASS_IN &&
+	    ldns_rr_get_class(question) != LDNS_RR_CLASS_ANY) {
+		q->rcode = LDNS_RCODE_REFUSED;
+		return DNS_ACT_REPLY;
+	}
+	text = ldns_rdf2str(ldns_rr_owner(question));
+	if (!text) {
+		q->rcode = LDNS_RCODE_SERVFAIL;
+		return DNS_ACT_REPLY;
+	}
+	rc = dns_name_parse(text, cfg->domain, cfg->alt_domain, &q->name);
+	free(text);
+	q->name_ok = rc == 0;
+	if (!q->name_ok)
+		return DNS_ACT_REPLY; /* NXDOMAIN: only names in the domain are checked */
+	if (q->name.kind == DNS_NAME_FOREIGN) {
+		q->rcode = LDNS_RCODE_REFUSED;
+		return DNS_ACT_REPLY;
+	}
+	if (q->name.kind == DNS_NAME_NODE)
+		return DNS_ACT_NODE;
+	return DNS_ACT_REPLY;
+}
+
+void dns_query_close(struct dns_query *q)
+{
+	if (q->pkt)
+		ldns_pkt_free(q->pkt);
+	q->pkt = NULL;
+}
+
+static const ldns_rdf *query_name(const struct dns_query *q)
+{
+	return ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(q->pkt), 0));
+}
+
+/* Pushes rr into section, taking ownership either way. */
+static int push(ldns_pkt *reply, ldns_pkt_section section, ldns_rr *rr)
+{
+	if (!ldns_pkt_push_rr(reply, section, rr)) {
+		ldns_rr_free(rr);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The domain's SOA, as Consul builds it: ns.<domain>, hostmaster.<domain>,
+ * serial now, TTL and minimum soa_min_ttl. */
+static int add_soa(ldns_pkt *reply, ldns_pkt_section section, const struct dns_query *q,
+		   const struct dns_answer_cfg *cfg, uint64_t now_s)
+{
+	const char *domain = q->name.alt && cfg->alt_domain ? cfg->alt_domain : cfg->domain;
+	size_t dlen = strlen(domain);
+	const char *dot = dlen > 0 && domain[dlen - 1] == '.' ? "" : ".";
+	char text[1024];
+	ldns_rr *rr = NULL;
+	int n;
+
+	n = snprintf(text, sizeof(text), "%s%s %u IN SOA ns.%s%s hostmaster.%s%s %u %u %u %u %u",
+		     domain, dot, cfg->soa_min_ttl_s, domain, dot, domain, dot, (uint32_t)now_s,
+		     SOA_REFRESH_S, SOA_RETRY_S, SOA_EXPIRE_S, cfg->soa_min_ttl_s);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	if (ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) != LDNS_STATUS_OK)
+		return -EINVAL;
+	return push(reply, section, rr);
+}
+
+/* One record owned by the question's name. Takes ownership of rdata. */
+static int add_record(ldns_pkt *reply, const struct dns_query *q, ldns_rr_type type,
+		      uint32_t ttl_s, ldns_rdf *rdata)
+{
+	ldns_rdf *owner = ldns_rdf_clone(query_name(q));
+	ldns_rr *rr = ldns_rr_new();
+
+	if (!rdata || !owner || !rr) {
+		ldns_rdf_deep_free(rdata);
+		ldns_rdf_deep_free(owner);
+		ldns_rr_free(rr);
+		return -ENOMEM;
+	}
+	ldns_rr_set_owner(rr, owner);
+	ldns_rr_set_type(rr, type);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+	ldns_rr_set_ttl(rr, ttl_s);
+	if (!ldns_rr_push_rdf(rr, rdata)) {
+		ldns_rdf_deep_free(rdata);
+		ldns_rr_free(rr);
+		return -ENOMEM;
+	}
+	return push(reply, LDNS_SECTION_ANSWER, rr);
+}
+
+static bool wants(ldns_rr_type qtype, ldns_rr_type have)
+{
+	return qtype == have || qtype == LDNS_RR_TYPE_ANY;
+}
+
+/* A for IPv4, AAAA for IPv6 (when the question asks for that type or
+ * ANY), or a CNAME when the address is a host name, as Consul does. Adds
+ * nothing when the type does not match (NODATA). */
+static int add_address(ldns_pkt *reply, const struct dns_query *q, const char *address,
+		       uint32_t ttl_s)
+{
+	uint8_t bytes[16];
+
+	if (inet_pton(AF_INET, address, bytes) == 1) {
+		if (!wants(q->qtype, LDNS_RR_TYPE_A))
+			return 0;
+		return add_record(reply, q, LDNS_RR_TYPE_A, ttl_s,
+				  ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, bytes));
+	}
+	if (inet_pton(AF_INET6, address, bytes) == 1) {
+		if (!wants(q->qtype, LDNS_RR_TYPE_AAAA))
+			return 0;
+		return add_record(reply, q, LDNS_RR_TYPE_AAAA, ttl_s,
+				  ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, 16, bytes));
+	}
+	if (q->qtype == LDNS_RR_TYPE_A || q->qtype == LDNS_RR_TYPE_AAAA ||
+	    q->qtype == LDNS_RR_TYPE_CNAME || q->qtype == LDNS_RR_TYPE_ANY) {
+		ldns_rdf *target = ldns_dname_new_frm_str(address);
+
+		if (!target)
+			return 0; /* not a usable host name either: NODATA */
+		if (!ldns_dname_str_absolute(address)) {
+			ldns_rdf *root = ldns_dname_new_frm_str(".");
+
+			if (!root || ldns_dname_cat(target, root) != LDNS_STATUS_OK) {
+				ldns_rdf_deep_free(root);
+				ldns_rdf_deep_free(target);
+				return -ENOMEM;
+			}
+			ldns_rdf_deep_free(root);
+		}
+		return add_record(reply, q, LDNS_RR_TYPE_CNAME, ttl_s, target);
+	}
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* <hex>.addr: 8 hex digits are an IPv4 address, 32 an IPv6 one (Consul's
+ * addr form). The name parser has checked the digits. */
+static int add_hex_address(ldns_pkt *reply, const struct dns_query *q, uint32_t ttl_s)
+{
+	const char *hex = q->name.target;
+	size_t n = strlen(hex) / 2;
+	uint8_t bytes[16];
+
+	for (size_t i = 0; i < n && i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+	if (n == 4 && wants(q->qtype, LDNS_RR_TYPE_A))
+		return add_record(reply, q, LDNS_RR_TYPE_A, ttl_s,
+				  ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, bytes));
+	if (n == 16 && wants(q->qtype, LDNS_RR_TYPE_AAAA))
+		return add_record(reply, q, LDNS_RR_TYPE_AAAA, ttl_s,
+				  ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, 16, bytes));
+	return 0;
+}
+
+/* Fills the answer for a question inside the domain. */
+static int answer_in_domain(ldns_pkt *reply, const struct dns_query *q,
+			    const struct dns_node_result *node, const struct dns_answer_cfg *cfg,
+			    uint64_t now_s)
+{
+	int rc = 0;
+
+	ldns_pkt_set_aa(reply, true);
+	if (!q->name_ok)
+		goto nxdomain;
+	switch (q->name.kind) {
+	case DNS_NAME_APEX:
+		if (wants(q->qtype, LDNS_RR_TYPE_SOA))
+			return add_soa(reply, LDNS_SECTION_ANSWER, q, cfg, now_s);
+		goto nodata;
+	case DNS_NAME_NODE:
+		if (!node || (node->status < 0 && node->status != CAIRN_E_NOTFOUND)) {
+			ldns_pkt_set_rcode(reply, LDNS_RCODE_SERVFAIL);
+			return 0;
+		}
+		if (node->status == CAIRN_E_NOTFOUND || !node->address)
+			goto nxdomain;
+		rc = add_address(reply, q, node->address, cfg->node_ttl_s);
+		if (rc < 0)
+			return rc;
+		if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)
+			goto nodata;
+		return 0;
+	case DNS_NAME_ADDR:
+		rc = add_hex_address(reply, q, cfg->node_ttl_s);
+		if (rc < 0)
+			return rc;
+		if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)
+			goto nodata;
+		return 0;
+	default:
+		/* service, connect, ingress and query forms come with their
+		 * issues; until then they name nothing */
+		goto nxdomain;
+	}
+nxdomain:
+	ldns_pkt_set_rcode(reply, LDNS_RCODE_NXDOMAIN);
+nodata:
+	return add_soa(reply, LDNS_SECTION_AUTHORITY, q, cfg, now_s);
+}
+
+int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
+		     const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp, uint8_t **out_wire,
+		     size_t *out_len)
+{
+	ldns_pkt *reply = ldns_pkt_new();
+	int rc = 0;
+
+	if (!reply)
+		return -ENOMEM;
+	ldns_pkt_set_id(reply, q->id);
+	ldns_pkt_set_qr(reply, true);
+	ldns_pkt_set_opcode(reply, (ldns_pkt_opcode)q->opcode);
+	ldns_pkt_set_rd(reply, q->rd);
+	ldns_pkt_set_rcode(reply, LDNS_RCODE_NOERROR);
+	if (q->pkt && ldns_rr_list_rr_count(ldns_pkt_question(q->pkt)) == 1) {
+		ldns_rr *qrr = ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q->pkt), 0));
+
+		if (!qrr) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = push(reply, LDNS_SECTION_QUESTION, qrr);
+		if (rc < 0)
+			goto out;
+	}
+	if (q->edns)
+		ldns_pkt_set_edns_udp_size(reply, DNS_UDP_MAX); /* also adds the OPT */
+
+	if (q->rcode != LDNS_RCODE_NOERROR) {
+		ldns_pkt_set_rcode(reply, (uint8_t)q->rcode);
+	} else if (q->badvers) {
+		/* BADVERS is 16: upper bits in the OPT, lower in the header */
+		ldns_pkt_set_edns_extended_rcode(reply, 1);
+	} else {
+		rc = answer_in_domain(reply, q, node, cfg, now_s);
+		if (rc < 0)
+			goto out;
+	}
+	rc = dns_answer_encode(reply, udp ? q->udp_limit : DNS_TCP_MAX, cfg->enable_truncate,
+			       out_wire, out_len);
+out:
+	ldns_pkt_free(reply);
+	return rc;
+}
+
+static void fix_counts(ldns_pkt *p)
+{
+	ldns_pkt_set_qdcount(p, (uint16_t)ldns_rr_list_rr_count(ldns_pkt_question(p)));
+	ldns_pkt_set_ancount(p, (uint16_t)ldns_rr_list_rr_count(ldns_pkt_answer(p)));
+	ldns_pkt_set_nscount(p, (uint16_t)ldns_rr_list_rr_count(ldns_pkt_authority(p)));
+	ldns_pkt_set_arcount(p, (uint16_t)ldns_rr_list_rr_count(ldns_pkt_additional(p)));
+}
+
+/* Drops the last record of the first non-empty section among additional,
+ * authority, answer. Returns the section it came from, or -1 when all
+ * three are empty. */
+static int drop_one(ldns_pkt *p)
+{
+	ldns_rr_list *lists[] = {ldns_pkt_additional(p), ldns_pkt_authority(p), ldns_pkt_answer(p)};
+	static const int sections[] = {LDNS_SECTION_ADDITIONAL, LDNS_SECTION_AUTHORITY,
+				       LDNS_SECTION_ANSWER};
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		if (ldns_rr_list_rr_count(lists[i]) == 0)
+			continue;
+		ldns_rr_free(ldns_rr_list_pop_rr(lists[i]));
+		return sections[i];
+	}
+	return -1;
+}
+
+int dns_answer_encode(ldns_pkt *reply, size_t max_len, bool set_tc, uint8_t **out_wire,
+		      size_t *out_len)
+{
+	/* Re-encodes after each removed record: O(n^2) in the records, but a
+	 * reply that overflows carries few enough (512 bytes hold about 30
+	 * A records) that a smarter cut has not been needed. */
+	for (;;) {
+		uint8_t *wire = NULL;
+		size_t len = 0;
+		int from;
+
+		fix_counts(reply);
+		if (ldns_pkt2wire(&wire, reply, &len) != LDNS_STATUS_OK) {
+			free(wire);
+			return -EIO;
+		}
+		if (len <= max_len) {
+			*out_wire = wire;
+			*out_len = len;
+			return 0;
+		}
+		free(wire);
+		from = drop_one(reply);
+		if (from < 0)
+			return -EMSGSIZE;
+		if (from == (int)LDNS_SECTION_ANSWER && set_tc)
+			ldns_pkt_set_tc(reply, true);
+	}
+}

@@ -1,0 +1,97 @@
+/* Builds DNS replies from parsed queries and lookup results (Knot's
+ * "layer": packet in, packet out; the transports only move bytes).
+ *
+ * Pure: no sockets, no clock. A query goes through two steps:
+ *
+ *   dns_query_parse()  wire -> struct dns_query, and a decision: drop it,
+ *                      answer at once, or look a node up first;
+ *   dns_answer_build() struct dns_query (+ the lookup result) -> wire.
+ *
+ * Behaviour follows Consul's DNS interface: answers inside the domain are
+ * authoritative (aa); unknown names get NXDOMAIN with the domain's SOA in
+ * the authority section; a known name without records of the asked type
+ * gets NOERROR/NODATA with the SOA; names outside the domain are REFUSED
+ * (recursors come later); UDP answers fit 512 bytes or the EDNS0 size
+ * (RFC 6891 6.2.5) and set TC when records had to be left out (RFC 2181
+ * 9). Wire format is ldns's. */
+#ifndef CAIRN_DNS_ANSWER_H
+#define CAIRN_DNS_ANSWER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ldns/ldns.h>
+
+#include "dns_name.h"
+
+/* Plain UDP payload limit without EDNS0 (RFC 1035 4.2.1). */
+#define DNS_UDP_MIN 512
+/* Largest EDNS0 payload we advertise and honour. */
+#define DNS_UDP_MAX 4096
+
+struct dns_answer_cfg {
+	const char *domain;     /* "consul." */
+	const char *alt_domain; /* NULL when unset */
+	uint32_t node_ttl_s;    /* TTL of node records */
+	uint32_t soa_min_ttl_s; /* SOA minimum and the SOA's own TTL */
+	bool enable_truncate;   /* set TC when a UDP answer was cut */
+};
+
+enum dns_action {
+	DNS_ACT_DROP = 0,  /* send nothing (no readable header, or a response) */
+	DNS_ACT_REPLY = 1, /* call dns_answer_build() with no lookup */
+	DNS_ACT_NODE = 2,  /* look up node q->name.target in datacenter q->name.dc
+			      ("" = local), then dns_answer_build() */
+};
+
+struct dns_query {
+	ldns_pkt *pkt;          /* the parsed query; NULL when it did not parse */
+	uint16_t id;            /* from the header */
+	uint8_t opcode;         /* from the header */
+	bool rd;                /* recursion desired, echoed */
+	ldns_pkt_rcode rcode;   /* error decided while parsing, or NOERROR */
+	bool edns;              /* the query carried an OPT record */
+	bool badvers;           /* EDNS version we do not speak (RFC 6891 6.1.3) */
+	size_t udp_limit;       /* bytes a UDP answer may take */
+	ldns_rr_type qtype;     /* the question's type */
+	bool name_ok;           /* name parsed (false: invalid name in the domain) */
+	struct dns_name name;   /* what the question's name means */
+};
+
+/* Result of a node lookup, for dns_answer_build(). */
+struct dns_node_result {
+	int status;          /* 0 found; CAIRN_E_NOTFOUND unknown node; other
+				negative codes: the lookup failed (SERVFAIL) */
+	const char *address; /* with status 0: IPv4/IPv6 literal or host name */
+};
+
+/* Parses wire (len bytes; borrowed) into *q. Returns a DNS_ACT_* value;
+ * q must be passed to dns_query_close() whatever the result. Never fails:
+ * malformed packets become FORMERR (when the header is readable; id
+ * echoed), other opcodes NOTIMP, names outside the domain REFUSED. */
+enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t len,
+				const struct dns_answer_cfg *cfg);
+
+/* Frees what dns_query_parse allocated. Safe on a zeroed struct. */
+void dns_query_close(struct dns_query *q);
+
+/* Builds the reply to q into a buffer the caller frees with free().
+ * node: the lookup result for DNS_ACT_NODE, NULL otherwise. now_s: wall
+ * clock seconds (the SOA serial, as Consul). udp: limit the size to
+ * q->udp_limit (TCP allows 65535). Returns 0, -ENOMEM, or -EIO when ldns
+ * could not encode. */
+int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
+		     const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp, uint8_t **out_wire,
+		     size_t *out_len);
+
+/* Encodes reply (whose section counts it fixes) into at most max_len
+ * bytes: records are removed from the end of the additional, then the
+ * authority, then the answer section until it fits, and TC is set when an
+ * answer record was removed and set_tc is true. Modifies reply. Returns 0,
+ * -ENOMEM, -EIO, or -EMSGSIZE when even the bare header and question do
+ * not fit. Caller frees *out_wire with free(). */
+int dns_answer_encode(ldns_pkt *reply, size_t max_len, bool set_tc, uint8_t **out_wire,
+		      size_t *out_len);
+
+#endif

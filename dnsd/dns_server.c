@@ -1,0 +1,221 @@
+/* Query dispatch between the transports, the answer builder and raftd;
+ * see dns_server.h. */
+#include "dns_server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "rpc.h"
+
+struct pending {
+	struct pending *prev, *next;
+	struct dns_server *srv;
+	struct dns_query q; /* owns the parsed packet */
+	bool udp;
+	void *owner;
+	struct dns_peer peer;
+	dns_send_fn send;
+	uint64_t call_id;
+};
+
+struct dns_server {
+	struct rpc_client *rpc;
+	struct dns_server_cfg cfg;
+	struct pending *head; /* every pending query, newest first */
+	size_t n_pending;
+};
+
+struct dns_server *dns_server_new(struct rpc_client *rpc, const struct dns_server_cfg *cfg)
+{
+	struct dns_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->rpc = rpc;
+	s->cfg = *cfg;
+	return s;
+}
+
+static void pending_unlink(struct pending *p)
+{
+	struct dns_server *s = p->srv;
+
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		s->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	s->n_pending--;
+}
+
+static void pending_free(struct pending *p)
+{
+	dns_query_close(&p->q);
+	free(p);
+}
+
+void dns_server_free(struct dns_server *s)
+{
+	if (!s)
+		return;
+	while (s->head) {
+		struct pending *p = s->head;
+
+		rpc_cancel(s->rpc, p->call_id);
+		pending_unlink(p);
+		pending_free(p);
+	}
+	free(s);
+}
+
+static uint64_t now_s(void)
+{
+	return clock_wall_ms() / 1000;
+}
+
+/* Builds and sends the reply; logs when it cannot (the client retries). */
+static void respond(struct dns_server *s, const struct dns_query *q,
+		    const struct dns_node_result *node, bool udp, void *owner,
+		    const struct dns_peer *peer, dns_send_fn send)
+{
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = dns_answer_build(q, node, &s->cfg.answer, now_s(), udp, &wire, &len);
+	if (rc < 0) {
+		log_warn("dns: cannot build the reply to query %u: %s", q->id, err_str(rc));
+		return;
+	}
+	send(owner, peer, wire, len);
+	free(wire);
+}
+
+static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
+{
+	struct pending *p = ctx;
+	struct dns_server *s = p->srv;
+	struct dns_node_result res = {.status = status, .address = NULL};
+
+	if (status == 0 && reply->type == PROTO_ERROR) {
+		res.status = (int)reply->u.error.code;
+		if (res.status >= 0)
+			res.status = CAIRN_E_PROTO;
+		if (res.status != CAIRN_E_NOTFOUND)
+			log_warn("dns: node lookup for %s failed: %s", p->q.name.target,
+				 reply->u.error.message ? reply->u.error.message : "?");
+	} else if (status == 0 && reply->type == PROTO_CATALOG_NODE_REPLY) {
+		const struct proto_catalog_node_reply *r = &reply->u.catalog_node_reply;
+
+		if (r->nodes.n == 0)
+			res.status = CAIRN_E_NOTFOUND;
+		else
+			res.address = r->nodes.v[0].address;
+	} else if (status == 0) {
+		log_warn("dns: unexpected %s from raftd", proto_type_name(reply->type));
+		res.status = CAIRN_E_PROTO;
+	} else {
+		log_warn("dns: node lookup for %s failed: %s", p->q.name.target,
+			 err_str(status));
+	}
+	pending_unlink(p);
+	respond(s, &p->q, &res, p->udp, p->owner, &p->peer, p->send);
+	pending_free(p);
+}
+
+/* Starts the node lookup; answers SERVFAIL at once when it cannot. */
+static void lookup_node(struct dns_server *s, struct pending *p)
+{
+	struct proto_msg req = proto_msg_make(PROTO_CATALOG_NODE);
+	struct dns_node_result fail = {.status = -EAGAIN, .address = NULL};
+	int rc;
+
+	if (s->n_pending >= s->cfg.max_pending) {
+		log_debug("dns: %zu lookups pending, answering SERVFAIL", s->n_pending);
+		goto fail;
+	}
+	req.u.catalog_node.dc = p->q.name.dc[0] ? p->q.name.dc : NULL;
+	req.u.catalog_node.node = p->q.name.target;
+	req.u.catalog_node.mode = s->cfg.allow_stale ? 2 : 0;
+	req.u.catalog_node.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
+	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_node_reply, p, &p->call_id);
+	if (rc < 0) {
+		log_debug("dns: cannot ask raftd: %s", err_str(rc));
+		fail.status = rc;
+		goto fail;
+	}
+	p->next = s->head;
+	if (s->head)
+		s->head->prev = p;
+	s->head = p;
+	s->n_pending++;
+	return;
+fail:
+	respond(s, &p->q, &fail, p->udp, p->owner, &p->peer, p->send);
+	pending_free(p);
+}
+
+void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp,
+		       void *owner, const struct dns_peer *peer, dns_send_fn send)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	enum dns_action act;
+
+	if (!p) {
+		log_warn("dns: out of memory, dropping a query");
+		return;
+	}
+	p->srv = s;
+	p->udp = udp;
+	p->owner = owner;
+	p->send = send;
+	if (peer)
+		p->peer = *peer;
+	act = dns_query_parse(&p->q, pkt, len, &s->cfg.answer);
+	switch (act) {
+	case DNS_ACT_NODE:
+		lookup_node(s, p); /* takes p */
+		return;
+	case DNS_ACT_REPLY:
+		respond(s, &p->q, NULL, udp, owner, &p->peer, send);
+		break;
+	case DNS_ACT_DROP:
+	default:
+		log_debug("dns: dropping a %zu-byte packet", len);
+		break;
+	}
+	pending_free(p);
+}
+
+void dns_server_forget(struct dns_server *s, void *owner)
+{
+	/* O(pending): connections close rarely and few queries wait */
+	struct pending *p = s->head;
+
+	while (p) {
+		struct pending *next = p->next;
+
+		if (p->owner == owner) {
+			rpc_cancel(s->rpc, p->call_id);
+			pending_unlink(p);
+			pending_free(p);
+		}
+		p = next;
+	}
+}
+
+size_t dns_server_pending(const struct dns_server *s, const void *owner)
+{
+	size_t n = 0;
+
+	if (!owner)
+		return s->n_pending;
+	for (const struct pending *p = s->head; p; p = p->next)
+		n += p->owner == owner;
+	return n;
+}

@@ -1,0 +1,58 @@
+/* Runs queries for the transports: parses each packet, answers at once or
+ * asks raftd (CATALOG_NODE over rpc_call, stale reads allowed as in
+ * Consul's DNS) and answers when the reply comes.
+ *
+ * Model: a transport hands over a packet with an opaque owner (the UDP
+ * socket, a TCP connection), the peer address and a send callback. The
+ * server keeps a pending entry (the parsed query, the peer) while the RPC
+ * is in flight, and calls send exactly once per answered query, possibly
+ * from a later loop iteration. A transport that goes away calls
+ * dns_server_forget() so nothing is sent to it afterwards. */
+#ifndef CAIRN_DNS_SERVER_H
+#define CAIRN_DNS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dns_answer.h"
+
+struct rpc_client;
+struct dns_server;
+
+struct dns_peer {
+	struct sockaddr_storage addr; /* where the query came from (UDP) */
+	socklen_t len;                /* 0 when unused (TCP) */
+};
+
+/* Sends one reply. wire is borrowed until the callback returns. */
+typedef void (*dns_send_fn)(void *owner, const struct dns_peer *peer, const uint8_t *wire,
+			    size_t len);
+
+struct dns_server_cfg {
+	struct dns_answer_cfg answer; /* strings borrowed; must outlive the server */
+	bool allow_stale;             /* CATALOG_NODE mode 2 (stale) instead of 0 */
+	uint64_t max_stale_ms;        /* with allow_stale */
+	uint64_t rpc_timeout_ms;      /* answer SERVFAIL after this */
+	size_t max_pending;           /* queries waiting for raftd at once */
+};
+
+/* rpc is borrowed (connected to raftd) and must outlive the server. NULL
+ * when out of memory. */
+struct dns_server *dns_server_new(struct rpc_client *rpc, const struct dns_server_cfg *cfg);
+/* Cancels every pending query without answering. NULL is fine. */
+void dns_server_free(struct dns_server *s);
+
+/* Handles one query packet (borrowed). udp: limit the answer to the UDP
+ * size rules. peer may be NULL. send may run before this returns. */
+void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp,
+		       void *owner, const struct dns_peer *peer, dns_send_fn send);
+
+/* Drops every pending query of owner: its send will not be called. */
+void dns_server_forget(struct dns_server *s, void *owner);
+
+/* Queries waiting for raftd, in total and for one owner. */
+size_t dns_server_pending(const struct dns_server *s, const void *owner);
+
+#endif

@@ -1,0 +1,118 @@
+/* cairn-dnsd: the DNS interface (UDP and TCP on client_addr:ports.dns).
+ * Only wiring: configuration, the loop, the RPC client to raftd, the
+ * query dispatcher and the two transports. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "dns_server.h"
+#include "dns_tcp.h"
+#include "dns_udp.h"
+#include "err.h"
+#include "log.h"
+#include "loop.h"
+#include "rpc.h"
+
+/* Stub resolvers give up after a few seconds; answer SERVFAIL before. */
+#define DNS_RPC_TIMEOUT_MS 2000
+#define DNS_MAX_PENDING 4096
+
+int main(int argc, char **argv)
+{
+	struct config cfg = {0};
+	struct loop *l = NULL;
+	void *zctx = NULL;
+	struct rpc_client *rpc = NULL;
+	struct dns_server *srv = NULL;
+	struct dns_udp *udp = NULL;
+	struct dns_tcp *tcp = NULL;
+	char err[512];
+	char endpoint[512];
+	int rc, level;
+
+	log_init("cairn-dnsd", LOGL_INFO);
+	rc = config_load(argc, argv, &cfg, err, sizeof(err));
+	if (rc < 0) {
+		log_error("config: %s", err);
+		return 2;
+	}
+	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
+	log_init("cairn-dnsd", level < 0 ? LOGL_INFO : (enum log_level)level);
+	if (cfg.ports.dns <= 0) {
+		log_info("DNS disabled (ports.dns = %d)", cfg.ports.dns);
+		rc = 0;
+		goto out;
+	}
+
+	rc = -ENOMEM;
+	l = loop_new();
+	zctx = zmq_ctx_new();
+	if (!l || !zctx) {
+		log_error("out of memory");
+		goto out;
+	}
+	rc = loop_handle_signals(l);
+	if (rc < 0) {
+		log_error("signals: %s", err_str(rc));
+		goto out;
+	}
+	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_RAFTD, endpoint, sizeof(endpoint));
+	if (rc < 0) {
+		log_error("raftd endpoint: %s", err_str(rc));
+		goto out;
+	}
+	rc = -ENOMEM;
+	rpc = rpc_client_new(l, zctx, endpoint);
+	if (!rpc) {
+		log_error("cannot connect to raftd at %s", endpoint);
+		goto out;
+	}
+	srv = dns_server_new(rpc, &(struct dns_server_cfg){
+		.answer = {
+			.domain = cfg.domain,
+			.alt_domain = cfg.alt_domain,
+			.node_ttl_s = cfg.dns.node_ttl_s,
+			.soa_min_ttl_s = cfg.dns.soa_min_ttl_s,
+			.enable_truncate = cfg.dns.enable_truncate,
+		},
+		.allow_stale = cfg.dns.allow_stale,
+		.max_stale_ms = cfg.dns.max_stale_ms,
+		.rpc_timeout_ms = DNS_RPC_TIMEOUT_MS,
+		.max_pending = DNS_MAX_PENDING,
+	});
+	if (!srv) {
+		log_error("out of memory");
+		goto out;
+	}
+	rc = -EADDRNOTAVAIL;
+	udp = dns_udp_open(l, srv, cfg.client_addr, cfg.ports.dns, err, sizeof(err));
+	if (!udp) {
+		log_error("%s", err);
+		goto out;
+	}
+	tcp = dns_tcp_open(l, srv, cfg.client_addr, cfg.ports.dns, err, sizeof(err));
+	if (!tcp) {
+		log_error("%s", err);
+		goto out;
+	}
+	log_info("serving DNS for %s on %s port %d (udp, tcp); catalog from %s", cfg.domain,
+		 cfg.client_addr, cfg.ports.dns, endpoint);
+	daemon_notify_ready();
+	rc = loop_run(l);
+	daemon_notify_stopping();
+	if (rc < 0)
+		log_error("event loop: %s", err_str(rc));
+out:
+	dns_tcp_close(tcp);
+	dns_udp_close(udp);
+	dns_server_free(srv);
+	rpc_client_free(rpc);
+	if (zctx)
+		zmq_ctx_term(zctx);
+	loop_free(l);
+	config_close(&cfg);
+	return rc < 0 ? 1 : 0;
+}

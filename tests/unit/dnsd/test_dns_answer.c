@@ -1,0 +1,474 @@
+/* Unit tests: DNS query parsing and reply building (dns_answer.c). */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ldns/ldns.h>
+
+#include "dns_answer.h"
+#include "err.h"
+
+Suite *dns_answer_suite(void);
+
+#define NOW_S 1700000000u
+
+static const struct dns_answer_cfg cfg = {
+	.domain = "consul.",
+	.alt_domain = NULL,
+	.node_ttl_s = 7,
+	.soa_min_ttl_s = 3,
+	.enable_truncate = true,
+};
+
+/* A query in wire form; edns_size 0 = no OPT. Caller frees. */
+static uint8_t *make_query(const char *name, ldns_rr_type type, uint16_t id, uint16_t edns_size,
+			   ldns_pkt_opcode opcode, size_t *out_len)
+{
+	ldns_pkt *q = NULL;
+	uint8_t *wire = NULL;
+
+	ck_assert_int_eq(ldns_pkt_query_new_frm_str(&q, name, type, LDNS_RR_CLASS_IN, LDNS_RD),
+			 LDNS_STATUS_OK);
+	ldns_pkt_set_id(q, id);
+	ldns_pkt_set_opcode(q, opcode);
+	if (edns_size)
+		ldns_pkt_set_edns_udp_size(q, edns_size);
+	ck_assert_int_eq(ldns_pkt2wire(&wire, q, out_len), LDNS_STATUS_OK);
+	ldns_pkt_free(q);
+	return wire;
+}
+
+/* Runs a query through parse and build; returns the parsed reply. */
+static ldns_pkt *run(const char *name, ldns_rr_type type, const struct dns_node_result *node,
+		     enum dns_action want_act)
+{
+	size_t len, rlen;
+	uint8_t *wire = make_query(name, type, 0x1234, 0, LDNS_PACKET_QUERY, &len);
+	uint8_t *reply_wire = NULL;
+	ldns_pkt *reply = NULL;
+	struct dns_query q;
+	enum dns_action act = dns_query_parse(&q, wire, len, &cfg);
+
+	ck_assert_int_eq(act, want_act);
+	ck_assert_int_eq(dns_answer_build(&q, node, &cfg, NOW_S, true, &reply_wire, &rlen), 0);
+	ck_assert_uint_le(rlen, DNS_UDP_MIN);
+	ck_assert_int_eq(ldns_wire2pkt(&reply, reply_wire, rlen), LDNS_STATUS_OK);
+	ck_assert_int_eq(ldns_pkt_id(reply), 0x1234);
+	ck_assert(ldns_pkt_qr(reply));
+	ck_assert(ldns_pkt_rd(reply));
+	dns_query_close(&q);
+	free(wire);
+	free(reply_wire);
+	return reply;
+}
+
+static char *rdf_str(const ldns_rdf *rdf)
+{
+	char *s = ldns_rdf2str(rdf);
+
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+static void assert_rdf(const ldns_rdf *rdf, const char *want)
+{
+	char *s = rdf_str(rdf);
+
+	ck_assert_str_eq(s, want);
+	free(s);
+}
+
+/* The authority section holds exactly Consul's SOA for consul. */
+static void assert_soa(const ldns_rr *soa)
+{
+	ck_assert_int_eq(ldns_rr_get_type(soa), LDNS_RR_TYPE_SOA);
+	assert_rdf(ldns_rr_owner(soa), "consul.");
+	ck_assert_uint_eq(ldns_rr_ttl(soa), 3);
+	assert_rdf(ldns_rr_rdf(soa, 0), "ns.consul.");
+	assert_rdf(ldns_rr_rdf(soa, 1), "hostmaster.consul.");
+	ck_assert_uint_eq(ldns_rdf2native_int32(ldns_rr_rdf(soa, 2)), NOW_S);
+	ck_assert_uint_eq(ldns_rdf2native_int32(ldns_rr_rdf(soa, 3)), 3600);
+	ck_assert_uint_eq(ldns_rdf2native_int32(ldns_rr_rdf(soa, 4)), 600);
+	ck_assert_uint_eq(ldns_rdf2native_int32(ldns_rr_rdf(soa, 5)), 86400);
+	ck_assert_uint_eq(ldns_rdf2native_int32(ldns_rr_rdf(soa, 6)), 3);
+}
+
+static void assert_negative(ldns_pkt *reply, ldns_pkt_rcode rcode)
+{
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), rcode);
+	ck_assert(ldns_pkt_aa(reply));
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+	ck_assert_uint_eq(ldns_pkt_nscount(reply), 1);
+	assert_soa(ldns_rr_list_rr(ldns_pkt_authority(reply), 0));
+}
+
+START_TEST(test_a_answer)
+{
+	struct dns_node_result found = {.status = 0, .address = "127.0.0.1"};
+	ldns_pkt *reply = run("Web1.node.consul.", LDNS_RR_TYPE_A, &found, DNS_ACT_NODE);
+	ldns_rr *rr;
+
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+	ck_assert(ldns_pkt_aa(reply));
+	ck_assert(!ldns_pkt_tc(reply));
+	ck_assert_uint_eq(ldns_pkt_qdcount(reply), 1);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	ck_assert_uint_eq(ldns_pkt_nscount(reply), 0);
+	rr = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_A);
+	ck_assert_int_eq(ldns_rr_get_class(rr), LDNS_RR_CLASS_IN);
+	ck_assert_uint_eq(ldns_rr_ttl(rr), 7);
+	assert_rdf(ldns_rr_owner(rr), "Web1.node.consul."); /* as asked */
+	assert_rdf(ldns_rr_rdf(rr, 0), "127.0.0.1");
+	ldns_pkt_free(reply);
+
+	/* ANY: the address set */
+	reply = run("web1.node.dc1.consul.", LDNS_RR_TYPE_ANY, &found, DNS_ACT_NODE);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	ck_assert_int_eq(ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_answer(reply), 0)),
+			 LDNS_RR_TYPE_A);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_aaaa_and_nodata)
+{
+	struct dns_node_result v6 = {.status = 0, .address = "2001:db8::1"};
+	struct dns_node_result v4 = {.status = 0, .address = "10.0.0.5"};
+	ldns_pkt *reply = run("web1.node.consul.", LDNS_RR_TYPE_AAAA, &v6, DNS_ACT_NODE);
+	ldns_rr *rr;
+
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	rr = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_AAAA);
+	assert_rdf(ldns_rr_rdf(rr, 0), "2001:db8::1");
+	ldns_pkt_free(reply);
+
+	/* A asked of an IPv6 node, AAAA or TXT of an IPv4 one: NODATA */
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_A, &v6, DNS_ACT_NODE);
+	assert_negative(reply, LDNS_RCODE_NOERROR);
+	ldns_pkt_free(reply);
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_AAAA, &v4, DNS_ACT_NODE);
+	assert_negative(reply, LDNS_RCODE_NOERROR);
+	ldns_pkt_free(reply);
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_MX, &v4, DNS_ACT_NODE);
+	assert_negative(reply, LDNS_RCODE_NOERROR);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_cname_for_host_name)
+{
+	struct dns_node_result host = {.status = 0, .address = "db.example.org"};
+	ldns_pkt *reply = run("web1.node.consul.", LDNS_RR_TYPE_A, &host, DNS_ACT_NODE);
+	ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
+
+	ck_assert_ptr_nonnull(rr);
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_CNAME);
+	assert_rdf(ldns_rr_rdf(rr, 0), "db.example.org.");
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_nxdomain)
+{
+	struct dns_node_result missing = {.status = CAIRN_E_NOTFOUND, .address = NULL};
+	ldns_pkt *reply = run("nope.node.consul.", LDNS_RR_TYPE_A, &missing, DNS_ACT_NODE);
+
+	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(reply);
+
+	/* forms that name nothing (yet), and bad labels in the domain */
+	reply = run("whatever.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(reply);
+	reply = run("web.service.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(reply);
+	reply = run("we\\032b.node.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_servfail)
+{
+	struct dns_node_result failed = {.status = -ETIMEDOUT, .address = NULL};
+	ldns_pkt *reply = run("web1.node.consul.", LDNS_RR_TYPE_A, &failed, DNS_ACT_NODE);
+
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_SERVFAIL);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_apex_and_addr)
+{
+	ldns_pkt *reply = run("consul.", LDNS_RR_TYPE_SOA, NULL, DNS_ACT_REPLY);
+
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+	ck_assert(ldns_pkt_aa(reply));
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	assert_soa(ldns_rr_list_rr(ldns_pkt_answer(reply), 0));
+	ldns_pkt_free(reply);
+
+	reply = run("consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+	assert_negative(reply, LDNS_RCODE_NOERROR);
+	ldns_pkt_free(reply);
+
+	reply = run("7f000001.addr.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 0), 0), "127.0.0.1");
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_refused_foreign)
+{
+	ldns_pkt *reply = run("www.example.com.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_REFUSED);
+	ck_assert(!ldns_pkt_aa(reply));
+	ck_assert_uint_eq(ldns_pkt_qdcount(reply), 1);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+	ck_assert_uint_eq(ldns_pkt_nscount(reply), 0);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_notimp)
+{
+	size_t len, rlen;
+	uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 77, 0,
+				   LDNS_PACKET_STATUS, &len);
+	uint8_t *rw = NULL;
+	ldns_pkt *reply = NULL;
+	struct dns_query q;
+
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_REPLY);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
+	ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOTIMPL);
+	ck_assert_int_eq(ldns_pkt_id(reply), 77);
+	ck_assert_int_eq(ldns_pkt_get_opcode(reply), LDNS_PACKET_STATUS);
+	ldns_pkt_free(reply);
+	dns_query_close(&q);
+	free(rw);
+	free(wire);
+}
+END_TEST
+
+/* Every truncation of a valid query: no header -> dropped; a header ->
+ * FORMERR with the id echoed. */
+START_TEST(test_formerr_truncated)
+{
+	size_t len;
+	uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 0xbeef, 1232,
+				   LDNS_PACKET_QUERY, &len);
+
+	ck_assert_uint_gt(len, LDNS_HEADER_SIZE + 20);
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *copy = malloc(cut ? cut : 1);
+		uint8_t *rw = NULL;
+		size_t rlen;
+		ldns_pkt *reply = NULL;
+		struct dns_query q;
+		enum dns_action act;
+
+		memcpy(copy, wire, cut);
+		act = dns_query_parse(&q, copy, cut, &cfg);
+		if (cut < LDNS_HEADER_SIZE) {
+			ck_assert_int_eq(act, DNS_ACT_DROP);
+		} else {
+			ck_assert_msg(act == DNS_ACT_REPLY, "cut %zu: act %d", cut, act);
+			ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen),
+					 0);
+			ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
+			ck_assert_msg(ldns_pkt_get_rcode(reply) == LDNS_RCODE_FORMERR, "cut %zu",
+				      cut);
+			ck_assert_int_eq(ldns_pkt_id(reply), 0xbeef);
+			ck_assert(ldns_pkt_qr(reply));
+			ldns_pkt_free(reply);
+			free(rw);
+		}
+		dns_query_close(&q);
+		free(copy);
+	}
+	free(wire);
+}
+END_TEST
+
+START_TEST(test_drop_responses_and_formerr_counts)
+{
+	size_t len, rlen;
+	uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 5, 0, LDNS_PACKET_QUERY,
+				   &len);
+	uint8_t *rw = NULL;
+	ldns_pkt *reply = NULL;
+	struct dns_query q;
+
+	LDNS_QR_SET(wire);
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_DROP);
+	dns_query_close(&q);
+	LDNS_QR_CLR(wire);
+
+	/* no question at all */
+	wire[LDNS_QDCOUNT_OFF + 1] = 0;
+	ck_assert_int_eq(dns_query_parse(&q, wire, LDNS_HEADER_SIZE, &cfg), DNS_ACT_REPLY);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
+	ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_FORMERR);
+	ldns_pkt_free(reply);
+	dns_query_close(&q);
+	free(rw);
+	free(wire);
+}
+END_TEST
+
+START_TEST(test_edns_limits)
+{
+	static const struct {
+		uint16_t edns;
+		size_t limit;
+	} cases[] = {{0, 512}, {100, 512}, {1232, 1232}, {4096, 4096}, {65000, 4096}};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len, rlen;
+		uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 9, cases[i].edns,
+					   LDNS_PACKET_QUERY, &len);
+		struct dns_node_result found = {.status = 0, .address = "127.0.0.1"};
+		uint8_t *rw = NULL;
+		ldns_pkt *reply = NULL;
+		struct dns_query q;
+
+		ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_NODE);
+		ck_assert_uint_eq(q.udp_limit, cases[i].limit);
+		ck_assert_int_eq(q.edns, cases[i].edns != 0);
+		ck_assert_int_eq(dns_answer_build(&q, &found, &cfg, NOW_S, true, &rw, &rlen), 0);
+		ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
+		/* an OPT in the reply exactly when the query had one */
+		ck_assert_int_eq(ldns_pkt_edns(reply), cases[i].edns != 0);
+		ldns_pkt_free(reply);
+		dns_query_close(&q);
+		free(rw);
+		free(wire);
+	}
+}
+END_TEST
+
+START_TEST(test_badvers)
+{
+	size_t len, rlen;
+	ldns_pkt *qp = NULL;
+	uint8_t *wire = NULL, *rw = NULL;
+	ldns_pkt *reply = NULL;
+	struct dns_query q;
+
+	ck_assert_int_eq(ldns_pkt_query_new_frm_str(&qp, "web1.node.consul.", LDNS_RR_TYPE_A,
+						    LDNS_RR_CLASS_IN, 0),
+			 LDNS_STATUS_OK);
+	ldns_pkt_set_edns_udp_size(qp, 1232);
+	ldns_pkt_set_edns_version(qp, 1);
+	ck_assert_int_eq(ldns_pkt2wire(&wire, qp, &len), LDNS_STATUS_OK);
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_REPLY);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
+	ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
+	ck_assert_int_eq(ldns_pkt_edns_extended_rcode(reply), 1); /* BADVERS = 16 */
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), 0);
+	ldns_pkt_free(reply);
+	ldns_pkt_free(qp);
+	dns_query_close(&q);
+	free(rw);
+	free(wire);
+}
+END_TEST
+
+/* A synthetic answer of 60 A records (about 1 KB) through the encoder. */
+static ldns_pkt *big_reply(void)
+{
+	ldns_pkt *p = NULL;
+
+	ck_assert_int_eq(ldns_pkt_query_new_frm_str(&p, "web.service.consul.", LDNS_RR_TYPE_A,
+						    LDNS_RR_CLASS_IN, 0),
+			 LDNS_STATUS_OK);
+	ldns_pkt_set_qr(p, true);
+	for (int i = 0; i < 60; i++) {
+		char text[128];
+		ldns_rr *rr = NULL;
+
+		snprintf(text, sizeof(text), "web.service.consul. 0 IN A 10.0.%d.%d", i / 250,
+			 i % 250);
+		ck_assert_int_eq(ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL), LDNS_STATUS_OK);
+		ck_assert(ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr));
+	}
+	return p;
+}
+
+START_TEST(test_truncation)
+{
+	ldns_pkt *p = big_reply();
+	ldns_pkt *back = NULL;
+	uint8_t *wire = NULL;
+	size_t len;
+
+	ck_assert_int_eq(dns_answer_encode(p, 512, true, &wire, &len), 0);
+	ck_assert_uint_le(len, 512);
+	ck_assert_int_eq(ldns_wire2pkt(&back, wire, len), LDNS_STATUS_OK);
+	ck_assert(ldns_pkt_tc(back));
+	ck_assert_uint_gt(ldns_pkt_ancount(back), 0);
+	ck_assert_uint_lt(ldns_pkt_ancount(back), 60);
+	ldns_pkt_free(back);
+	free(wire);
+	ldns_pkt_free(p);
+
+	/* enable_truncate off: cut to fit, but no TC */
+	p = big_reply();
+	ck_assert_int_eq(dns_answer_encode(p, 512, false, &wire, &len), 0);
+	ck_assert_uint_le(len, 512);
+	ck_assert_int_eq(ldns_wire2pkt(&back, wire, len), LDNS_STATUS_OK);
+	ck_assert(!ldns_pkt_tc(back));
+	ldns_pkt_free(back);
+	free(wire);
+	ldns_pkt_free(p);
+
+	/* room enough (EDNS0 4096, or TCP): everything, no TC */
+	p = big_reply();
+	ck_assert_int_eq(dns_answer_encode(p, 4096, true, &wire, &len), 0);
+	ck_assert_uint_gt(len, 512);
+	ck_assert_int_eq(ldns_wire2pkt(&back, wire, len), LDNS_STATUS_OK);
+	ck_assert(!ldns_pkt_tc(back));
+	ck_assert_uint_eq(ldns_pkt_ancount(back), 60);
+	ldns_pkt_free(back);
+	free(wire);
+	ldns_pkt_free(p);
+
+	/* not even the question fits */
+	p = big_reply();
+	ck_assert_int_eq(dns_answer_encode(p, 20, true, &wire, &len), -EMSGSIZE);
+	ldns_pkt_free(p);
+}
+END_TEST
+
+Suite *dns_answer_suite(void)
+{
+	Suite *s = suite_create("dns_answer");
+	TCase *tc = tcase_create("answers");
+
+	tcase_add_test(tc, test_a_answer);
+	tcase_add_test(tc, test_aaaa_and_nodata);
+	tcase_add_test(tc, test_cname_for_host_name);
+	tcase_add_test(tc, test_nxdomain);
+	tcase_add_test(tc, test_servfail);
+	tcase_add_test(tc, test_apex_and_addr);
+	tcase_add_test(tc, test_refused_foreign);
+	tcase_add_test(tc, test_notimp);
+	tcase_add_test(tc, test_formerr_truncated);
+	tcase_add_test(tc, test_drop_responses_and_formerr_counts);
+	tcase_add_test(tc, test_edns_limits);
+	tcase_add_test(tc, test_badvers);
+	tcase_add_test(tc, test_truncation);
+	suite_add_tcase(s, tc);
+	return s;
+}
