@@ -1,0 +1,960 @@
+/* Process-test harness: real agents on free ports, HTTP/DNS/ZeroMQ clients. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <ldns/ldns.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "arena.h"
+#include "proto.h"
+
+#define HARNESS_N_PORTS 5
+
+uint64_t harness_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void harness_pause_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- ports ------------------------------------------------------------ */
+
+/* Picks n distinct ports that are free for both TCP and UDP on 127.0.0.1
+ * right now. The sockets are held until all are chosen so the kernel does
+ * not hand out the same port twice, then closed for the agent to bind. */
+static int pick_ports(int *out, size_t n)
+{
+	int fds[HARNESS_N_PORTS * 2];
+	size_t nfds = 0, got = 0;
+	int rc = 0;
+
+	for (size_t tries = 0; got < n && tries < 200; tries++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		socklen_t sl = sizeof(sa);
+		int t, u;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (t < 0) {
+			rc = -errno;
+			break;
+		}
+		if (bind(t, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    getsockname(t, (struct sockaddr *)&sa, &sl) < 0) {
+			close(t);
+			continue;
+		}
+		u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (u < 0 || bind(u, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			if (u >= 0)
+				close(u);
+			close(t);
+			continue;
+		}
+		fds[nfds++] = t;
+		fds[nfds++] = u;
+		out[got++] = ntohs(sa.sin_port);
+	}
+	for (size_t i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (rc == 0 && got < n)
+		rc = -EADDRINUSE;
+	return rc;
+}
+
+/* ---- /proc ------------------------------------------------------------ */
+
+/* Reads comm, state and ppid of pid. Returns 0 or -errno. */
+static int proc_stat(pid_t pid, char *comm, size_t commlen, char *state, pid_t *ppid)
+{
+	char path[64], buf[1024];
+	char *open_paren, *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = '\0';
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] == '\0')
+		return -EIO;
+	if (comm) {
+		size_t len = (size_t)(close_paren - open_paren - 1);
+		if (len >= commlen)
+			len = commlen - 1;
+		memcpy(comm, open_paren + 1, len);
+		comm[len] = '\0';
+	}
+	{
+		char st = 0;
+		int pp = 0;
+		if (sscanf(close_paren + 2, "%c %d", &st, &pp) != 2)
+			return -EIO;
+		if (state)
+			*state = st;
+		if (ppid)
+			*ppid = pp;
+	}
+	return 0;
+}
+
+bool harness_pid_alive(pid_t pid)
+{
+	char st;
+
+	if (pid <= 0)
+		return false;
+	if (proc_stat(pid, NULL, 0, &st, NULL) < 0)
+		return false;
+	return st != 'Z' && st != 'X' && st != 'x';
+}
+
+/* True when /proc/<pid>/cmdline contains needle in one of its arguments. */
+static bool cmdline_contains(pid_t pid, const char *needle)
+{
+	char path[64];
+	char buf[8192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1)
+		if (strstr(buf + i, needle))
+			return true;
+	return false;
+}
+
+static bool is_descendant(pid_t pid, pid_t ancestor)
+{
+	for (int depth = 0; depth < 8 && pid > 1; depth++) {
+		pid_t pp = 0;
+		if (proc_stat(pid, NULL, 0, NULL, &pp) < 0)
+			return false;
+		if (pp == ancestor)
+			return true;
+		pid = pp;
+	}
+	return false;
+}
+
+pid_t harness_daemon_pid(const struct agent *a, const char *role)
+{
+	char want[32];
+	pid_t found = 0;
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(want, sizeof(want), "cairn-%s", role);
+	d = opendir("/proc");
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL && found == 0) {
+		char comm[64], st;
+		char *end;
+		long v = strtol(de->d_name, &end, 10);
+		pid_t pid;
+
+		if (*end != '\0' || v <= 0)
+			continue;
+		pid = (pid_t)v;
+		if (proc_stat(pid, comm, sizeof(comm), &st, NULL) < 0)
+			continue;
+		if (strcmp(comm, want) != 0 || st == 'Z' || st == 'X')
+			continue;
+		if ((a->pid > 0 && is_descendant(pid, a->pid)) ||
+		    (a->tmp_dir[0] && cmdline_contains(pid, a->tmp_dir)))
+			found = pid;
+	}
+	closedir(d);
+	return found;
+}
+
+pid_t harness_wait_daemon(const struct agent *a, const char *role, pid_t old_pid,
+			  uint64_t timeout_ms)
+{
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+
+	for (;;) {
+		pid_t p = harness_daemon_pid(a, role);
+		if (p > 0 && p != old_pid)
+			return p;
+		if (harness_now_ms() >= deadline)
+			return 0;
+		harness_pause_ms(50);
+	}
+}
+
+/* ---- logs ------------------------------------------------------------- */
+
+static void log_tail(const struct agent *a, size_t max_bytes, char *out, size_t outlen)
+{
+	FILE *f;
+	long size, start;
+	size_t n;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	f = fopen(a->log_path, "r");
+	if (!f)
+		return;
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0) {
+		if (max_bytes >= outlen)
+			max_bytes = outlen - 1;
+		start = size > (long)max_bytes ? size - (long)max_bytes : 0;
+		if (fseek(f, start, SEEK_SET) == 0) {
+			n = fread(out, 1, max_bytes, f);
+			out[n] = '\0';
+		}
+	}
+	fclose(f);
+}
+
+void harness_dump_log(const struct agent *a, size_t max_bytes)
+{
+	char *buf;
+
+	if (!a || a->log_path[0] == '\0')
+		return;
+	buf = malloc(max_bytes + 1);
+	if (!buf)
+		return;
+	log_tail(a, max_bytes, buf, max_bytes + 1);
+	fprintf(stderr, "---- tail of %s ----\n%s\n---- end of agent log ----\n", a->log_path, buf);
+	free(buf);
+}
+
+bool harness_log_has_sanitizer_report(const struct agent *a, char *out, size_t outlen)
+{
+	static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					    "runtime error:", "ERROR: UndefinedBehaviorSanitizer"};
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen(a->log_path, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+			if (strstr(line, marks[i])) {
+				found = true;
+				if (out && outlen) {
+					line[strcspn(line, "\n")] = '\0';
+					snprintf(out, outlen, "%s", line);
+				}
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* ---- agent lifecycle -------------------------------------------------- */
+
+static void curl_init_once(void)
+{
+	static bool done;
+
+	if (!done) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		done = true;
+	}
+}
+
+/* <build root>/cli/cairn, from CAIRN_BUILD_ROOT or else from our own path
+ * (<root>/tests/process/<exe>). */
+static int find_cairn(char *out, size_t outlen)
+{
+	const char *root = getenv("CAIRN_BUILD_ROOT");
+	char self[PATH_MAX];
+
+	if (root && root[0]) {
+		snprintf(out, outlen, "%s/cli/cairn", root);
+		return 0;
+	}
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	self[n] = '\0';
+	for (int i = 0; i < 3; i++) {
+		char *slash = strrchr(self, '/');
+		if (!slash)
+			return -ENOENT;
+		*slash = '\0';
+	}
+	snprintf(out, outlen, "%.4000s/cli/cairn", self);
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	(void)remove(path); /* best effort: a leftover temp file is harmless */
+	return 0;
+}
+
+static bool waited_exit(pid_t pid, uint64_t timeout_ms)
+{
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+
+	for (;;) {
+		int status;
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid || (r < 0 && errno == ECHILD && !harness_pid_alive(pid)))
+			return true;
+		if (harness_now_ms() >= deadline)
+			return false;
+		harness_pause_ms(20);
+	}
+}
+
+void harness_agent_stop(struct agent *a)
+{
+	static const char *const roles[] = {"apid", "dnsd", "gossipd", "raftd"};
+	pid_t daemons[4] = {0};
+
+	if (!a)
+		return;
+	for (size_t i = 0; i < 4; i++)
+		if (a->tmp_dir[0])
+			daemons[i] = harness_daemon_pid(a, roles[i]);
+	if (a->pid > 0) {
+		(void)kill(a->pid, SIGCONT); /* a test may have stopped it */
+		(void)kill(a->pid, SIGTERM);
+		if (!waited_exit(a->pid, 15000)) {
+			fprintf(stderr, "harness: agent %d ignored SIGTERM for 15 s; killing\n",
+				(int)a->pid);
+		}
+		(void)kill(-a->pid, SIGKILL); /* whatever is left in its group */
+		(void)waited_exit(a->pid, 5000);
+	}
+	/* Daemons that escaped the group or were orphaned by a crash. */
+	for (size_t i = 0; i < 4; i++) {
+		char comm[64];
+		if (daemons[i] > 0 && proc_stat(daemons[i], comm, sizeof(comm), NULL, NULL) == 0 &&
+		    strncmp(comm, "cairn-", 6) == 0 && harness_pid_alive(daemons[i])) {
+			fprintf(stderr, "harness: cairn-%s (%d) outlived its agent; killing\n",
+				roles[i], (int)daemons[i]);
+			(void)kill(daemons[i], SIGKILL);
+		}
+	}
+	a->pid = 0;
+	if (a->tmp_dir[0]) {
+		if (!getenv("CAIRN_TEST_KEEP"))
+			(void)nftw(a->tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		else
+			fprintf(stderr, "harness: keeping %s\n", a->tmp_dir);
+		a->tmp_dir[0] = '\0';
+	}
+}
+
+int harness_agent_terminate(struct agent *a, int sig, uint64_t timeout_ms, char *err,
+			    size_t errlen)
+{
+	static const char *const roles[] = {"apid", "dnsd", "gossipd", "raftd"};
+	pid_t daemons[4] = {0};
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+	char line[512];
+
+	for (size_t i = 0; i < 4; i++)
+		daemons[i] = harness_daemon_pid(a, roles[i]);
+	if (a->pid <= 0 || kill(a->pid, sig) < 0) {
+		errf(err, errlen, "no agent to signal");
+		return -ESRCH;
+	}
+	for (;;) {
+		bool left = harness_pid_alive(a->pid);
+		for (size_t i = 0; i < 4 && !left; i++)
+			left = harness_pid_alive(daemons[i]);
+		if (!left)
+			break;
+		if (harness_now_ms() >= deadline) {
+			errf(err, errlen,
+			     "still running %llu ms after signal %d: agent %s, apid %s, dnsd %s, "
+			     "gossipd %s, raftd %s",
+			     (unsigned long long)timeout_ms, sig,
+			     harness_pid_alive(a->pid) ? "yes" : "no",
+			     harness_pid_alive(daemons[0]) ? "yes" : "no",
+			     harness_pid_alive(daemons[1]) ? "yes" : "no",
+			     harness_pid_alive(daemons[2]) ? "yes" : "no",
+			     harness_pid_alive(daemons[3]) ? "yes" : "no");
+			return -ETIMEDOUT;
+		}
+		harness_pause_ms(20);
+	}
+	if (harness_log_has_sanitizer_report(a, line, sizeof(line))) {
+		errf(err, errlen, "sanitizer report in agent log: %s", line);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+bool harness_wait_leader(const struct agent *a, uint64_t timeout_ms)
+{
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+
+	for (;;) {
+		struct http_resp r;
+		bool ok = http_get(a, "/v1/status/leader", &r) == 0 && r.status == 200 &&
+			  r.body_len > 2 && r.body[0] == '"' && strcmp(r.body, "\"\"") != 0;
+		http_resp_free(&r);
+		if (ok)
+			return true;
+		if (harness_now_ms() >= deadline)
+			return false;
+		harness_pause_ms(100);
+	}
+}
+
+int harness_agent_start(struct agent *a, const char *name, const char *const *extra_args,
+			uint64_t timeout_ms, char *err, size_t errlen)
+{
+	char cairn[PATH_MAX];
+	char ports_s[HARNESS_N_PORTS][16];
+	int ports[HARNESS_N_PORTS];
+	const char *argv[64];
+	size_t argc = 0;
+	uint64_t deadline;
+	pid_t parent = getpid();
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	curl_init_once();
+	rc = find_cairn(cairn, sizeof(cairn));
+	if (rc < 0 || access(cairn, X_OK) != 0) {
+		errf(err, errlen, "cannot run %s (CAIRN_BUILD_ROOT=%s): not built?", cairn,
+		     getenv("CAIRN_BUILD_ROOT") ? getenv("CAIRN_BUILD_ROOT") : "unset");
+		return -ENOENT;
+	}
+	snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
+	if (!mkdtemp(a->tmp_dir)) {
+		rc = -errno;
+		a->tmp_dir[0] = '\0';
+		errf(err, errlen, "mkdtemp: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
+	snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
+	if (name)
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	else
+		snprintf(a->name, sizeof(a->name), "node-%d", (int)getpid());
+	rc = pick_ports(ports, HARNESS_N_PORTS);
+	if (rc < 0) {
+		errf(err, errlen, "no free ports: %s", strerror(-rc));
+		goto fail;
+	}
+	a->http_port = ports[0];
+	a->dns_port = ports[1];
+	a->server_port = ports[2];
+	a->serf_lan_port = ports[3];
+	a->serf_wan_port = ports[4];
+	for (size_t i = 0; i < HARNESS_N_PORTS; i++)
+		snprintf(ports_s[i], sizeof(ports_s[i]), "%d", ports[i]);
+
+	argv[argc++] = cairn;
+	argv[argc++] = "agent";
+	argv[argc++] = "-server";
+	argv[argc++] = "-bootstrap-expect";
+	argv[argc++] = "1";
+	argv[argc++] = "-data-dir";
+	argv[argc++] = a->data_dir;
+	argv[argc++] = "-node";
+	argv[argc++] = a->name;
+	argv[argc++] = "-bind";
+	argv[argc++] = "127.0.0.1";
+	argv[argc++] = "-client";
+	argv[argc++] = "127.0.0.1";
+	argv[argc++] = "-http-port";
+	argv[argc++] = ports_s[0];
+	argv[argc++] = "-dns-port";
+	argv[argc++] = ports_s[1];
+	argv[argc++] = "-server-port";
+	argv[argc++] = ports_s[2];
+	argv[argc++] = "-serf-lan-port";
+	argv[argc++] = ports_s[3];
+	argv[argc++] = "-serf-wan-port";
+	argv[argc++] = ports_s[4];
+	for (size_t i = 0; extra_args && extra_args[i] && argc < 62; i++)
+		argv[argc++] = extra_args[i];
+	argv[argc] = NULL;
+
+	fflush(NULL);
+	a->pid = fork();
+	if (a->pid < 0) {
+		rc = -errno;
+		a->pid = 0;
+		errf(err, errlen, "fork: %s", strerror(-rc));
+		goto fail;
+	}
+	if (a->pid == 0) {
+		int fd;
+
+		(void)setpgid(0, 0);
+		/* Do not outlive the test program, whatever kills it. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		fd = open(a->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			dup2(fd, STDIN_FILENO);
+		execv(cairn, (char *const *)argv);
+		fprintf(stderr, "harness: exec %s: %s\n", cairn, strerror(errno));
+		_exit(127);
+	}
+	(void)setpgid(a->pid, a->pid); /* also from here: no race with kill(-pgid) */
+
+	deadline = harness_now_ms() + timeout_ms;
+	for (;;) {
+		if (!harness_pid_alive(a->pid)) {
+			char tail[1500];
+			log_tail(a, sizeof(tail) - 1, tail, sizeof(tail));
+			errf(err, errlen, "cairn agent exited during start-up; log tail:\n%s", tail);
+			rc = -ECHILD;
+			goto fail;
+		}
+		if (harness_wait_leader(a, 0))
+			break;
+		if (harness_now_ms() >= deadline) {
+			char tail[1500];
+			log_tail(a, sizeof(tail) - 1, tail, sizeof(tail));
+			errf(err, errlen,
+			     "no leader on /v1/status/leader (port %d) after %llu ms; log tail:\n%s",
+			     a->http_port, (unsigned long long)timeout_ms, tail);
+			rc = -ETIMEDOUT;
+			goto fail;
+		}
+		harness_pause_ms(100);
+	}
+	return 0;
+fail:
+	harness_agent_stop(a);
+	return rc;
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const void *data, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *np;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np)
+			return -ENOMEM;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	return buf_add(ctx, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct buf *b = ctx;
+
+	/* A new status line (after 100 Continue) starts a new header block. */
+	if (size * nmemb >= 5 && strncmp(data, "HTTP/", 5) == 0)
+		b->len = 0;
+	return buf_add(b, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+int http_request(const struct agent *a, const char *method, const char *path, const void *body,
+		 size_t body_len, struct http_resp *out)
+{
+	struct buf hb = {0}, bb = {0};
+	char url[2048];
+	CURL *c;
+	CURLcode cc;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	curl_init_once();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", a->http_port, path);
+	c = curl_easy_init();
+	if (!c) {
+		snprintf(out->err, sizeof(out->err), "curl_easy_init failed");
+		rc = -ENOMEM;
+		goto out;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+	if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "GET") == 0 && !body) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		if (body) {
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+		}
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	}
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		snprintf(out->err, sizeof(out->err), "%.16s %.120s: %.100s", method, url,
+			 curl_easy_strerror(cc));
+		rc = -EIO;
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	}
+	curl_easy_cleanup(c);
+out:
+	if (!hb.p)
+		(void)buf_add(&hb, "", 0);
+	if (!bb.p)
+		(void)buf_add(&bb, "", 0);
+	out->headers = hb.p;
+	out->body = bb.p;
+	out->body_len = bb.len;
+	if (rc < 0)
+		out->status = 0;
+	return rc;
+}
+
+int http_get(const struct agent *a, const char *path, struct http_resp *out)
+{
+	return http_request(a, "GET", path, NULL, 0, out);
+}
+
+int http_put(const struct agent *a, const char *path, const char *body, struct http_resp *out)
+{
+	return http_request(a, "PUT", path, body ? body : "", body ? strlen(body) : 0, out);
+}
+
+int http_delete(const struct agent *a, const char *path, struct http_resp *out)
+{
+	return http_request(a, "DELETE", path, NULL, 0, out);
+}
+
+void http_resp_free(struct http_resp *r)
+{
+	if (!r)
+		return;
+	free(r->headers);
+	free(r->body);
+	r->headers = NULL;
+	r->body = NULL;
+	r->body_len = 0;
+}
+
+bool http_header(const struct http_resp *r, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	const char *line = r->headers;
+
+	while (line && *line) {
+		const char *eol = strchr(line, '\n');
+		size_t llen = eol ? (size_t)(eol - line) : strlen(line);
+
+		if (llen > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+			const char *v = line + nlen + 1;
+			size_t vlen;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			vlen = (size_t)(line + llen - v);
+			while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+				vlen--;
+			if (out && outlen) {
+				if (vlen >= outlen)
+					vlen = outlen - 1;
+				memcpy(out, v, vlen);
+				out[vlen] = '\0';
+			}
+			return true;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return false;
+}
+
+uint64_t http_index(const struct http_resp *r)
+{
+	char v[64];
+	char *end;
+	unsigned long long n;
+
+	if (!http_header(r, "X-Consul-Index", v, sizeof(v)) || !isdigit((unsigned char)v[0]))
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end)
+		return 0;
+	return n;
+}
+
+struct json_t *http_json(const struct http_resp *r)
+{
+	json_error_t je;
+
+	if (!r->body)
+		return NULL;
+	return json_loadb(r->body, r->body_len, JSON_DECODE_ANY, &je);
+}
+
+/* ---- DNS -------------------------------------------------------------- */
+
+int dns_query(const struct agent *a, const char *name, int rr_type, uint64_t timeout_ms,
+	      struct dns_result *out)
+{
+	ldns_rdf *qname = NULL;
+	ldns_pkt *q = NULL, *reply = NULL;
+	uint8_t *wire = NULL;
+	size_t wire_len = 0;
+	uint8_t rbuf[65536];
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct pollfd pfd;
+	ssize_t n;
+	uint64_t deadline;
+	int fd = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	qname = ldns_dname_new_frm_str(name);
+	if (!qname) {
+		rc = -EINVAL;
+		goto out;
+	}
+	q = ldns_pkt_query_new(qname, (ldns_rr_type)rr_type, LDNS_RR_CLASS_IN, LDNS_RD);
+	if (!q) {
+		ldns_rdf_deep_free(qname);
+		rc = -ENOMEM;
+		goto out;
+	}
+	out->id_sent = (uint16_t)(harness_now_ms() ^ (uint64_t)getpid());
+	ldns_pkt_set_id(q, out->id_sent);
+	if (ldns_pkt2wire(&wire, q, &wire_len) != LDNS_STATUS_OK) {
+		rc = -EINVAL;
+		goto out;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons((uint16_t)a->dns_port);
+	if (sendto(fd, wire, wire_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	deadline = harness_now_ms() + timeout_ms;
+	for (;;) {
+		uint64_t now = harness_now_ms();
+		int left = now >= deadline ? 0 : (int)(deadline - now);
+
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		rc = poll(&pfd, 1, left);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0) {
+			rc = rc < 0 ? -errno : -ETIMEDOUT;
+			goto out;
+		}
+		n = recv(fd, rbuf, sizeof(rbuf), 0);
+		if (n < 0) {
+			/* ECONNREFUSED: nothing listens (yet). */
+			rc = -errno;
+			goto out;
+		}
+		break;
+	}
+	if (ldns_wire2pkt(&reply, rbuf, (size_t)n) != LDNS_STATUS_OK) {
+		rc = -EPROTO;
+		goto out;
+	}
+	out->rcode = ldns_pkt_get_rcode(reply);
+	out->aa = ldns_pkt_aa(reply);
+	out->id_received = ldns_pkt_id(reply);
+	{
+		ldns_rr_list *ans = ldns_pkt_answer(reply);
+		ldns_rr_list *auth = ldns_pkt_authority(reply);
+
+		out->n_answer = ans ? ldns_rr_list_rr_count(ans) : 0;
+		out->n_authority = auth ? ldns_rr_list_rr_count(auth) : 0;
+		for (size_t i = 0; i < out->n_answer; i++) {
+			ldns_rr *rr = ldns_rr_list_rr(ans, i);
+			ldns_rr_type t = ldns_rr_get_type(rr);
+			if ((t == LDNS_RR_TYPE_A || t == LDNS_RR_TYPE_AAAA) && out->n_a < 8 &&
+			    ldns_rr_rd_count(rr) > 0) {
+				char *s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+				if (s) {
+					snprintf(out->a[out->n_a++], sizeof(out->a[0]), "%s", s);
+					free(s);
+				}
+			}
+		}
+		for (size_t i = 0; i < out->n_authority; i++)
+			if (ldns_rr_get_type(ldns_rr_list_rr(auth, i)) == LDNS_RR_TYPE_SOA)
+				out->soa_in_authority = true;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(wire);
+	ldns_pkt_free(q);
+	ldns_pkt_free(reply);
+	return rc;
+}
+
+/* ---- ZeroMQ ----------------------------------------------------------- */
+
+void harness_ipc_endpoint(const struct agent *a, const char *name, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "ipc://%s/run/%s.sock", a->data_dir, name);
+}
+
+int zmq_roundtrip(const char *endpoint, const void *buf, size_t len, uint64_t timeout_ms,
+		  struct arena *arena, struct proto_msg *out)
+{
+	void *ctx = zmq_ctx_new();
+	void *s = NULL;
+	zmq_msg_t m;
+	bool have_msg = false;
+	int linger = 0, rc;
+	uint64_t deadline;
+	char err[256];
+
+	if (!ctx)
+		return -ENOMEM;
+	s = zmq_socket(ctx, ZMQ_DEALER);
+	if (!s) {
+		rc = -errno;
+		goto out;
+	}
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+	if (zmq_connect(s, endpoint) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (zmq_send(s, buf, len, 0) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	deadline = harness_now_ms() + timeout_ms;
+	zmq_msg_init(&m);
+	have_msg = true;
+	for (;;) {
+		zmq_pollitem_t pi = {.socket = s, .events = ZMQ_POLLIN};
+		uint64_t now = harness_now_ms();
+		long left = now >= deadline ? 0 : (long)(deadline - now);
+		int more = 0;
+		size_t more_len = sizeof(more);
+
+		rc = zmq_poll(&pi, 1, left);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0) {
+			rc = rc < 0 ? -errno : -ETIMEDOUT;
+			goto out;
+		}
+		/* Keep the last frame of the reply: the payload. */
+		do {
+			if (zmq_msg_recv(&m, s, 0) < 0) {
+				rc = -errno;
+				goto out;
+			}
+			zmq_getsockopt(s, ZMQ_RCVMORE, &more, &more_len);
+		} while (more);
+		break;
+	}
+	err[0] = '\0';
+	rc = proto_decode(zmq_msg_data(&m), zmq_msg_size(&m), arena, out, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "zmq_roundtrip: undecodable reply (%zu bytes): %s\n",
+			zmq_msg_size(&m), err);
+out:
+	if (have_msg)
+		zmq_msg_close(&m);
+	if (s)
+		zmq_close(s);
+	zmq_ctx_term(ctx);
+	return rc;
+}

@@ -1,0 +1,297 @@
+/* Process test: status and agent endpoints, DNS node lookups (ldns and dig)
+ * and the `cairn` command against a real agent. */
+#include <ldns/ldns.h>
+#include <sys/wait.h>
+
+#include "ptest.h"
+
+PTEST_AGENT_FIXTURE("api-node", NULL)
+
+static json_t *get_json_ok(const char *path)
+{
+	struct http_resp r;
+	json_t *j;
+
+	http_get(&ag, path, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_CTYPE(r, "application/json");
+	j = http_json(&r);
+	ck_assert_msg(j != NULL, "GET %s: not JSON: [%.300s]", path, r.body);
+	http_resp_free(&r);
+	return j;
+}
+
+START_TEST(status_leader)
+{
+	struct http_resp r;
+	char want[64];
+
+	REQUIRE_AGENT();
+	http_get(&ag, "/v1/status/leader", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_CTYPE(r, "application/json");
+	snprintf(want, sizeof(want), "\"127.0.0.1:%d\"", ag.server_port);
+	EXPECT_BODY(r, want);
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(status_peers)
+{
+	char want[64];
+	json_t *j;
+
+	REQUIRE_AGENT();
+	j = get_json_ok("/v1/status/peers");
+	snprintf(want, sizeof(want), "127.0.0.1:%d", ag.server_port);
+	ck_assert_msg(json_is_array(j) && json_array_size(j) == 1, "peers: want one element");
+	ck_assert_str_eq(json_string_value(json_array_get(j, 0)), want);
+	json_decref(j);
+}
+END_TEST
+
+static void expect_local_member(json_t *m)
+{
+	json_t *tags;
+
+	ck_assert_msg(json_is_object(m), "member is not an object");
+	ck_assert_str_eq(json_string_value(json_object_get(m, "Name")), ag.name);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "Addr")), "127.0.0.1");
+	ck_assert_int_eq(json_integer_value(json_object_get(m, "Port")), ag.serf_lan_port);
+	ck_assert_int_eq(json_integer_value(json_object_get(m, "Status")), 1);
+	tags = json_object_get(m, "Tags");
+	ck_assert_msg(json_is_object(tags), "member has no Tags object");
+	ck_assert_str_eq(json_string_value(json_object_get(tags, "role")), "consul");
+	ck_assert_str_eq(json_string_value(json_object_get(tags, "dc")), "dc1");
+}
+
+START_TEST(agent_self)
+{
+	json_t *j, *cfg;
+	const char *id, *version;
+
+	REQUIRE_AGENT();
+	j = get_json_ok("/v1/agent/self");
+	cfg = json_object_get(j, "Config");
+	ck_assert_msg(json_is_object(cfg), "no Config object");
+	ck_assert_str_eq(json_string_value(json_object_get(cfg, "Datacenter")), "dc1");
+	ck_assert_str_eq(json_string_value(json_object_get(cfg, "NodeName")), ag.name);
+	id = json_string_value(json_object_get(cfg, "NodeID"));
+	ck_assert_msg(id && strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[18] == '-' &&
+			      id[23] == '-',
+		      "NodeID [%s] is not a UUID", id ? id : "(missing)");
+	ck_assert_msg(json_is_true(json_object_get(cfg, "Server")), "Config.Server not true");
+	version = json_string_value(json_object_get(cfg, "Version"));
+	ck_assert_msg(version && version[0], "Config.Version missing");
+	expect_local_member(json_object_get(j, "Member"));
+	json_decref(j);
+
+}
+END_TEST
+
+START_TEST(agent_members)
+{
+	json_t *j;
+
+	REQUIRE_AGENT();
+	j = get_json_ok("/v1/agent/members");
+	ck_assert_msg(json_is_array(j), "members is not an array");
+	ck_assert_uint_eq(json_array_size(j), 1);
+	expect_local_member(json_array_get(j, 0));
+	json_decref(j);
+}
+END_TEST
+
+/* Polls name/type until it answers with want_rcode (dnsd may still be
+ * learning the catalog); returns the last result. */
+static struct dns_result dns_poll(const char *name, int type, int want_rcode)
+{
+	struct dns_result d;
+	uint64_t deadline = harness_now_ms() + 20000;
+	int rc;
+
+	for (;;) {
+		rc = dns_query(&ag, name, type, 2000, &d);
+		if ((rc == 0 && d.rcode == want_rcode) || harness_now_ms() >= deadline)
+			break;
+		harness_pause_ms(100);
+	}
+	ck_assert_msg(rc == 0, "DNS %s: no answer (%s)", name, strerror(-rc));
+	ck_assert_int_eq(d.id_received, d.id_sent);
+	return d;
+}
+
+START_TEST(dns_node_a)
+{
+	char name[128];
+	struct dns_result d;
+
+	REQUIRE_AGENT();
+	snprintf(name, sizeof(name), "%s.node.consul.", ag.name);
+	d = dns_poll(name, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	ck_assert_int_eq(d.rcode, LDNS_RCODE_NOERROR);
+	ck_assert_msg(d.aa, "answer not authoritative");
+	ck_assert_uint_eq(d.n_a, 1);
+	ck_assert_str_eq(d.a[0], "127.0.0.1");
+
+	/* Names are case-insensitive. */
+	for (char *p = name; *p; p++)
+		*p = (char)((*p >= 'a' && *p <= 'z') ? *p - 32 : *p);
+	d = dns_poll(name, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(d.n_a, 1);
+	ck_assert_str_eq(d.a[0], "127.0.0.1");
+}
+END_TEST
+
+START_TEST(dns_unknown_nxdomain)
+{
+	struct dns_result d;
+
+	REQUIRE_AGENT();
+	d = dns_poll("no-such-node.node.consul.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN);
+	ck_assert_int_eq(d.rcode, LDNS_RCODE_NXDOMAIN);
+	ck_assert_uint_eq(d.n_answer, 0);
+	ck_assert_msg(d.soa_in_authority, "NXDOMAIN without an SOA in the authority section");
+}
+END_TEST
+
+/* Runs cmd with sh -c; returns its exit status and its stdout in out. */
+static int run_cmd(const char *cmd, char *out, size_t outlen)
+{
+	FILE *p = popen(cmd, "r");
+	size_t n = 0;
+	int st;
+
+	ck_assert_msg(p != NULL, "popen %s", cmd);
+	while (n + 1 < outlen) {
+		size_t got = fread(out + n, 1, outlen - 1 - n, p);
+		if (got == 0)
+			break;
+		n += got;
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+START_TEST(dig_node_a)
+{
+	char cmd[512], out[1024], name[128];
+	uint64_t deadline;
+	int st;
+
+	REQUIRE_AGENT();
+	if (system("command -v dig >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "dig_node_a: dig not installed (tools/deps test installs it)\n");
+		ck_abort_msg("dig not installed");
+	}
+	snprintf(name, sizeof(name), "%s.node.consul", ag.name);
+	snprintf(cmd, sizeof(cmd), "dig @127.0.0.1 -p %d %s A +short +time=2 +tries=1", ag.dns_port,
+		 name);
+	deadline = harness_now_ms() + 20000;
+	do {
+		st = run_cmd(cmd, out, sizeof(out));
+		if (st == 0 && strcmp(out, "127.0.0.1\n") == 0)
+			break;
+		harness_pause_ms(100);
+	} while (harness_now_ms() < deadline);
+	ck_assert_int_eq(st, 0);
+	ck_assert_str_eq(out, "127.0.0.1\n");
+}
+END_TEST
+
+START_TEST(cli_kv_members_version)
+{
+	char cairn[512], cmd[1024], out[4096];
+	const char *root = getenv("CAIRN_BUILD_ROOT");
+	int st;
+
+	REQUIRE_AGENT();
+	ck_assert_msg(root != NULL, "CAIRN_BUILD_ROOT not set");
+	snprintf(cairn, sizeof(cairn), "%s/cli/cairn", root);
+
+	snprintf(cmd, sizeof(cmd), "%s kv put -http-addr=127.0.0.1:%d greeting hello 2>&1", cairn,
+		 ag.http_port);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
+
+	snprintf(cmd, sizeof(cmd), "%s kv get -http-addr=127.0.0.1:%d greeting", cairn,
+		 ag.http_port);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d", cmd, st);
+	ck_assert_str_eq(out, "hello\n");
+
+	/* The environment variables Consul's CLI honours. */
+	snprintf(cmd, sizeof(cmd), "CONSUL_HTTP_ADDR=127.0.0.1:%d %s kv get greeting", ag.http_port,
+		 cairn);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d", cmd, st);
+	ck_assert_str_eq(out, "hello\n");
+	snprintf(cmd, sizeof(cmd), "CAIRN_HTTP_ADDR=http://127.0.0.1:%d %s kv get greeting",
+		 ag.http_port, cairn);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d", cmd, st);
+	ck_assert_str_eq(out, "hello\n");
+
+	/* What the HTTP API sees is the same value. */
+	{
+		struct http_resp r;
+		http_get(&ag, "/v1/kv/greeting?raw", &r);
+		EXPECT_STATUS(r, 200);
+		EXPECT_BODY(r, "hello");
+		http_resp_free(&r);
+	}
+
+	snprintf(cmd, sizeof(cmd), "%s kv delete -http-addr=127.0.0.1:%d greeting 2>&1", cairn,
+		 ag.http_port);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
+	snprintf(cmd, sizeof(cmd), "%s kv get -http-addr=127.0.0.1:%d greeting 2>&1", cairn,
+		 ag.http_port);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st != 0, "kv get of a deleted key exited 0: %s", out);
+
+	snprintf(cmd, sizeof(cmd), "%s members -http-addr=127.0.0.1:%d", cairn, ag.http_port);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d", cmd, st);
+	ck_assert_msg(strstr(out, ag.name) && strstr(out, "alive") && strstr(out, "server"),
+		      "members output lacks name/alive/server:\n%s", out);
+
+	snprintf(cmd, sizeof(cmd), "%s version", cairn);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d", cmd, st);
+	ck_assert_msg(strlen(out) > 0, "cairn version printed nothing");
+}
+END_TEST
+
+/* Last: SIGTERM stops all four daemons, with a clean log. */
+START_TEST(sigterm_stops_everything)
+{
+	char err[1024];
+	int rc;
+
+	REQUIRE_AGENT();
+	rc = harness_agent_terminate(&ag, SIGTERM, 20000, err, sizeof(err));
+	ck_assert_msg(rc == 0, "%s", err);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("process-api");
+	TCase *tc = tcase_create("api");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, ptest_setup, ptest_teardown);
+	tcase_add_test(tc, status_leader);
+	tcase_add_test(tc, status_peers);
+	tcase_add_test(tc, agent_self);
+	tcase_add_test(tc, agent_members);
+	tcase_add_test(tc, dns_node_a);
+	tcase_add_test(tc, dns_unknown_nxdomain);
+	tcase_add_test(tc, dig_node_a);
+	tcase_add_test(tc, cli_kv_members_version);
+	tcase_add_test(tc, sigterm_stops_everything);
+	suite_add_tcase(s, tc);
+	return ptest_run(s);
+}

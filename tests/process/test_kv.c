@@ -1,0 +1,606 @@
+/* Process test: the KV HTTP API end to end against a real agent, with
+ * Consul's status codes, headers and JSON; blocking queries; malformed
+ * requests answered with errors while apid keeps running. */
+#include <inttypes.h>
+#include <pthread.h>
+
+#include "ptest.h"
+
+PTEST_AGENT_FIXTURE("kv-node", NULL)
+
+/* Entry i of a KV GET answer (a JSON array of objects). */
+static json_t *entry(json_t *arr, size_t i)
+{
+	ck_assert_msg(json_is_array(arr), "answer is not a JSON array");
+	ck_assert_msg(i < json_array_size(arr), "answer has %zu entries, want more than %zu",
+		      json_array_size(arr), i);
+	return json_array_get(arr, i);
+}
+
+static const char *str_field(json_t *obj, const char *name)
+{
+	json_t *v = json_object_get(obj, name);
+	ck_assert_msg(json_is_string(v), "field %s missing or not a string", name);
+	return json_string_value(v);
+}
+
+static json_int_t int_field(json_t *obj, const char *name)
+{
+	json_t *v = json_object_get(obj, name);
+	ck_assert_msg(json_is_integer(v), "field %s missing or not an integer", name);
+	return json_integer_value(v);
+}
+
+/* PUT path with body; asserts 200 and the JSON literal want ("true" or
+ * "false"). */
+static void put_expect(const char *path, const char *body, const char *want)
+{
+	struct http_resp r;
+
+	http_put(&ag, path, body, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, want);
+	http_resp_free(&r);
+}
+
+static void del_expect(const char *path, const char *want)
+{
+	struct http_resp r;
+
+	http_delete(&ag, path, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, want);
+	http_resp_free(&r);
+}
+
+/* GETs one key; returns its JSON array (caller json_decref) and its
+ * X-Consul-Index in *out_index. Asserts 200. */
+static json_t *get_json(const char *path, uint64_t *out_index)
+{
+	struct http_resp r;
+	json_t *j;
+
+	http_get(&ag, path, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_CTYPE(r, "application/json");
+	j = http_json(&r);
+	ck_assert_msg(j != NULL, "not JSON: [%.300s]", r.body);
+	if (out_index)
+		*out_index = http_index(&r);
+	http_resp_free(&r);
+	return j;
+}
+
+static void expect_missing(const char *path)
+{
+	struct http_resp r;
+
+	http_get(&ag, path, &r);
+	EXPECT_STATUS(r, 404);
+	ck_assert_msg(http_index(&r) > 0, "404 without a non-zero X-Consul-Index:\n%s", r.headers);
+	http_resp_free(&r);
+}
+
+/* ---- basics ------------------------------------------------------------ */
+
+START_TEST(put_get_roundtrip)
+{
+	struct http_resp r;
+	char v[64];
+	json_t *j, *e;
+	uint64_t idx;
+
+	REQUIRE_AGENT();
+	http_put(&ag, "/v1/kv/kvt/greeting", "hello", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	EXPECT_CTYPE(r, "application/json");
+	http_resp_free(&r);
+
+	http_get(&ag, "/v1/kv/kvt/greeting", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_CTYPE(r, "application/json");
+	EXPECT_HEADER(r, "X-Consul-KnownLeader", v);
+	ck_assert_str_eq(v, "true");
+	EXPECT_HEADER(r, "X-Consul-LastContact", v);
+	ck_assert_msg(v[0] >= '0' && v[0] <= '9', "X-Consul-LastContact [%s] not a number", v);
+	idx = http_index(&r);
+	ck_assert_msg(idx > 0, "X-Consul-Index missing or 0:\n%s", r.headers);
+	j = http_json(&r);
+	ck_assert_msg(j != NULL, "not JSON: [%.300s]", r.body);
+	http_resp_free(&r);
+
+	ck_assert_uint_eq(json_array_size(j), 1);
+	e = entry(j, 0);
+	ck_assert_str_eq(str_field(e, "Key"), "kvt/greeting");
+	ck_assert_str_eq(str_field(e, "Value"), "aGVsbG8=");
+	ck_assert_int_eq(int_field(e, "Flags"), 0);
+	ck_assert_int_eq(int_field(e, "LockIndex"), 0);
+	ck_assert_int_gt(int_field(e, "CreateIndex"), 0);
+	ck_assert_int_eq(int_field(e, "CreateIndex"), int_field(e, "ModifyIndex"));
+	ck_assert_msg(idx >= (uint64_t)int_field(e, "ModifyIndex"),
+		      "X-Consul-Index %" PRIu64 " below ModifyIndex %lld", idx,
+		      (long long)int_field(e, "ModifyIndex"));
+	json_decref(j);
+
+	http_get(&ag, "/v1/kv/kvt/greeting?raw", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "hello");
+	http_resp_free(&r);
+
+	/* Overwrite: CreateIndex stays, ModifyIndex grows. */
+	{
+		json_t *j1 = get_json("/v1/kv/kvt/greeting", NULL);
+		json_int_t c1 = int_field(entry(j1, 0), "CreateIndex");
+		json_int_t m1 = int_field(entry(j1, 0), "ModifyIndex");
+		json_t *j2;
+
+		put_expect("/v1/kv/kvt/greeting", "bye", "true");
+		j2 = get_json("/v1/kv/kvt/greeting", NULL);
+		ck_assert_int_eq(int_field(entry(j2, 0), "CreateIndex"), c1);
+		ck_assert_int_gt(int_field(entry(j2, 0), "ModifyIndex"), m1);
+		ck_assert_str_eq(str_field(entry(j2, 0), "Value"), "Ynll");
+		json_decref(j1);
+		json_decref(j2);
+	}
+}
+END_TEST
+
+START_TEST(empty_value_is_null)
+{
+	json_t *j;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvt/empty", "", "true");
+	j = get_json("/v1/kv/kvt/empty", NULL);
+	ck_assert_msg(json_is_null(json_object_get(entry(j, 0), "Value")),
+		      "empty value must be JSON null");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(flags)
+{
+	json_t *j;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvt/flagged?flags=42", "x", "true");
+	j = get_json("/v1/kv/kvt/flagged", NULL);
+	ck_assert_int_eq(int_field(entry(j, 0), "Flags"), 42);
+	json_decref(j);
+	/* Above 2^53: must not go through a double. */
+	put_expect("/v1/kv/kvt/flagged?flags=9007199254740993", "x", "true");
+	j = get_json("/v1/kv/kvt/flagged", NULL);
+	ck_assert_int_eq(int_field(entry(j, 0), "Flags"), 9007199254740993LL);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(keys_separator_recurse)
+{
+	static const char *const want_keys[] = {"kvk/a/1", "kvk/a/2", "kvk/b", "kvk/c/d/e"};
+	static const char *const want_vals[] = {"b25l", "dHdv", "dGhyZWU=", "Zm91cg=="};
+	static const char *const want_sep[] = {"kvk/a/", "kvk/b", "kvk/c/"};
+	json_t *j;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvk/c/d/e", "four", "true");
+	put_expect("/v1/kv/kvk/a/2", "two", "true");
+	put_expect("/v1/kv/kvk/b", "three", "true");
+	put_expect("/v1/kv/kvk/a/1", "one", "true");
+	put_expect("/v1/kv/kvkx", "outside", "true");
+
+	j = get_json("/v1/kv/kvk/?keys", NULL);
+	ck_assert_msg(json_is_array(j), "keys answer not an array");
+	ck_assert_uint_eq(json_array_size(j), 4);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert_str_eq(json_string_value(json_array_get(j, i)), want_keys[i]);
+	json_decref(j);
+
+	j = get_json("/v1/kv/kvk/?keys&separator=/", NULL);
+	ck_assert_uint_eq(json_array_size(j), 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_str_eq(json_string_value(json_array_get(j, i)), want_sep[i]);
+	json_decref(j);
+
+	j = get_json("/v1/kv/kvk/?recurse", NULL);
+	ck_assert_uint_eq(json_array_size(j), 4);
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_str_eq(str_field(entry(j, i), "Key"), want_keys[i]);
+		ck_assert_str_eq(str_field(entry(j, i), "Value"), want_vals[i]);
+	}
+	json_decref(j);
+
+	/* A prefix without the slash also matches kvkx. */
+	j = get_json("/v1/kv/kvk?recurse=true", NULL);
+	ck_assert_uint_eq(json_array_size(j), 5);
+	ck_assert_str_eq(str_field(entry(j, 4), "Key"), "kvkx");
+	json_decref(j);
+
+	/* keys on an empty prefix: 404 as Consul. */
+	expect_missing("/v1/kv/kvk-none/?keys");
+	expect_missing("/v1/kv/kvk-none/?recurse");
+}
+END_TEST
+
+START_TEST(cas)
+{
+	json_t *j;
+	json_int_t m1, m2;
+	char path[128];
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvc/x?cas=0", "first", "true");
+	put_expect("/v1/kv/kvc/x?cas=0", "second", "false");
+	j = get_json("/v1/kv/kvc/x", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "Zmlyc3Q=");
+	m1 = int_field(entry(j, 0), "ModifyIndex");
+	json_decref(j);
+
+	snprintf(path, sizeof(path), "/v1/kv/kvc/x?cas=%lld", (long long)m1);
+	put_expect(path, "third", "true");
+	j = get_json("/v1/kv/kvc/x", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "dGhpcmQ=");
+	m2 = int_field(entry(j, 0), "ModifyIndex");
+	ck_assert_int_gt(m2, m1);
+	json_decref(j);
+
+	/* Stale index: refused, value unchanged. */
+	put_expect(path, "fourth", "false");
+	j = get_json("/v1/kv/kvc/x", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "dGhpcmQ=");
+	ck_assert_int_eq(int_field(entry(j, 0), "ModifyIndex"), m2);
+	json_decref(j);
+
+	/* cas with a non-zero index on a missing key: refused, nothing made. */
+	put_expect("/v1/kv/kvc/missing?cas=5", "x", "false");
+	expect_missing("/v1/kv/kvc/missing");
+}
+END_TEST
+
+START_TEST(delete_single_recurse_cas)
+{
+	json_t *j;
+	json_int_t m;
+	char path[128];
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvd/a", "1", "true");
+	put_expect("/v1/kv/kvd/b/c", "2", "true");
+	put_expect("/v1/kv/kvd/b/d", "3", "true");
+	put_expect("/v1/kv/kvd/bz", "4", "true");
+
+	del_expect("/v1/kv/kvd/a", "true");
+	expect_missing("/v1/kv/kvd/a");
+	/* Deleting a missing key is still true in Consul. */
+	del_expect("/v1/kv/kvd/a", "true");
+
+	del_expect("/v1/kv/kvd/b/?recurse", "true");
+	expect_missing("/v1/kv/kvd/b/c");
+	expect_missing("/v1/kv/kvd/b/d");
+	j = get_json("/v1/kv/kvd/bz", NULL); /* outside the prefix "kvd/b/" */
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "NA==");
+	m = int_field(entry(j, 0), "ModifyIndex");
+	json_decref(j);
+
+	snprintf(path, sizeof(path), "/v1/kv/kvd/bz?cas=%lld", (long long)(m + 1000));
+	del_expect(path, "false");
+	j = get_json("/v1/kv/kvd/bz", NULL);
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/kv/kvd/bz?cas=%lld", (long long)m);
+	del_expect(path, "true");
+	expect_missing("/v1/kv/kvd/bz");
+}
+END_TEST
+
+START_TEST(not_found_headers)
+{
+	struct http_resp r;
+	char v[64];
+
+	REQUIRE_AGENT();
+	http_get(&ag, "/v1/kv/kvt/never-written", &r);
+	EXPECT_STATUS(r, 404);
+	ck_assert_msg(http_index(&r) > 0, "404 without a non-zero X-Consul-Index:\n%s", r.headers);
+	EXPECT_HEADER(r, "X-Consul-KnownLeader", v);
+	ck_assert_str_eq(v, "true");
+	EXPECT_HEADER(r, "X-Consul-LastContact", v);
+	ck_assert_uint_eq(r.body_len, 0);
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(percent_encoded_key)
+{
+	json_t *j;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/pe%2Fkey%20sp", "enc", "true");
+	j = get_json("/v1/kv/pe/key%20sp", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Key"), "pe/key sp");
+	json_decref(j);
+	j = get_json("/v1/kv/pe%2Fkey%20sp", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "ZW5j");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(consistency_params_accepted)
+{
+	static const char *const paths[] = {
+	    "/v1/kv/kvt/cm?stale",      "/v1/kv/kvt/cm?stale=",       "/v1/kv/kvt/cm?consistent",
+	    "/v1/kv/kvt/cm?dc=dc1",     "/v1/kv/kvt/cm?recurse=1",    "/v1/kv/kvt/cm?keys=True",
+	    "/v1/kv/kvt/cm?index=1&wait=10ms",
+	};
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvt/cm", "x", "true");
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct http_resp r;
+		http_get(&ag, paths[i], &r);
+		ck_assert_msg(r.status == 200, "GET %s: status %ld body [%.200s]", paths[i],
+			      r.status, r.body);
+		ck_assert_msg(http_index(&r) > 0, "GET %s: no X-Consul-Index", paths[i]);
+		http_resp_free(&r);
+	}
+}
+END_TEST
+
+/* ---- limits and malformed requests ----------------------------------- */
+
+START_TEST(value_size_limit)
+{
+	size_t big = 600 * 1024, max = 512 * 1024;
+	char *body = malloc(big);
+	struct http_resp r;
+	pid_t apid = harness_daemon_pid(&ag, "apid");
+
+	REQUIRE_AGENT();
+	ck_assert_ptr_nonnull(body);
+	memset(body, 'v', big);
+	http_request(&ag, "PUT", "/v1/kv/kvl/big", body, big, &r);
+	EXPECT_STATUS(r, 413);
+	ck_assert_msg(r.body_len > 0, "413 without a message");
+	http_resp_free(&r);
+	expect_missing("/v1/kv/kvl/big");
+
+	/* Exactly the limit is accepted. */
+	http_request(&ag, "PUT", "/v1/kv/kvl/max", body, max, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	http_get(&ag, "/v1/kv/kvl/max?raw", &r);
+	EXPECT_STATUS(r, 200);
+	ck_assert_uint_eq(r.body_len, max);
+	ck_assert_int_eq(memcmp(r.body, body, max), 0);
+	http_resp_free(&r);
+	free(body);
+	ck_assert_msg(apid > 0 && harness_daemon_pid(&ag, "apid") == apid, "apid restarted");
+}
+END_TEST
+
+/* 400 with a plain-text reason, nothing written. */
+static void expect_400(const char *method, const char *path, const char *body)
+{
+	struct http_resp r;
+
+	http_request(&ag, method, path, body, body ? strlen(body) : 0, &r);
+	ck_assert_msg(r.status == 400, "%s %s: status %ld, want 400; body [%.200s]", method, path,
+		      r.status, r.body);
+	ck_assert_msg(r.body_len > 0, "%s %s: 400 without a reason", method, path);
+	EXPECT_CTYPE(r, "text/plain");
+	http_resp_free(&r);
+}
+
+START_TEST(bad_query_numbers)
+{
+	pid_t apid;
+
+	REQUIRE_AGENT();
+	apid = harness_daemon_pid(&ag, "apid");
+	put_expect("/v1/kv/kvm/exists", "x", "true");
+	expect_400("GET", "/v1/kv/kvm/exists?index=abc", NULL);
+	expect_400("GET", "/v1/kv/kvm/exists?index=-1", NULL);
+	expect_400("GET", "/v1/kv/kvm/exists?index=1&wait=abc", NULL);
+	expect_400("GET", "/v1/kv/kvm/exists?index=1&wait=5parsecs", NULL);
+	expect_400("PUT", "/v1/kv/kvm/bad-flags?flags=abc", "x");
+	expect_400("PUT", "/v1/kv/kvm/bad-flags?flags=99999999999999999999999", "x");
+	expect_400("PUT", "/v1/kv/kvm/bad-cas?cas=abc", "x");
+	expect_400("DELETE", "/v1/kv/kvm/exists?cas=1x", NULL);
+	expect_400("DELETE", "/v1/kv/kvm/exists?recurse&cas=1", NULL); /* conflicting flags */
+	expect_400("PUT", "/v1/kv/", "x");                               /* missing key name */
+	expect_400("GET", "/v1/kv/", NULL);
+	expect_missing("/v1/kv/kvm/bad-flags");
+	expect_missing("/v1/kv/kvm/bad-cas");
+	{
+		json_t *j = get_json("/v1/kv/kvm/exists", NULL); /* survived the bad DELETE */
+		json_decref(j);
+	}
+	ck_assert_msg(apid > 0 && harness_daemon_pid(&ag, "apid") == apid, "apid restarted");
+}
+END_TEST
+
+START_TEST(wrong_methods)
+{
+	static const char *const methods[] = {"POST", "PATCH", "BREW", "TRACE"};
+	pid_t apid;
+
+	REQUIRE_AGENT();
+	apid = harness_daemon_pid(&ag, "apid");
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		struct http_resp r;
+		http_request(&ag, methods[i], "/v1/kv/kvm/method", "x", 1, &r);
+		ck_assert_msg(r.status == 405, "%s /v1/kv/...: status %ld, want 405", methods[i],
+			      r.status);
+		http_resp_free(&r);
+	}
+	{
+		struct http_resp r;
+		http_request(&ag, "PUT", "/v1/status/leader", "x", 1, &r);
+		EXPECT_STATUS(r, 405);
+		http_resp_free(&r);
+		http_request(&ag, "DELETE", "/v1/agent/self", NULL, 0, &r);
+		EXPECT_STATUS(r, 405);
+		http_resp_free(&r);
+	}
+	expect_missing("/v1/kv/kvm/method");
+	ck_assert_msg(apid > 0 && harness_daemon_pid(&ag, "apid") == apid, "apid restarted");
+}
+END_TEST
+
+START_TEST(unknown_paths)
+{
+	static const char *const paths[] = {"/v1/nope", "/v2/kv/x", "/", "/v1/status/nope",
+					    "/v1/agent/nope"};
+
+	REQUIRE_AGENT();
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct http_resp r;
+		http_get(&ag, paths[i], &r);
+		ck_assert_msg(r.status == 404, "GET %s: status %ld, want 404", paths[i], r.status);
+		http_resp_free(&r);
+	}
+}
+END_TEST
+
+/* ---- blocking queries -------------------------------------------------- */
+
+struct blocker {
+	char path[256];
+	struct http_resp r;
+	uint64_t elapsed_ms;
+};
+
+static void *blocker_run(void *arg)
+{
+	struct blocker *b = arg;
+	uint64_t t0 = harness_now_ms();
+
+	http_get(&ag, b->path, &b->r);
+	b->elapsed_ms = harness_now_ms() - t0;
+	return NULL;
+}
+
+START_TEST(blocking_wakes_on_write)
+{
+	struct blocker b;
+	pthread_t th;
+	uint64_t idx;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	memset(&b, 0, sizeof(b));
+	put_expect("/v1/kv/kvb/w", "v1", "true");
+	j = get_json("/v1/kv/kvb/w", &idx);
+	json_decref(j);
+	ck_assert_uint_gt(idx, 0);
+	snprintf(b.path, sizeof(b.path), "/v1/kv/kvb/w?index=%" PRIu64 "&wait=5s", idx);
+	ck_assert_int_eq(pthread_create(&th, NULL, blocker_run, &b), 0);
+	/* Give the query a moment to park; the assertions below hold either
+	 * way (a write before it parks makes it answer at once). */
+	harness_pause_ms(300);
+	put_expect("/v1/kv/kvb/w", "v2", "true");
+	pthread_join(th, NULL);
+
+	EXPECT_STATUS(b.r, 200);
+	ck_assert_msg(http_index(&b.r) > idx, "index %" PRIu64 " did not pass %" PRIu64,
+		      http_index(&b.r), idx);
+	j = http_json(&b.r);
+	ck_assert_msg(j != NULL, "not JSON: [%.300s]", b.r.body);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "djI=");
+	ck_assert_uint_eq((uint64_t)int_field(entry(j, 0), "ModifyIndex"), http_index(&b.r));
+	json_decref(j);
+	http_resp_free(&b.r);
+}
+END_TEST
+
+START_TEST(blocking_times_out_same_index)
+{
+	struct blocker b;
+	uint64_t idx;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	memset(&b, 0, sizeof(b));
+	put_expect("/v1/kv/kvb/quiet", "q", "true");
+	j = get_json("/v1/kv/kvb/quiet", &idx);
+	json_decref(j);
+	snprintf(b.path, sizeof(b.path), "/v1/kv/kvb/quiet?index=%" PRIu64 "&wait=5s", idx);
+	blocker_run(&b);
+	EXPECT_STATUS(b.r, 200);
+	ck_assert_uint_eq(http_index(&b.r), idx);
+	/* A lower bound only: the server may add jitter, never answer early. */
+	ck_assert_msg(b.elapsed_ms >= 4000, "blocking query with no change answered after %" PRIu64
+					    " ms, want about 5000",
+		      b.elapsed_ms);
+	j = http_json(&b.r);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "cQ==");
+	json_decref(j);
+	http_resp_free(&b.r);
+}
+END_TEST
+
+START_TEST(blocking_on_missing_key_wakes_on_create)
+{
+	struct blocker b;
+	pthread_t th;
+	uint64_t idx;
+	struct http_resp r;
+
+	REQUIRE_AGENT();
+	memset(&b, 0, sizeof(b));
+	http_get(&ag, "/v1/kv/kvb/later", &r);
+	EXPECT_STATUS(r, 404);
+	idx = http_index(&r);
+	http_resp_free(&r);
+	ck_assert_uint_gt(idx, 0);
+	snprintf(b.path, sizeof(b.path), "/v1/kv/kvb/later?index=%" PRIu64 "&wait=5s", idx);
+	ck_assert_int_eq(pthread_create(&th, NULL, blocker_run, &b), 0);
+	harness_pause_ms(300);
+	put_expect("/v1/kv/kvb/later", "now", "true");
+	pthread_join(th, NULL);
+	EXPECT_STATUS(b.r, 200);
+	ck_assert_uint_gt(http_index(&b.r), idx);
+	http_resp_free(&b.r);
+}
+END_TEST
+
+/* Last: Ctrl-C (SIGINT) stops all four daemons, with a clean log. */
+START_TEST(sigint_stops_everything)
+{
+	char err[1024];
+	int rc;
+
+	REQUIRE_AGENT();
+	rc = harness_agent_terminate(&ag, SIGINT, 20000, err, sizeof(err));
+	ck_assert_msg(rc == 0, "%s", err);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("process-kv");
+	TCase *tc = tcase_create("kv");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, ptest_setup, ptest_teardown);
+	tcase_add_test(tc, put_get_roundtrip);
+	tcase_add_test(tc, empty_value_is_null);
+	tcase_add_test(tc, flags);
+	tcase_add_test(tc, keys_separator_recurse);
+	tcase_add_test(tc, cas);
+	tcase_add_test(tc, delete_single_recurse_cas);
+	tcase_add_test(tc, not_found_headers);
+	tcase_add_test(tc, percent_encoded_key);
+	tcase_add_test(tc, consistency_params_accepted);
+	tcase_add_test(tc, value_size_limit);
+	tcase_add_test(tc, bad_query_numbers);
+	tcase_add_test(tc, wrong_methods);
+	tcase_add_test(tc, unknown_paths);
+	tcase_add_test(tc, blocking_wakes_on_write);
+	tcase_add_test(tc, blocking_times_out_same_index);
+	tcase_add_test(tc, blocking_on_missing_key_wakes_on_create);
+	tcase_add_test(tc, sigint_stops_everything);
+	suite_add_tcase(s, tc);
+	return ptest_run(s);
+}
