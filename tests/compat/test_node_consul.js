@@ -12,17 +12,22 @@
 // and sends keys through encodeURIComponent, so "a/b" arrives as a%2Fb.
 "use strict";
 
+const { EventEmitter } = require("node:events");
 const { test, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { Consul } = require("consul");
+const Consul = require("consul");
 
 const host = process.env.CAIRN_COMPAT_HOST || "127.0.0.1";
 const port = Number(process.env.CAIRN_COMPAT_PORT || 8500);
 const NODE = process.env.CAIRN_COMPAT_NODE || "compat";
+// Every key lives under a per-run prefix, so the suite can also be re-run
+// against a long-lived agent.
+const R = `node-${Date.now()}-${process.pid}/`;
 
 const consul = new Consul({ host, port });
-// Makes a call resolve [response, body] so that headers can be checked.
-const withRes = { ctx: { includeResponse: true } };
+// Options that make a call resolve [response, body], so that headers and
+// literal bodies can be checked (papi wants ctx to be an EventEmitter).
+const withRes = () => ({ ctx: Object.assign(new EventEmitter(), { includeResponse: true }) });
 
 after(() => consul.destroy());
 
@@ -122,8 +127,8 @@ test("agent.members lists the local member", async () => {
 // ------------------------------------------------------------------ KV
 
 test("kv.get of a missing key resolves undefined, 404 with X-Consul-Index", async () => {
-  assert.equal(await consul.kv.get("node/missing"), undefined);
-  const [res, body] = await consul.kv.get({ key: "node/missing", ...withRes });
+  assert.equal(await consul.kv.get(R + "missing"), undefined);
+  const [res, body] = await consul.kv.get({ key: R + "missing", ...withRes() });
   assert.equal(res.statusCode, 404);
   assert.equal(body, undefined);
   positiveIndex(res);
@@ -132,11 +137,11 @@ test("kv.get of a missing key resolves undefined, 404 with X-Consul-Index", asyn
 });
 
 test("kv.set resolves true; kv.get parses the JSON entry (needs application/json)", async () => {
-  assert.equal(await consul.kv.set("node/a", "hello"), true);
-  const [res, entry] = await consul.kv.get({ key: "node/a", ...withRes });
+  assert.equal(await consul.kv.set(R + "a", "hello"), true);
+  const [res, entry] = await consul.kv.get({ key: R + "a", ...withRes() });
   assert.match(res.headers["content-type"], /^application\/json/);
   assert.ok(entry, "kv.get returned nothing: body not parsed as JSON?");
-  assert.equal(entry.Key, "node/a");
+  assert.equal(entry.Key, R + "a");
   assert.equal(entry.Value, "hello");
   assert.equal(entry.Flags, 0);
   assert.equal(entry.LockIndex, 0);
@@ -146,102 +151,102 @@ test("kv.set resolves true; kv.get parses the JSON entry (needs application/json
 });
 
 test("kv.get raw resolves the bare value as a Buffer", async () => {
-  await consul.kv.set("node/raw", "raw bytes");
-  const v = await consul.kv.get({ key: "node/raw", raw: true });
+  await consul.kv.set(R + "raw", "raw bytes");
+  const v = await consul.kv.get({ key: R + "raw", raw: true });
   assert.ok(Buffer.isBuffer(v), `raw get gave ${typeof v}`);
   assert.equal(v.toString(), "raw bytes");
 });
 
 test("an empty value is null; binary values round-trip via base64", async () => {
-  assert.equal(await consul.kv.set("node/empty", ""), true);
-  assert.equal((await consul.kv.get("node/empty")).Value, null);
+  assert.equal(await consul.kv.set(R + "empty", ""), true);
+  assert.equal((await consul.kv.get(R + "empty")).Value, null);
   const blob = Buffer.from([...Array(256).keys()]);
-  assert.equal(await consul.kv.set("node/bin", blob), true);
-  const e = await consul.kv.get({ key: "node/bin", buffer: true });
+  assert.equal(await consul.kv.set(R + "bin", blob), true);
+  const e = await consul.kv.get({ key: R + "bin", buffer: true });
   assert.ok(Buffer.isBuffer(e.Value));
   assert.ok(e.Value.equals(blob), "binary value changed");
 });
 
 test("flags are stored and returned", async () => {
-  assert.equal(await consul.kv.set("node/flags", "x", { flags: 7 }), true);
-  assert.equal((await consul.kv.get("node/flags")).Flags, 7);
+  assert.equal(await consul.kv.set(R + "flags", "x", { flags: 7 }), true);
+  assert.equal((await consul.kv.get(R + "flags")).Flags, 7);
 });
 
 test("cas: 0 creates only; ModifyIndex writes; a stale index does not", async () => {
-  assert.equal(await consul.kv.set("node/cas", "v1", { cas: 0 }), true);
-  assert.equal(await consul.kv.set("node/cas", "v0", { cas: 0 }), false);
-  const mod = (await consul.kv.get("node/cas")).ModifyIndex;
-  assert.equal(await consul.kv.set("node/cas", "bad", { cas: mod + 1000 }), false);
-  assert.equal((await consul.kv.get("node/cas")).Value, "v1");
-  assert.equal(await consul.kv.set("node/cas", "v2", { cas: mod }), true);
-  const e = await consul.kv.get("node/cas");
+  // node-consul resolves a `false` body as undefined, so look at the body
+  // itself through includeResponse.
+  const put = async (value, cas) => (await consul.kv.set({ key: R + "cas", value, cas, ...withRes() }))[1];
+  assert.equal(await put("v1", 0), true);
+  assert.equal(await put("v0", 0), false);
+  const mod = (await consul.kv.get(R + "cas")).ModifyIndex;
+  assert.equal(await put("bad", mod + 1000), false);
+  assert.equal((await consul.kv.get(R + "cas")).Value, "v1");
+  assert.equal(await put("v2", mod), true);
+  const e = await consul.kv.get(R + "cas");
   assert.equal(e.Value, "v2");
   assert.ok(e.ModifyIndex > mod);
 });
 
 test("kv.keys lists keys; separator rolls up folders", async () => {
-  for (const k of ["node/dir/b", "node/dir/a", "node/dir/sub/x", "node/dirt"]) {
+  for (const k of [R + "dir/b", R + "dir/a", R + "dir/sub/x", R + "dirt"]) {
     await consul.kv.set(k, k);
   }
-  assert.deepEqual(await consul.kv.keys("node/dir/"), ["node/dir/a", "node/dir/b", "node/dir/sub/x"]);
-  assert.deepEqual(await consul.kv.keys({ key: "node/dir/", separator: "/" }), [
-    "node/dir/a",
-    "node/dir/b",
-    "node/dir/sub/",
+  assert.deepEqual(await consul.kv.keys(R + "dir/"), [R + "dir/a", R + "dir/b", R + "dir/sub/x"]);
+  assert.deepEqual(await consul.kv.keys({ key: R + "dir/", separator: "/" }), [
+    R + "dir/a",
+    R + "dir/b",
+    R + "dir/sub/",
   ]);
 });
 
 test("kv.get recurse returns every entry under the prefix", async () => {
-  for (const k of ["node/rec/2", "node/rec/1", "node/rec/deep/3", "node/recx"]) {
+  for (const k of [R + "rec/2", R + "rec/1", R + "rec/deep/3", R + "recx"]) {
     await consul.kv.set(k, "val-" + k);
   }
-  const items = await consul.kv.get({ key: "node/rec/", recurse: true });
+  const items = await consul.kv.get({ key: R + "rec/", recurse: true });
   assert.deepEqual(
     items.map((i) => [i.Key, i.Value]),
-    [
-      ["node/rec/1", "val-node/rec/1"],
-      ["node/rec/2", "val-node/rec/2"],
-      ["node/rec/deep/3", "val-node/rec/deep/3"],
-    ],
+    ["rec/1", "rec/2", "rec/deep/3"].map((k) => [R + k, "val-" + R + k]),
   );
 });
 
 test("keys arrive percent-encoded (a%2Fb, spaces, UTF-8) and are decoded", async () => {
-  for (const k of ["node/enc/a b", "node/enc/ünï", "node/enc/q?x=1&y#z", "node/enc/100%"]) {
+  for (const k of [R + "enc/a b", R + "enc/ünï", R + "enc/q?x=1&y#z", R + "enc/100%"]) {
     assert.equal(await consul.kv.set(k, k), true, `set ${k}`);
     const e = await consul.kv.get(k);
     assert.ok(e, `get ${k} returned nothing`);
     assert.equal(e.Key, k);
     assert.equal(e.Value, k);
   }
-  assert.deepEqual(await consul.kv.keys("node/enc/"), [
-    "node/enc/100%",
-    "node/enc/a b",
-    "node/enc/q?x=1&y#z",
-    "node/enc/ünï",
+  assert.deepEqual(await consul.kv.keys(R + "enc/"), [
+    R + "enc/100%",
+    R + "enc/a b",
+    R + "enc/q?x=1&y#z",
+    R + "enc/ünï",
   ]);
 });
 
 test("kv.del resolves true; cas delete; recurse delete", async () => {
-  await consul.kv.set("node/del", "x");
-  assert.equal(await consul.kv.del("node/del"), true);
-  assert.equal(await consul.kv.get("node/del"), undefined);
+  await consul.kv.set(R + "del", "x");
+  assert.equal(await consul.kv.del(R + "del"), true);
+  assert.equal(await consul.kv.get(R + "del"), undefined);
 
-  await consul.kv.set("node/delcas", "x");
-  const mod = (await consul.kv.get("node/delcas")).ModifyIndex;
-  assert.equal(await consul.kv.del({ key: "node/delcas", cas: mod + 1000 }), false);
-  assert.ok(await consul.kv.get("node/delcas"));
-  assert.equal(await consul.kv.del({ key: "node/delcas", cas: mod }), true);
-  assert.equal(await consul.kv.get("node/delcas"), undefined);
+  await consul.kv.set(R + "delcas", "x");
+  const mod = (await consul.kv.get(R + "delcas")).ModifyIndex;
+  const [, delBody] = await consul.kv.del({ key: R + "delcas", cas: mod + 1000, ...withRes() });
+  assert.equal(delBody, false);
+  assert.ok(await consul.kv.get(R + "delcas"));
+  assert.equal(await consul.kv.del({ key: R + "delcas", cas: mod }), true);
+  assert.equal(await consul.kv.get(R + "delcas"), undefined);
 
-  for (const k of ["node/rm/a", "node/rm/b/c", "node/rmx"]) await consul.kv.set(k, "x");
-  assert.equal(await consul.kv.del({ key: "node/rm/", recurse: true }), true);
-  assert.equal(await consul.kv.get({ key: "node/rm/", recurse: true }), undefined);
-  assert.equal((await consul.kv.get("node/rmx")).Value, "x");
+  for (const k of [R + "rm/a", R + "rm/b/c", R + "rmx"]) await consul.kv.set(k, "x");
+  assert.equal(await consul.kv.del({ key: R + "rm/", recurse: true }), true);
+  assert.equal(await consul.kv.get({ key: R + "rm/", recurse: true }), undefined);
+  assert.equal((await consul.kv.get(R + "rmx")).Value, "x");
 });
 
 test("a bad parameter is a 400 whose text/plain body becomes the error message", async () => {
-  await assert.rejects(consul.kv.get({ key: "node/a", index: "notanumber" }), (err) => {
+  await assert.rejects(consul.kv.get({ key: R + "a", index: "notanumber" }), (err) => {
     assert.equal(err.response.statusCode, 400);
     assert.match(err.response.headers["content-type"], /^text\/plain/);
     // papi uses a short text/plain body as the message; otherwise "bad request".
@@ -260,17 +265,17 @@ test("wrong method is 405", async () => {
 // ------------------------------------------------------------------ watch
 
 test("watch(kv.get) reports the current value, then each change", async () => {
-  await consul.kv.set("node/watch", "v1");
-  const { w, changesAtLeast } = startWatch("node/watch", "30s");
+  await consul.kv.set(R + "watch", "v1");
+  const { w, changesAtLeast } = startWatch(R + "watch", "30s");
   try {
     const first = await changesAtLeast(1, 10000);
     assert.equal(first[0].data.Value, "v1");
     assert.ok(first[0].index > 0n);
-    await consul.kv.set("node/watch", "v2");
+    await consul.kv.set(R + "watch", "v2");
     const second = await changesAtLeast(2, 10000);
     assert.equal(second[1].data.Value, "v2");
     assert.ok(second[1].index > second[0].index, "index did not grow");
-    await consul.kv.set("node/watch", "v3");
+    await consul.kv.set(R + "watch", "v3");
     const third = await changesAtLeast(3, 10000);
     assert.equal(third[2].data.Value, "v3");
     assert.ok(third[2].index > third[1].index, "index did not grow");
@@ -280,14 +285,14 @@ test("watch(kv.get) reports the current value, then each change", async () => {
 });
 
 test("watch on a missing key sees creation and deletion", async () => {
-  const { w, changesAtLeast } = startWatch("node/watch-new", "30s");
+  const { w, changesAtLeast } = startWatch(R + "watch-new", "30s");
   try {
     const first = await changesAtLeast(1, 10000);
     assert.equal(first[0].data, undefined);
-    await consul.kv.set("node/watch-new", "born");
+    await consul.kv.set(R + "watch-new", "born");
     const second = await changesAtLeast(2, 10000);
     assert.equal(second[1].data.Value, "born");
-    await consul.kv.del("node/watch-new");
+    await consul.kv.del(R + "watch-new");
     const third = await changesAtLeast(3, 10000);
     assert.equal(third[2].data, undefined);
     assert.ok(third[2].index > second[1].index, "index did not grow on delete");
@@ -297,10 +302,10 @@ test("watch on a missing key sees creation and deletion", async () => {
 });
 
 test("a quiet watch keeps running across wait expiries without errors", async () => {
-  await consul.kv.set("node/quiet", "q");
+  await consul.kv.set(R + "quiet", "q");
   // wait=1s: node-consul's own time-out is 1.5 s, so an answer that comes
   // late or without X-Consul-Index would surface as an error here.
-  const { w, changes, errors } = startWatch("node/quiet", "1s");
+  const { w, changes, errors } = startWatch(R + "quiet", "1s");
   try {
     const t0 = Date.now();
     await new Promise((resolve) => {

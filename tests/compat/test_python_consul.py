@@ -26,6 +26,9 @@ import traceback
 import consul
 
 NODE = os.environ.get("CAIRN_COMPAT_NODE", "compat")
+# Every key lives under a per-run prefix, so the suite can also be re-run
+# against a long-lived agent.
+ROOT = "py-%d/" % time.time_ns()
 
 c = consul.Consul()  # host:port from CONSUL_HTTP_ADDR
 session = c.http.session  # the client's own requests session
@@ -146,14 +149,14 @@ def _():
 
 @check("kv.get of a missing key returns (index, None) with a non-zero index")
 def _():
-    idx, v = c.kv.get("py/missing")
+    idx, v = c.kv.get(ROOT + "missing")
     eq(v, None, "value")
     positive_index(idx)
 
 
 @check("KV 404 carries X-Consul-Index, X-Consul-KnownLeader, X-Consul-LastContact")
 def _():
-    r = session.get(BASE + "/v1/kv/py/missing")
+    r = session.get(BASE + "/v1/kv/" + ROOT + "missing")
     eq(r.status_code, 404, "status")
     positive_index(r.headers.get("X-Consul-Index"))
     eq(r.headers.get("X-Consul-KnownLeader"), "true", "X-Consul-KnownLeader")
@@ -162,9 +165,9 @@ def _():
 
 @check("kv.put returns True, kv.get returns the entry with Consul's fields")
 def _():
-    eq(c.kv.put("py/a", "hello"), True, "put")
-    idx, d = c.kv.get("py/a")
-    eq(d["Key"], "py/a", "Key")
+    eq(c.kv.put(ROOT + "a", "hello"), True, "put")
+    idx, d = c.kv.get(ROOT + "a")
+    eq(d["Key"], ROOT + "a", "Key")
     eq(d["Value"], b"hello", "Value")
     eq(d["Flags"], 0, "Flags")
     eq(d["LockIndex"], 0, "LockIndex")
@@ -178,8 +181,8 @@ def _():
 
 @check("KV GET answers application/json, a one-element list, base64 Value")
 def _():
-    c.kv.put("py/json", "hello")
-    r = session.get(BASE + "/v1/kv/py/json")
+    c.kv.put(ROOT + "json", "hello")
+    r = session.get(BASE + "/v1/kv/" + ROOT + "json")
     eq(r.status_code, 200, "status")
     ctype = r.headers.get("Content-Type", "")
     assert ctype.startswith("application/json"), "Content-Type %r" % ctype
@@ -192,31 +195,31 @@ def _():
 
 @check("PUT and DELETE answer the JSON literals true/false as application/json")
 def _():
-    r = session.put(BASE + "/v1/kv/py/lit", data=b"x")
+    r = session.put(BASE + "/v1/kv/" + ROOT + "lit", data=b"x")
     eq((r.status_code, r.text.strip()), (200, "true"), "PUT")
     assert r.headers.get("Content-Type", "").startswith("application/json"), (
         "PUT Content-Type %r" % r.headers.get("Content-Type")
     )
-    r = session.put(BASE + "/v1/kv/py/lit?cas=0", data=b"y")
+    r = session.put(BASE + "/v1/kv/" + ROOT + "lit?cas=0", data=b"y")
     eq((r.status_code, r.text.strip()), (200, "false"), "PUT cas=0 on an existing key")
-    r = session.delete(BASE + "/v1/kv/py/lit")
+    r = session.delete(BASE + "/v1/kv/" + ROOT + "lit")
     eq((r.status_code, r.text.strip()), (200, "true"), "DELETE")
 
 
 @check("?raw returns the bare value")
 def _():
-    c.kv.put("py/raw", "hello raw")
-    r = session.get(BASE + "/v1/kv/py/raw?raw")
+    c.kv.put(ROOT + "raw", "hello raw")
+    r = session.get(BASE + "/v1/kv/" + ROOT + "raw?raw")
     eq(r.status_code, 200, "status")
     eq(r.content, b"hello raw", "body")
 
 
 @check("updating a key bumps ModifyIndex and keeps CreateIndex")
 def _():
-    c.kv.put("py/upd", "one")
-    _, d1 = c.kv.get("py/upd")
-    eq(c.kv.put("py/upd", "two"), True, "second put")
-    _, d2 = c.kv.get("py/upd")
+    c.kv.put(ROOT + "upd", "one")
+    _, d1 = c.kv.get(ROOT + "upd")
+    eq(c.kv.put(ROOT + "upd", "two"), True, "second put")
+    _, d2 = c.kv.get(ROOT + "upd")
     eq(d2["Value"], b"two", "Value")
     eq(d2["CreateIndex"], d1["CreateIndex"], "CreateIndex")
     assert d2["ModifyIndex"] > d1["ModifyIndex"], "ModifyIndex %s !> %s" % (
@@ -227,38 +230,38 @@ def _():
 
 @check("flags are stored and returned (including the full uint64 range)")
 def _():
-    eq(c.kv.put("py/flags", "x", flags=42), True, "put flags=42")
-    eq(c.kv.get("py/flags")[1]["Flags"], 42, "Flags")
+    eq(c.kv.put(ROOT + "flags", "x", flags=42), True, "put flags=42")
+    eq(c.kv.get(ROOT + "flags")[1]["Flags"], 42, "Flags")
     big = 2**64 - 1
-    eq(c.kv.put("py/flags", "x", flags=big), True, "put flags=2^64-1")
-    eq(c.kv.get("py/flags")[1]["Flags"], big, "Flags")
+    eq(c.kv.put(ROOT + "flags", "x", flags=big), True, "put flags=2^64-1")
+    eq(c.kv.get(ROOT + "flags")[1]["Flags"], big, "Flags")
 
 
 @check("an empty value comes back as JSON null (Value None)")
 def _():
-    eq(c.kv.put("py/empty", ""), True, "put")
-    _, d = c.kv.get("py/empty")
+    eq(c.kv.put(ROOT + "empty", ""), True, "put")
+    _, d = c.kv.get(ROOT + "empty")
     eq(d["Value"], None, "Value")
-    raw = session.get(BASE + "/v1/kv/py/empty").json()
+    raw = session.get(BASE + "/v1/kv/" + ROOT + "empty").json()
     assert "Value" in raw[0] and raw[0]["Value"] is None, "raw entry %r" % (raw[0],)
 
 
 @check("binary values round-trip byte for byte")
 def _():
     blob = bytes(range(256)) * 4
-    eq(c.kv.put("py/bin", blob), True, "put")
-    eq(c.kv.get("py/bin")[1]["Value"], blob, "Value")
+    eq(c.kv.put(ROOT + "bin", blob), True, "put")
+    eq(c.kv.get(ROOT + "bin")[1]["Value"], blob, "Value")
 
 
 @check("a 512 KiB value is accepted; a larger one gets 413 and nothing is written")
 def _():
     big = b"v" * (512 * 1024)
-    eq(c.kv.put("py/big", big), True, "put 512 KiB")
-    eq(len(c.kv.get("py/big")[1]["Value"]), len(big), "length read back")
-    r = session.put(BASE + "/v1/kv/py/toobig", data=b"v" * (512 * 1024 + 1))
+    eq(c.kv.put(ROOT + "big", big), True, "put 512 KiB")
+    eq(len(c.kv.get(ROOT + "big")[1]["Value"]), len(big), "length read back")
+    r = session.put(BASE + "/v1/kv/" + ROOT + "toobig", data=b"v" * (512 * 1024 + 1))
     eq(r.status_code, 413, "status of a 512 KiB + 1 PUT")
     assert r.text.strip(), "413 without a message"
-    eq(c.kv.get("py/toobig")[1], None, "the oversized key")
+    eq(c.kv.get(ROOT + "toobig")[1], None, "the oversized key")
 
 
 # ---------------------------------------------------------------- CAS
@@ -266,22 +269,22 @@ def _():
 
 @check("cas=0 creates only when absent")
 def _():
-    eq(c.kv.put("py/cas0", "first", cas=0), True, "cas=0 on a new key")
-    eq(c.kv.put("py/cas0", "second", cas=0), False, "cas=0 on an existing key")
-    eq(c.kv.get("py/cas0")[1]["Value"], b"first", "Value")
+    eq(c.kv.put(ROOT + "cas0", "first", cas=0), True, "cas=0 on a new key")
+    eq(c.kv.put(ROOT + "cas0", "second", cas=0), False, "cas=0 on an existing key")
+    eq(c.kv.get(ROOT + "cas0")[1]["Value"], b"first", "Value")
 
 
 @check("cas=<ModifyIndex> writes; a stale index does not")
 def _():
-    c.kv.put("py/cas", "v1")
-    mod = c.kv.get("py/cas")[1]["ModifyIndex"]
-    eq(c.kv.put("py/cas", "bad", cas=mod + 1000), False, "cas with a wrong index")
-    eq(c.kv.get("py/cas")[1]["Value"], b"v1", "Value after failed cas")
-    eq(c.kv.put("py/cas", "v2", cas=mod), True, "cas with the ModifyIndex")
-    _, d = c.kv.get("py/cas")
+    c.kv.put(ROOT + "cas", "v1")
+    mod = c.kv.get(ROOT + "cas")[1]["ModifyIndex"]
+    eq(c.kv.put(ROOT + "cas", "bad", cas=mod + 1000), False, "cas with a wrong index")
+    eq(c.kv.get(ROOT + "cas")[1]["Value"], b"v1", "Value after failed cas")
+    eq(c.kv.put(ROOT + "cas", "v2", cas=mod), True, "cas with the ModifyIndex")
+    _, d = c.kv.get(ROOT + "cas")
     eq(d["Value"], b"v2", "Value after cas")
     assert d["ModifyIndex"] > mod, "ModifyIndex did not move"
-    eq(c.kv.put("py/cas", "v3", cas=mod), False, "cas with the old index")
+    eq(c.kv.put(ROOT + "cas", "v3", cas=mod), False, "cas with the old index")
 
 
 # ---------------------------------------------------------------- keys / recurse
@@ -289,36 +292,36 @@ def _():
 
 @check("keys=True lists every key under a prefix, sorted")
 def _():
-    for k in ("py/dir/b", "py/dir/a", "py/dir/sub/x", "py/dir/sub/y", "py/dirt"):
+    for k in (ROOT + "dir/b", ROOT + "dir/a", ROOT + "dir/sub/x", ROOT + "dir/sub/y", ROOT + "dirt"):
         c.kv.put(k, k)
-    _, keys = c.kv.get("py/dir/", keys=True)
-    eq(keys, ["py/dir/a", "py/dir/b", "py/dir/sub/x", "py/dir/sub/y"], "keys")
+    _, keys = c.kv.get(ROOT + "dir/", keys=True)
+    eq(keys, [ROOT + "dir/a", ROOT + "dir/b", ROOT + "dir/sub/x", ROOT + "dir/sub/y"], "keys")
 
 
 @check("keys with separator='/' rolls up sub-folders")
 def _():
-    for k in ("py/sep/b", "py/sep/a", "py/sep/sub/x", "py/sep/sub/y"):
+    for k in (ROOT + "sep/b", ROOT + "sep/a", ROOT + "sep/sub/x", ROOT + "sep/sub/y"):
         c.kv.put(k, k)
-    _, keys = c.kv.get("py/sep/", keys=True, separator="/")
-    eq(keys, ["py/sep/a", "py/sep/b", "py/sep/sub/"], "keys")
+    _, keys = c.kv.get(ROOT + "sep/", keys=True, separator="/")
+    eq(keys, [ROOT + "sep/a", ROOT + "sep/b", ROOT + "sep/sub/"], "keys")
 
 
 @check("keys of an empty prefix is (index, None) (404)")
 def _():
-    idx, keys = c.kv.get("py/nothing-here/", keys=True)
+    idx, keys = c.kv.get(ROOT + "nothing-here/", keys=True)
     eq(keys, None, "keys")
     positive_index(idx)
 
 
 @check("recurse returns every entry under the prefix, sorted, values decoded")
 def _():
-    for k in ("py/rec/2", "py/rec/1", "py/rec/deep/3"):
+    for k in (ROOT + "rec/2", ROOT + "rec/1", ROOT + "rec/deep/3"):
         c.kv.put(k, "val-" + k)
-    c.kv.put("py/recx", "outside")
-    idx, items = c.kv.get("py/rec/", recurse=True)
+    c.kv.put(ROOT + "recx", "outside")
+    idx, items = c.kv.get(ROOT + "rec/", recurse=True)
     positive_index(idx)
-    eq([i["Key"] for i in items], ["py/rec/1", "py/rec/2", "py/rec/deep/3"], "keys")
-    eq([i["Value"] for i in items], [b"val-py/rec/1", b"val-py/rec/2", b"val-py/rec/deep/3"], "values")
+    eq([i["Key"] for i in items], [ROOT + "rec/1", ROOT + "rec/2", ROOT + "rec/deep/3"], "keys")
+    eq([i["Value"] for i in items], [("val-" + ROOT + k).encode() for k in ("rec/1", "rec/2", "rec/deep/3")], "values")
     assert positive_index(idx) >= max(i["ModifyIndex"] for i in items), "index below an entry's ModifyIndex"
 
 
@@ -327,33 +330,33 @@ def _():
 
 @check("delete removes a key and returns True")
 def _():
-    c.kv.put("py/del", "x")
-    eq(c.kv.delete("py/del"), True, "delete")
-    eq(c.kv.get("py/del")[1], None, "value after delete")
+    c.kv.put(ROOT + "del", "x")
+    eq(c.kv.delete(ROOT + "del"), True, "delete")
+    eq(c.kv.get(ROOT + "del")[1], None, "value after delete")
 
 
 @check("delete of a missing key returns True")
 def _():
-    eq(c.kv.delete("py/never-existed"), True, "delete")
+    eq(c.kv.delete(ROOT + "never-existed"), True, "delete")
 
 
 @check("delete with cas: wrong index False, ModifyIndex True")
 def _():
-    c.kv.put("py/delcas", "x")
-    mod = c.kv.get("py/delcas")[1]["ModifyIndex"]
-    eq(c.kv.delete("py/delcas", cas=mod + 1000), False, "delete with a wrong index")
-    assert c.kv.get("py/delcas")[1] is not None, "key deleted by a failed cas"
-    eq(c.kv.delete("py/delcas", cas=mod), True, "delete with the ModifyIndex")
-    eq(c.kv.get("py/delcas")[1], None, "value after cas delete")
+    c.kv.put(ROOT + "delcas", "x")
+    mod = c.kv.get(ROOT + "delcas")[1]["ModifyIndex"]
+    eq(c.kv.delete(ROOT + "delcas", cas=mod + 1000), False, "delete with a wrong index")
+    assert c.kv.get(ROOT + "delcas")[1] is not None, "key deleted by a failed cas"
+    eq(c.kv.delete(ROOT + "delcas", cas=mod), True, "delete with the ModifyIndex")
+    eq(c.kv.get(ROOT + "delcas")[1], None, "value after cas delete")
 
 
 @check("delete recurse removes the prefix and only the prefix")
 def _():
-    for k in ("py/rm/a", "py/rm/b/c", "py/rmx"):
+    for k in (ROOT + "rm/a", ROOT + "rm/b/c", ROOT + "rmx"):
         c.kv.put(k, "x")
-    eq(c.kv.delete("py/rm/", recurse=True), True, "delete recurse")
-    eq(c.kv.get("py/rm/", keys=True)[1], None, "keys left under the prefix")
-    eq(c.kv.get("py/rmx")[1]["Value"], b"x", "sibling outside the prefix")
+    eq(c.kv.delete(ROOT + "rm/", recurse=True), True, "delete recurse")
+    eq(c.kv.get(ROOT + "rm/", keys=True)[1], None, "keys left under the prefix")
+    eq(c.kv.get(ROOT + "rmx")[1]["Value"], b"x", "sibling outside the prefix")
 
 
 # ---------------------------------------------------------------- encoding
@@ -361,8 +364,9 @@ def _():
 
 @check("keys with spaces and UTF-8 travel percent-encoded and come back intact")
 def _():
-    for k in ("py/sp ace", "py/ünï cødé", "py/q?x=1&y#z"):
-        eq(c.kv.put(k, k), True, "put %r" % k)
+    for k in (ROOT + "sp ace", ROOT + "ünï cødé", ROOT + "q?x=1&y#z"):
+        # bytes: requests would send a str body as Latin-1
+        eq(c.kv.put(k, k.encode()), True, "put %r" % k)
         _, d = c.kv.get(k)
         assert d is not None, "get %r returned nothing" % k
         eq(d["Key"], k, "Key")
@@ -371,10 +375,10 @@ def _():
 
 @check("a %2F-encoded path means the same key as '/'")
 def _():
-    c.kv.put("py/enc/key", "slash")
-    r = session.get(BASE + "/v1/kv/py%2Fenc%2Fkey")
+    c.kv.put(ROOT + "enc/key", "slash")
+    r = session.get(BASE + "/v1/kv/" + ROOT.replace("/", "%2F") + "enc%2Fkey")
     eq(r.status_code, 200, "status")
-    eq(r.json()[0]["Key"], "py/enc/key", "Key")
+    eq(r.json()[0]["Key"], ROOT + "enc/key", "Key")
 
 
 # ---------------------------------------------------------------- consistency / params
@@ -382,11 +386,11 @@ def _():
 
 @check("consistent and stale reads return the value; stale reports KnownLeader")
 def _():
-    c.kv.put("py/cons", "c")
+    c.kv.put(ROOT + "cons", "c")
     for mode in ("consistent", "stale"):
         cc = consul.Consul(consistency=mode)
-        eq(cc.kv.get("py/cons")[1]["Value"], b"c", "%s read" % mode)
-    r = session.get(BASE + "/v1/kv/py/cons?stale")
+        eq(cc.kv.get(ROOT + "cons")[1]["Value"], b"c", "%s read" % mode)
+    r = session.get(BASE + "/v1/kv/" + ROOT + "cons?stale")
     eq(r.status_code, 200, "?stale status")
     eq(r.headers.get("X-Consul-KnownLeader"), "true", "X-Consul-KnownLeader")
     assert r.headers.get("X-Consul-LastContact") is not None, "X-Consul-LastContact missing"
@@ -394,19 +398,19 @@ def _():
 
 @check("dc=dc1 (this datacenter) is accepted")
 def _():
-    c.kv.put("py/dc", "d")
-    eq(c.kv.get("py/dc", dc="dc1")[1]["Value"], b"d", "Value")
+    c.kv.put(ROOT + "dc", "d")
+    eq(c.kv.get(ROOT + "dc", dc="dc1")[1]["Value"], b"d", "Value")
 
 
 @check("a bad index parameter is 400 text/plain, raised as BadRequest")
 def _():
     try:
-        c.kv.get("py/a", index="notanumber")
+        c.kv.get(ROOT + "a", index="notanumber")
     except consul.base.BadRequest:
         pass
     else:
         raise AssertionError("no BadRequest raised")
-    r = session.get(BASE + "/v1/kv/py/a?index=notanumber")
+    r = session.get(BASE + "/v1/kv/" + ROOT + "a?index=notanumber")
     eq(r.status_code, 400, "status")
     assert r.headers.get("Content-Type", "").startswith("text/plain"), (
         "Content-Type %r" % r.headers.get("Content-Type")
@@ -425,13 +429,13 @@ def _():
 
 @check("a blocking get parks, then wakes with a larger index on a write")
 def _():
-    c.kv.put("py/watch", "v1")
-    idx, d = c.kv.get("py/watch")
-    t = Blocking("py/watch", idx, "30s")
+    c.kv.put(ROOT + "watch", "v1")
+    idx, d = c.kv.get(ROOT + "watch")
+    t = Blocking(ROOT + "watch", idx, "30s")
     t.start()
     t.join(0.5)
     assert t.is_alive(), "returned without a change (after %.2fs): %r" % (t.elapsed or 0, t.result)
-    c.kv.put("py/watch", "v2")
+    c.kv.put(ROOT + "watch", "v2")
     t.join(10)
     assert not t.is_alive(), "did not wake within 10 s of the write"
     assert t.error is None, "error %r" % (t.error,)
@@ -442,13 +446,13 @@ def _():
 
 @check("a blocking get on a missing key wakes when the key is created")
 def _():
-    idx, d = c.kv.get("py/watch-new")
+    idx, d = c.kv.get(ROOT + "watch-new")
     eq(d, None, "value before")
-    t = Blocking("py/watch-new", idx, "30s")
+    t = Blocking(ROOT + "watch-new", idx, "30s")
     t.start()
     t.join(0.5)
     assert t.is_alive(), "returned without a change: %r" % (t.result,)
-    c.kv.put("py/watch-new", "born")
+    c.kv.put(ROOT + "watch-new", "born")
     t.join(10)
     assert not t.is_alive(), "did not wake within 10 s of the write"
     assert t.error is None, "error %r" % (t.error,)
@@ -459,13 +463,13 @@ def _():
 
 @check("a blocking get wakes on delete and reports (index, None)")
 def _():
-    c.kv.put("py/watch-del", "x")
-    idx, _ = c.kv.get("py/watch-del")
-    t = Blocking("py/watch-del", idx, "30s")
+    c.kv.put(ROOT + "watch-del", "x")
+    idx, _ = c.kv.get(ROOT + "watch-del")
+    t = Blocking(ROOT + "watch-del", idx, "30s")
     t.start()
     t.join(0.5)
     assert t.is_alive(), "returned without a change: %r" % (t.result,)
-    c.kv.delete("py/watch-del")
+    c.kv.delete(ROOT + "watch-del")
     t.join(10)
     assert not t.is_alive(), "did not wake within 10 s of the delete"
     assert t.error is None, "error %r" % (t.error,)
@@ -476,9 +480,9 @@ def _():
 
 @check("a blocking get with no change returns after wait (not before, not long after)")
 def _():
-    c.kv.put("py/quiet", "q")
-    idx, _ = c.kv.get("py/quiet")
-    t = Blocking("py/quiet", idx, "2s")
+    c.kv.put(ROOT + "quiet", "q")
+    idx, _ = c.kv.get(ROOT + "quiet")
+    t = Blocking(ROOT + "quiet", idx, "2s")
     t.start()
     t.join(2 + 2 / 16 + 3)
     assert not t.is_alive(), "still blocked well after wait=2s"
@@ -491,14 +495,14 @@ def _():
 
 @check("consul-template style ?index&stale=&wait=NNNms is accepted")
 def _():
-    c.kv.put("py/ct", "t")
-    idx = positive_index(session.get(BASE + "/v1/kv/py/ct").headers.get("X-Consul-Index"))
+    c.kv.put(ROOT + "ct", "t")
+    idx = positive_index(session.get(BASE + "/v1/kv/" + ROOT + "ct").headers.get("X-Consul-Index"))
     t0 = time.monotonic()
-    r = session.get(BASE + "/v1/kv/py/ct?index=%d&stale=&wait=500ms" % idx, timeout=10)
+    r = session.get(BASE + "/v1/kv/" + ROOT + "ct?index=%d&stale=&wait=500ms" % idx, timeout=10)
     elapsed = time.monotonic() - t0
     eq(r.status_code, 200, "status")
     assert elapsed >= 0.45, "returned after %.2fs, before wait=500ms" % elapsed
-    eq(json.loads(r.text)[0]["Key"], "py/ct", "Key")
+    eq(json.loads(r.text)[0]["Key"], ROOT + "ct", "Key")
 
 
 passed = sum(1 for r in results if r)
