@@ -73,6 +73,25 @@ static bool is_executable(const char *path, void *ctx)
 	return access(path, X_OK) == 0;
 }
 
+/* Resolves the directory part of path (build/cli/../raftd reads better as
+ * build/raftd) but keeps the file name: a daemon may be a symlink whose
+ * name matters. Leaves path alone when anything fails. */
+static void tidy_path(char *path, size_t len)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	char *slash = strrchr(path, '/');
+	int n;
+
+	if (!slash || slash == path)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (!realpath(dir, real))
+		return;
+	n = snprintf(dir, sizeof(dir), "%s%s", real, slash);
+	if (n > 0 && (size_t)n < len)
+		memcpy(path, dir, (size_t)n + 1);
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -364,6 +383,7 @@ static int setup(struct agent *a, int argc, char **argv)
 				  c->role, rc < 0 ? "nothing" : c->path);
 			return rc < 0 ? rc : -ENOENT;
 		}
+		tidy_path(c->path, sizeof(c->path));
 	}
 
 	if (a->cfg.dev && !a->cfg.data_dir) {
@@ -421,10 +441,9 @@ static void on_signals(struct agent *a, uint64_t now)
 			}
 			break;
 		case SIGHUP:
-			/* Pass a reload on, as `systemctl reload` would. */
-			for (size_t i = 0; i < a->nkids; i++)
-				if (a->kids[i].pid > 0)
-					(void)kill(a->kids[i].pid, SIGHUP);
+			/* The daemons do not reload yet (SIGHUP would kill them),
+			 * and a closed terminal should not stop the agent. */
+			log_info("SIGHUP ignored: configuration reload is not supported yet");
 			break;
 		default:
 			break;
