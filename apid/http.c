@@ -518,9 +518,10 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	s->env.last_index = 1;
 
 	s->mhd = MHD_start_daemon(
-		flags, (uint16_t)cfg->ports.http, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sa,
+		flags, (uint16_t)cfg->ports.http, NULL, NULL, on_request, s,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR, sa,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_CONNECTION_TIMEOUT,
+		MHD_OPTION_CONNECTION_TIMEOUT,
 		HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 		MHD_OPTION_END);

@@ -263,8 +263,8 @@ json_t *render_members(const struct proto_member *v, size_t n)
 static json_t *render_coord(void)
 {
 	/* a fresh Vivaldi coordinate, as a new Consul agent reports it */
-	return json_pack("{s:[f,f,f,f,f,f,f,f],s:f,s:f,s:f}", "Vec", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-			 0.0, 0.0, "Error", 1.5, "Adjustment", 0.0, "Height", 1e-05);
+	return json_pack("{s:[i,i,i,i,i,i,i,i],s:f,s:i,s:f}", "Vec", 0, 0, 0, 0, 0, 0, 0, 0,
+			 "Error", 1.5, "Adjustment", 0, "Height", 1e-05);
 }
 
 json_t *render_agent_self(const struct config *cfg, const struct proto_member *member)
@@ -318,7 +318,7 @@ fail:
 
 int render_dump(struct arena *a, const json_t *j, bool pretty, char **out, size_t *out_len)
 {
-	size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+	size_t flags = JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15) |
 		       (pretty ? JSON_INDENT(4) : JSON_COMPACT);
 	size_t need = json_dumpb(j, NULL, 0, flags), got;
 	char *buf;

@@ -258,6 +258,7 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 		g->max_stale_ms = o.max_stale_ms;
 		g->min_index = o.min_index;
 		g->wait_ms = o.wait_ms;
+		out->respond = false;
 		return 0;
 
 	bad_request_msg:
