@@ -126,11 +126,13 @@ int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, cha
 int args_parse_kv(enum args_kv_cmd cmd, int argc, char **argv, struct args_kv *out, char *err,
 		  size_t errlen)
 {
-	struct args_kv kv = {.cmd = cmd};
+	struct args_kv kv = {.cmd = cmd, .separator = "/"};
 	const struct args_flag get_flags[] = {
 		HTTP_FLAGS(&kv.http),
 		{"recurse", ARGS_BOOL, &kv.recurse, NULL},
 		{"detailed", ARGS_BOOL, &kv.detailed, NULL},
+		{"keys", ARGS_BOOL, &kv.keys, NULL},
+		{"separator", ARGS_STR, &kv.separator, NULL},
 	};
 	const struct args_flag put_flags[] = {
 		HTTP_FLAGS(&kv.http),
@@ -177,8 +179,12 @@ int args_parse_kv(enum args_kv_cmd cmd, int argc, char **argv, struct args_kv *o
 			return -EINVAL;
 		}
 		kv.key = npos == 1 ? argv[next] : "";
-		if (kv.key[0] == '\0' && !kv.recurse) {
+		if (kv.key[0] == '\0' && !kv.recurse && !kv.keys) {
 			snprintf(err, errlen, "Error! Missing KEY argument");
+			return -EINVAL;
+		}
+		if (kv.keys && kv.detailed) {
+			snprintf(err, errlen, "Cannot specify both -keys and -detailed!");
 			return -EINVAL;
 		}
 		break;

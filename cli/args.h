@@ -51,6 +51,8 @@ struct args_kv {
 	struct args_http http;
 	bool recurse;          /* get, delete */
 	bool detailed;         /* get */
+	bool keys;             /* get: list key names only */
+	const char *separator; /* get -keys: roll up below this, default "/" */
 	bool cas;              /* put, delete */
 	bool has_modify_index; /* -modify-index given */
 	uint64_t modify_index; /* with cas */
@@ -62,7 +64,7 @@ struct args_kv {
 };
 
 /* Parses the arguments after "kv <cmd>" (argv[0] is the first of them) with
- * Consul's rules: get [-recurse] [-detailed] KEY, put [-cas -modify-index=N]
+ * Consul's rules: get [-recurse] [-detailed] [-keys [-separator=S]] KEY, put [-cas -modify-index=N]
  * [-flags=N] KEY [DATA], delete [-recurse | -cas -modify-index=N] KEY.
  * Returns 0, or -EINVAL with Consul's message in err. */
 int args_parse_kv(enum args_kv_cmd cmd, int argc, char **argv, struct args_kv *out, char *err,

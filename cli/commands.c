@@ -120,15 +120,30 @@ static int kv_get(struct client *c, const struct args_kv *kv, const char *path)
 	json_error_t jerr;
 	json_t *doc = NULL;
 	char *text = NULL;
-	int ret = 1;
+	int ret = 1, rc;
+	char *query = NULL;
+	int qn;
 
-	if (client_request(c, "GET", path, kv->recurse ? "recurse" : NULL, NULL, 0, &r, err,
-			   sizeof(err)) < 0) {
+	if (kv->keys) {
+		char *sep = client_escape_key(kv->separator);
+
+		qn = sep ? asprintf(&query, "keys%s%s", *sep ? "&separator=" : "", sep) : -1;
+		free(sep);
+	} else {
+		qn = asprintf(&query, "%s", kv->recurse ? "recurse" : "");
+	}
+	if (qn < 0) {
+		fprintf(stderr, "Error! Out of memory\n");
+		return 1;
+	}
+	rc = client_request(c, "GET", path, query, NULL, 0, &r, err, sizeof(err));
+	free(query);
+	if (rc < 0) {
 		fprintf(stderr, "Error querying Cairn agent: %s\n", err);
 		return 1;
 	}
 	if (r.status == 404) {
-		if (kv->recurse)
+		if (kv->recurse || kv->keys)
 			ret = 0; /* nothing under the prefix: prints nothing, as Consul */
 		else
 			fprintf(stderr, "Error! No key exists at: %s\n", kv->key);
@@ -139,7 +154,8 @@ static int kv_get(struct client *c, const struct args_kv *kv, const char *path)
 		goto out;
 	}
 	doc = json_loadb(r.body, r.len, 0, &jerr);
-	if (!doc || output_kv(doc, kv->recurse, kv->detailed, &text) < 0) {
+	if (!doc || (kv->keys ? output_kv_keys(doc, &text)
+			      : output_kv(doc, kv->recurse, kv->detailed, &text)) < 0) {
 		fprintf(stderr, "Error querying Cairn agent: malformed answer\n");
 		goto out;
 	}
@@ -232,7 +248,7 @@ out:
 static void kv_usage(void)
 {
 	fprintf(stderr, "Usage: cairn kv <subcommand> [options] [args]\n\n"
-			"  get     [-recurse] [-detailed] KEY\n"
+			"  get     [-recurse] [-detailed] [-keys [-separator=/]] KEY\n"
 			"  put     [-cas -modify-index=N] [-flags=N] KEY [DATA|-|@file]\n"
 			"  delete  [-recurse | -cas -modify-index=N] KEY\n\n"
 			"Common options: -http-addr=host:port -token=T -datacenter=DC\n");

@@ -127,6 +127,37 @@ int output_kv(const json_t *entries, bool recurse, bool detailed, char **out)
 	return 0;
 }
 
+int output_kv_keys(const json_t *keys, char **out)
+{
+	char *buf = NULL;
+	size_t size = 0, i;
+	json_t *k;
+	FILE *f;
+	int rc = 0;
+
+	if (!json_is_array(keys))
+		return -EINVAL;
+	f = open_memstream(&buf, &size);
+	if (!f)
+		return -ENOMEM;
+	json_array_foreach(keys, i, k)
+	{
+		if (!json_is_string(k)) {
+			rc = -EINVAL;
+			break;
+		}
+		fprintf(f, "%s\n", json_string_value(k));
+	}
+	if (fclose(f) != 0 && rc == 0)
+		rc = -ENOMEM;
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
 enum { COL_NODE, COL_ADDR, COL_STATUS, COL_TYPE, COL_BUILD, COL_PROTO, COL_DC, COL_SEG, NCOLS };
 
 static const char *const headers[NCOLS] = {"Node",  "Address",  "Status", "Type",

@@ -22,6 +22,10 @@ int output_kv_value(const struct json_t *value, char **out, size_t *out_len);
  * -EINVAL on a malformed answer, -ENOMEM. */
 int output_kv(const struct json_t *entries, bool recurse, bool detailed, char **out);
 
+/* `kv get -keys`: the JSON array of key names from GET ?keys, one per
+ * line. Returns 0, -EINVAL when it is not an array of strings, -ENOMEM. */
+int output_kv_keys(const struct json_t *keys, char **out);
+
 /* The `cairn members` table from GET /v1/agent/members: columns Node,
  * Address, Status, Type, Build, Protocol, DC, Segment, sorted by node name
  * (detailed: Node, Address, Status, Tags). Returns 0, -EINVAL on a

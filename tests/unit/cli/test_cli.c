@@ -142,6 +142,14 @@ START_TEST(test_kv_get)
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "-recurse"), 0);
 	ck_assert_str_eq(kv.key, "");
 
+	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "-keys"), 0);
+	ck_assert(kv.keys);
+	ck_assert_str_eq(kv.separator, "/");
+	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "-keys", "-separator=", "app/"), 0);
+	ck_assert_str_eq(kv.separator, "");
+	ck_assert_str_eq(kv.key, "app/");
+	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "-keys", "-detailed", "a"), -EINVAL);
+
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "-token=secret", "-datacenter=dc2", "k"), 0);
 	ck_assert_str_eq(kv.http.token, "secret");
 	ck_assert_str_eq(kv.http.datacenter, "dc2");
@@ -397,6 +405,15 @@ START_TEST(test_output_kv)
 			      "Session          -\n"
 			      "Value            hello\n");
 	free(out);
+	json_decref(j);
+
+	j = parse("[\"app/\",\"greeting\"]");
+	ck_assert_int_eq(output_kv_keys(j, &out), 0);
+	ck_assert_str_eq(out, "app/\ngreeting\n");
+	free(out);
+	json_decref(j);
+	j = parse("[\"a\",1]");
+	ck_assert_int_eq(output_kv_keys(j, &out), -EINVAL);
 	json_decref(j);
 
 	j = parse("[{\"Value\":\"aGVsbG8=\"}]");
