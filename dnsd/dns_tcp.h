@@ -36,4 +36,7 @@ void dns_tcp_close(struct dns_tcp *t);
 /* Connections open now. */
 size_t dns_tcp_conns(const struct dns_tcp *t);
 
+/* The bound port (useful after binding port 0), or -errno. */
+int dns_tcp_port(const struct dns_tcp *t);
+
 #endif

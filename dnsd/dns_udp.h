@@ -15,4 +15,7 @@ struct dns_udp *dns_udp_open(struct loop *l, struct dns_server *srv, const char 
 /* Stops watching, forgets pending queries and closes. NULL is fine. */
 void dns_udp_close(struct dns_udp *u);
 
+/* The bound port (useful after binding port 0), or -errno. */
+int dns_udp_port(const struct dns_udp *u);
+
 #endif

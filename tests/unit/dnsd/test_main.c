@@ -4,6 +4,7 @@
 
 Suite *dns_name_suite(void);
 Suite *dns_answer_suite(void);
+Suite *dns_transport_suite(void);
 
 int main(void)
 {
@@ -11,6 +12,7 @@ int main(void)
 	int failed;
 
 	srunner_add_suite(sr, dns_answer_suite());
+	srunner_add_suite(sr, dns_transport_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

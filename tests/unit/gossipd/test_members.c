@@ -205,6 +205,8 @@ START_TEST(test_to_proto_round_trip)
 }
 END_TEST
 
+Suite *gossip_api_suite(void);
+
 static Suite *members_suite(void)
 {
 	Suite *s = suite_create("members");
@@ -224,6 +226,7 @@ int main(void)
 	SRunner *sr = srunner_create(members_suite());
 	int failed;
 
+	srunner_add_suite(sr, gossip_api_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
