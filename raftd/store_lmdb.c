@@ -323,7 +323,8 @@ static int scan(struct store_txn *t, enum store_table tb, const void *from, size
 		return map_rc(t->st, rc, "cursor");
 	rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0) {
-		if (want_prefix && (k.mv_size < flen || memcmp(k.mv_data, from, flen) != 0))
+		if (want_prefix && flen &&
+		    (k.mv_size < flen || memcmp(k.mv_data, from, flen) != 0))
 			break;
 		struct store_val sk = {k.mv_data, k.mv_size}, sv = {v.mv_data, v.mv_size};
 		int r = fn(ctx, sk, sv);
