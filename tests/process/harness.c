@@ -59,6 +59,27 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+void harness_base64(const void *in, size_t len, char *out)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = in;
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= (uint32_t)p[i + 2];
+		out[o++] = tbl[(v >> 18) & 63];
+		out[o++] = tbl[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
 /* ---- ports ------------------------------------------------------------ */
 
 /* Picks n distinct ports that are free for both TCP and UDP on 127.0.0.1
@@ -309,6 +330,8 @@ bool harness_log_has_sanitizer_report(const struct agent *a, char *out, size_t o
 
 /* ---- agent lifecycle -------------------------------------------------- */
 
+static void live_remove(struct agent *a);
+
 static void curl_init_once(void)
 {
 	static bool done;
@@ -399,6 +422,7 @@ void harness_agent_stop(struct agent *a)
 		}
 	}
 	a->pid = 0;
+	live_remove(a);
 	if (a->tmp_dir[0]) {
 		if (!getenv("CAIRN_TEST_KEEP"))
 			(void)nftw(a->tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -466,59 +490,102 @@ bool harness_wait_leader(const struct agent *a, uint64_t timeout_ms)
 	}
 }
 
-int harness_agent_start(struct agent *a, const char *name, const char *const *extra_args,
-			uint64_t timeout_ms, char *err, size_t errlen)
+/* Agents started by this process, stopped at exit whatever happens: Check
+ * ends a failed test with exit() before any teardown runs. Entries carry
+ * the pid that started them, since forked children inherit the list. */
+#define HARNESS_MAX_LIVE 8
+static struct agent *live[HARNESS_MAX_LIVE];
+static pid_t live_owner[HARNESS_MAX_LIVE];
+
+static void stop_live_at_exit(void)
+{
+	for (size_t i = 0; i < HARNESS_MAX_LIVE; i++)
+		if (live[i] && live_owner[i] == getpid())
+			harness_agent_stop(live[i]);
+}
+
+static void live_add(struct agent *a)
+{
+	static bool registered;
+	size_t free_slot = HARNESS_MAX_LIVE;
+
+	if (!registered) {
+		atexit(stop_live_at_exit);
+		registered = true;
+	}
+	for (size_t i = 0; i < HARNESS_MAX_LIVE; i++) {
+		if (live[i] == a && live_owner[i] == getpid())
+			return;
+		if ((!live[i] || live_owner[i] != getpid()) && free_slot == HARNESS_MAX_LIVE)
+			free_slot = i;
+	}
+	if (free_slot < HARNESS_MAX_LIVE) {
+		live[free_slot] = a;
+		live_owner[free_slot] = getpid();
+	}
+}
+
+static void live_remove(struct agent *a)
+{
+	for (size_t i = 0; i < HARNESS_MAX_LIVE; i++)
+		if (live[i] == a && live_owner[i] == getpid())
+			live[i] = NULL;
+}
+
+/* Reads "Data Dir: X" from the agent's banner (dev mode picks its own). */
+static void learn_data_dir(struct agent *a)
+{
+	char line[512];
+	FILE *f = fopen(a->log_path, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "Data Dir: ");
+		if (p) {
+			p += strlen("Data Dir: ");
+			p[strcspn(p, " \r\n")] = '\0';
+			snprintf(a->data_dir, sizeof(a->data_dir), "%s", p);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* Forks and execs `cairn agent` with a's settings, then waits for a leader. */
+static int launch(struct agent *a, uint64_t timeout_ms, char *err, size_t errlen)
 {
 	char cairn[PATH_MAX];
 	char ports_s[HARNESS_N_PORTS][16];
-	int ports[HARNESS_N_PORTS];
 	const char *argv[64];
 	size_t argc = 0;
 	uint64_t deadline;
 	pid_t parent = getpid();
 	int rc;
 
-	memset(a, 0, sizeof(*a));
-	curl_init_once();
 	rc = find_cairn(cairn, sizeof(cairn));
 	if (rc < 0 || access(cairn, X_OK) != 0) {
 		errf(err, errlen, "cannot run %s (CAIRN_BUILD_ROOT=%s): not built?", cairn,
 		     getenv("CAIRN_BUILD_ROOT") ? getenv("CAIRN_BUILD_ROOT") : "unset");
 		return -ENOENT;
 	}
-	snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-	if (!mkdtemp(a->tmp_dir)) {
-		rc = -errno;
-		a->tmp_dir[0] = '\0';
-		errf(err, errlen, "mkdtemp: %s", strerror(-rc));
-		return rc;
-	}
-	snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-	snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-	if (name)
-		snprintf(a->name, sizeof(a->name), "%s", name);
-	else
-		snprintf(a->name, sizeof(a->name), "node-%d", (int)getpid());
-	rc = pick_ports(ports, HARNESS_N_PORTS);
-	if (rc < 0) {
-		errf(err, errlen, "no free ports: %s", strerror(-rc));
-		goto fail;
-	}
-	a->http_port = ports[0];
-	a->dns_port = ports[1];
-	a->server_port = ports[2];
-	a->serf_lan_port = ports[3];
-	a->serf_wan_port = ports[4];
-	for (size_t i = 0; i < HARNESS_N_PORTS; i++)
-		snprintf(ports_s[i], sizeof(ports_s[i]), "%d", ports[i]);
+	snprintf(ports_s[0], sizeof(ports_s[0]), "%d", a->http_port);
+	snprintf(ports_s[1], sizeof(ports_s[1]), "%d", a->dns_port);
+	snprintf(ports_s[2], sizeof(ports_s[2]), "%d", a->server_port);
+	snprintf(ports_s[3], sizeof(ports_s[3]), "%d", a->serf_lan_port);
+	snprintf(ports_s[4], sizeof(ports_s[4]), "%d", a->serf_wan_port);
 
 	argv[argc++] = cairn;
 	argv[argc++] = "agent";
-	argv[argc++] = "-server";
-	argv[argc++] = "-bootstrap-expect";
-	argv[argc++] = "1";
-	argv[argc++] = "-data-dir";
-	argv[argc++] = a->data_dir;
+	if (a->dev) {
+		argv[argc++] = "-dev";
+	} else {
+		argv[argc++] = "-server";
+		argv[argc++] = "-bootstrap-expect";
+		argv[argc++] = "1";
+		argv[argc++] = "-data-dir";
+		argv[argc++] = a->data_dir;
+	}
 	argv[argc++] = "-node";
 	argv[argc++] = a->name;
 	argv[argc++] = "-bind";
@@ -535,8 +602,8 @@ int harness_agent_start(struct agent *a, const char *name, const char *const *ex
 	argv[argc++] = ports_s[3];
 	argv[argc++] = "-serf-wan-port";
 	argv[argc++] = ports_s[4];
-	for (size_t i = 0; extra_args && extra_args[i] && argc < 62; i++)
-		argv[argc++] = extra_args[i];
+	for (size_t i = 0; i < a->n_extra && argc < 62; i++)
+		argv[argc++] = a->extra[i];
 	argv[argc] = NULL;
 
 	fflush(NULL);
@@ -545,7 +612,7 @@ int harness_agent_start(struct agent *a, const char *name, const char *const *ex
 		rc = -errno;
 		a->pid = 0;
 		errf(err, errlen, "fork: %s", strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (a->pid == 0) {
 		int fd;
@@ -568,6 +635,7 @@ int harness_agent_start(struct agent *a, const char *name, const char *const *ex
 		_exit(127);
 	}
 	(void)setpgid(a->pid, a->pid); /* also from here: no race with kill(-pgid) */
+	live_add(a);
 
 	deadline = harness_now_ms() + timeout_ms;
 	for (;;) {
@@ -575,8 +643,7 @@ int harness_agent_start(struct agent *a, const char *name, const char *const *ex
 			char tail[1500];
 			log_tail(a, sizeof(tail) - 1, tail, sizeof(tail));
 			errf(err, errlen, "cairn agent exited during start-up; log tail:\n%s", tail);
-			rc = -ECHILD;
-			goto fail;
+			return -ECHILD;
 		}
 		if (harness_wait_leader(a, 0))
 			break;
@@ -586,15 +653,101 @@ int harness_agent_start(struct agent *a, const char *name, const char *const *ex
 			errf(err, errlen,
 			     "no leader on /v1/status/leader (port %d) after %llu ms; log tail:\n%s",
 			     a->http_port, (unsigned long long)timeout_ms, tail);
-			rc = -ETIMEDOUT;
-			goto fail;
+			return -ETIMEDOUT;
 		}
 		harness_pause_ms(100);
 	}
+	if (a->dev)
+		learn_data_dir(a);
+	return 0;
+}
+
+static int start(struct agent *a, const char *name, bool dev, const char *const *extra_args,
+		 uint64_t timeout_ms, char *err, size_t errlen)
+{
+	int ports[HARNESS_N_PORTS];
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	curl_init_once();
+	a->dev = dev;
+	snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
+	if (!mkdtemp(a->tmp_dir)) {
+		rc = -errno;
+		a->tmp_dir[0] = '\0';
+		errf(err, errlen, "mkdtemp: %s", strerror(-rc));
+		return rc;
+	}
+	if (!dev)
+		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
+	snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
+	if (name)
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	else
+		snprintf(a->name, sizeof(a->name), "node-%d", (int)getpid());
+	for (size_t i = 0; extra_args && extra_args[i] && a->n_extra < HARNESS_MAX_EXTRA; i++)
+		a->extra[a->n_extra++] = extra_args[i];
+	rc = pick_ports(ports, HARNESS_N_PORTS);
+	if (rc < 0) {
+		errf(err, errlen, "no free ports: %s", strerror(-rc));
+		goto fail;
+	}
+	a->http_port = ports[0];
+	a->dns_port = ports[1];
+	a->server_port = ports[2];
+	a->serf_lan_port = ports[3];
+	a->serf_wan_port = ports[4];
+	rc = launch(a, timeout_ms, err, errlen);
+	if (rc < 0)
+		goto fail;
 	return 0;
 fail:
 	harness_agent_stop(a);
 	return rc;
+}
+
+int harness_agent_start(struct agent *a, const char *name, const char *const *extra_args,
+			uint64_t timeout_ms, char *err, size_t errlen)
+{
+	return start(a, name, false, extra_args, timeout_ms, err, errlen);
+}
+
+int harness_agent_start_dev(struct agent *a, const char *name, uint64_t timeout_ms, char *err,
+			    size_t errlen)
+{
+	return start(a, name, true, NULL, timeout_ms, err, errlen);
+}
+
+void harness_agent_kill9(struct agent *a)
+{
+	static const char *const roles[] = {"apid", "dnsd", "gossipd", "raftd"};
+	pid_t daemons[4] = {0};
+
+	for (size_t i = 0; i < 4; i++)
+		daemons[i] = harness_daemon_pid(a, roles[i]);
+	if (a->pid > 0) {
+		(void)kill(-a->pid, SIGKILL);
+		(void)kill(a->pid, SIGKILL);
+		(void)waited_exit(a->pid, 5000);
+	}
+	for (size_t i = 0; i < 4; i++) {
+		uint64_t deadline = harness_now_ms() + 5000;
+		if (daemons[i] <= 0)
+			continue;
+		(void)kill(daemons[i], SIGKILL);
+		while (harness_pid_alive(daemons[i]) && harness_now_ms() < deadline)
+			harness_pause_ms(10);
+	}
+	a->pid = 0;
+}
+
+int harness_agent_relaunch(struct agent *a, uint64_t timeout_ms, char *err, size_t errlen)
+{
+	if (a->pid > 0 && harness_pid_alive(a->pid)) {
+		errf(err, errlen, "agent %d still running", (int)a->pid);
+		return -EBUSY;
+	}
+	return launch(a, timeout_ms, err, errlen);
 }
 
 /* ---- HTTP ------------------------------------------------------------- */
@@ -638,24 +791,71 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
 	return buf_add(b, data, size * nmemb) == 0 ? size * nmemb : 0;
 }
 
-int http_request(const struct agent *a, const char *method, const char *path, const void *body,
-		 size_t body_len, struct http_resp *out)
+struct upload {
+	const uint8_t *p;
+	size_t left;
+	size_t piece; /* bytes per read callback: several chunks */
+};
+
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *ctx)
+{
+	struct upload *u = ctx;
+	size_t n = size * nmemb;
+
+	if (n > u->left)
+		n = u->left;
+	if (n > u->piece)
+		n = u->piece;
+	memcpy(dst, u->p, n);
+	u->p += n;
+	u->left -= n;
+	return n;
+}
+
+struct http_conn {
+	CURL *c;
+	int port;
+};
+
+struct http_conn *http_conn_new(const struct agent *a)
+{
+	struct http_conn *hc = calloc(1, sizeof(*hc));
+
+	if (!hc)
+		return NULL;
+	curl_init_once();
+	hc->c = curl_easy_init();
+	hc->port = a->http_port;
+	if (!hc->c) {
+		free(hc);
+		return NULL;
+	}
+	return hc;
+}
+
+void http_conn_free(struct http_conn *hc)
+{
+	if (!hc)
+		return;
+	curl_easy_cleanup(hc->c);
+	free(hc);
+}
+
+int http_conn_request(struct http_conn *hc, const char *method, const char *path,
+		      const void *body, size_t body_len, const struct http_opts *opts,
+		      struct http_resp *out)
 {
 	struct buf hb = {0}, bb = {0};
+	struct curl_slist *hdrs = NULL;
+	struct upload up = {body, body_len, 4096};
 	char url[2048];
-	CURL *c;
+	CURL *c = hc->c;
 	CURLcode cc;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	curl_init_once();
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", a->http_port, path);
-	c = curl_easy_init();
-	if (!c) {
-		snprintf(out->err, sizeof(out->err), "curl_easy_init failed");
-		rc = -ENOMEM;
-		goto out;
-	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", hc->port, path);
+	curl_easy_reset(c); /* keeps the connection cache */
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -664,10 +864,22 @@ int http_request(const struct agent *a, const char *method, const char *path, co
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+	for (size_t i = 0; opts && opts->headers && opts->headers[i]; i++)
+		hdrs = curl_slist_append(hdrs, opts->headers[i]);
+	if (opts && opts->chunked)
+		hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+	if (hdrs)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(method, "GET") == 0 && !body) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else if (body && opts && opts->chunked) {
+		/* Upload with no length: curl sends the body in chunks. */
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(c, CURLOPT_READDATA, &up);
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	} else {
 		if (body) {
 			curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -681,10 +893,12 @@ int http_request(const struct agent *a, const char *method, const char *path, co
 			 curl_easy_strerror(cc));
 		rc = -EIO;
 	} else {
+		long nc = 0;
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nc);
+		out->new_connections = nc;
 	}
-	curl_easy_cleanup(c);
-out:
+	curl_slist_free_all(hdrs);
 	if (!hb.p)
 		(void)buf_add(&hb, "", 0);
 	if (!bb.p)
@@ -694,6 +908,24 @@ out:
 	out->body_len = bb.len;
 	if (rc < 0)
 		out->status = 0;
+	return rc;
+}
+
+int http_request(const struct agent *a, const char *method, const char *path, const void *body,
+		 size_t body_len, struct http_resp *out)
+{
+	struct http_conn *hc = http_conn_new(a);
+	int rc;
+
+	if (!hc) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->err, sizeof(out->err), "curl_easy_init failed");
+		out->headers = calloc(1, 1);
+		out->body = calloc(1, 1);
+		return -ENOMEM;
+	}
+	rc = http_conn_request(hc, method, path, body, body_len, NULL, out);
+	http_conn_free(hc);
 	return rc;
 }
 

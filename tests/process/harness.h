@@ -22,6 +22,8 @@
 struct proto_msg;
 struct arena;
 
+#define HARNESS_MAX_EXTRA 16
+
 /* One running agent. */
 struct agent {
 	char name[64];        /* node name */
@@ -34,6 +36,9 @@ struct agent {
 	int server_port;      /* -server-port */
 	int serf_lan_port;    /* -serf-lan-port */
 	int serf_wan_port;    /* -serf-wan-port */
+	bool dev;             /* started with -dev (data_dir read from its banner) */
+	const char *extra[HARNESS_MAX_EXTRA]; /* extra agent arguments, borrowed */
+	size_t n_extra;
 };
 
 /* An HTTP answer. Owned by the caller; release with http_resp_free(). */
@@ -43,7 +48,18 @@ struct http_resp {
 	char *body;      /* body, NUL-terminated (may contain NULs: see len) */
 	size_t body_len; /* body length in bytes */
 	char err[256];   /* libcurl's reason when status is 0 */
+	long new_connections; /* connections libcurl opened for this request */
 };
+
+/* Request options for http_conn_request. */
+struct http_opts {
+	const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
+	bool chunked;               /* send the body with Transfer-Encoding: chunked */
+};
+
+/* A libcurl handle kept across requests, so they share one keep-alive
+ * connection (as real clients do). */
+struct http_conn;
 
 /* ---- time and polling ------------------------------------------------- */
 
@@ -52,6 +68,10 @@ uint64_t harness_now_ms(void);
 /* Sleeps ms milliseconds: only as the pause between two polls. */
 void harness_pause_ms(unsigned ms);
 
+/* Standard base64 (with padding) of len bytes into out, which must hold
+ * 4 * ((len + 2) / 3) + 1 bytes. */
+void harness_base64(const void *in, size_t len, char *out);
+
 /* ---- agent lifecycle -------------------------------------------------- */
 
 /* Starts `cairn agent -server -bootstrap-expect 1` named name (NULL: a
@@ -59,9 +79,26 @@ void harness_pause_ms(unsigned ms);
  * appended, then waits up to timeout_ms for /v1/status/leader to answer a
  * non-empty leader. Returns 0, or a negative code with a reason in err (the
  * tail of the agent log is appended); on failure everything started has
- * been stopped again. */
+ * been stopped again. Agents still running when the process that started
+ * them exits are stopped by an atexit handler (Check exits a failed test's
+ * process before teardown runs). */
 int harness_agent_start(struct agent *a, const char *name, const char *const *extra_args,
 			uint64_t timeout_ms, char *err, size_t errlen);
+
+/* Starts `cairn agent -dev` (no -data-dir: the agent picks a temporary
+ * one, learnt from its banner into a->data_dir) on free ports. */
+int harness_agent_start_dev(struct agent *a, const char *name, uint64_t timeout_ms, char *err,
+			    size_t errlen);
+
+/* Simulates a machine crash: SIGKILLs the agent's process group and every
+ * daemon, and waits until they are gone. Keeps the temp dir and ports for
+ * harness_agent_relaunch(). */
+void harness_agent_kill9(struct agent *a);
+
+/* Starts the agent again with the same name, ports, data dir and
+ * arguments, and waits for a leader. Returns 0 or a negative code with a
+ * reason in err. */
+int harness_agent_relaunch(struct agent *a, uint64_t timeout_ms, char *err, size_t errlen);
 
 /* SIGTERMs the agent, waits up to 15 s for it, then SIGKILLs its process
  * group and any daemon left behind, and removes the temp dir (unless
@@ -111,6 +148,12 @@ void harness_dump_log(const struct agent *a, size_t max_bytes);
 int http_request(const struct agent *a, const char *method, const char *path, const void *body,
 		 size_t body_len, struct http_resp *out);
 int http_get(const struct agent *a, const char *path, struct http_resp *out);
+/* Connection-reusing variants; opts may be NULL. */
+struct http_conn *http_conn_new(const struct agent *a);
+void http_conn_free(struct http_conn *hc);
+int http_conn_request(struct http_conn *hc, const char *method, const char *path,
+		      const void *body, size_t body_len, const struct http_opts *opts,
+		      struct http_resp *out);
 int http_put(const struct agent *a, const char *path, const char *body, struct http_resp *out);
 int http_delete(const struct agent *a, const char *path, struct http_resp *out);
 void http_resp_free(struct http_resp *r);

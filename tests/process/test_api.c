@@ -1,6 +1,7 @@
 /* Process test: status and agent endpoints, DNS node lookups (ldns and dig)
  * and the `cairn` command against a real agent. */
 #include <ldns/ldns.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "ptest.h"
@@ -200,6 +201,27 @@ START_TEST(dig_node_a)
 }
 END_TEST
 
+START_TEST(dig_tcp_node_a)
+{
+	char cmd[512], out[1024];
+	uint64_t deadline;
+	int st;
+
+	REQUIRE_AGENT();
+	snprintf(cmd, sizeof(cmd), "dig @127.0.0.1 -p %d %s.node.consul A +tcp +short +time=2 +tries=1",
+		 ag.dns_port, ag.name);
+	deadline = harness_now_ms() + 20000;
+	do {
+		st = run_cmd(cmd, out, sizeof(out));
+		if (st == 0 && strcmp(out, "127.0.0.1\n") == 0)
+			break;
+		harness_pause_ms(100);
+	} while (harness_now_ms() < deadline);
+	ck_assert_int_eq(st, 0);
+	ck_assert_str_eq(out, "127.0.0.1\n");
+}
+END_TEST
+
 START_TEST(cli_kv_members_version)
 {
 	char cairn[512], cmd[1024], out[4096];
@@ -276,6 +298,34 @@ START_TEST(sigterm_stops_everything)
 }
 END_TEST
 
+/* `cairn agent -dev`: works with no data dir of its own and removes its
+ * temporary one when stopped. Runs its own agent. */
+START_TEST(dev_agent)
+{
+	struct agent d;
+	char err[4096];
+	struct http_resp r;
+	struct stat st;
+
+	ck_assert_msg(harness_agent_start_dev(&d, "dev-node", 90000, err, sizeof(err)) == 0,
+		      "dev agent start: %s", err);
+	ck_assert_msg(d.data_dir[0] != '\0', "no \"Data Dir:\" in the dev agent's banner");
+	ck_assert_msg(stat(d.data_dir, &st) == 0, "dev data dir %s does not exist", d.data_dir);
+	http_put(&d, "/v1/kv/dev/key", "dev", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	http_get(&d, "/v1/kv/dev/key?raw", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "dev");
+	http_resp_free(&r);
+	ck_assert_msg(harness_agent_terminate(&d, SIGINT, 20000, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(stat(d.data_dir, &st) != 0, "dev data dir %s left behind after Ctrl-C",
+		      d.data_dir);
+	harness_agent_stop(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("process-api");
@@ -290,8 +340,14 @@ int main(void)
 	tcase_add_test(tc, dns_node_a);
 	tcase_add_test(tc, dns_unknown_nxdomain);
 	tcase_add_test(tc, dig_node_a);
+	tcase_add_test(tc, dig_tcp_node_a);
 	tcase_add_test(tc, cli_kv_members_version);
 	tcase_add_test(tc, sigterm_stops_everything);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("dev");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, dev_agent);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }

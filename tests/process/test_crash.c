@@ -121,26 +121,6 @@ static struct snap snapshot(void)
 	return s;
 }
 
-static void base64(const char *in, char *out)
-{
-	static const char tbl[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t len = strlen(in), o = 0;
-
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)(unsigned char)in[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)(unsigned char)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= (uint32_t)(unsigned char)in[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
 START_TEST(raftd_kill9_under_writes)
 {
 	static struct writer w[N_WRITERS];
@@ -201,7 +181,7 @@ START_TEST(raftd_kill9_under_writes)
 			total_acked++;
 			snprintf(key, sizeof(key), "crash/w%d/%04d", k, i);
 			snprintf(val, sizeof(val), "value-%d-%d", k, i);
-			base64(val, b64);
+			harness_base64(val, strlen(val), b64);
 			rec = json_object_get(s1.by_key, key);
 			ck_assert_msg(rec != NULL, "acknowledged write %s lost after kill -9", key);
 			ck_assert_str_eq(json_string_value(json_array_get(rec, 2)), b64);
@@ -298,6 +278,80 @@ START_TEST(raftd_gone_answers_500_then_recovers)
 }
 END_TEST
 
+/* The whole agent killed at once (as by a power cut), then started again
+ * on the same data dir: every acknowledged write is back with the same
+ * indexes. Runs its own agent. */
+START_TEST(whole_agent_kill9_and_restart)
+{
+	struct agent m;
+	char err[4096];
+	json_t *before, *after;
+	struct http_resp r;
+	int acked = 0;
+
+	ck_assert_msg(harness_agent_start(&m, "machine-node", NULL, 90000, err, sizeof(err)) == 0,
+		      "agent start: %s", err);
+	for (int i = 0; i < 100; i++) {
+		char path[64], val[32];
+		snprintf(path, sizeof(path), "/v1/kv/machine/%03d", i);
+		snprintf(val, sizeof(val), "m%d", i);
+		http_put(&m, path, val, &r);
+		EXPECT_STATUS(r, 200);
+		EXPECT_BODY(r, "true");
+		http_resp_free(&r);
+		acked++;
+	}
+	http_delete(&m, "/v1/kv/machine/050", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	http_get(&m, "/v1/kv/machine/?recurse", &r);
+	EXPECT_STATUS(r, 200);
+	before = http_json(&r);
+	http_resp_free(&r);
+	ck_assert_uint_eq(json_array_size(before), (size_t)acked - 1);
+
+	harness_agent_kill9(&m);
+	ck_assert_msg(harness_agent_relaunch(&m, 90000, err, sizeof(err)) == 0,
+		      "restart on the same data dir: %s", err);
+	http_get(&m, "/v1/kv/machine/?recurse", &r);
+	EXPECT_STATUS(r, 200);
+	after = http_json(&r);
+	http_resp_free(&r);
+	ck_assert_msg(json_equal(before, after), "state differs after a whole-agent kill -9");
+	http_get(&m, "/v1/kv/machine/050", &r);
+	EXPECT_STATUS(r, 404);
+	http_resp_free(&r);
+	/* New writes continue above the old indexes. */
+	{
+		json_t *j;
+		json_int_t max_old = 0, idx_new;
+		size_t i;
+		json_t *e;
+		json_array_foreach(before, i, e)
+		{
+			json_int_t mi = json_integer_value(json_object_get(e, "ModifyIndex"));
+			if (mi > max_old)
+				max_old = mi;
+		}
+		http_put(&m, "/v1/kv/machine/new", "n", &r);
+		EXPECT_STATUS(r, 200);
+		http_resp_free(&r);
+		http_get(&m, "/v1/kv/machine/new", &r);
+		EXPECT_STATUS(r, 200);
+		j = http_json(&r);
+		http_resp_free(&r);
+		idx_new = json_integer_value(json_object_get(json_array_get(j, 0), "ModifyIndex"));
+		ck_assert_msg(idx_new > max_old, "new write got index %lld, not above %lld",
+			      (long long)idx_new, (long long)max_old);
+		json_decref(j);
+	}
+	json_decref(before);
+	json_decref(after);
+	ck_assert_msg(harness_agent_terminate(&m, SIGTERM, 20000, err, sizeof(err)) == 0, "%s", err);
+	harness_agent_stop(&m);
+}
+END_TEST
+
 START_TEST(sigterm_stops_everything)
 {
 	char err[1024];
@@ -319,6 +373,11 @@ int main(void)
 	tcase_add_test(tc, raftd_kill9_under_writes);
 	tcase_add_test(tc, raftd_gone_answers_500_then_recovers);
 	tcase_add_test(tc, sigterm_stops_everything);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("machine");
+	tcase_set_timeout(tc, 150);
+	tcase_add_test(tc, whole_agent_kill9_and_restart);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }

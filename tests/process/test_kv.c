@@ -1,6 +1,7 @@
 /* Process test: the KV HTTP API end to end against a real agent, with
  * Consul's status codes, headers and JSON; blocking queries; malformed
  * requests answered with errors while apid keeps running. */
+#include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
 
@@ -346,6 +347,140 @@ START_TEST(consistency_params_accepted)
 }
 END_TEST
 
+/* ---- encodings and transports ----------------------------------------- */
+
+START_TEST(binary_value_roundtrip)
+{
+	uint8_t val[256];
+	char b64[400];
+	struct http_resp r;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	for (size_t i = 0; i < sizeof(val); i++)
+		val[i] = (uint8_t)(255 - i); /* includes NUL and non-UTF-8 bytes */
+	http_request(&ag, "PUT", "/v1/kv/kvbin/all-bytes", val, sizeof(val), &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	http_get(&ag, "/v1/kv/kvbin/all-bytes?raw", &r);
+	EXPECT_STATUS(r, 200);
+	ck_assert_uint_eq(r.body_len, sizeof(val));
+	ck_assert_int_eq(memcmp(r.body, val, sizeof(val)), 0);
+	http_resp_free(&r);
+	harness_base64(val, sizeof(val), b64);
+	j = get_json("/v1/kv/kvbin/all-bytes", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), b64);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(utf8_key)
+{
+	json_t *j;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvu/%D0%BA%D0%BB%D1%8E%D1%87", "u", "true");
+	j = get_json("/v1/kv/kvu/?recurse", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Key"), "kvu/\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(root_keys_listing)
+{
+	json_t *j;
+	bool found = false;
+	size_t i;
+	json_t *k;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvroot-marker", "m", "true");
+	j = get_json("/v1/kv/?keys", NULL);
+	ck_assert_msg(json_is_array(j), "root keys not an array");
+	json_array_foreach(j, i, k)
+	{
+		if (json_is_string(k) && strcmp(json_string_value(k), "kvroot-marker") == 0)
+			found = true;
+	}
+	ck_assert_msg(found, "kvroot-marker missing from GET /v1/kv/?keys");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(chunked_put)
+{
+	size_t n = 20000, big = 600 * 1024;
+	char *body = malloc(big);
+	struct http_conn *hc;
+	struct http_opts o = {.chunked = true};
+	struct http_resp r;
+
+	REQUIRE_AGENT();
+	ck_assert_ptr_nonnull(body);
+	for (size_t i = 0; i < big; i++)
+		body[i] = (char)('a' + i % 26);
+	hc = http_conn_new(&ag);
+	ck_assert_ptr_nonnull(hc);
+	http_conn_request(hc, "PUT", "/v1/kv/kvch/small", body, n, &o, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	http_get(&ag, "/v1/kv/kvch/small?raw", &r);
+	EXPECT_STATUS(r, 200);
+	ck_assert_uint_eq(r.body_len, n);
+	ck_assert_int_eq(memcmp(r.body, body, n), 0);
+	http_resp_free(&r);
+
+	/* Over the limit without a Content-Length: the server must count. */
+	http_conn_request(hc, "PUT", "/v1/kv/kvch/big", body, big, &o, &r);
+	ck_assert_msg(r.status == 413 || (r.status == 0 && strstr(r.err, "Send failure")),
+		      "chunked 600 KiB PUT: status %ld (%s), want 413", r.status, r.err);
+	http_resp_free(&r);
+	http_conn_free(hc);
+	free(body);
+	expect_missing("/v1/kv/kvch/big");
+}
+END_TEST
+
+START_TEST(keep_alive_across_errors)
+{
+	struct http_conn *hc;
+	long connections = 0;
+	static const struct {
+		const char *method, *path, *body;
+		long status;
+	} steps[] = {
+	    {"PUT", "/v1/kv/kvka/a", "1", 200},   {"GET", "/v1/kv/kvka/a", NULL, 200},
+	    {"GET", "/v1/kv/kvka/none", NULL, 404}, {"GET", "/v1/kv/kvka/a?index=x", NULL, 400},
+	    {"POST", "/v1/kv/kvka/a", "2", 405},   {"GET", "/v1/nope", NULL, 404},
+	    {"DELETE", "/v1/kv/kvka/a", NULL, 200}, {"GET", "/v1/kv/kvka/a", NULL, 404},
+	    {"GET", "/v1/status/leader", NULL, 200},
+	};
+
+	REQUIRE_AGENT();
+	hc = http_conn_new(&ag);
+	ck_assert_ptr_nonnull(hc);
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+			struct http_resp r;
+			http_conn_request(hc, steps[i].method, steps[i].path, steps[i].body,
+					  steps[i].body ? strlen(steps[i].body) : 0, NULL, &r);
+			ck_assert_msg(r.status == steps[i].status,
+				      "round %d: %s %s: status %ld (%s), want %ld", round,
+				      steps[i].method, steps[i].path, r.status, r.err,
+				      steps[i].status);
+			connections += r.new_connections;
+			http_resp_free(&r);
+		}
+	}
+	http_conn_free(hc);
+	/* 27 requests, including error answers, on one keep-alive connection. */
+	ck_assert_msg(connections == 1, "%ld connections for 27 keep-alive requests, want 1",
+		      connections);
+}
+END_TEST
+
 /* ---- limits and malformed requests ----------------------------------- */
 
 START_TEST(value_size_limit)
@@ -565,6 +700,152 @@ START_TEST(blocking_on_missing_key_wakes_on_create)
 }
 END_TEST
 
+START_TEST(blocking_ignores_unrelated_writes)
+{
+	struct blocker b;
+	pthread_t th;
+	uint64_t idx;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	memset(&b, 0, sizeof(b));
+	put_expect("/v1/kv/kvb/mine", "m", "true");
+	j = get_json("/v1/kv/kvb/mine", &idx);
+	ck_assert_uint_eq(idx, (uint64_t)int_field(entry(j, 0), "ModifyIndex"));
+	json_decref(j);
+	snprintf(b.path, sizeof(b.path), "/v1/kv/kvb/mine?index=%" PRIu64 "&wait=3s", idx);
+	ck_assert_int_eq(pthread_create(&th, NULL, blocker_run, &b), 0);
+	for (int i = 0; i < 5; i++) {
+		harness_pause_ms(200);
+		put_expect("/v1/kv/kvb/other", "o", "true");
+	}
+	pthread_join(th, NULL);
+	EXPECT_STATUS(b.r, 200);
+	/* Consul answers a single key with its own ModifyIndex: writes to
+	 * other keys neither wake the query nor change its index. */
+	ck_assert_uint_eq(http_index(&b.r), idx);
+	ck_assert_msg(b.elapsed_ms >= 2500, "woken after %" PRIu64 " ms by writes to another key",
+		      b.elapsed_ms);
+	http_resp_free(&b.r);
+}
+END_TEST
+
+START_TEST(blocking_prefix_wakes_on_child_write)
+{
+	struct blocker b;
+	pthread_t th;
+	uint64_t idx;
+	struct http_resp r;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	memset(&b, 0, sizeof(b));
+	put_expect("/v1/kv/kvp/first", "1", "true");
+	http_get(&ag, "/v1/kv/kvp/?recurse", &r);
+	EXPECT_STATUS(r, 200);
+	idx = http_index(&r);
+	http_resp_free(&r);
+	snprintf(b.path, sizeof(b.path), "/v1/kv/kvp/?recurse&index=%" PRIu64 "&wait=5s", idx);
+	ck_assert_int_eq(pthread_create(&th, NULL, blocker_run, &b), 0);
+	harness_pause_ms(300);
+	put_expect("/v1/kv/kvp/second", "2", "true");
+	pthread_join(th, NULL);
+	EXPECT_STATUS(b.r, 200);
+	ck_assert_uint_gt(http_index(&b.r), idx);
+	j = http_json(&b.r);
+	ck_assert_uint_eq(json_array_size(j), 2);
+	ck_assert_str_eq(str_field(entry(j, 1), "Key"), "kvp/second");
+	json_decref(j);
+	http_resp_free(&b.r);
+}
+END_TEST
+
+#define N_WATCHERS 200
+
+static size_t discard(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	(void)data;
+	(void)ctx;
+	return size * nmemb;
+}
+
+/* Many parked blocking queries: apid keeps answering others meanwhile, and
+ * one write wakes them all with the new index. */
+START_TEST(many_parked_watchers)
+{
+	CURLM *multi;
+	CURL *easy[N_WATCHERS];
+	char url[256];
+	uint64_t idx, deadline;
+	int running = 0, done = 0;
+	struct http_resp r;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvw/key", "before", "true");
+	j = get_json("/v1/kv/kvw/key", &idx);
+	json_decref(j);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/kv/kvw/key?index=%" PRIu64 "&wait=30s",
+		 ag.http_port, idx);
+	multi = curl_multi_init();
+	ck_assert_ptr_nonnull(multi);
+	for (int i = 0; i < N_WATCHERS; i++) {
+		easy[i] = curl_easy_init();
+		ck_assert_ptr_nonnull(easy[i]);
+		curl_easy_setopt(easy[i], CURLOPT_URL, url);
+		curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 60000L);
+		curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_multi_add_handle(multi, easy[i]);
+	}
+	/* Drive the multi handle until every request is sent and parked: none
+	 * may finish, since nothing changes. */
+	deadline = harness_now_ms() + 2000;
+	while (harness_now_ms() < deadline) {
+		int n;
+		curl_multi_perform(multi, &running);
+		curl_multi_poll(multi, NULL, 0, 100, &n);
+	}
+	ck_assert_msg(running == N_WATCHERS, "%d of %d blocking queries answered early",
+		      N_WATCHERS - running, N_WATCHERS);
+
+	/* apid still serves everyone else. */
+	http_get(&ag, "/v1/status/leader", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	put_expect("/v1/kv/kvw/key", "after", "true");
+
+	deadline = harness_now_ms() + 20000;
+	while (running > 0 && harness_now_ms() < deadline) {
+		int n;
+		curl_multi_perform(multi, &running);
+		if (running > 0)
+			curl_multi_poll(multi, NULL, 0, 100, &n);
+	}
+	for (;;) {
+		int left;
+		CURLMsg *m = curl_multi_info_read(multi, &left);
+		long status = 0;
+		if (!m)
+			break;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		ck_assert_msg(m->data.result == CURLE_OK, "watcher failed: %s",
+			      curl_easy_strerror(m->data.result));
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		ck_assert_int_eq(status, 200);
+		done++;
+	}
+	ck_assert_msg(done == N_WATCHERS, "%d of %d watchers woke within 20 s of the write", done,
+		      N_WATCHERS);
+	for (int i = 0; i < N_WATCHERS; i++) {
+		curl_multi_remove_handle(multi, easy[i]);
+		curl_easy_cleanup(easy[i]);
+	}
+	curl_multi_cleanup(multi);
+}
+END_TEST
+
 /* Last: Ctrl-C (SIGINT) stops all four daemons, with a clean log. */
 START_TEST(sigint_stops_everything)
 {
@@ -593,6 +874,11 @@ int main(void)
 	tcase_add_test(tc, not_found_headers);
 	tcase_add_test(tc, percent_encoded_key);
 	tcase_add_test(tc, consistency_params_accepted);
+	tcase_add_test(tc, binary_value_roundtrip);
+	tcase_add_test(tc, utf8_key);
+	tcase_add_test(tc, root_keys_listing);
+	tcase_add_test(tc, chunked_put);
+	tcase_add_test(tc, keep_alive_across_errors);
 	tcase_add_test(tc, value_size_limit);
 	tcase_add_test(tc, bad_query_numbers);
 	tcase_add_test(tc, wrong_methods);
@@ -600,6 +886,9 @@ int main(void)
 	tcase_add_test(tc, blocking_wakes_on_write);
 	tcase_add_test(tc, blocking_times_out_same_index);
 	tcase_add_test(tc, blocking_on_missing_key_wakes_on_create);
+	tcase_add_test(tc, blocking_ignores_unrelated_writes);
+	tcase_add_test(tc, blocking_prefix_wakes_on_child_write);
+	tcase_add_test(tc, many_parked_watchers);
 	tcase_add_test(tc, sigint_stops_everything);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
