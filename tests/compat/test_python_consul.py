@@ -329,6 +329,30 @@ def _():
     assert positive_index(idx) >= max(i["ModifyIndex"] for i in items), "index below an entry's ModifyIndex"
 
 
+@check("bare ?recurse and ?keys flags (no value) are on")
+def _():
+    for k in ("bare/1", "bare/2"):
+        c.kv.put(ROOT + k, "b")
+    r = session.get(BASE + "/v1/kv/" + ROOT + "bare/?recurse")
+    eq(r.status_code, 200, "?recurse status")
+    eq([e["Key"] for e in r.json()], [ROOT + "bare/1", ROOT + "bare/2"], "?recurse keys")
+    r = session.get(BASE + "/v1/kv/" + ROOT + "bare/?keys")
+    eq(r.status_code, 200, "?keys status")
+    eq(r.json(), [ROOT + "bare/1", ROOT + "bare/2"], "?keys")
+
+
+@check("?index=0&wait=30s answers at once (as node-consul's first watch call needs)")
+def _():
+    # python-consul drops index=0 itself, so this one goes through its session.
+    c.kv.put(ROOT + "idx0", "z")
+    t0 = time.monotonic()
+    r = session.get(BASE + "/v1/kv/" + ROOT + "idx0?index=0&wait=30s", timeout=20)
+    elapsed = time.monotonic() - t0
+    eq(r.status_code, 200, "status")
+    assert elapsed < 10, "index=0 blocked for %.1fs" % elapsed
+    positive_index(r.headers.get("X-Consul-Index"))
+
+
 # ---------------------------------------------------------------- delete
 
 
