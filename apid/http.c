@@ -51,7 +51,8 @@ struct http_req {
 	size_t body_len;
 	size_t body_cap;
 	uint64_t body_limit;       /* from routes_body_limit */
-	uint64_t body_seen;        /* bytes received, or Content-Length */
+	uint64_t content_length;   /* from the header; 0 when absent */
+	uint64_t received;         /* body bytes received so far */
 	bool too_large;
 	struct routes_call call;   /* the RPC, while WAITING */
 	struct routes_resp resp;   /* the answer, once READY */
@@ -200,7 +201,7 @@ static enum MHD_Result dispatch(struct http_server *s, struct http_req *r)
 		.body = r->body,
 		.body_len = r->body_len,
 		.body_too_large = r->too_large,
-		.body_seen = r->body_seen,
+		.body_seen = r->content_length > r->received ? r->content_length : r->received,
 	};
 	struct routes_action act;
 	struct rpc_client *client;
@@ -255,7 +256,7 @@ static void body_start(struct http_server *s, struct http_req *r)
 	n = strtoull(cl, &end, 10);
 	if (errno || end == cl)
 		return;
-	r->body_seen = n;
+	r->content_length = n;
 	if (n > r->body_limit)
 		r->too_large = true;
 	else if (n > 0 && (r->body = malloc(n)) != NULL)
@@ -266,19 +267,15 @@ static void body_start(struct http_server *s, struct http_req *r)
  * that sends far more. */
 static bool body_append(struct http_req *r, const char *data, size_t n)
 {
+	r->received += n;
 	if (!r->too_large && r->body_len + n > r->body_limit) {
 		r->too_large = true;
 		free(r->body);
 		r->body = NULL;
 		r->body_len = r->body_cap = 0;
 	}
-	if (r->too_large) {
-		uint64_t got = r->body_seen + n;
-
-		if (got > r->body_seen)
-			r->body_seen = got;
-		return r->body_seen <= r->body_limit + HTTP_DISCARD_MAX;
-	}
+	if (r->too_large)
+		return r->received <= r->body_limit + HTTP_DISCARD_MAX;
 	if (r->body_len + n > r->body_cap) {
 		size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
 		uint8_t *nb;
@@ -332,10 +329,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		r->state = REQ_BODY;
 		body_start(s, r);
-		/* a client that waits for 100-continue gets its 413 at once
-		 * and never sends the body */
-		if (r->too_large && MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-								MHD_HTTP_HEADER_EXPECT))
+		/* A client that waits for 100-continue gets its 413 at once
+		 * and never sends the body; so does one announcing far more
+		 * than we would read and drop (it may see a reset instead). */
+		if (r->too_large &&
+		    (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT) ||
+		     r->content_length > r->body_limit + HTTP_DISCARD_MAX))
 			return dispatch(s, r);
 		return MHD_YES;
 	case REQ_BODY:
@@ -523,8 +522,7 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-		MHD_OPTION_END);
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, errlen, "cannot listen on %s port %d: %s", addr, cfg->ports.http,
 			 strerror(errno));
