@@ -50,6 +50,7 @@ struct child {
 	uint64_t backoff_ms;  /* current restart delay */
 	uint64_t restart_ms;  /* when to start again; 0 = not scheduled */
 	unsigned restarts;    /* how many times restarted */
+	bool term_sent;       /* asked to stop (agent stopping) */
 };
 
 struct agent {
@@ -189,6 +190,7 @@ static void child_start(struct agent *a, struct child *c, uint64_t now)
 	c->pid = pid;
 	c->held = false;
 	c->ready = false;
+	c->term_sent = false;
 	c->started_ms = now;
 	c->restart_ms = 0;
 	log_debug("started cairn-%s (pid %ld)", c->role, (long)pid);
@@ -210,6 +212,8 @@ static void start_held(struct agent *a, uint64_t now)
 	a->hold_until_ms = 0;
 }
 
+static void stop_all(struct agent *a, int sig, uint64_t now);
+
 static void reap(struct agent *a, uint64_t now)
 {
 	for (;;) {
@@ -228,6 +232,7 @@ static void reap(struct agent *a, uint64_t now)
 		supervise_describe_status(status, why, sizeof(why));
 		if (a->stopping) {
 			log_info("cairn-%s stopped (%s)", c->role, why);
+			stop_all(a, SIGTERM, now); /* raftd's turn once it is alone */
 			continue;
 		}
 		if (!supervise_should_restart(status)) {
@@ -244,21 +249,33 @@ static void reap(struct agent *a, uint64_t now)
 	}
 }
 
+/* Stops the daemons: with SIGTERM, raftd (which the others talk to) only
+ * once the others are gone, so that in-flight requests can finish; with
+ * SIGKILL, everyone at once. Called again as daemons exit. */
 static void stop_all(struct agent *a, int sig, uint64_t now)
 {
+	bool others = false;
+
 	if (!a->stopping) {
 		a->stopping = true;
 		a->kill_at_ms = now + AGENT_STOP_GRACE_MS;
 		log_info("stopping the daemons");
 	}
-	/* Reverse start order: raftd, which the others talk to, goes last. */
+	for (size_t i = 0; i < a->nkids; i++) {
+		a->kids[i].restart_ms = 0;
+		a->kids[i].held = false;
+		if (a->kids[i].pid > 0 && strcmp(a->kids[i].role, "raftd") != 0)
+			others = true;
+	}
 	for (size_t i = a->nkids; i-- > 0;) {
 		struct child *c = &a->kids[i];
 
-		c->restart_ms = 0;
-		c->held = false;
-		if (c->pid > 0)
-			(void)kill(c->pid, sig); /* ESRCH: already gone, reaped soon */
+		if (c->pid <= 0 || (sig == SIGTERM && c->term_sent))
+			continue;
+		if (sig == SIGTERM && others && strcmp(c->role, "raftd") == 0)
+			continue;
+		(void)kill(c->pid, sig); /* ESRCH: already gone, reaped soon */
+		c->term_sent = true;
 	}
 }
 
