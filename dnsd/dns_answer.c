@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "err.h"
 
@@ -204,6 +205,102 @@ static int add_address(ldns_pkt *reply, const struct dns_query *q, const char *a
 	return 0;
 }
 
+/* RFC 1464 "key=value", as Consul's encodeKVasRFC1464: in the key, '`'
+ * and '=' are quoted with '`', and so are leading and trailing spaces; in
+ * the value only '`' is. Returns a malloc'd string or NULL. */
+static char *rfc1464(const char *key, const char *val)
+{
+	size_t klen = strlen(key), vlen = strlen(val);
+	size_t lead = 0, trail = 0, pos = 0;
+	char *out = malloc(2 * klen + 2 * vlen + 2);
+
+	if (!out)
+		return NULL;
+	while (lead < klen && key[lead] == ' ')
+		lead++;
+	while (trail < klen - lead && key[klen - 1 - trail] == ' ')
+		trail++;
+	for (size_t i = 0; i < klen; i++) {
+		char c = key[i];
+
+		if (c == '`' || c == '=' || (c == ' ' && (i < lead || i >= klen - trail)))
+			out[pos++] = '`';
+		out[pos++] = c;
+	}
+	out[pos++] = '=';
+	for (size_t i = 0; i < vlen; i++) {
+		if (val[i] == '`')
+			out[pos++] = '`';
+		out[pos++] = val[i];
+	}
+	out[pos] = '\0';
+	return out;
+}
+
+/* One TXT record holding text, split into character-strings of at most
+ * 255 bytes (RFC 1035 3.3.14). */
+static int add_txt(ldns_pkt *reply, ldns_pkt_section section, const struct dns_query *q,
+		   const char *text, uint32_t ttl_s)
+{
+	ldns_rdf *owner = ldns_rdf_clone(query_name(q));
+	ldns_rr *rr = ldns_rr_new();
+	size_t len = strlen(text), pos = 0;
+
+	if (!owner || !rr) {
+		ldns_rdf_deep_free(owner);
+		ldns_rr_free(rr);
+		return -ENOMEM;
+	}
+	ldns_rr_set_owner(rr, owner);
+	ldns_rr_set_type(rr, LDNS_RR_TYPE_TXT);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+	ldns_rr_set_ttl(rr, ttl_s);
+	do {
+		size_t n = len - pos > 255 ? 255 : len - pos;
+		uint8_t chunk[256];
+		ldns_rdf *rdf;
+
+		chunk[0] = (uint8_t)n;
+		memcpy(chunk + 1, text + pos, n);
+		rdf = ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, n + 1, chunk);
+		if (!rdf || !ldns_rr_push_rdf(rr, rdf)) {
+			ldns_rdf_deep_free(rdf);
+			ldns_rr_free(rr);
+			return -ENOMEM;
+		}
+		pos += n;
+	} while (pos < len);
+	if (!ldns_pkt_push_rr(reply, section, rr)) {
+		ldns_rr_free(rr);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The node's meta as TXT records (Consul's generateMeta). */
+static int add_meta_txt(ldns_pkt *reply, ldns_pkt_section section, const struct dns_query *q,
+			const struct dns_node_result *node, uint32_t ttl_s)
+{
+	for (size_t i = 0; i < node->n_meta; i++) {
+		const char *key = node->meta_keys[i] ? node->meta_keys[i] : "";
+		const char *val = node->meta_vals[i] ? node->meta_vals[i] : "";
+		char *text;
+		int rc;
+
+		if (strncasecmp(key, "rfc1035-", 8) == 0)
+			text = strdup(val);
+		else
+			text = rfc1464(key, val);
+		if (!text)
+			return -ENOMEM;
+		rc = add_txt(reply, section, q, text, ttl_s);
+		free(text);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -256,7 +353,15 @@ static int answer_in_domain(ldns_pkt *reply, const struct dns_query *q,
 		}
 		if (node->status == CAIRN_E_NOTFOUND || !node->address)
 			goto nxdomain;
-		rc = add_address(reply, q, node->address, cfg->node_ttl_s);
+		if (q->qtype != LDNS_RR_TYPE_TXT) {
+			rc = add_address(reply, q, node->address, cfg->node_ttl_s);
+			if (rc < 0)
+				return rc;
+		}
+		if (q->qtype == LDNS_RR_TYPE_TXT || q->qtype == LDNS_RR_TYPE_ANY)
+			rc = add_meta_txt(reply, LDNS_SECTION_ANSWER, q, node, cfg->node_ttl_s);
+		else if (cfg->node_meta_txt && ldns_rr_list_rr_count(ldns_pkt_answer(reply)) > 0)
+			rc = add_meta_txt(reply, LDNS_SECTION_ADDITIONAL, q, node, cfg->node_ttl_s);
 		if (rc < 0)
 			return rc;
 		if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)

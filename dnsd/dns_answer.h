@@ -7,6 +7,11 @@
  *                      answer at once, or look a node up first;
  *   dns_answer_build() struct dns_query (+ the lookup result) -> wire.
  *
+ * Node answers: A or AAAA with the node's address (a CNAME when it is a
+ * host name), and the node's meta as TXT records ("key=value", RFC 1464
+ * escaping; keys starting "rfc1035-" give the bare value) in the answer
+ * for TXT and ANY questions and in the additional section otherwise.
+ *
  * Behaviour follows Consul's DNS interface: answers inside the domain are
  * authoritative (aa); unknown names get NXDOMAIN with the domain's SOA in
  * the authority section; a known name without records of the asked type
@@ -36,6 +41,9 @@ struct dns_answer_cfg {
 	uint32_t node_ttl_s;    /* TTL of node records */
 	uint32_t soa_min_ttl_s; /* SOA minimum and the SOA's own TTL */
 	bool enable_truncate;   /* set TC when a UDP answer was cut */
+	bool node_meta_txt;     /* node meta as TXT in the additional section of
+				   A/AAAA answers (Consul's
+				   enable_additional_node_meta_txt, default on) */
 };
 
 enum dns_action {
@@ -64,6 +72,9 @@ struct dns_node_result {
 	int status;          /* 0 found; CAIRN_E_NOTFOUND unknown node; other
 				negative codes: the lookup failed (SERVFAIL) */
 	const char *address; /* with status 0: IPv4/IPv6 literal or host name */
+	const char *const *meta_keys; /* node meta, n_meta pairs (may be 0) */
+	const char *const *meta_vals;
+	size_t n_meta;
 };
 
 /* Parses wire (len bytes; borrowed) into *q. Returns a DNS_ACT_* value;

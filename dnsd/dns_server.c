@@ -114,8 +114,12 @@ static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 
 		if (r->nodes.n == 0)
 			res.status = CAIRN_E_NOTFOUND;
-		else
+		else {
 			res.address = r->nodes.v[0].address;
+			res.meta_keys = r->nodes.v[0].meta.keys;
+			res.meta_vals = r->nodes.v[0].meta.vals;
+			res.n_meta = r->nodes.v[0].meta.n;
+		}
 	} else if (status == 0) {
 		log_warn("dns: unexpected %s from raftd", proto_type_name(reply->type));
 		res.status = CAIRN_E_PROTO;

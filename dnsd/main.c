@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <jansson.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -19,6 +20,16 @@
 /* Stub resolvers give up after a few seconds; answer SERVFAIL before. */
 #define DNS_RPC_TIMEOUT_MS 2000
 #define DNS_MAX_PENDING 4096
+
+/* dns_config.enable_additional_node_meta_txt (Consul's name; default
+ * true): an option only dnsd reads, so it comes from the merged JSON. */
+static bool node_meta_txt(const struct config *cfg)
+{
+	json_t *dns = cfg->json ? json_object_get(cfg->json, "dns_config") : NULL;
+	json_t *v = dns ? json_object_get(dns, "enable_additional_node_meta_txt") : NULL;
+
+	return v && json_is_boolean(v) ? json_is_true(v) : true;
+}
 
 int main(int argc, char **argv)
 {
@@ -77,6 +88,7 @@ int main(int argc, char **argv)
 			.node_ttl_s = cfg.dns.node_ttl_s,
 			.soa_min_ttl_s = cfg.dns.soa_min_ttl_s,
 			.enable_truncate = cfg.dns.enable_truncate,
+			.node_meta_txt = node_meta_txt(&cfg),
 		},
 		.allow_stale = cfg.dns.allow_stale,
 		.max_stale_ms = cfg.dns.max_stale_ms,

@@ -19,6 +19,7 @@ static const struct dns_answer_cfg cfg = {
 	.node_ttl_s = 7,
 	.soa_min_ttl_s = 3,
 	.enable_truncate = true,
+	.node_meta_txt = true,
 };
 
 /* A query in wire form; edns_size 0 = no OPT. Caller frees. */
@@ -168,6 +169,70 @@ START_TEST(test_cname_for_host_name)
 	ck_assert_ptr_nonnull(rr);
 	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_CNAME);
 	assert_rdf(ldns_rr_rdf(rr, 0), "db.example.org.");
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+static void assert_txt(const ldns_rr *rr, const char *want)
+{
+	char *s;
+
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_TXT);
+	ck_assert_uint_eq(ldns_rr_ttl(rr), 7);
+	s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+	ck_assert_str_eq(s, want);
+	free(s);
+}
+
+START_TEST(test_node_meta_txt)
+{
+	static const char *const keys[] = {"consul-network-segment", "a=b", " sp ", "rfc1035-raw",
+					   "big"};
+	char big[301];
+	const char *vals[] = {"", "v`1", "x", "as is=", big};
+	struct dns_node_result found = {.status = 0,
+					.address = "127.0.0.1",
+					.meta_keys = keys,
+					.meta_vals = vals,
+					.n_meta = 5};
+	ldns_pkt *reply;
+	ldns_rr *rr;
+
+	memset(big, 'z', 300);
+	big[300] = '\0';
+
+	/* A: the address in the answer, the meta in the additional section */
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_A, &found, DNS_ACT_NODE);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	ck_assert_uint_eq(ldns_pkt_arcount(reply), 5);
+	assert_txt(ldns_rr_list_rr(ldns_pkt_additional(reply), 0), "\"consul-network-segment=\"");
+	assert_txt(ldns_rr_list_rr(ldns_pkt_additional(reply), 1), "\"a`=b=v``1\"");
+	assert_txt(ldns_rr_list_rr(ldns_pkt_additional(reply), 2), "\"` sp` =x\"");
+	assert_txt(ldns_rr_list_rr(ldns_pkt_additional(reply), 3), "\"as is=\"");
+	/* over 255 bytes: two character-strings */
+	rr = ldns_rr_list_rr(ldns_pkt_additional(reply), 4);
+	ck_assert_uint_eq(ldns_rr_rd_count(rr), 2);
+	ck_assert_uint_eq(ldns_rdf_size(ldns_rr_rdf(rr, 0)), 256);
+	ck_assert_uint_eq(ldns_rdf_size(ldns_rr_rdf(rr, 1)), 1 + 304 - 255);
+	ldns_pkt_free(reply);
+
+	/* TXT: only the meta, in the answer */
+	found.n_meta = 1;
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_TXT, &found, DNS_ACT_NODE);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	ck_assert_uint_eq(ldns_pkt_arcount(reply), 0);
+	assert_txt(ldns_rr_list_rr(ldns_pkt_answer(reply), 0), "\"consul-network-segment=\"");
+	ldns_pkt_free(reply);
+
+	/* ANY: address and meta in the answer */
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_ANY, &found, DNS_ACT_NODE);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 2);
+	ldns_pkt_free(reply);
+
+	/* TXT of a node without meta: NODATA */
+	found.n_meta = 0;
+	reply = run("web1.node.consul.", LDNS_RR_TYPE_TXT, &found, DNS_ACT_NODE);
+	assert_negative(reply, LDNS_RCODE_NOERROR);
 	ldns_pkt_free(reply);
 }
 END_TEST
@@ -459,6 +524,7 @@ Suite *dns_answer_suite(void)
 	tcase_add_test(tc, test_a_answer);
 	tcase_add_test(tc, test_aaaa_and_nodata);
 	tcase_add_test(tc, test_cname_for_host_name);
+	tcase_add_test(tc, test_node_meta_txt);
 	tcase_add_test(tc, test_nxdomain);
 	tcase_add_test(tc, test_servfail);
 	tcase_add_test(tc, test_apex_and_addr);
