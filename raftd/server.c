@@ -20,12 +20,6 @@
 #include "store.h"
 #include "watch.h"
 
-/* Consul's blocking query limits (agent/consul/rpc.go): default and
- * maximum wait, and jitter of up to wait / 16 against thundering herds. */
-#define WAIT_DEFAULT_MS (5ull * 60 * 1000)
-#define WAIT_MAX_MS (10ull * 60 * 1000)
-#define WAIT_JITTER_FRACTION 16
-
 /* Consul has no hard key limit; LMDB's is 511 bytes. */
 #define KEY_MAX STORE_KEY_MAX
 
@@ -215,12 +209,7 @@ static enum rpc_disposition park(struct server *s, struct store_txn *txn, struct
 	bool prefix;
 	struct watch *w;
 
-	if (wait == 0)
-		wait = WAIT_DEFAULT_MS;
-	if (wait > WAIT_MAX_MS)
-		wait = WAIT_MAX_MS;
-	if (wait / WAIT_JITTER_FRACTION > 0)
-		wait += rng_next(s) % (wait / WAIT_JITTER_FRACTION);
+	wait = watch_wait_ms(wait, rng_next(s));
 	if (q->type == PROTO_KV_GET) {
 		space = FSM_SPACE_KV;
 		key = q->u.kv_get.key ? q->u.kv_get.key : "";

@@ -350,3 +350,14 @@ size_t watch_count(const struct watch_set *ws)
 {
 	return ws->n_watches;
 }
+
+uint64_t watch_wait_ms(uint64_t requested_ms, uint64_t rand_u64)
+{
+	uint64_t wait = requested_ms ? requested_ms : WATCH_WAIT_DEFAULT_MS;
+
+	if (wait > WATCH_WAIT_MAX_MS)
+		wait = WATCH_WAIT_MAX_MS;
+	if (wait / WATCH_JITTER_FRACTION > 0)
+		wait += rand_u64 % (wait / WATCH_JITTER_FRACTION);
+	return wait;
+}

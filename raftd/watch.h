@@ -55,6 +55,15 @@ uint64_t watch_next_deadline(const struct watch_set *ws);
  * watch_remove, so the caller can answer it first. */
 struct watch *watch_pop_expired(struct watch_set *ws, uint64_t now_ms);
 
+/* Consul's blocking wait (agent/consul/rpc.go blockingQuery): 0 means the
+ * default 5 min, anything over 10 min is capped, then a random jitter of
+ * [0, wait/16) is added so parked clients do not all return at once.
+ * rand_u64 is a random number from the caller. Returns the wait in ms. */
+#define WATCH_WAIT_DEFAULT_MS (5ull * 60 * 1000)
+#define WATCH_WAIT_MAX_MS (10ull * 60 * 1000)
+#define WATCH_JITTER_FRACTION 16
+uint64_t watch_wait_ms(uint64_t requested_ms, uint64_t rand_u64);
+
 /* Watches parked. */
 size_t watch_count(const struct watch_set *ws);
 

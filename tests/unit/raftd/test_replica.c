@@ -235,6 +235,34 @@ START_TEST(unflushed_is_lost_not_acked)
 }
 END_TEST
 
+START_TEST(map_grows_when_full)
+{
+	static uint8_t val[200 * 1024];
+	char err[256], key[32];
+	struct replica_config c = {.dir = sub, .map_size = 1u << 20, .server_id = "node-1"};
+	uint64_t idx;
+
+	/* Reopen with a 1 MiB map and write 16 MiB: the store must grow. */
+	replica_close(rp);
+	ck_assert_msg(replica_open(&c, on_applied, on_change, NULL, &rp, err, sizeof(err)) == 0,
+		      "%s", err);
+	start();
+	memset(val, 'v', sizeof(val));
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < 10; i++) {
+			snprintf(key, sizeof(key), "big/%d/%d", round, i);
+			fsm_cmd_kv_set(&w, key, val, sizeof(val), 0, false, 0);
+			ck_assert_int_eq(replica_propose(rp, w.buf, w.len, (void *)1, &idx), 0);
+		}
+		ck_assert_int_eq(replica_flush(rp), 0);
+	}
+	ck_assert_int_eq(n_applied, 80);
+	for (int i = 0; i < 80; i++)
+		ck_assert(applied_res[i].ok);
+	ck_assert_uint_eq(get("big/7/9").entries[0].value.len, sizeof(val));
+}
+END_TEST
+
 Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -245,6 +273,7 @@ Suite *replica_suite(void)
 	tcase_add_test(tc, group_commit);
 	tcase_add_test(tc, replay_unapplied_log);
 	tcase_add_test(tc, unflushed_is_lost_not_acked);
+	tcase_add_test(tc, map_grows_when_full);
 	suite_add_tcase(s, tc);
 	return s;
 }

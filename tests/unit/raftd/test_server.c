@@ -314,6 +314,55 @@ START_TEST(blocking_query_wakes_on_its_key)
 }
 END_TEST
 
+START_TEST(catalog_register_and_blocking_node_query)
+{
+	static const char *tk[] = {"lan"};
+	static const char *tv[] = {"10.1.2.3"};
+	struct proto_node n = {0};
+	struct proto_msg m = proto_msg_make(PROTO_CATALOG_NODE);
+	uint64_t idx;
+
+	m.u.catalog_node.node = "web";
+	send_msg(&m, 1);
+	run_until(1);
+	ck_assert_uint_eq(reply_for(1)->u.catalog_node_reply.nodes.n, 0); /* unknown */
+	idx = reply_for(1)->u.catalog_node_reply.index;
+	ck_assert_uint_gt(idx, 0);
+
+	m.u.catalog_node.min_index = idx;
+	m.u.catalog_node.wait_ms = 60000;
+	send_msg(&m, 2);
+	spin(5);
+	ck_assert_int_eq(n_replies, 1);
+
+	n.node = "Web";
+	n.address = "10.1.2.3";
+	n.tagged_addresses.keys = tk;
+	n.tagged_addresses.vals = tv;
+	n.tagged_addresses.n = 1;
+	m = proto_msg_make(PROTO_CATALOG_REGISTER);
+	m.u.catalog_register.nodes.v = &n;
+	m.u.catalog_register.nodes.n = 1;
+	send_msg(&m, 3);
+	run_until(3);
+	ck_assert(reply_for(3)->u.write_reply.ok);
+	const struct proto_msg *r = reply_for(2);
+	ck_assert_uint_eq(r->u.catalog_node_reply.index, reply_for(3)->u.write_reply.index);
+	ck_assert_uint_eq(r->u.catalog_node_reply.nodes.n, 1);
+	ck_assert_str_eq(r->u.catalog_node_reply.nodes.v[0].address, "10.1.2.3");
+	ck_assert_str_eq(r->u.catalog_node_reply.nodes.v[0].datacenter, "dc1"); /* filled in */
+
+	/* Two nodes in one register are refused. */
+	struct proto_node two[2] = {n, n};
+	m = proto_msg_make(PROTO_CATALOG_REGISTER);
+	m.u.catalog_register.nodes.v = two;
+	m.u.catalog_register.nodes.n = 2;
+	send_msg(&m, 4);
+	run_until(4);
+	ck_assert_int_eq(reply_for(4)->u.error.code, CAIRN_E_BADREQ);
+}
+END_TEST
+
 START_TEST(blocking_query_expires)
 {
 	struct proto_msg m = kv_get("nothing", 1000000, 1); /* 1 ms: no jitter */
@@ -436,6 +485,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, put_get_delete);
 	tcase_add_test(tc, writes_in_one_iteration_share_a_commit);
 	tcase_add_test(tc, blocking_query_wakes_on_its_key);
+	tcase_add_test(tc, catalog_register_and_blocking_node_query);
 	tcase_add_test(tc, blocking_query_expires);
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, malformed_msgpack_gets_error);

@@ -148,6 +148,26 @@ START_TEST(many_watches_wake_only_matches)
 }
 END_TEST
 
+START_TEST(wait_default_cap_jitter)
+{
+	/* Default 5 min plus jitter below 5 min / 16. */
+	ck_assert_uint_eq(watch_wait_ms(0, 0), 300000);
+	ck_assert_uint_eq(watch_wait_ms(0, 18749), 300000 + 18749);
+	ck_assert_uint_eq(watch_wait_ms(0, 18750), 300000);
+	/* Capped at 10 min before the jitter. */
+	ck_assert_uint_eq(watch_wait_ms(3600000, 0), 600000);
+	ck_assert_uint_eq(watch_wait_ms(3600000, UINT64_MAX), 600000 + UINT64_MAX % 37500);
+	/* Short waits: jitter of at most wait/16, none below 16 ms. */
+	ck_assert_uint_eq(watch_wait_ms(15, 12345), 15);
+	ck_assert_uint_eq(watch_wait_ms(1600, 12345), 1600 + 12345 % 100);
+	for (uint64_t r = 0; r < 1000; r++) {
+		uint64_t w = watch_wait_ms(60000, r * 7919);
+		ck_assert_uint_ge(w, 60000);
+		ck_assert_uint_lt(w, 60000 + 60000 / 16);
+	}
+}
+END_TEST
+
 Suite *watch_suite(void)
 {
 	Suite *s = suite_create("watch");
@@ -158,6 +178,7 @@ Suite *watch_suite(void)
 	tcase_add_test(tc, fired_once_and_removal);
 	tcase_add_test(tc, deadlines);
 	tcase_add_test(tc, many_watches_wake_only_matches);
+	tcase_add_test(tc, wait_default_cap_jitter);
 	suite_add_tcase(s, tc);
 	return s;
 }
