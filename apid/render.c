@@ -2,6 +2,7 @@
 #include "render.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,7 +141,8 @@ json_t *render_kv_entry(const struct proto_kv_entry *e)
 	}
 	if (!put(o, "LockIndex", json_integer((json_int_t)e->lock_index)) ||
 	    !put(o, "Key", render_string(e->key)) ||
-	    !put(o, "Flags", json_integer((json_int_t)e->flags)) || !put(o, "Value", value))
+	    !put(o, "Flags", json_integer(e->flags > INT64_MAX ? 0 : (json_int_t)e->flags)) ||
+	    !put(o, "Value", value))
 		goto fail;
 	if (e->session && e->session[0] && !put(o, "Session", render_string(e->session)))
 		goto fail;
@@ -336,5 +338,62 @@ int render_dump(struct arena *a, const json_t *j, bool pretty, char **out, size_
 	buf[got] = '\0';
 	*out = buf;
 	*out_len = got;
+	return 0;
+}
+
+int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bool pretty,
+		   char **out, size_t *out_len)
+{
+	static const char pat[] = "\"Flags\":";
+	json_t *arr = render_kv_entries(v, n);
+	char *text, *buf, *o;
+	const char *p;
+	size_t len, i, big = 0, entry = 0;
+	int rc;
+
+	if (!arr)
+		return -ENOMEM;
+	rc = render_dump(a, arr, pretty, &text, &len);
+	json_decref(arr);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n; i++)
+		if (v[i].flags > INT64_MAX)
+			big++;
+	if (big == 0) {
+		*out = text;
+		*out_len = len;
+		return 0;
+	}
+	/* Entries above INT64_MAX were written with Flags 0: put the real
+	 * number in. The k-th "Flags": in the text is entry k's key, since a
+	 * quote inside a JSON string is always escaped. */
+	buf = arena_alloc(a, len + big * 20 + 1);
+	if (!buf)
+		return -ENOMEM;
+	o = buf;
+	p = text;
+	while (entry < n) {
+		const char *hit = strstr(p, pat);
+
+		if (!hit)
+			break;
+		hit += sizeof(pat) - 1;
+		if (*hit == ' ')
+			hit++;
+		memcpy(o, p, (size_t)(hit - p));
+		o += hit - p;
+		p = hit;
+		if (v[entry].flags > INT64_MAX && *p == '0') {
+			o += sprintf(o, "%llu", (unsigned long long)v[entry].flags);
+			p++;
+		}
+		entry++;
+	}
+	len = strlen(p);
+	memcpy(o, p, len + 1);
+	o += len;
+	*out = buf;
+	*out_len = (size_t)(o - buf);
 	return 0;
 }

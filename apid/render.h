@@ -33,6 +33,11 @@ json_t *render_string(const char *s);
 json_t *render_kv_entry(const struct proto_kv_entry *e);
 /* A JSON array of entries (never null). */
 json_t *render_kv_entries(const struct proto_kv_entry *v, size_t n);
+/* Serialises entries as render_kv_entries + render_dump would, except that
+ * Flags keeps Consul's full uint64 range (jansson integers stop at
+ * INT64_MAX). Returns 0 or -ENOMEM; the text lives in the arena. */
+int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bool pretty,
+		   char **out, size_t *out_len);
 /* A JSON array of strings (never null: [] when empty). */
 json_t *render_strs(const struct proto_strs *s);
 

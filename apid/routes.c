@@ -549,10 +549,17 @@ static int kv_get_reply(const struct routes_env *env, const struct routes_call *
 		if (rc < 0)
 			return rc;
 	} else {
-		rc = resp_json(a, 200, render_kv_entries(r->entries.v, r->entries.n), call->pretty,
-			       out);
+		char *text;
+		size_t len;
+
+		rc = render_kv_dump(a, r->entries.v, r->entries.n, call->pretty, &text, &len);
 		if (rc < 0)
 			return rc;
+		memset(out, 0, sizeof(*out));
+		out->status = 200;
+		out->content_type = CT_JSON;
+		out->body = text;
+		out->body_len = len;
 	}
 	rc = add_meta(a, out, r->index, r->known_leader, r->last_contact_ms);
 	if (rc == 0)

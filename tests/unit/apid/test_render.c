@@ -91,6 +91,32 @@ START_TEST(kv_entries_array)
 }
 END_TEST
 
+START_TEST(kv_flags_full_range)
+{
+	struct proto_kv_entry e[3] = {
+		{.key = "a\"Flags\":0", .flags = UINT64_MAX, .create_index = 1, .modify_index = 1},
+		{.key = "b", .flags = 7, .create_index = 2, .modify_index = 2},
+		{.key = "c", .flags = (uint64_t)INT64_MAX + 1, .create_index = 3, .modify_index = 3},
+	};
+	char *s;
+	size_t n;
+
+	ck_assert_int_eq(render_kv_dump(&a, e, 3, false, &s, &n), 0);
+	ck_assert_uint_eq(strlen(s), n);
+	ck_assert_str_eq(s, "[{\"LockIndex\":0,\"Key\":\"a\\\"Flags\\\":0\","
+			    "\"Flags\":18446744073709551615,\"Value\":null,\"CreateIndex\":1,"
+			    "\"ModifyIndex\":1},"
+			    "{\"LockIndex\":0,\"Key\":\"b\",\"Flags\":7,\"Value\":null,"
+			    "\"CreateIndex\":2,\"ModifyIndex\":2},"
+			    "{\"LockIndex\":0,\"Key\":\"c\",\"Flags\":9223372036854775808,"
+			    "\"Value\":null,\"CreateIndex\":3,\"ModifyIndex\":3}]");
+	ck_assert_int_eq(render_kv_dump(&a, e, 1, true, &s, &n), 0);
+	ck_assert_ptr_nonnull(strstr(s, "\"Flags\": 18446744073709551615,"));
+	ck_assert_int_eq(render_kv_dump(&a, e + 1, 1, false, &s, &n), 0);
+	ck_assert_ptr_nonnull(strstr(s, "\"Flags\":7,"));
+}
+END_TEST
+
 START_TEST(string_invalid_utf8)
 {
 	ck_assert_str_eq(dump(render_string("a\xff" "b")), "\"a\xef\xbf\xbd" "b\"");
@@ -171,6 +197,7 @@ Suite *render_suite(void)
 	tcase_add_test(tc, base64_vectors);
 	tcase_add_test(tc, kv_entry_shape);
 	tcase_add_test(tc, kv_entries_array);
+	tcase_add_test(tc, kv_flags_full_range);
 	tcase_add_test(tc, string_invalid_utf8);
 	tcase_add_test(tc, member_shape);
 	tcase_add_test(tc, agent_self_shape);
