@@ -60,7 +60,13 @@ int supervise_daemon_path(const char *role, const char *exe, const char *libexec
 		if (exists && exists(out, ctx))
 			return 0;
 	}
-	/* Installed: /usr/bin/cairn next to /usr/bin/cairn-<role>. */
+	/* Installed: daemons in sbindir (/usr/sbin) beside bindir (/usr/bin). */
+	rc = fmt(out, outlen, "", dlen, exe, "/../sbin/", role);
+	if (rc < 0)
+		return rc;
+	if (exists && exists(out, ctx))
+		return 0;
+	/* Installed side by side: /opt/cairn/cairn next to /opt/cairn/cairn-<role>. */
 	return fmt(out, outlen, "", dlen, exe, "/", role);
 }
 

@@ -27,7 +27,9 @@ typedef bool (*supervise_exists_fn)(const char *path, void *ctx);
 /* Finds the binary of a role ("raftd"): <libexec_dir>/cairn-<role> when
  * libexec_dir (env CAIRN_LIBEXEC_DIR) is set and non-empty; else the
  * build-tree layout <dir of exe>/../<role>/cairn-<role> when exists() says
- * so; else the installed layout <dir of exe>/cairn-<role>. exe is the
+ * so; else the installed layout <dir of exe>/../sbin/cairn-<role> (meson
+ * installs the daemons in sbindir, cairn in bindir) when exists() says so;
+ * else <dir of exe>/cairn-<role> (all in one directory). exe is the
  * absolute path of the cairn binary (/proc/self/exe). Writes the path into
  * out. Returns 0, -EINVAL when exe has no directory, -ENAMETOOLONG. */
 int supervise_daemon_path(const char *role, const char *exe, const char *libexec_dir,

@@ -292,7 +292,12 @@ START_TEST(test_daemon_path)
 					       sizeof(out)),
 			 0);
 	ck_assert_str_eq(out, "/src/build/cli/../raftd/cairn-raftd");
-	/* Installed: /usr/bin/cairn -> /usr/bin/cairn-apid. */
+	/* Installed by meson: /usr/bin/cairn -> /usr/bin/../sbin/cairn-apid. */
+	ck_assert_int_eq(supervise_daemon_path("apid", "/usr/bin/cairn", NULL, exists_in,
+					       "/usr/bin/../sbin/cairn-apid", out, sizeof(out)),
+			 0);
+	ck_assert_str_eq(out, "/usr/bin/../sbin/cairn-apid");
+	/* All in one directory: /usr/bin/cairn -> /usr/bin/cairn-apid. */
 	ck_assert_int_eq(supervise_daemon_path("apid", "/usr/bin/cairn", NULL, exists_in, "none",
 					       out, sizeof(out)),
 			 0);
