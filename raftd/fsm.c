@@ -512,8 +512,7 @@ static int fill_entry(struct arena *a, const void *key, size_t klen, struct stor
 	return 0;
 }
 
-int fsm_kv_get(struct store_txn *txn, struct arena *a, const char *key,
-	       struct fsm_kv_answer *out)
+int fsm_kv_get(struct store_txn *txn, struct arena *a, const char *key, struct fsm_kv_answer *out)
 {
 	struct store_val v;
 	size_t klen = strlen(key);
@@ -590,7 +589,8 @@ static int list_cb(void *ctx, struct store_val k, struct store_val v)
 					return 0;
 			}
 		}
-		rc = arena_grow(c->a, (void **)&out->keys, &c->cap, out->n_keys, sizeof(*out->keys));
+		rc =
+		    arena_grow(c->a, (void **)&out->keys, &c->cap, out->n_keys, sizeof(*out->keys));
 		if (rc < 0)
 			return rc;
 		char *s = arena_strndup(c->a, key, n);

@@ -67,7 +67,7 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 
 /* A KV read's answer; everything lives in the caller's arena. */
 struct fsm_kv_answer {
-	uint64_t index;                 /* X-Consul-Index, never 0 */
+	uint64_t index;			/* X-Consul-Index, never 0 */
 	struct proto_kv_entry *entries; /* found entries, key order */
 	size_t n_entries;
 	const char **keys; /* keys_only: key names (rolled up) */
@@ -76,8 +76,7 @@ struct fsm_kv_answer {
 
 /* One key: its entry (or none) and index = its ModifyIndex, or the KV
  * table's index when missing. Returns 0, -ENOMEM or a store error. */
-int fsm_kv_get(struct store_txn *txn, struct arena *a, const char *key,
-	       struct fsm_kv_answer *out);
+int fsm_kv_get(struct store_txn *txn, struct arena *a, const char *key, struct fsm_kv_answer *out);
 /* Every entry under prefix; index = highest ModifyIndex or tombstone
  * index under the prefix, else the table's index. */
 int fsm_kv_list(struct store_txn *txn, struct arena *a, const char *prefix,

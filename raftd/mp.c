@@ -184,17 +184,11 @@ const uint8_t *mp_read_bin(struct mp_reader *r, size_t *out_len)
 	return read_raw(r, out_len, true, true);
 }
 
-bool mp_reader_done(const struct mp_reader *r)
-{
-	return r->err == 0 && r->pos == r->len;
-}
+bool mp_reader_done(const struct mp_reader *r) { return r->err == 0 && r->pos == r->len; }
 
 /* ---- writer ------------------------------------------------------------ */
 
-void mp_writer_init(struct mp_writer *w)
-{
-	memset(w, 0, sizeof(*w));
-}
+void mp_writer_init(struct mp_writer *w) { memset(w, 0, sizeof(*w)); }
 
 void mp_writer_close(struct mp_writer *w)
 {
@@ -285,15 +279,9 @@ void mp_write_u64(struct mp_writer *w, uint64_t v)
 		put_be(w, 0xcf, v, 8);
 }
 
-void mp_write_bool(struct mp_writer *w, bool v)
-{
-	put_byte(w, v ? 0xc3 : 0xc2);
-}
+void mp_write_bool(struct mp_writer *w, bool v) { put_byte(w, v ? 0xc3 : 0xc2); }
 
-void mp_write_nil(struct mp_writer *w)
-{
-	put_byte(w, 0xc0);
-}
+void mp_write_nil(struct mp_writer *w) { put_byte(w, 0xc0); }
 
 void mp_write_raw(struct mp_writer *w, const void *p, size_t len)
 {

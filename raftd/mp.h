@@ -18,9 +18,9 @@
 
 struct mp_reader {
 	const uint8_t *data; /* borrowed; must outlive every pointer read */
-	size_t len;          /* bytes in data */
-	size_t pos;          /* next byte to read */
-	int err;             /* 0, or -EINVAL after the first bad item */
+	size_t len;	     /* bytes in data */
+	size_t pos;	     /* next byte to read */
+	int err;	     /* 0, or -EINVAL after the first bad item */
 };
 
 /* Starts reading len bytes at data. */

@@ -32,17 +32,17 @@ struct replica {
 	void *ctx;
 	uint64_t last_applied;
 	bool failed;
-	struct store_txn *txn;   /* the flush's write transaction, while open */
-	struct pending *pend;    /* proposals since the last flush, index order */
+	struct store_txn *txn; /* the flush's write transaction, while open */
+	struct pending *pend;  /* proposals since the last flush, index order */
 	size_t n_pend, cap_pend;
-	struct mp_writer batch;  /* encoded log values of pend */
+	struct mp_writer batch;	  /* encoded log values of pend */
 	struct mp_writer changes; /* [space u8][len u16 BE][key] per change */
 	struct mp_writer scratch;
-	void *next_ud;           /* ud of the proposal being appended */
+	void *next_ud; /* ud of the proposal being appended */
 };
 
-void replica_encode_entry(struct mp_writer *w, uint64_t term, unsigned type,
-			  const uint8_t *payload, size_t len)
+void replica_encode_entry(struct mp_writer *w, uint64_t term, unsigned type, const uint8_t *payload,
+			  size_t len)
 {
 	mp_writer_reset(w);
 	mp_write_array(w, 3);
@@ -238,7 +238,8 @@ static int load(struct replica *rp, const char *id, char *err, size_t errlen)
 	rc = raft_init(&rp->raft, &rp->io, id, &boot);
 	if (rc < 0) {
 		snprintf(err, errlen,
-			 "inconsistent raft state (term %llu, last log %llu/%llu, applied %llu) or bad id",
+			 "inconsistent raft state (term %llu, last log %llu/%llu, applied %llu) or "
+			 "bad id",
 			 (unsigned long long)boot.current_term, (unsigned long long)boot.last_index,
 			 (unsigned long long)boot.last_term, (unsigned long long)boot.last_applied);
 		return rc;
@@ -247,9 +248,8 @@ static int load(struct replica *rp, const char *id, char *err, size_t errlen)
 	return 0;
 }
 
-int replica_open(const struct replica_config *cfg, replica_applied_fn applied,
-		 fsm_change_fn change, void *ctx, struct replica **out, char *err,
-		 size_t errlen)
+int replica_open(const struct replica_config *cfg, replica_applied_fn applied, fsm_change_fn change,
+		 void *ctx, struct replica **out, char *err, size_t errlen)
 {
 	struct replica *rp = calloc(1, sizeof(*rp));
 	int rc;
@@ -314,10 +314,7 @@ int replica_propose(struct replica *rp, const uint8_t *cmd, size_t len, void *ud
 	return rc;
 }
 
-bool replica_has_pending(const struct replica *rp)
-{
-	return rp->n_pend > 0;
-}
+bool replica_has_pending(const struct replica *rp) { return rp->n_pend > 0; }
 
 static void report(struct replica *rp)
 {
@@ -402,25 +399,13 @@ fail:
 	return rc < 0 ? rc : CAIRN_E_STORE;
 }
 
-struct store *replica_store(struct replica *rp)
-{
-	return rp->st;
-}
+struct store *replica_store(struct replica *rp) { return rp->st; }
 
-uint64_t replica_term(const struct replica *rp)
-{
-	return rp->raft.current_term;
-}
+uint64_t replica_term(const struct replica *rp) { return rp->raft.current_term; }
 
-uint64_t replica_last_index(const struct replica *rp)
-{
-	return rp->raft.last_index;
-}
+uint64_t replica_last_index(const struct replica *rp) { return rp->raft.last_index; }
 
-uint64_t replica_last_applied(const struct replica *rp)
-{
-	return rp->last_applied;
-}
+uint64_t replica_last_applied(const struct replica *rp) { return rp->last_applied; }
 
 bool replica_is_leader(const struct replica *rp)
 {

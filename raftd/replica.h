@@ -44,9 +44,8 @@ typedef void (*replica_applied_fn)(void *ctx, void *ud, uint64_t index,
 /* Opens the store and loads the Raft state. applied/change may be NULL;
  * change gets every key a committed entry changed (borrowed for the call).
  * Returns 0 and *out, or a negative code with a reason in err. */
-int replica_open(const struct replica_config *cfg, replica_applied_fn applied,
-		 fsm_change_fn change, void *ctx, struct replica **out, char *err,
-		 size_t errlen);
+int replica_open(const struct replica_config *cfg, replica_applied_fn applied, fsm_change_fn change,
+		 void *ctx, struct replica **out, char *err, size_t errlen);
 /* Closes the store. Pending proposals are dropped without callbacks, so
  * flush first. NULL is fine. */
 void replica_close(struct replica *rp);
@@ -80,7 +79,7 @@ bool replica_is_leader(const struct replica *rp);
 
 /* Writes a log entry's stored form ([term, type, payload]) into w (reset
  * first). Exposed for tests that craft a log by hand. */
-void replica_encode_entry(struct mp_writer *w, uint64_t term, unsigned type,
-			  const uint8_t *payload, size_t len);
+void replica_encode_entry(struct mp_writer *w, uint64_t term, unsigned type, const uint8_t *payload,
+			  size_t len);
 
 #endif

@@ -29,12 +29,12 @@ struct server {
 	struct replica *rp;
 	struct rpc_server *rpc;
 	struct watch_set *ws;
-	struct arena scratch;   /* replies under construction; reset after each */
-	struct mp_writer cmd;   /* command being proposed */
-	uint64_t timer_id;      /* the one deadline timer, 0 when none */
+	struct arena scratch;	 /* replies under construction; reset after each */
+	struct mp_writer cmd;	 /* command being proposed */
+	uint64_t timer_id;	 /* the one deadline timer, 0 when none */
 	uint64_t timer_deadline; /* when it fires (loop ms) */
-	uint64_t rng;           /* xorshift64 state for jitter */
-	char leader_addr[320];  /* host:port of our RPC address */
+	uint64_t rng;		 /* xorshift64 state for jitter */
+	char leader_addr[320];	 /* host:port of our RPC address */
 	bool failed;
 };
 
@@ -120,8 +120,8 @@ enum answer_outcome {
 
 /* Answers req from the current state unless it blocks and nothing newer
  * than its min_index exists (force: answer anyway, the wait is over). */
-static enum answer_outcome answer_read(struct server *s, struct store_txn *txn,
-				       struct rpc_req *req, bool force)
+static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, struct rpc_req *req,
+				       bool force)
 {
 	struct proto_msg out;
 	uint64_t min = min_index_of(&req->msg), index;
@@ -235,8 +235,8 @@ static enum rpc_disposition handle_read(struct server *s, struct rpc_req *req)
 {
 	struct store_txn *txn;
 	enum rpc_disposition disp = RPC_DONE;
-	const char *dc = req->msg.type == PROTO_KV_GET ? req->msg.u.kv_get.dc
-						       : req->msg.u.catalog_node.dc;
+	const char *dc =
+	    req->msg.type == PROTO_KV_GET ? req->msg.u.kv_get.dc : req->msg.u.catalog_node.dc;
 
 	if (!dc_ok(s, dc)) {
 		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
@@ -298,8 +298,7 @@ static enum rpc_disposition handle_kv_put(struct server *s, struct rpc_req *req)
 	if (!key_ok(req, p->key, false))
 		return RPC_DONE;
 	if (p->value.len > s->cfg->kv_max_value_size) {
-		rpc_reply_error(req, CAIRN_E_TOOLARGE,
-				"Value exceeds %llu byte limit",
+		rpc_reply_error(req, CAIRN_E_TOOLARGE, "Value exceeds %llu byte limit",
 				(unsigned long long)s->cfg->kv_max_value_size);
 		return RPC_DONE;
 	}
@@ -507,12 +506,12 @@ static int register_self(struct server *s)
 	const char *mkeys[1] = {"consul-network-segment"};
 	const char *mvals[1] = {""};
 	struct proto_node n = {
-		.id = c->node_id,
-		.node = c->node_name,
-		.address = addr,
-		.datacenter = c->datacenter,
-		.tagged_addresses = {tkeys, tvals, 4},
-		.meta = {mkeys, mvals, 1},
+	    .id = c->node_id,
+	    .node = c->node_name,
+	    .address = addr,
+	    .datacenter = c->datacenter,
+	    .tagged_addresses = {tkeys, tvals, 4},
+	    .meta = {mkeys, mvals, 1},
 	};
 	uint64_t index;
 
@@ -522,8 +521,8 @@ static int register_self(struct server *s)
 	return replica_propose(s->rp, s->cmd.buf, s->cmd.len, NULL, &index);
 }
 
-int server_new(struct loop *l, void *zctx, const struct config *cfg, struct server **out,
-	       char *err, size_t errlen)
+int server_new(struct loop *l, void *zctx, const struct config *cfg, struct server **out, char *err,
+	       size_t errlen)
 {
 	struct server *s;
 	char dir[4096], ipc[1024], tcp[400], hp[320];
@@ -559,10 +558,10 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 		rc = -ENAMETOOLONG;
 		goto fail;
 	}
-	rc = replica_open(&(struct replica_config){.dir = dir,
-						   .server_id = cfg->node_id ? cfg->node_id
-									     : cfg->node_name},
-			  on_applied, on_change, s, &s->rp, err, errlen);
+	rc = replica_open(
+	    &(struct replica_config){.dir = dir,
+				     .server_id = cfg->node_id ? cfg->node_id : cfg->node_name},
+	    on_applied, on_change, s, &s->rp, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = replica_start(s->rp);
@@ -643,7 +642,4 @@ void server_free(struct server *s)
 	free(s);
 }
 
-bool server_failed(const struct server *s)
-{
-	return s && s->failed;
-}
+bool server_failed(const struct server *s) { return s && s->failed; }

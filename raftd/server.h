@@ -24,8 +24,8 @@ struct server;
  * and tcp://<bind_addr>:<ports.server>) and hooks into the loop. cfg is
  * borrowed and must outlive the server. Returns 0 and *out, or a negative
  * code with a reason in err. */
-int server_new(struct loop *l, void *zctx, const struct config *cfg, struct server **out,
-	       char *err, size_t errlen);
+int server_new(struct loop *l, void *zctx, const struct config *cfg, struct server **out, char *err,
+	       size_t errlen);
 
 /* Commits pending writes, answers every parked query with the current
  * state, closes the sockets and the store cleanly. NULL is fine. Call

@@ -23,12 +23,12 @@ struct store;
 struct store_txn;
 
 enum store_table {
-	STORE_META = 0,     /* Raft metadata: current_term, voted_for, last_applied */
-	STORE_LOG = 1,      /* Raft log: u64 BE index -> msgpack [term, type, payload] */
-	STORE_KV = 2,       /* KV entries: key -> msgpack record (fsm.c) */
-	STORE_KV_TOMB = 3,  /* KV tombstones: key -> u64 BE index of the delete */
-	STORE_NODES = 4,    /* catalog nodes: lower-cased name -> msgpack record */
-	STORE_INDEX = 5,    /* per-table max index: table name -> u64 BE */
+	STORE_META = 0,	   /* Raft metadata: current_term, voted_for, last_applied */
+	STORE_LOG = 1,	   /* Raft log: u64 BE index -> msgpack [term, type, payload] */
+	STORE_KV = 2,	   /* KV entries: key -> msgpack record (fsm.c) */
+	STORE_KV_TOMB = 3, /* KV tombstones: key -> u64 BE index of the delete */
+	STORE_NODES = 4,   /* catalog nodes: lower-cased name -> msgpack record */
+	STORE_INDEX = 5,   /* per-table max index: table name -> u64 BE */
 	STORE_N_TABLES = 6,
 };
 
@@ -47,8 +47,7 @@ struct store_val {
 /* Opens (creating if needed) the store in directory dir, which must exist.
  * map_size 0 picks STORE_MAP_SIZE_DEFAULT. Returns 0 and the store in
  * *out_st, or a negative code with a reason in err. */
-int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *err,
-	       size_t errlen);
+int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *err, size_t errlen);
 /* Closes the store; every transaction must have ended. NULL is fine. */
 void store_close(struct store *st);
 

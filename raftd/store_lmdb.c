@@ -36,12 +36,12 @@ struct store {
 };
 
 static const char *const table_names[STORE_N_TABLES] = {
-	[STORE_META] = "meta",
-	[STORE_LOG] = "log",
-	[STORE_KV] = "kv",
-	[STORE_KV_TOMB] = "kv_tombstones",
-	[STORE_NODES] = "catalog_nodes",
-	[STORE_INDEX] = "index",
+    [STORE_META] = "meta",
+    [STORE_LOG] = "log",
+    [STORE_KV] = "kv",
+    [STORE_KV_TOMB] = "kv_tombstones",
+    [STORE_NODES] = "catalog_nodes",
+    [STORE_INDEX] = "index",
 };
 
 /* Translates an LMDB return code, remembering its text. */
@@ -64,18 +64,11 @@ static int map_rc(struct store *st, int rc, const char *what)
 	}
 }
 
-const char *store_errmsg(const struct store *st)
-{
-	return st->errmsg;
-}
+const char *store_errmsg(const struct store *st) { return st->errmsg; }
 
-uint64_t store_commits(const struct store *st)
-{
-	return st->commits;
-}
+uint64_t store_commits(const struct store *st) { return st->commits; }
 
-int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *err,
-	       size_t errlen)
+int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *err, size_t errlen)
 {
 	struct store *st;
 	MDB_txn *txn = NULL;
@@ -107,8 +100,8 @@ int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *
 	if (rc)
 		goto fail_lmdb;
 	if (mdb_env_get_maxkeysize(st->env) < STORE_KEY_MAX) {
-		snprintf(err, errlen, "LMDB max key size %d is below %d", mdb_env_get_maxkeysize(st->env),
-			 STORE_KEY_MAX);
+		snprintf(err, errlen, "LMDB max key size %d is below %d",
+			 mdb_env_get_maxkeysize(st->env), STORE_KEY_MAX);
 		rc = CAIRN_E_STORE;
 		goto fail;
 	}
@@ -323,8 +316,7 @@ static int scan(struct store_txn *t, enum store_table tb, const void *from, size
 		return map_rc(t->st, rc, "cursor");
 	rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0) {
-		if (want_prefix && flen &&
-		    (k.mv_size < flen || memcmp(k.mv_data, from, flen) != 0))
+		if (want_prefix && flen && (k.mv_size < flen || memcmp(k.mv_data, from, flen) != 0))
 			break;
 		struct store_val sk = {k.mv_data, k.mv_size}, sv = {v.mv_data, v.mv_size};
 		int r = fn(ctx, sk, sv);

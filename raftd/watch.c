@@ -8,17 +8,17 @@
 
 /* Every watch on one (space, key, prefix) shares one of these. */
 struct wkey {
-	struct wkey *hnext;  /* hash bucket chain */
+	struct wkey *hnext; /* hash bucket chain */
 	uint64_t hash;
 	unsigned space;
 	bool prefix;
 	size_t klen;
-	struct watch *head;  /* watches on this key */
+	struct watch *head; /* watches on this key */
 	char key[];
 };
 
 struct watch {
-	struct watch *prev, *next;             /* in wk's list */
+	struct watch *prev, *next;	       /* in wk's list */
 	struct watch *fired_prev, *fired_next; /* in the set's fired list */
 	struct wkey *wk;
 	uint64_t deadline_ms;
@@ -281,10 +281,7 @@ void watch_remove(struct watch_set *ws, struct watch *w)
 	free(k);
 }
 
-void *watch_ud(const struct watch *w)
-{
-	return w->ud;
-}
+void *watch_ud(const struct watch *w) { return w->ud; }
 
 static size_t fire_key(struct watch_set *ws, struct wkey *k)
 {
@@ -316,7 +313,8 @@ size_t watch_notify(struct watch_set *ws, unsigned space, const char *key, size_
 	for (size_t len = 0; len <= klen && len <= ws->max_prefix_len; len++) {
 		if (!ws->prefix_len_count[len])
 			continue;
-		n += fire_key(ws, find_key(ws, hash_key(space, true, key, len), space, true, key, len));
+		n += fire_key(ws,
+			      find_key(ws, hash_key(space, true, key, len), space, true, key, len));
 	}
 	return n;
 }
@@ -346,10 +344,7 @@ struct watch *watch_pop_expired(struct watch_set *ws, uint64_t now_ms)
 	return w;
 }
 
-size_t watch_count(const struct watch_set *ws)
-{
-	return ws->n_watches;
-}
+size_t watch_count(const struct watch_set *ws) { return ws->n_watches; }
 
 uint64_t watch_wait_ms(uint64_t requested_ms, uint64_t rand_u64)
 {

@@ -23,17 +23,17 @@ enum raft_role {
 };
 
 enum raft_entry_type {
-	RAFT_ENTRY_NOOP = 0,    /* appended by a new leader to commit earlier terms */
+	RAFT_ENTRY_NOOP = 0,	/* appended by a new leader to commit earlier terms */
 	RAFT_ENTRY_COMMAND = 1, /* a state-machine command (fsm.h) */
 };
 
 /* One log entry; payload borrowed for the duration of the call. */
 struct raft_entry {
-	uint64_t index;         /* position in the log, from 1 */
-	uint64_t term;          /* term of the leader that created it */
-	unsigned type;          /* enum raft_entry_type */
+	uint64_t index;		/* position in the log, from 1 */
+	uint64_t term;		/* term of the leader that created it */
+	unsigned type;		/* enum raft_entry_type */
 	const uint8_t *payload; /* command bytes; NULL for a no-op */
-	size_t len;             /* payload bytes */
+	size_t len;		/* payload bytes */
 };
 
 #define RAFT_ID_MAX 64 /* longest server id, bytes, NUL excluded */
@@ -65,16 +65,16 @@ struct raft_boot {
 };
 
 struct raft {
-	const struct raft_io *io;      /* borrowed; outlives the raft */
-	char id[RAFT_ID_MAX + 1];      /* this server's id (node ID) */
-	enum raft_role role;           /* current role */
-	uint64_t current_term;         /* latest term seen */
+	const struct raft_io *io;	 /* borrowed; outlives the raft */
+	char id[RAFT_ID_MAX + 1];	 /* this server's id (node ID) */
+	enum raft_role role;		 /* current role */
+	uint64_t current_term;		 /* latest term seen */
 	char voted_for[RAFT_ID_MAX + 1]; /* candidate voted for in current_term, "" if none */
-	uint64_t last_index;           /* last log index handed to io->append (or loaded) */
-	uint64_t last_term;            /* term of last_index */
-	uint64_t persisted_index;      /* log durable on this server up to here */
-	uint64_t commit_index;         /* highest index known committed */
-	uint64_t leader_first_index;   /* first index of this leader's term (its no-op) */
+	uint64_t last_index;		 /* last log index handed to io->append (or loaded) */
+	uint64_t last_term;		 /* term of last_index */
+	uint64_t persisted_index;	 /* log durable on this server up to here */
+	uint64_t commit_index;		 /* highest index known committed */
+	uint64_t leader_first_index;	 /* first index of this leader's term (its no-op) */
 };
 
 /* Initialises r from what was loaded. Role starts as follower. Returns 0 or

@@ -297,17 +297,21 @@ START_TEST(malformed_commands)
 	/* Trailing bytes after a valid delete. */
 	static const uint8_t trailing[] = {0x95, 0x02, 0xa1, 'k', 0xc2, 0xc2, 0x00, 0x00};
 	/* Node register whose tagged map claims 1000 pairs. */
-	static const uint8_t bad_map[] = {0x97, 0x03, 0xc0, 0xa1, 'n', 0xa1, 'a',
-					  0xc0, 0xde, 0x03, 0xe8, 0x80};
+	static const uint8_t bad_map[] = {0x97, 0x03, 0xc0, 0xa1, 'n',	0xa1,
+					  'a',	0xc0, 0xde, 0x03, 0xe8, 0x80};
 	struct {
 		const uint8_t *p;
 		size_t len;
 	} cases[] = {
-		{garbage, sizeof(garbage)},       {empty_array, sizeof(empty_array)},
-		{unknown_op, sizeof(unknown_op)}, {wrong_type, sizeof(wrong_type)},
-		{short_set, sizeof(short_set)},   {truncated, sizeof(truncated)},
-		{trailing, sizeof(trailing)},     {bad_map, sizeof(bad_map)},
-		{NULL, 0},
+	    {garbage, sizeof(garbage)},
+	    {empty_array, sizeof(empty_array)},
+	    {unknown_op, sizeof(unknown_op)},
+	    {wrong_type, sizeof(wrong_type)},
+	    {short_set, sizeof(short_set)},
+	    {truncated, sizeof(truncated)},
+	    {trailing, sizeof(trailing)},
+	    {bad_map, sizeof(bad_map)},
+	    {NULL, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -413,8 +417,8 @@ END_TEST
 START_TEST(mp_roundtrip)
 {
 	static char big[70000];
-	static const uint64_t vals[] = {0, 127, 128, 255, 256, 65535, 65536, 0xffffffffull,
-					0x100000000ull, UINT64_MAX};
+	static const uint64_t vals[] = {
+	    0, 127, 128, 255, 256, 65535, 65536, 0xffffffffull, 0x100000000ull, UINT64_MAX};
 	struct mp_reader r;
 	const uint8_t *b;
 	const char *s;

@@ -53,15 +53,13 @@ static int f_apply(void *ctx, uint64_t commit_index)
 static struct fake f;
 static struct raft_io io = {&f, f_vote, f_append, f_apply};
 
-static void setup(void)
-{
-	memset(&f, 0, sizeof(f));
-}
+static void setup(void) { memset(&f, 0, sizeof(f)); }
 
 START_TEST(init_checks)
 {
 	struct raft r;
-	struct raft_boot ok = {.current_term = 3, .last_index = 5, .last_term = 3, .last_applied = 4};
+	struct raft_boot ok = {
+	    .current_term = 3, .last_index = 5, .last_term = 3, .last_applied = 4};
 	struct raft_boot bad_applied = {.current_term = 3, .last_index = 5, .last_applied = 6};
 	struct raft_boot bad_term = {.current_term = 2, .last_index = 5, .last_term = 3};
 
@@ -79,8 +77,11 @@ END_TEST
 START_TEST(start_becomes_leader)
 {
 	struct raft r;
-	struct raft_boot boot = {.current_term = 7, .voted_for = "n1", .last_index = 10,
-				 .last_term = 7, .last_applied = 8};
+	struct raft_boot boot = {.current_term = 7,
+				 .voted_for = "n1",
+				 .last_index = 10,
+				 .last_term = 7,
+				 .last_applied = 8};
 	uint64_t idx;
 
 	ck_assert_int_eq(raft_init(&r, &io, "n1", &boot), 0);

@@ -94,9 +94,9 @@ START_TEST(start_terms_persist)
 	start();
 	ck_assert(replica_is_leader(rp));
 	ck_assert_uint_eq(replica_term(rp), 1);
-	ck_assert_uint_eq(replica_last_index(rp), 1);   /* the no-op */
+	ck_assert_uint_eq(replica_last_index(rp), 1); /* the no-op */
 	ck_assert_uint_eq(replica_last_applied(rp), 1);
-	ck_assert_int_eq(n_applied, 0);                 /* no-op has no caller */
+	ck_assert_int_eq(n_applied, 0); /* no-op has no caller */
 
 	replica_close(rp);
 	open_rp();
@@ -123,8 +123,8 @@ START_TEST(group_commit)
 		/* every 7th is a cas create-only on an existing key: fails */
 		fsm_cmd_kv_set(&w, i % 7 == 6 ? "k/000" : key, (const uint8_t *)val, strlen(val), 0,
 			       i % 7 == 6, 0);
-		ck_assert_int_eq(replica_propose(rp, w.buf, w.len, (void *)(uintptr_t)(i + 1), &idx),
-				 0);
+		ck_assert_int_eq(
+		    replica_propose(rp, w.buf, w.len, (void *)(uintptr_t)(i + 1), &idx), 0);
 		if (i == 0)
 			first = idx;
 		ck_assert_uint_eq(idx, first + (uint64_t)i);

@@ -452,9 +452,8 @@ START_TEST(restart_keeps_acknowledged_writes)
 	ck_assert_int_eq(zmq_poll(&pi, 1, 20000), 1);
 	zmq_msg_init(&raw);
 	ck_assert_int_ge(zmq_msg_recv(&raw, dealer, 0), 0);
-	ck_assert_int_eq(proto_decode(zmq_msg_data(&raw), zmq_msg_size(&raw), &rar, &replies[1],
-				      NULL, 0),
-			 0);
+	ck_assert_int_eq(
+	    proto_decode(zmq_msg_data(&raw), zmq_msg_size(&raw), &rar, &replies[1], NULL, 0), 0);
 	zmq_msg_close(&raw);
 	n_replies = 2;
 	ck_assert_uint_eq(reply_for(2)->u.kv_get_reply.index, idx);

@@ -15,10 +15,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(ws);
 }
 
-static void teardown(void)
-{
-	watch_set_free(ws);
-}
+static void teardown(void) { watch_set_free(ws); }
 
 static struct watch *add(const char *key, bool prefix, uint64_t deadline, void *ud)
 {
@@ -28,10 +25,7 @@ static struct watch *add(const char *key, bool prefix, uint64_t deadline, void *
 	return w;
 }
 
-static size_t notify(const char *key)
-{
-	return watch_notify(ws, FSM_SPACE_KV, key, strlen(key));
-}
+static size_t notify(const char *key) { return watch_notify(ws, FSM_SPACE_KV, key, strlen(key)); }
 
 /* Drains the fired list, returning the uds as a bit mask (ud = 1 << n). */
 static uintptr_t drain(void)
@@ -46,11 +40,11 @@ static uintptr_t drain(void)
 
 START_TEST(exact_and_prefix)
 {
-	add("a", false, 100, (void *)1);      /* exact a */
-	add("a/b", false, 100, (void *)2);    /* exact a/b */
-	add("a/", true, 100, (void *)4);      /* prefix a/ */
-	add("", true, 100, (void *)8);        /* everything */
-	add("a/b/c", true, 100, (void *)16);  /* a longer prefix */
+	add("a", false, 100, (void *)1);     /* exact a */
+	add("a/b", false, 100, (void *)2);   /* exact a/b */
+	add("a/", true, 100, (void *)4);     /* prefix a/ */
+	add("", true, 100, (void *)8);	     /* everything */
+	add("a/b/c", true, 100, (void *)16); /* a longer prefix */
 	struct watch *nodes = watch_add(ws, FSM_SPACE_NODES, "", 0, true, 100, (void *)32);
 	ck_assert_ptr_nonnull(nodes);
 
