@@ -159,7 +159,7 @@ python)
 	rc=$?
 	;;
 node)
-	(cd "$here" && node --test --test-reporter=spec test_node_consul.js)
+	(cd "$here" && node --test test_node_consul.js)
 	rc=$?
 	;;
 esac
