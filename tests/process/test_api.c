@@ -156,6 +156,27 @@ START_TEST(dns_unknown_nxdomain)
 }
 END_TEST
 
+START_TEST(dns_node_forms)
+{
+	char name[128];
+	struct dns_result d;
+
+	REQUIRE_AGENT();
+	/* With the datacenter label, as Consul accepts. */
+	snprintf(name, sizeof(name), "%s.node.dc1.consul.", ag.name);
+	d = dns_poll(name, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	ck_assert_int_eq(d.rcode, LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(d.n_a, 1);
+	ck_assert_str_eq(d.a[0], "127.0.0.1");
+	/* AAAA for a node with only an IPv4 address: NOERROR, no answer, SOA. */
+	snprintf(name, sizeof(name), "%s.node.consul.", ag.name);
+	d = dns_poll(name, LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR);
+	ck_assert_int_eq(d.rcode, LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(d.n_a, 0);
+	ck_assert_msg(d.soa_in_authority, "empty AAAA answer without an SOA");
+}
+END_TEST
+
 /* Runs cmd with sh -c; returns its exit status and its stdout in out. */
 static int run_cmd(const char *cmd, char *out, size_t outlen)
 {
@@ -311,6 +332,11 @@ START_TEST(dev_agent)
 		      "dev agent start: %s", err);
 	ck_assert_msg(d.data_dir[0] != '\0', "no \"Data Dir:\" in the dev agent's banner");
 	ck_assert_msg(stat(d.data_dir, &st) == 0, "dev data dir %s does not exist", d.data_dir);
+	/* A fresh store still answers a miss with a non-zero index. */
+	http_get(&d, "/v1/kv/dev/missing", &r);
+	EXPECT_STATUS(r, 404);
+	ck_assert_msg(http_index(&r) > 0, "fresh agent: 404 with X-Consul-Index 0 or missing");
+	http_resp_free(&r);
 	http_put(&d, "/v1/kv/dev/key", "dev", &r);
 	EXPECT_STATUS(r, 200);
 	EXPECT_BODY(r, "true");
@@ -339,6 +365,7 @@ int main(void)
 	tcase_add_test(tc, agent_members);
 	tcase_add_test(tc, dns_node_a);
 	tcase_add_test(tc, dns_unknown_nxdomain);
+	tcase_add_test(tc, dns_node_forms);
 	tcase_add_test(tc, dig_node_a);
 	tcase_add_test(tc, dig_tcp_node_a);
 	tcase_add_test(tc, cli_kv_members_version);

@@ -352,6 +352,60 @@ START_TEST(whole_agent_kill9_and_restart)
 }
 END_TEST
 
+struct parked {
+	char path[256];
+	struct http_resp r;
+	uint64_t elapsed_ms;
+};
+
+static void *parked_run(void *arg)
+{
+	struct parked *p = arg;
+	uint64_t t0 = harness_now_ms();
+
+	http_get(&ag, p->path, &p->r);
+	p->elapsed_ms = harness_now_ms() - t0;
+	return NULL;
+}
+
+/* A blocking query parked in raftd when raftd dies must still be answered
+ * (an error, or the unchanged result at the end of its wait), not hang. */
+START_TEST(parked_query_survives_raftd_kill)
+{
+	struct parked p;
+	pthread_t th;
+	struct http_resp r;
+	uint64_t idx;
+	pid_t raftd;
+
+	REQUIRE_AGENT();
+	ck_assert_msg(wait_writable(30000), "agent not writable before the test");
+	memset(&p, 0, sizeof(p));
+	http_put(&ag, "/v1/kv/parked/k", "v", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	http_get(&ag, "/v1/kv/parked/k", &r);
+	EXPECT_STATUS(r, 200);
+	idx = http_index(&r);
+	http_resp_free(&r);
+	snprintf(p.path, sizeof(p.path), "/v1/kv/parked/k?index=%llu&wait=5s",
+		 (unsigned long long)idx);
+	ck_assert_int_eq(pthread_create(&th, NULL, parked_run, &p), 0);
+	harness_pause_ms(500); /* let it park; the outcome is checked either way */
+	raftd = harness_daemon_pid(&ag, "raftd");
+	ck_assert_int_eq(kill(raftd, SIGKILL), 0);
+	pthread_join(th, NULL); /* bounded by libcurl's 30 s time-out */
+	ck_assert_msg(p.r.status == 200 || p.r.status == 500,
+		      "parked query after raftd died: status %ld (%s) after %llu ms", p.r.status,
+		      p.r.err, (unsigned long long)p.elapsed_ms);
+	if (p.r.status == 200)
+		ck_assert_uint_eq(http_index(&p.r), idx);
+	http_resp_free(&p.r);
+	ck_assert_msg(harness_wait_daemon(&ag, "raftd", raftd, 30000) > 0, "raftd not restarted");
+	ck_assert_msg(wait_writable(30000), "not writable after raftd restarted");
+}
+END_TEST
+
 START_TEST(sigterm_stops_everything)
 {
 	char err[1024];
@@ -372,6 +426,7 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, ptest_setup, ptest_teardown);
 	tcase_add_test(tc, raftd_kill9_under_writes);
 	tcase_add_test(tc, raftd_gone_answers_500_then_recovers);
+	tcase_add_test(tc, parked_query_survives_raftd_kill);
 	tcase_add_test(tc, sigterm_stops_everything);
 	suite_add_tcase(s, tc);
 

@@ -174,6 +174,18 @@ START_TEST(flags)
 	j = get_json("/v1/kv/kvt/flagged", NULL);
 	ck_assert_int_eq(int_field(entry(j, 0), "Flags"), 9007199254740993LL);
 	json_decref(j);
+	/* Flags are uint64 in Consul: 2^64-1 must come back unsigned (jansson
+	 * cannot parse it, so look at the text). */
+	put_expect("/v1/kv/kvt/flagged?flags=18446744073709551615", "x", "true");
+	{
+		struct http_resp r;
+		http_get(&ag, "/v1/kv/kvt/flagged", &r);
+		EXPECT_STATUS(r, 200);
+		ck_assert_msg(strstr(r.body, "\"Flags\":18446744073709551615") ||
+				      strstr(r.body, "\"Flags\": 18446744073709551615"),
+			      "2^64-1 flags rendered wrongly: %.300s", r.body);
+		http_resp_free(&r);
+	}
 }
 END_TEST
 
@@ -478,6 +490,125 @@ START_TEST(keep_alive_across_errors)
 	/* 27 requests, including error answers, on one keep-alive connection. */
 	ck_assert_msg(connections == 1, "%ld connections for 27 keep-alive requests, want 1",
 		      connections);
+}
+END_TEST
+
+/* Several threads increment one counter with check-and-set: every
+ * successful cas must be exactly one increment (no lost update, no two
+ * winners for the same ModifyIndex). */
+#define CAS_THREADS 4
+#define CAS_TRIES 40
+
+/* Decodes a base64 value holding a decimal number; -1 on anything else. */
+static long b64_number(const char *b64)
+{
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char out[64];
+	size_t o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	if (!b64)
+		return -1;
+	for (const char *p = b64; *p && *p != '=' && o + 1 < sizeof(out); p++) {
+		const char *at = strchr(tbl, *p);
+		if (!at)
+			return -1;
+		acc = (acc << 6) | (uint32_t)(at - tbl);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = '\0';
+	return o ? strtol(out, NULL, 10) : -1;
+}
+
+struct cas_worker {
+	int wins;
+	int errors;
+};
+
+static void *cas_run(void *arg)
+{
+	struct cas_worker *w = arg;
+
+	for (int t = 0; t < CAS_TRIES; t++) {
+		struct http_resp r;
+		json_t *j;
+		json_int_t mi;
+		char path[128], val[32];
+		long n;
+
+		http_get(&ag, "/v1/kv/kvcas/counter", &r);
+		if (r.status != 200) {
+			w->errors++;
+			http_resp_free(&r);
+			continue;
+		}
+		j = http_json(&r);
+		http_resp_free(&r);
+		mi = json_integer_value(json_object_get(json_array_get(j, 0), "ModifyIndex"));
+		n = b64_number(json_string_value(json_object_get(json_array_get(j, 0), "Value")));
+		json_decref(j);
+		snprintf(path, sizeof(path), "/v1/kv/kvcas/counter?cas=%lld", (long long)mi);
+		snprintf(val, sizeof(val), "%ld", n + 1);
+		http_put(&ag, path, val, &r);
+		if (r.status == 200 && strcmp(r.body, "true") == 0)
+			w->wins++;
+		else if (r.status != 200 || strcmp(r.body, "false") != 0)
+			w->errors++;
+		http_resp_free(&r);
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_cas_counter)
+{
+	struct cas_worker w[CAS_THREADS];
+	pthread_t th[CAS_THREADS];
+	int wins = 0, errors = 0;
+	struct http_resp r;
+
+	REQUIRE_AGENT();
+	memset(w, 0, sizeof(w));
+	put_expect("/v1/kv/kvcas/counter", "0", "true");
+	for (int i = 0; i < CAS_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, cas_run, &w[i]), 0);
+	for (int i = 0; i < CAS_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		wins += w[i].wins;
+		errors += w[i].errors;
+	}
+	ck_assert_int_eq(errors, 0);
+	ck_assert_int_gt(wins, 0);
+	/* Value and ModifyIndex come from one read: each win adds exactly 1. */
+	http_get(&ag, "/v1/kv/kvcas/counter?raw", &r);
+	EXPECT_STATUS(r, 200);
+	ck_assert_msg(strtol(r.body, NULL, 10) == wins, "counter %s after %d successful cas",
+		      r.body, wins);
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(other_datacenter_is_an_error)
+{
+	struct http_resp r;
+
+	REQUIRE_AGENT();
+	/* Consul: 500 "No path to datacenter" for an unknown dc. */
+	http_get(&ag, "/v1/kv/kvt/greeting?dc=nowhere", &r);
+	ck_assert_msg(r.status == 500, "GET ?dc=nowhere: status %ld, want 500 (Consul's \"No path "
+				       "to datacenter\"); body [%.200s]",
+		      r.status, r.body);
+	ck_assert_msg(r.body_len > 0, "no reason given");
+	http_resp_free(&r);
+	http_put(&ag, "/v1/kv/kvt/elsewhere?dc=nowhere", "x", &r);
+	ck_assert_msg(r.status == 500, "PUT ?dc=nowhere: status %ld, want 500", r.status);
+	http_resp_free(&r);
+	expect_missing("/v1/kv/kvt/elsewhere");
 }
 END_TEST
 
@@ -879,6 +1010,8 @@ int main(void)
 	tcase_add_test(tc, root_keys_listing);
 	tcase_add_test(tc, chunked_put);
 	tcase_add_test(tc, keep_alive_across_errors);
+	tcase_add_test(tc, concurrent_cas_counter);
+	tcase_add_test(tc, other_datacenter_is_an_error);
 	tcase_add_test(tc, value_size_limit);
 	tcase_add_test(tc, bad_query_numbers);
 	tcase_add_test(tc, wrong_methods);
