@@ -534,12 +534,36 @@ static void teardown(struct agent *a)
 	config_close(&a->cfg);
 }
 
+static const char agent_usage[] =
+    "Usage: cairn agent [options]\n\n"
+    "Starts cairn-raftd (servers), cairn-gossipd, cairn-apid and cairn-dnsd with\n"
+    "these options, restarts any that dies, and stops them on SIGINT/SIGTERM.\n\n"
+    "  -dev                   single in-memory-ish server on loopback, temp data dir\n"
+    "  -server                run as a server (runs cairn-raftd)\n"
+    "  -bootstrap-expect=N    servers expected in the datacenter\n"
+    "  -data-dir=PATH         where state lives (required unless -dev)\n"
+    "  -config-file=FILE      JSON configuration file (repeatable)\n"
+    "  -config-dir=DIR        directory of *.json configuration files\n"
+    "  -node=NAME -datacenter=DC -log-level=info\n"
+    "  -bind=ADDR -advertise=ADDR -client=ADDR\n"
+    "  -http-port=8500 -dns-port=8600 -server-port=8300\n"
+    "  -serf-lan-port=8301 -serf-wan-port=8302\n"
+    "  -join=ADDR -retry-join=ADDR (repeatable)\n\n"
+    "Daemons are looked up in $CAIRN_LIBEXEC_DIR, else next to this binary.\n";
+
 int agent_main(int argc, char **argv)
 {
 	struct agent a = {.sfd = -1, .nfd = -1};
 	uint64_t now;
 	int rc;
 
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "-help") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			fputs(agent_usage, stdout);
+			return 0;
+		}
+	}
 	log_init("cairn-agent", LOGL_INFO);
 	rc = setup(&a, argc, argv);
 	if (rc < 0) {

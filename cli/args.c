@@ -70,6 +70,10 @@ int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, cha
 		name = a + 1;
 		if (*name == '-')
 			name++;
+		if (strcmp(name, "h") == 0 || strcmp(name, "help") == 0) {
+			snprintf(err, errlen, "help requested");
+			return -ECANCELED;
+		}
 		if (*name == '\0' || *name == '-' || *name == '=') {
 			snprintf(err, errlen, "bad flag syntax: %s", a);
 			return -EINVAL;

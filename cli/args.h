@@ -29,7 +29,8 @@ struct args_flag {
 /* Parses flags from argv[0..argc) against the table. On success writes in
  * out_next the index of the first positional argument and returns 0; on an
  * unknown flag, a missing value or a bad number returns -EINVAL with a
- * reason in err. */
+ * reason in err; on -h, -help or --help returns -ECANCELED (print usage).
+ * args_parse_kv and args_parse_members pass -ECANCELED on too. */
 int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, char **argv,
 		     int *out_next, char *err, size_t errlen);
 

@@ -247,7 +247,7 @@ out:
 
 static void kv_usage(void)
 {
-	fprintf(stderr, "Usage: cairn kv <subcommand> [options] [args]\n\n"
+	fprintf(stdout, "Usage: cairn kv <subcommand> [options] [args]\n\n"
 			"  get     [-recurse] [-detailed] [-keys [-separator=/]] KEY\n"
 			"  put     [-cas -modify-index=N] [-flags=N] KEY [DATA|-|@file]\n"
 			"  delete  [-recurse | -cas -modify-index=N] KEY\n\n"
@@ -261,7 +261,7 @@ int cmd_kv(int argc, char **argv)
 	struct client *c = NULL;
 	char err[256];
 	char *path = NULL;
-	int ret = 1;
+	int ret = 1, rc;
 
 	if (argc < 1) {
 		kv_usage();
@@ -277,7 +277,12 @@ int cmd_kv(int argc, char **argv)
 		kv_usage();
 		return 1;
 	}
-	if (args_parse_kv(cmd, argc - 1, argv + 1, &kv, err, sizeof(err)) < 0) {
+	rc = args_parse_kv(cmd, argc - 1, argv + 1, &kv, err, sizeof(err));
+	if (rc == -ECANCELED) {
+		kv_usage();
+		return 0;
+	}
+	if (rc < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -321,9 +326,15 @@ int cmd_members(int argc, char **argv)
 	json_error_t jerr;
 	json_t *doc = NULL;
 	char *text = NULL;
-	int ret = 1;
+	int ret = 1, rc;
 
-	if (args_parse_members(argc, argv, &m, err, sizeof(err)) < 0) {
+	rc = args_parse_members(argc, argv, &m, err, sizeof(err));
+	if (rc == -ECANCELED) {
+		printf("Usage: cairn members [-detailed] [-wan] [-http-addr=host:port] "
+		       "[-token=T]\n");
+		return 0;
+	}
+	if (rc < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}

@@ -118,6 +118,10 @@ START_TEST(test_flags_errors)
 			 -EINVAL);
 	ck_assert_int_eq(args_parse_flags(flags, 2, 1, ARGV("---on"), &next, err, sizeof(err)),
 			 -EINVAL);
+	ck_assert_int_eq(args_parse_flags(flags, 2, 1, ARGV("-h"), &next, err, sizeof(err)),
+			 -ECANCELED);
+	ck_assert_int_eq(args_parse_flags(flags, 2, 1, ARGV("--help"), &next, err, sizeof(err)),
+			 -ECANCELED);
 }
 END_TEST
 
