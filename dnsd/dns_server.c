@@ -27,6 +27,7 @@ struct dns_server {
 	struct dns_server_cfg cfg;
 	struct pending *head; /* every pending query, newest first */
 	size_t n_pending;
+	bool raftd_down; /* last call found raftd unreachable: log changes only */
 };
 
 struct dns_server *dns_server_new(struct rpc_client *rpc, const struct dns_server_cfg *cfg)
@@ -102,6 +103,11 @@ static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 	struct dns_server *s = p->srv;
 	struct dns_node_result res = {.status = status, .address = NULL};
 
+	if (status == 0 && s->raftd_down) {
+		log_info("dns: raftd answers again");
+		s->raftd_down = false;
+	}
+
 	if (status == 0 && reply->type == PROTO_ERROR) {
 		res.status = (int)reply->u.error.code;
 		if (res.status >= 0)
@@ -124,8 +130,11 @@ static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 		log_warn("dns: unexpected %s from raftd", proto_type_name(reply->type));
 		res.status = CAIRN_E_PROTO;
 	} else {
-		log_warn("dns: node lookup for %s failed: %s", p->q.name.target,
-			 err_str(status));
+		if (!s->raftd_down)
+			log_warn("dns: node lookup for %s failed (%s): answering SERVFAIL until "
+				 "raftd answers again",
+				 p->q.name.target, err_str(status));
+		s->raftd_down = true;
 	}
 	pending_unlink(p);
 	respond(s, &p->q, &res, p->udp, p->owner, &p->peer, p->send);
@@ -149,7 +158,10 @@ static void lookup_node(struct dns_server *s, struct pending *p)
 	req.u.catalog_node.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
 	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_node_reply, p, &p->call_id);
 	if (rc < 0) {
-		log_debug("dns: cannot ask raftd: %s", err_str(rc));
+		if (!s->raftd_down)
+			log_warn("dns: cannot ask raftd (%s): answering SERVFAIL until it is back",
+				 err_str(rc));
+		s->raftd_down = true;
 		fail.status = rc;
 		goto fail;
 	}

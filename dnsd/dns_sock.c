@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +29,15 @@ int dns_sock_bind(const char *addr, int port, int type, char *err, unsigned errl
 	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto out;
+	}
+	/* "::" next to "0.0.0.0" in client_addr must not clash */
+	if (ai->ai_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "IPV6_V6ONLY: %s", strerror(errno));
+		close(fd);
+		fd = -1;
 		goto out;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <jansson.h>
 #include <zmq.h>
 
@@ -16,6 +17,9 @@
 #include "log.h"
 #include "loop.h"
 #include "rpc.h"
+
+/* client_addr may list several addresses, space-separated (Consul). */
+#define DNS_MAX_ADDRS 8
 
 /* Stub resolvers give up after a few seconds; answer SERVFAIL before. */
 #define DNS_RPC_TIMEOUT_MS 2000
@@ -38,8 +42,10 @@ int main(int argc, char **argv)
 	void *zctx = NULL;
 	struct rpc_client *rpc = NULL;
 	struct dns_server *srv = NULL;
-	struct dns_udp *udp = NULL;
-	struct dns_tcp *tcp = NULL;
+	struct dns_udp *udp[DNS_MAX_ADDRS] = {0};
+	struct dns_tcp *tcp[DNS_MAX_ADDRS] = {0};
+	char addrs[512], *save = NULL, *addr;
+	size_t n_addrs = 0;
 	char err[512];
 	char endpoint[512];
 	int rc, level;
@@ -100,14 +106,23 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = -EADDRNOTAVAIL;
-	udp = dns_udp_open(l, srv, cfg.client_addr, cfg.ports.dns, err, sizeof(err));
-	if (!udp) {
-		log_error("%s", err);
-		goto out;
+	snprintf(addrs, sizeof(addrs), "%s", cfg.client_addr ? cfg.client_addr : "127.0.0.1");
+	for (addr = strtok_r(addrs, " \t", &save); addr; addr = strtok_r(NULL, " \t", &save)) {
+		if (n_addrs == DNS_MAX_ADDRS) {
+			log_error("client_addr: more than %d addresses", DNS_MAX_ADDRS);
+			goto out;
+		}
+		udp[n_addrs] = dns_udp_open(l, srv, addr, cfg.ports.dns, err, sizeof(err));
+		if (udp[n_addrs])
+			tcp[n_addrs] = dns_tcp_open(l, srv, addr, cfg.ports.dns, err, sizeof(err));
+		n_addrs++;
+		if (!tcp[n_addrs - 1]) {
+			log_error("%s", err);
+			goto out;
+		}
 	}
-	tcp = dns_tcp_open(l, srv, cfg.client_addr, cfg.ports.dns, err, sizeof(err));
-	if (!tcp) {
-		log_error("%s", err);
+	if (n_addrs == 0) {
+		log_error("client_addr is empty");
 		goto out;
 	}
 	log_info("serving DNS for %s on %s port %d (udp, tcp); catalog from %s", cfg.domain,
@@ -118,8 +133,10 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		log_error("event loop: %s", err_str(rc));
 out:
-	dns_tcp_close(tcp);
-	dns_udp_close(udp);
+	for (size_t i = 0; i < n_addrs; i++) {
+		dns_tcp_close(tcp[i]);
+		dns_udp_close(udp[i]);
+	}
 	dns_server_free(srv);
 	rpc_client_free(rpc);
 	if (zctx)
