@@ -105,6 +105,12 @@ int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *
 		rc = CAIRN_E_STORE;
 		goto fail;
 	}
+	/* A process killed with -9 leaves its reader slot behind, which would
+	 * pin old pages forever: clear slots of dead processes. */
+	int dead = 0;
+	rc = mdb_reader_check(st->env, &dead);
+	if (rc)
+		goto fail_lmdb;
 	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rc)
 		goto fail_lmdb;
