@@ -209,6 +209,12 @@ static void conn_readable(struct loop *l, void *ctx, unsigned events)
 		if (!conn_flush(c))
 			return;
 	}
+	if ((events & LOOP_ERROR) && c->eof) {
+		/* reset or hung up after its FIN: nobody to answer any more
+		 * (and poll would report it on every iteration) */
+		conn_close(c);
+		return;
+	}
 	if ((events & (LOOP_READ | LOOP_ERROR)) && !c->eof) {
 		ssize_t n;
 

@@ -96,6 +96,8 @@ static void run_loop(void)
 	ck_assert_msg(!fx.guard_fired, "timed out waiting");
 }
 
+static uint64_t rpc_timeout_ms = 1000; /* generous: a loaded box must not SERVFAIL */
+
 static void setup(void)
 {
 	char err[256];
@@ -117,7 +119,7 @@ static void setup(void)
 		.answer = {.domain = "consul.", .node_ttl_s = 0, .enable_truncate = true},
 		.allow_stale = true,
 		.max_stale_ms = 1000,
-		.rpc_timeout_ms = 1000, /* generous: a loaded CI box must not SERVFAIL */
+		.rpc_timeout_ms = rpc_timeout_ms,
 		.max_pending = 64,
 	});
 	ck_assert_ptr_nonnull(fx.srv);
@@ -394,9 +396,19 @@ static int64_t until_no_conns(struct loop *l, void *ctx)
 	return 5;
 }
 
-START_TEST(test_tcp_close_with_pending)
+/* Runs with an RPC time-out far beyond the guard: the pending lookup can
+ * only go away because the connection's reset made the server forget it. */
+static void setup_long_rpc(void)
+{
+	rpc_timeout_ms = 600000;
+	setup();
+	rpc_timeout_ms = 1000;
+}
+
+START_TEST(test_tcp_reset_with_pending)
 {
 	static struct tcp_client c;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	ldns_pkt_free(udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, true));
 	memset(&c, 0, sizeof(c));
@@ -408,13 +420,16 @@ START_TEST(test_tcp_close_with_pending)
 	run_loop(); /* the fast one comes back first */
 	ck_assert_uint_ge(c.got, 1);
 	ck_assert_uint_eq(dns_server_pending(fx.srv, NULL), 1);
+	ck_assert_uint_eq(rpc_client_pending(fx.rpc), 1);
 	loop_unwatch_fd(fx.l, c.fd);
+	/* close with a reset */
+	ck_assert_int_eq(setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
 	close(c.fd);
-	/* the server notices, drops the pending lookup and the connection */
 	ck_assert_uint_ne(loop_timer_add(fx.l, 5, until_no_conns, NULL), 0);
 	run_loop();
 	ck_assert_uint_eq(dns_tcp_conns(fx.tcp), 0);
 	ck_assert_uint_eq(dns_server_pending(fx.srv, NULL), 0);
+	ck_assert_uint_eq(rpc_client_pending(fx.rpc), 0); /* the call was cancelled */
 }
 END_TEST
 
@@ -452,8 +467,13 @@ Suite *dns_transport_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_udp_lookups);
 	tcase_add_test(tc, test_tcp_pipelined_and_half_close);
-	tcase_add_test(tc, test_tcp_close_with_pending);
 	tcase_add_test(tc, test_tcp_garbage_frame);
 	suite_add_tcase(s, tc);
+
+	TCase *lr = tcase_create("long_rpc");
+	tcase_add_checked_fixture(lr, setup_long_rpc, teardown);
+	tcase_set_timeout(lr, 30);
+	tcase_add_test(lr, test_tcp_reset_with_pending);
+	suite_add_tcase(s, lr);
 	return s;
 }
