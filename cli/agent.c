@@ -40,17 +40,17 @@ extern char **environ;
 #define AGENT_STOP_GRACE_MS 10000u
 
 struct child {
-	const char *role;     /* "raftd" */
-	char path[PATH_MAX];  /* binary */
-	char **argv;          /* from supervise_child_argv */
-	pid_t pid;            /* 0 when not running */
-	bool held;            /* not started yet: waiting for raftd */
-	bool ready;           /* sent READY=1 since its last start */
-	uint64_t started_ms;  /* when last started */
-	uint64_t backoff_ms;  /* current restart delay */
-	uint64_t restart_ms;  /* when to start again; 0 = not scheduled */
-	unsigned restarts;    /* how many times restarted */
-	bool term_sent;       /* asked to stop (agent stopping) */
+	const char *role;    /* "raftd" */
+	char path[PATH_MAX]; /* binary */
+	char **argv;	     /* from supervise_child_argv */
+	pid_t pid;	     /* 0 when not running */
+	bool held;	     /* not started yet: waiting for raftd */
+	bool ready;	     /* sent READY=1 since its last start */
+	uint64_t started_ms; /* when last started */
+	uint64_t backoff_ms; /* current restart delay */
+	uint64_t restart_ms; /* when to start again; 0 = not scheduled */
+	unsigned restarts;   /* how many times restarted */
+	bool term_sent;	     /* asked to stop (agent stopping) */
 };
 
 struct agent {
@@ -58,14 +58,14 @@ struct agent {
 	char data_dir_tmp[PATH_MAX]; /* non-empty when we made a temp dir */
 	struct child kids[SUPERVISE_MAX_ROLES];
 	size_t nkids;
-	char **envp;          /* environ with our NOTIFY_SOCKET */
+	char **envp;	      /* environ with our NOTIFY_SOCKET */
 	char notify_env[128]; /* "NOTIFY_SOCKET=@..." */
-	int sfd;              /* signalfd */
-	int nfd;              /* notify socket */
+	int sfd;	      /* signalfd */
+	int nfd;	      /* notify socket */
 	bool stopping;
-	bool announced;          /* "agent running" printed */
-	uint64_t hold_until_ms;  /* start held daemons by then */
-	uint64_t kill_at_ms;     /* SIGKILL stragglers then (when stopping) */
+	bool announced;		/* "agent running" printed */
+	uint64_t hold_until_ms; /* start held daemons by then */
+	uint64_t kill_at_ms;	/* SIGKILL stragglers then (when stopping) */
 };
 
 static bool is_executable(const char *path, void *ctx)

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const struct args_flag *find_flag(const struct args_flag *flags, size_t n,
-					 const char *name, size_t len)
+static const struct args_flag *find_flag(const struct args_flag *flags, size_t n, const char *name,
+					 size_t len)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strlen(flags[i].name) == len && memcmp(flags[i].name, name, len) == 0)
@@ -91,8 +91,8 @@ int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, cha
 			bool b = true;
 
 			if (eq && parse_bool(eq + 1, &b) < 0) {
-				snprintf(err, errlen, "invalid boolean value \"%s\" for -%s", eq + 1,
-					 f->name);
+				snprintf(err, errlen, "invalid boolean value \"%s\" for -%s",
+					 eq + 1, f->name);
 				return -EINVAL;
 			}
 			*(bool *)f->dst = b;
@@ -125,30 +125,32 @@ int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, cha
 /* The flags every HTTP command takes, as args_flag initialisers. */
 #define HTTP_FLAGS(h)                                                                              \
 	{"http-addr", ARGS_STR, &(h)->http_addr, NULL}, {"token", ARGS_STR, &(h)->token, NULL},    \
-	    {"datacenter", ARGS_STR, &(h)->datacenter, NULL}
+	{                                                                                          \
+		"datacenter", ARGS_STR, &(h)->datacenter, NULL                                     \
+	}
 
 int args_parse_kv(enum args_kv_cmd cmd, int argc, char **argv, struct args_kv *out, char *err,
 		  size_t errlen)
 {
 	struct args_kv kv = {.cmd = cmd, .separator = "/"};
 	const struct args_flag get_flags[] = {
-		HTTP_FLAGS(&kv.http),
-		{"recurse", ARGS_BOOL, &kv.recurse, NULL},
-		{"detailed", ARGS_BOOL, &kv.detailed, NULL},
-		{"keys", ARGS_BOOL, &kv.keys, NULL},
-		{"separator", ARGS_STR, &kv.separator, NULL},
+	    HTTP_FLAGS(&kv.http),
+	    {"recurse", ARGS_BOOL, &kv.recurse, NULL},
+	    {"detailed", ARGS_BOOL, &kv.detailed, NULL},
+	    {"keys", ARGS_BOOL, &kv.keys, NULL},
+	    {"separator", ARGS_STR, &kv.separator, NULL},
 	};
 	const struct args_flag put_flags[] = {
-		HTTP_FLAGS(&kv.http),
-		{"cas", ARGS_BOOL, &kv.cas, NULL},
-		{"modify-index", ARGS_U64, &kv.modify_index, &kv.has_modify_index},
-		{"flags", ARGS_U64, &kv.flags, &kv.has_flags},
+	    HTTP_FLAGS(&kv.http),
+	    {"cas", ARGS_BOOL, &kv.cas, NULL},
+	    {"modify-index", ARGS_U64, &kv.modify_index, &kv.has_modify_index},
+	    {"flags", ARGS_U64, &kv.flags, &kv.has_flags},
 	};
 	const struct args_flag del_flags[] = {
-		HTTP_FLAGS(&kv.http),
-		{"recurse", ARGS_BOOL, &kv.recurse, NULL},
-		{"cas", ARGS_BOOL, &kv.cas, NULL},
-		{"modify-index", ARGS_U64, &kv.modify_index, &kv.has_modify_index},
+	    HTTP_FLAGS(&kv.http),
+	    {"recurse", ARGS_BOOL, &kv.recurse, NULL},
+	    {"cas", ARGS_BOOL, &kv.cas, NULL},
+	    {"modify-index", ARGS_U64, &kv.modify_index, &kv.has_modify_index},
 	};
 	const struct args_flag *flags;
 	size_t nflags;
@@ -240,9 +242,9 @@ int args_parse_members(int argc, char **argv, struct args_members *out, char *er
 {
 	struct args_members m = {0};
 	const struct args_flag flags[] = {
-		HTTP_FLAGS(&m.http),
-		{"wan", ARGS_BOOL, &m.wan, NULL},
-		{"detailed", ARGS_BOOL, &m.detailed, NULL},
+	    HTTP_FLAGS(&m.http),
+	    {"wan", ARGS_BOOL, &m.wan, NULL},
+	    {"detailed", ARGS_BOOL, &m.detailed, NULL},
 	};
 	int next, rc;
 

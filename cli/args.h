@@ -22,8 +22,8 @@ enum args_type {
 struct args_flag {
 	const char *name;    /* without dashes: "modify-index" */
 	enum args_type type; /* how to read the value */
-	void *dst;           /* where the value goes */
-	bool *seen;          /* set true when given; may be NULL */
+	void *dst;	     /* where the value goes */
+	bool *seen;	     /* set true when given; may be NULL */
 };
 
 /* Parses flags from argv[0..argc) against the table. On success writes in
@@ -36,8 +36,8 @@ int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, cha
 
 /* Flags every HTTP command takes. */
 struct args_http {
-	const char *http_addr;  /* -http-addr, NULL if not given */
-	const char *token;      /* -token, NULL if not given */
+	const char *http_addr;	/* -http-addr, NULL if not given */
+	const char *token;	/* -token, NULL if not given */
 	const char *datacenter; /* -datacenter, NULL if not given */
 };
 
@@ -50,15 +50,15 @@ enum args_kv_cmd {
 struct args_kv {
 	enum args_kv_cmd cmd;
 	struct args_http http;
-	bool recurse;          /* get, delete */
-	bool detailed;         /* get */
-	bool keys;             /* get: list key names only */
+	bool recurse;	       /* get, delete */
+	bool detailed;	       /* get */
+	bool keys;	       /* get: list key names only */
 	const char *separator; /* get -keys: roll up below this, default "/" */
-	bool cas;              /* put, delete */
+	bool cas;	       /* put, delete */
 	bool has_modify_index; /* -modify-index given */
 	uint64_t modify_index; /* with cas */
-	bool has_flags;        /* put: -flags given */
-	uint64_t flags;        /* put */
+	bool has_flags;	       /* put: -flags given */
+	uint64_t flags;	       /* put */
 	const char *key;       /* "" for a recursive get/delete of everything */
 	const char *value;     /* put: the DATA argument, NULL when absent (empty
 				  value); "-" means stdin, "@path" a file */

@@ -130,9 +130,9 @@ int client_request(struct client *c, const char *method, const char *path, const
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	snprintf(url, url_len, "%s/v1/%s%s%s%s%s", c->base, path, (has_q || c->dc_escaped) ? "?" : "",
-		 has_q ? query : "", (has_q && c->dc_escaped) ? "&" : "",
-		 c->dc_escaped ? "dc=" : "");
+	snprintf(url, url_len, "%s/v1/%s%s%s%s%s", c->base, path,
+		 (has_q || c->dc_escaped) ? "?" : "", has_q ? query : "",
+		 (has_q && c->dc_escaped) ? "&" : "", c->dc_escaped ? "dc=" : "");
 	if (c->dc_escaped)
 		strcat(url, c->dc_escaped);
 

@@ -10,9 +10,9 @@
 struct client;
 
 struct client_resp {
-	long status;    /* HTTP status code */
-	char *body;     /* NUL-terminated; malloc'd, freed by client_resp_close */
-	size_t len;     /* body length without the NUL */
+	long status;	/* HTTP status code */
+	char *body;	/* NUL-terminated; malloc'd, freed by client_resp_close */
+	size_t len;	/* body length without the NUL */
 	uint64_t index; /* X-Consul-Index, 0 when absent */
 };
 

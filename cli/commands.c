@@ -26,10 +26,10 @@ static struct client *open_client(const struct args_http *h)
 				"http://host:port)\n");
 		return NULL;
 	}
-	c = client_new(base,
-		       args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"),
-				       getenv("CONSUL_HTTP_TOKEN")),
-		       h->datacenter);
+	c = client_new(
+	    base,
+	    args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"), getenv("CONSUL_HTTP_TOKEN")),
+	    h->datacenter);
 	if (!c)
 		fprintf(stderr, "Error! Out of memory\n");
 	return c;

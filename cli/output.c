@@ -47,7 +47,8 @@ static uint64_t get_u64(const json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
 
-	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v)
+							       : 0;
 }
 
 static const char *get_str(const json_t *o, const char *k)
@@ -160,8 +161,8 @@ int output_kv_keys(const json_t *keys, char **out)
 
 enum { COL_NODE, COL_ADDR, COL_STATUS, COL_TYPE, COL_BUILD, COL_PROTO, COL_DC, COL_SEG, NCOLS };
 
-static const char *const headers[NCOLS] = {"Node",  "Address",  "Status", "Type",
-					   "Build", "Protocol", "DC",     "Segment"};
+static const char *const headers[NCOLS] = {"Node",  "Address",	"Status", "Type",
+					   "Build", "Protocol", "DC",	  "Segment"};
 static const char *const headers_detailed[4] = {"Node", "Address", "Status", "Tags"};
 
 /* Serf member states, as /v1/agent/members reports them. */

@@ -63,10 +63,7 @@ static void setup(void)
 	}
 }
 
-static void teardown(void)
-{
-	(void)nftw(tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS); /* best effort */
-}
+static void teardown(void) { (void)nftw(tmp, rm_entry, 8, FTW_DEPTH | FTW_PHYS); /* best effort */ }
 
 /* Starts `cairn agent args...` with the fake daemons; output to agent.log. */
 static pid_t start_agent(const char *libexec, const char *const *args)
@@ -157,10 +154,7 @@ static int wait_exit(pid_t pid, uint64_t timeout_ms)
 	}
 }
 
-static bool gone(pid_t pid)
-{
-	return kill(pid, 0) < 0 && errno == ESRCH;
-}
+static bool gone(pid_t pid) { return kill(pid, 0) < 0 && errno == ESRCH; }
 
 START_TEST(test_dev_agent_lifecycle)
 {

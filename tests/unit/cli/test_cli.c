@@ -18,7 +18,7 @@
 
 #define ARGV(...) ((char *[]){__VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)))
-#define PARSE_KV(cmd, out, ...)                                                                   \
+#define PARSE_KV(cmd, out, ...)                                                                    \
 	args_parse_kv(cmd, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), out, err, sizeof(err))
 
 static char err[256];
@@ -31,9 +31,9 @@ START_TEST(test_flags_forms)
 	uint64_t n = 0;
 	bool b = false, seen_n = false;
 	const struct args_flag flags[] = {
-		{"name", ARGS_STR, &s, NULL},
-		{"num", ARGS_U64, &n, &seen_n},
-		{"on", ARGS_BOOL, &b, NULL},
+	    {"name", ARGS_STR, &s, NULL},
+	    {"num", ARGS_U64, &n, &seen_n},
+	    {"on", ARGS_BOOL, &b, NULL},
 	};
 	int next = -1;
 
@@ -55,9 +55,8 @@ START_TEST(test_flags_forms)
 	ck_assert_int_eq(next, 4);
 
 	/* A value that looks like a flag is still the value. */
-	ck_assert_int_eq(args_parse_flags(flags, 3, 2, ARGV("-name", "-x"), &next, err,
-					  sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    args_parse_flags(flags, 3, 2, ARGV("-name", "-x"), &next, err, sizeof(err)), 0);
 	ck_assert_str_eq(s, "-x");
 }
 END_TEST
@@ -68,17 +67,14 @@ START_TEST(test_flags_stop)
 	const struct args_flag flags[] = {{"on", ARGS_BOOL, &b, NULL}};
 	int next = -1;
 
-	ck_assert_int_eq(args_parse_flags(flags, 1, 3, ARGV("-", "-on", "x"), &next, err,
-					  sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    args_parse_flags(flags, 1, 3, ARGV("-", "-on", "x"), &next, err, sizeof(err)), 0);
 	ck_assert_int_eq(next, 0);
 	ck_assert(!b);
-	ck_assert_int_eq(args_parse_flags(flags, 1, 3, ARGV("--", "-on", "x"), &next, err,
-					  sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    args_parse_flags(flags, 1, 3, ARGV("--", "-on", "x"), &next, err, sizeof(err)), 0);
 	ck_assert_int_eq(next, 1);
-	ck_assert_int_eq(args_parse_flags(flags, 1, 2, ARGV("key", "-on"), &next, err,
-					  sizeof(err)),
+	ck_assert_int_eq(args_parse_flags(flags, 1, 2, ARGV("key", "-on"), &next, err, sizeof(err)),
 			 0);
 	ck_assert_int_eq(next, 0);
 	ck_assert(!b);
@@ -92,8 +88,8 @@ START_TEST(test_flags_errors)
 	uint64_t n = 0;
 	bool b = false;
 	const struct args_flag flags[] = {
-		{"num", ARGS_U64, &n, NULL},
-		{"on", ARGS_BOOL, &b, NULL},
+	    {"num", ARGS_U64, &n, NULL},
+	    {"on", ARGS_BOOL, &b, NULL},
 	};
 	int next;
 
@@ -158,8 +154,7 @@ START_TEST(test_kv_get)
 	ck_assert_str_eq(kv.http.token, "secret");
 	ck_assert_str_eq(kv.http.datacenter, "dc2");
 
-	ck_assert_int_eq(args_parse_kv(ARGS_KV_GET, 0, ARGV(NULL), &kv, err, sizeof(err)),
-			 -EINVAL);
+	ck_assert_int_eq(args_parse_kv(ARGS_KV_GET, 0, ARGV(NULL), &kv, err, sizeof(err)), -EINVAL);
 	ck_assert_str_eq(err, "Error! Missing KEY argument");
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "a", "b"), -EINVAL);
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_GET, &kv, "-cas", "a"), -EINVAL);
@@ -183,9 +178,8 @@ START_TEST(test_kv_put)
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_PUT, &kv, "k", "-"), 0);
 	ck_assert_str_eq(kv.value, "-");
 
-	ck_assert_int_eq(PARSE_KV(ARGS_KV_PUT, &kv, "-cas", "-modify-index=12", "-flags", "42",
-				  "k", "v"),
-			 0);
+	ck_assert_int_eq(
+	    PARSE_KV(ARGS_KV_PUT, &kv, "-cas", "-modify-index=12", "-flags", "42", "k", "v"), 0);
 	ck_assert(kv.cas && kv.has_modify_index && kv.has_flags);
 	ck_assert_uint_eq(kv.modify_index, 12);
 	ck_assert_uint_eq(kv.flags, 42);
@@ -201,8 +195,7 @@ START_TEST(test_kv_put)
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_PUT, &kv, "k", "v", "extra"), -EINVAL);
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_PUT, &kv, "-recurse", "k"), -EINVAL);
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_PUT, &kv, "-flags=x", "k"), -EINVAL);
-	ck_assert_int_eq(args_parse_kv(ARGS_KV_PUT, 0, ARGV(NULL), &kv, err, sizeof(err)),
-			 -EINVAL);
+	ck_assert_int_eq(args_parse_kv(ARGS_KV_PUT, 0, ARGV(NULL), &kv, err, sizeof(err)), -EINVAL);
 }
 END_TEST
 
@@ -219,8 +212,7 @@ START_TEST(test_kv_delete)
 	ck_assert_int_eq(PARSE_KV(ARGS_KV_DELETE, &kv, "-cas", "-modify-index", "5", "k"), 0);
 	ck_assert(kv.cas);
 	ck_assert_uint_eq(kv.modify_index, 5);
-	ck_assert_int_eq(PARSE_KV(ARGS_KV_DELETE, &kv, "-cas", "-recurse", "-modify-index=5",
-				  "k"),
+	ck_assert_int_eq(PARSE_KV(ARGS_KV_DELETE, &kv, "-cas", "-recurse", "-modify-index=5", "k"),
 			 -EINVAL);
 	ck_assert_str_eq(err, "Cannot specify both -cas and -recurse!");
 	ck_assert_int_eq(args_parse_kv(ARGS_KV_DELETE, 0, ARGV(NULL), &kv, err, sizeof(err)),
@@ -235,9 +227,9 @@ START_TEST(test_members_args)
 
 	ck_assert_int_eq(args_parse_members(0, ARGV(NULL), &m, err, sizeof(err)), 0);
 	ck_assert(!m.wan && !m.detailed);
-	ck_assert_int_eq(args_parse_members(3, ARGV("-wan", "-http-addr", "h:1", NULL), &m, err,
-					    sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    args_parse_members(3, ARGV("-wan", "-http-addr", "h:1", NULL), &m, err, sizeof(err)),
+	    0);
 	ck_assert(m.wan);
 	ck_assert_str_eq(m.http.http_addr, "h:1");
 	ck_assert_int_eq(args_parse_members(1, ARGV("extra"), &m, err, sizeof(err)), -EINVAL);
@@ -260,8 +252,7 @@ START_TEST(test_http_base)
 	ck_assert_str_eq(out, "http://cairn:1");
 	ck_assert_int_eq(args_http_base("flag:3", "cairn:1", "consul:2", out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "http://flag:3");
-	ck_assert_int_eq(args_http_base(NULL, NULL, "http://localhost:8500/", out, sizeof(out)),
-			 0);
+	ck_assert_int_eq(args_http_base(NULL, NULL, "http://localhost:8500/", out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "http://localhost:8500");
 	ck_assert_int_eq(args_http_base(NULL, "HTTPS://h:8501", NULL, out, sizeof(out)), 0);
 	ck_assert_str_eq(out, "https://h:8501");
@@ -281,10 +272,7 @@ END_TEST
 
 /* ---- daemon paths and restart policy ---- */
 
-static bool exists_in(const char *path, void *ctx)
-{
-	return strcmp(path, (const char *)ctx) == 0;
-}
+static bool exists_in(const char *path, void *ctx) { return strcmp(path, (const char *)ctx) == 0; }
 
 START_TEST(test_daemon_path)
 {
@@ -306,8 +294,8 @@ START_TEST(test_daemon_path)
 					       out, sizeof(out)),
 			 0);
 	ck_assert_str_eq(out, "/usr/bin/cairn-apid");
-	ck_assert_int_eq(supervise_daemon_path("apid", "/usr/bin/cairn", "", exists_in, "none",
-					       out, sizeof(out)),
+	ck_assert_int_eq(supervise_daemon_path("apid", "/usr/bin/cairn", "", exists_in, "none", out,
+					       sizeof(out)),
 			 0);
 	ck_assert_str_eq(out, "/usr/bin/cairn-apid");
 	/* The environment wins, even over a build tree. */
@@ -316,12 +304,12 @@ START_TEST(test_daemon_path)
 					       sizeof(out)),
 			 0);
 	ck_assert_str_eq(out, "/opt/cairn/cairn-dnsd");
-	ck_assert_int_eq(supervise_daemon_path("dnsd", "cairn", NULL, exists_in, "x", out,
-					       sizeof(out)),
-			 -EINVAL);
-	ck_assert_int_eq(supervise_daemon_path("dnsd", "/usr/bin/cairn", NULL, exists_in, "x",
-					       out, 8),
-			 -ENAMETOOLONG);
+	ck_assert_int_eq(
+	    supervise_daemon_path("dnsd", "cairn", NULL, exists_in, "x", out, sizeof(out)),
+	    -EINVAL);
+	ck_assert_int_eq(
+	    supervise_daemon_path("dnsd", "/usr/bin/cairn", NULL, exists_in, "x", out, 8),
+	    -ENAMETOOLONG);
 }
 END_TEST
 
@@ -394,9 +382,10 @@ static json_t *parse(const char *s)
 
 START_TEST(test_output_kv)
 {
-	json_t *j = parse("[{\"Key\":\"app/a\",\"Value\":\"aGVsbG8=\",\"Flags\":42,"
-			  "\"CreateIndex\":5,\"ModifyIndex\":7,\"LockIndex\":0,\"Session\":\"\"},"
-			  "{\"Key\":\"app/b\",\"Value\":null,\"CreateIndex\":8,\"ModifyIndex\":8}]");
+	json_t *j =
+	    parse("[{\"Key\":\"app/a\",\"Value\":\"aGVsbG8=\",\"Flags\":42,"
+		  "\"CreateIndex\":5,\"ModifyIndex\":7,\"LockIndex\":0,\"Session\":\"\"},"
+		  "{\"Key\":\"app/b\",\"Value\":null,\"CreateIndex\":8,\"ModifyIndex\":8}]");
 	char *out = NULL;
 
 	ck_assert_int_eq(output_kv(j, false, false, &out), 0);
@@ -447,10 +436,11 @@ START_TEST(test_output_members)
 	char *out = NULL;
 
 	ck_assert_int_eq(output_members(j, false, &out), 0);
-	ck_assert_str_eq(out, "Node   Address         Status  Type    Build  Protocol  DC   Segment\n"
-			      "alpha  127.0.0.1:8301  alive   server  0.1.0  2         dc1  <all>\n"
-			      "zeta   10.0.0.2:8301   failed  client  0.1.0  2         dc1  "
-			      "<default>\n");
+	ck_assert_str_eq(out,
+			 "Node   Address         Status  Type    Build  Protocol  DC   Segment\n"
+			 "alpha  127.0.0.1:8301  alive   server  0.1.0  2         dc1  <all>\n"
+			 "zeta   10.0.0.2:8301   failed  client  0.1.0  2         dc1  "
+			 "<default>\n");
 	free(out);
 	ck_assert_int_eq(output_members(j, true, &out), 0);
 	ck_assert_str_eq(out, "Node   Address         Status  Tags\n"
@@ -508,10 +498,20 @@ START_TEST(test_agent_flags)
 {
 	char dd[128], cerr[256] = "";
 	struct config c = {0};
-	char *argv[] = {"agent",      "-server",       "-node",         "n1",
-			"-datacenter=DC2", "-http-port", "18500", "-dns-port=18600",
-			"-bootstrap-expect", "1",     "-data-dir",     dd,
-			"-retry-join=10.0.0.9", NULL};
+	char *argv[] = {"agent",
+			"-server",
+			"-node",
+			"n1",
+			"-datacenter=DC2",
+			"-http-port",
+			"18500",
+			"-dns-port=18600",
+			"-bootstrap-expect",
+			"1",
+			"-data-dir",
+			dd,
+			"-retry-join=10.0.0.9",
+			NULL};
 
 	snprintf(dd, sizeof(dd), "%s/data", tmpdir);
 	ck_assert_msg(config_load(13, argv, &c, cerr, sizeof(cerr)) == 0, "%s", cerr);
