@@ -123,11 +123,12 @@ int args_parse_flags(const struct args_flag *flags, size_t nflags, int argc, cha
 }
 
 /* The flags every HTTP command takes, as args_flag initialisers. */
-#define HTTP_FLAGS(h)                                                                              \
-	{"http-addr", ARGS_STR, &(h)->http_addr, NULL}, {"token", ARGS_STR, &(h)->token, NULL},    \
-	{                                                                                          \
-		"datacenter", ARGS_STR, &(h)->datacenter, NULL                                     \
-	}
+/* clang-format off */
+#define HTTP_FLAGS(h)                                                     \
+	{"http-addr", ARGS_STR, &(h)->http_addr, NULL},                   \
+	{"token", ARGS_STR, &(h)->token, NULL},                           \
+	{"datacenter", ARGS_STR, &(h)->datacenter, NULL}
+/* clang-format on */
 
 int args_parse_kv(enum args_kv_cmd cmd, int argc, char **argv, struct args_kv *out, char *err,
 		  size_t errlen)
