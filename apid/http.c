@@ -470,7 +470,7 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	const char *ca = cfg->client_addr ? cfg->client_addr : "127.0.0.1";
 	size_t alen;
 
-	if (cfg->ports.http <= 0 || cfg->ports.http > 65535) {
+	if (cfg->ports.http < 0 || cfg->ports.http > 65535) {
 		snprintf(err, errlen, "http port %d is not usable", cfg->ports.http);
 		return NULL;
 	}
@@ -574,6 +574,13 @@ void http_server_free(struct http_server *s)
 	loop_unwatch_fd(s->loop, s->epoll_fd);
 	MHD_stop_daemon(s->mhd);
 	free(s);
+}
+
+int http_server_port(const struct http_server *s)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+
+	return info ? info->port : -1;
 }
 
 size_t http_server_parked(const struct http_server *s)

@@ -20,8 +20,8 @@ struct loop;
 struct rpc_client;
 struct http_server;
 
-/* Starts listening on cfg->client_addr:cfg->ports.http and registers with
- * the loop. raftd and gossipd are borrowed and must outlive the server
+/* Starts listening on cfg->client_addr:cfg->ports.http (0 picks a free
+ * port, for tests; see http_server_port) and registers with the loop. raftd and gossipd are borrowed and must outlive the server
  * (gossipd may be NULL: agent endpoints then answer as if it were down).
  * Returns NULL on failure with a reason in err. */
 struct http_server *http_server_new(struct loop *l, const struct config *cfg,
@@ -33,6 +33,9 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
  * loop.h cannot remove the before-sleep hook registered here. NULL is
  * fine. */
 void http_server_free(struct http_server *s);
+
+/* The TCP port the server listens on. */
+int http_server_port(const struct http_server *s);
 
 /* Requests suspended while their RPC is in flight (for logs and tests). */
 size_t http_server_parked(const struct http_server *s);

@@ -7,5 +7,6 @@
 Suite *query_suite(void);
 Suite *render_suite(void);
 Suite *routes_suite(void);
+Suite *http_suite(void);
 
 #endif
