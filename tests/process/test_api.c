@@ -307,6 +307,61 @@ START_TEST(cli_kv_members_version)
 }
 END_TEST
 
+START_TEST(cli_kv_cas_flags_recurse)
+{
+	char cairn[512], cmd[1024], out[4096], addr[64];
+	const char *root = getenv("CAIRN_BUILD_ROOT");
+	struct http_resp r;
+	json_t *j;
+	long long mi;
+	int st;
+
+	REQUIRE_AGENT();
+	ck_assert_msg(root != NULL, "CAIRN_BUILD_ROOT not set");
+	snprintf(cairn, sizeof(cairn), "%s/cli/cairn", root);
+	snprintf(addr, sizeof(addr), "-http-addr=127.0.0.1:%d", ag.http_port);
+
+	snprintf(cmd, sizeof(cmd), "%s kv put %s -flags=42 cli/a one 2>&1", cairn, addr);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
+	ck_assert_str_eq(out, "Success! Data written to: cli/a\n");
+	j = get_json_ok("/v1/kv/cli/a");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(j, 0), "Flags")), 42);
+	mi = json_integer_value(json_object_get(json_array_get(j, 0), "ModifyIndex"));
+	json_decref(j);
+
+	/* -cas with a stale index fails with exit 1; with the current one, works. */
+	snprintf(cmd, sizeof(cmd), "%s kv put %s -cas -modify-index=%lld cli/a two 2>&1", cairn,
+		 addr, mi + 1000);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st != 0, "stale -cas put succeeded: %s", out);
+	ck_assert_msg(strstr(out, "CAS failed") != NULL, "stale -cas put said: %s", out);
+	snprintf(cmd, sizeof(cmd), "%s kv put %s -cas -modify-index=%lld cli/a two 2>&1", cairn,
+		 addr, mi);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "-cas put with the current index failed: %s", out);
+	http_get(&ag, "/v1/kv/cli/a?raw", &r);
+	EXPECT_BODY(r, "two");
+	http_resp_free(&r);
+
+	snprintf(cmd, sizeof(cmd), "%s kv put %s cli/b/c three >/dev/null 2>&1", cairn, addr);
+	ck_assert_int_eq(run_cmd(cmd, out, sizeof(out)), 0);
+	/* Consul prints KEY:VALUE per line for -recurse. */
+	snprintf(cmd, sizeof(cmd), "%s kv get %s -recurse cli/", cairn, addr);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d", cmd, st);
+	ck_assert_str_eq(out, "cli/a:two\ncli/b/c:three\n");
+
+	snprintf(cmd, sizeof(cmd), "%s kv delete %s -recurse cli/ 2>&1", cairn, addr);
+	st = run_cmd(cmd, out, sizeof(out));
+	ck_assert_msg(st == 0, "%s: exit %d: %s", cmd, st, out);
+	ck_assert_str_eq(out, "Success! Deleted keys with prefix: cli/\n");
+	http_get(&ag, "/v1/kv/cli/?recurse", &r);
+	EXPECT_STATUS(r, 404);
+	http_resp_free(&r);
+}
+END_TEST
+
 /* Last: SIGTERM stops all four daemons, with a clean log. */
 START_TEST(sigterm_stops_everything)
 {
@@ -369,6 +424,7 @@ int main(void)
 	tcase_add_test(tc, dig_node_a);
 	tcase_add_test(tc, dig_tcp_node_a);
 	tcase_add_test(tc, cli_kv_members_version);
+	tcase_add_test(tc, cli_kv_cas_flags_recurse);
 	tcase_add_test(tc, sigterm_stops_everything);
 	suite_add_tcase(s, tc);
 

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "ptest.h"
 
@@ -891,7 +892,20 @@ START_TEST(blocking_prefix_wakes_on_child_write)
 }
 END_TEST
 
-#define N_WATCHERS 200
+/* The issue asks that 10,000 parked watchers cost little; we park up to
+ * 8,000, fewer when the fd limit (which apid inherits) is lower. */
+#define MAX_WATCHERS 8000
+
+static int watcher_count(void)
+{
+	struct rlimit rl;
+	long n = MAX_WATCHERS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (long)rl.rlim_cur - 256 < n)
+		n = (long)rl.rlim_cur - 256;
+	return n < 100 ? 100 : (int)n;
+}
 
 static size_t discard(char *data, size_t size, size_t nmemb, void *ctx)
 {
@@ -905,7 +919,9 @@ static size_t discard(char *data, size_t size, size_t nmemb, void *ctx)
 START_TEST(many_parked_watchers)
 {
 	CURLM *multi;
-	CURL *easy[N_WATCHERS];
+	int n_watchers = watcher_count();
+	CURL **easy = calloc((size_t)n_watchers, sizeof(*easy));
+	ck_assert_ptr_nonnull(easy);
 	char url[256];
 	uint64_t idx, deadline;
 	int running = 0, done = 0;
@@ -920,7 +936,7 @@ START_TEST(many_parked_watchers)
 		 ag.http_port, idx);
 	multi = curl_multi_init();
 	ck_assert_ptr_nonnull(multi);
-	for (int i = 0; i < N_WATCHERS; i++) {
+	for (int i = 0; i < n_watchers; i++) {
 		easy[i] = curl_easy_init();
 		ck_assert_ptr_nonnull(easy[i]);
 		curl_easy_setopt(easy[i], CURLOPT_URL, url);
@@ -937,8 +953,8 @@ START_TEST(many_parked_watchers)
 		curl_multi_perform(multi, &running);
 		curl_multi_poll(multi, NULL, 0, 100, &n);
 	}
-	ck_assert_msg(running == N_WATCHERS, "%d of %d blocking queries answered early",
-		      N_WATCHERS - running, N_WATCHERS);
+	ck_assert_msg(running == n_watchers, "%d of %d blocking queries answered early",
+		      n_watchers - running, n_watchers);
 
 	/* apid still serves everyone else. */
 	http_get(&ag, "/v1/status/leader", &r);
@@ -967,13 +983,15 @@ START_TEST(many_parked_watchers)
 		ck_assert_int_eq(status, 200);
 		done++;
 	}
-	ck_assert_msg(done == N_WATCHERS, "%d of %d watchers woke within 20 s of the write", done,
-		      N_WATCHERS);
-	for (int i = 0; i < N_WATCHERS; i++) {
+	ck_assert_msg(done == n_watchers, "%d of %d watchers woke within 20 s of the write", done,
+		      n_watchers);
+	for (int i = 0; i < n_watchers; i++) {
 		curl_multi_remove_handle(multi, easy[i]);
 		curl_easy_cleanup(easy[i]);
 	}
 	curl_multi_cleanup(multi);
+	free(easy);
+	fprintf(stderr, "many_parked_watchers: %d watchers parked and woken\n", n_watchers);
 }
 END_TEST
 
