@@ -47,7 +47,9 @@ enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t
 
 		q->edns = true;
 		/* RFC 6891 6.2.5: below 512 means 512 */
-		q->udp_limit = size < DNS_UDP_MIN ? DNS_UDP_MIN : size > DNS_UDP_MAX ? DNS_UDP_MAX : size;
+		q->udp_limit = size < DNS_UDP_MIN   ? DNS_UDP_MIN
+			       : size > DNS_UDP_MAX ? DNS_UDP_MAX
+						    : size;
 		q->badvers = ldns_pkt_edns_version(q->pkt) != 0;
 	}
 	if (q->opcode != LDNS_PACKET_QUERY) {
@@ -135,8 +137,8 @@ static int add_soa(ldns_pkt *reply, ldns_pkt_section section, const struct dns_q
 }
 
 /* One record owned by the question's name. Takes ownership of rdata. */
-static int add_record(ldns_pkt *reply, const struct dns_query *q, ldns_rr_type type,
-		      uint32_t ttl_s, ldns_rdf *rdata)
+static int add_record(ldns_pkt *reply, const struct dns_query *q, ldns_rr_type type, uint32_t ttl_s,
+		      ldns_rdf *rdata)
 {
 	ldns_rdf *owner = ldns_rdf_clone(query_name(q));
 	ldns_rr *rr = ldns_rr_new();

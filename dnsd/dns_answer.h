@@ -36,12 +36,12 @@
 #define DNS_UDP_MAX 4096
 
 struct dns_answer_cfg {
-	const char *domain;     /* "consul." */
+	const char *domain;	/* "consul." */
 	const char *alt_domain; /* NULL when unset */
-	uint32_t node_ttl_s;    /* TTL of node records */
+	uint32_t node_ttl_s;	/* TTL of node records */
 	uint32_t soa_min_ttl_s; /* SOA minimum and the SOA's own TTL */
-	bool enable_truncate;   /* set TC when a UDP answer was cut */
-	bool node_meta_txt;     /* node meta as TXT in the additional section of
+	bool enable_truncate;	/* set TC when a UDP answer was cut */
+	bool node_meta_txt;	/* node meta as TXT in the additional section of
 				   A/AAAA answers (Consul's
 				   enable_additional_node_meta_txt, default on) */
 };
@@ -54,24 +54,24 @@ enum dns_action {
 };
 
 struct dns_query {
-	ldns_pkt *pkt;          /* the parsed query; NULL when it did not parse */
-	uint16_t id;            /* from the header */
-	uint8_t opcode;         /* from the header */
-	bool rd;                /* recursion desired, echoed */
-	ldns_pkt_rcode rcode;   /* error decided while parsing, or NOERROR */
-	bool edns;              /* the query carried an OPT record */
-	bool badvers;           /* EDNS version we do not speak (RFC 6891 6.1.3) */
-	size_t udp_limit;       /* bytes a UDP answer may take */
-	ldns_rr_type qtype;     /* the question's type */
-	bool name_ok;           /* name parsed (false: invalid name in the domain) */
-	struct dns_name name;   /* what the question's name means */
+	ldns_pkt *pkt;	      /* the parsed query; NULL when it did not parse */
+	uint16_t id;	      /* from the header */
+	uint8_t opcode;	      /* from the header */
+	bool rd;	      /* recursion desired, echoed */
+	ldns_pkt_rcode rcode; /* error decided while parsing, or NOERROR */
+	bool edns;	      /* the query carried an OPT record */
+	bool badvers;	      /* EDNS version we do not speak (RFC 6891 6.1.3) */
+	size_t udp_limit;     /* bytes a UDP answer may take */
+	ldns_rr_type qtype;   /* the question's type */
+	bool name_ok;	      /* name parsed (false: invalid name in the domain) */
+	struct dns_name name; /* what the question's name means */
 };
 
 /* Result of a node lookup, for dns_answer_build(). */
 struct dns_node_result {
-	int status;          /* 0 found; CAIRN_E_NOTFOUND unknown node; other
-				negative codes: the lookup failed (SERVFAIL) */
-	const char *address; /* with status 0: IPv4/IPv6 literal or host name */
+	int status;		      /* 0 found; CAIRN_E_NOTFOUND unknown node; other
+					 negative codes: the lookup failed (SERVFAIL) */
+	const char *address;	      /* with status 0: IPv4/IPv6 literal or host name */
 	const char *const *meta_keys; /* node meta, n_meta pairs (may be 0) */
 	const char *const *meta_vals;
 	size_t n_meta;

@@ -30,20 +30,20 @@
 
 enum dns_name_kind {
 	DNS_NAME_FOREIGN = 0, /* outside the domain and the alt domain */
-	DNS_NAME_APEX,        /* the domain itself */
-	DNS_NAME_NODE,        /* <node>.node[.<dc>] */
+	DNS_NAME_APEX,	      /* the domain itself */
+	DNS_NAME_NODE,	      /* <node>.node[.<dc>] */
 	DNS_NAME_SERVICE,     /* [<tag>.]<service>.service[.<dc>] or RFC 2782 */
 	DNS_NAME_CONNECT,     /* <service>.connect[.<dc>] */
 	DNS_NAME_INGRESS,     /* <service>.ingress[.<dc>] */
-	DNS_NAME_ADDR,        /* <hex>.addr[.<dc>] */
-	DNS_NAME_QUERY,       /* <query>.query[.<dc>] */
+	DNS_NAME_ADDR,	      /* <hex>.addr[.<dc>] */
+	DNS_NAME_QUERY,	      /* <query>.query[.<dc>] */
 	DNS_NAME_UNKNOWN,     /* inside the domain but no known form: NXDOMAIN */
 };
 
 struct dns_name {
 	enum dns_name_kind kind;
-	bool alt;     /* matched the alt domain rather than the domain */
-	bool rfc2782; /* service form _<service>._<tag> */
+	bool alt;			    /* matched the alt domain rather than the domain */
+	bool rfc2782;			    /* service form _<service>._<tag> */
 	char target[DNS_NAME_TEXT_MAX + 1]; /* node, service, query name, or hex
 					       address, case as asked */
 	char tag[DNS_NAME_TEXT_MAX + 1];    /* service tag (no '_'), or "" */

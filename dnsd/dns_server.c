@@ -74,10 +74,7 @@ void dns_server_free(struct dns_server *s)
 	free(s);
 }
 
-static uint64_t now_s(void)
-{
-	return clock_wall_ms() / 1000;
-}
+static uint64_t now_s(void) { return clock_wall_ms() / 1000; }
 
 /* Builds and sends the reply; logs when it cannot (the client retries). */
 static void respond(struct dns_server *s, const struct dns_query *q,
@@ -176,8 +173,8 @@ fail:
 	pending_free(p);
 }
 
-void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp,
-		       void *owner, const struct dns_peer *peer, dns_send_fn send)
+void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp, void *owner,
+		       const struct dns_peer *peer, dns_send_fn send)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 	enum dns_action act;

@@ -23,7 +23,7 @@ struct dns_server;
 
 struct dns_peer {
 	struct sockaddr_storage addr; /* where the query came from (UDP) */
-	socklen_t len;                /* 0 when unused (TCP) */
+	socklen_t len;		      /* 0 when unused (TCP) */
 };
 
 /* Sends one reply. wire is borrowed until the callback returns. */
@@ -32,10 +32,10 @@ typedef void (*dns_send_fn)(void *owner, const struct dns_peer *peer, const uint
 
 struct dns_server_cfg {
 	struct dns_answer_cfg answer; /* strings borrowed; must outlive the server */
-	bool allow_stale;             /* CATALOG_NODE mode 2 (stale) instead of 0 */
-	uint64_t max_stale_ms;        /* with allow_stale */
+	bool allow_stale;	      /* CATALOG_NODE mode 2 (stale) instead of 0 */
+	uint64_t max_stale_ms;	      /* with allow_stale */
 	uint64_t rpc_timeout_ms;      /* answer SERVFAIL after this */
-	size_t max_pending;           /* queries waiting for raftd at once */
+	size_t max_pending;	      /* queries waiting for raftd at once */
 };
 
 /* rpc is borrowed (connected to raftd) and must outlive the server. NULL
@@ -46,8 +46,8 @@ void dns_server_free(struct dns_server *s);
 
 /* Handles one query packet (borrowed). udp: limit the answer to the UDP
  * size rules. peer may be NULL. send may run before this returns. */
-void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp,
-		       void *owner, const struct dns_peer *peer, dns_send_fn send);
+void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp, void *owner,
+		       const struct dns_peer *peer, dns_send_fn send);
 
 /* Drops every pending query of owner: its send will not be called. */
 void dns_server_forget(struct dns_server *s, void *owner);

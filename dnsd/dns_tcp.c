@@ -2,12 +2,12 @@
 #include "dns_tcp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,13 +24,13 @@ struct conn {
 	struct conn *prev, *next;
 	struct dns_tcp *t;
 	int fd;
-	bool eof;         /* the peer will send nothing more */
-	bool closing;     /* closed; freed before the loop sleeps */
-	bool processing;  /* inside conn_process (replies may come back
-			     synchronously; no nested processing) */
-	uint8_t *in;      /* received bytes not yet handled */
+	bool eof;	 /* the peer will send nothing more */
+	bool closing;	 /* closed; freed before the loop sleeps */
+	bool processing; /* inside conn_process (replies may come back
+			    synchronously; no nested processing) */
+	uint8_t *in;	 /* received bytes not yet handled */
 	size_t in_len, in_cap;
-	uint8_t *out;     /* framed replies not yet written */
+	uint8_t *out; /* framed replies not yet written */
 	size_t out_len, out_cap;
 	uint64_t last_ms; /* last traffic, loop clock */
 };
@@ -39,8 +39,8 @@ struct dns_tcp {
 	struct loop *loop;
 	struct dns_server *srv;
 	int fd;
-	struct conn *conns;   /* open connections */
-	struct conn *closed;  /* closed, to free in before_sleep */
+	struct conn *conns;  /* open connections */
+	struct conn *closed; /* closed, to free in before_sleep */
 	size_t n_conns;
 	uint64_t sweep_timer;
 };
@@ -299,8 +299,7 @@ static int64_t tcp_sweep(struct loop *l, void *ctx)
 	while (c) {
 		struct conn *next = c->next;
 
-		if (now_ms - c->last_ms >= DNS_TCP_IDLE_MS &&
-		    dns_server_pending(t->srv, c) == 0)
+		if (now_ms - c->last_ms >= DNS_TCP_IDLE_MS && dns_server_pending(t->srv, c) == 0)
 			conn_close(c);
 		c = next;
 	}
@@ -348,10 +347,7 @@ void dns_tcp_close(struct dns_tcp *t)
 	free(t);
 }
 
-size_t dns_tcp_conns(const struct dns_tcp *t)
-{
-	return t->n_conns;
-}
+size_t dns_tcp_conns(const struct dns_tcp *t) { return t->n_conns; }
 
 int dns_tcp_port(const struct dns_tcp *t)
 {

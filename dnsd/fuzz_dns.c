@@ -19,12 +19,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct dns_answer_cfg fuzz_cfg = {
-	.domain = "consul.",
-	.alt_domain = "cairn.example.",
-	.node_ttl_s = 5,
-	.soa_min_ttl_s = 0,
-	.enable_truncate = true,
-	.node_meta_txt = true,
+    .domain = "consul.",
+    .alt_domain = "cairn.example.",
+    .node_ttl_s = 5,
+    .soa_min_ttl_s = 0,
+    .enable_truncate = true,
+    .node_meta_txt = true,
 };
 
 static const char *const meta_keys[] = {"consul-network-segment", " a=`b ", "rfc1035-x"};
@@ -33,15 +33,15 @@ static const char *const meta_vals[] = {"", "v`", "raw"};
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct dns_node_result results[] = {
-		{.status = 0,
-		 .address = "127.0.0.1",
-		 .meta_keys = meta_keys,
-		 .meta_vals = meta_vals,
-		 .n_meta = 3},
-		{.status = 0, .address = "2001:db8::1"},
-		{.status = 0, .address = "host.example"},
-		{.status = CAIRN_E_NOTFOUND, .address = NULL},
-		{.status = -ETIMEDOUT, .address = NULL},
+	    {.status = 0,
+	     .address = "127.0.0.1",
+	     .meta_keys = meta_keys,
+	     .meta_vals = meta_vals,
+	     .n_meta = 3},
+	    {.status = 0, .address = "2001:db8::1"},
+	    {.status = 0, .address = "host.example"},
+	    {.status = CAIRN_E_NOTFOUND, .address = NULL},
+	    {.status = -ETIMEDOUT, .address = NULL},
 	};
 	struct dns_query q;
 	enum dns_action act = dns_query_parse(&q, data, size, &fuzz_cfg);

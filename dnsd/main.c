@@ -2,10 +2,10 @@
  * Only wiring: configuration, the loop, the RPC client to raftd, the
  * query dispatcher and the two transports. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <jansson.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -88,19 +88,20 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	srv = dns_server_new(rpc, &(struct dns_server_cfg){
-		.answer = {
-			.domain = cfg.domain,
-			.alt_domain = cfg.alt_domain,
-			.node_ttl_s = cfg.dns.node_ttl_s,
-			.soa_min_ttl_s = cfg.dns.soa_min_ttl_s,
-			.enable_truncate = cfg.dns.enable_truncate,
-			.node_meta_txt = node_meta_txt(&cfg),
-		},
-		.allow_stale = cfg.dns.allow_stale,
-		.max_stale_ms = cfg.dns.max_stale_ms,
-		.rpc_timeout_ms = DNS_RPC_TIMEOUT_MS,
-		.max_pending = DNS_MAX_PENDING,
-	});
+				      .answer =
+					  {
+					      .domain = cfg.domain,
+					      .alt_domain = cfg.alt_domain,
+					      .node_ttl_s = cfg.dns.node_ttl_s,
+					      .soa_min_ttl_s = cfg.dns.soa_min_ttl_s,
+					      .enable_truncate = cfg.dns.enable_truncate,
+					      .node_meta_txt = node_meta_txt(&cfg),
+					  },
+				      .allow_stale = cfg.dns.allow_stale,
+				      .max_stale_ms = cfg.dns.max_stale_ms,
+				      .rpc_timeout_ms = DNS_RPC_TIMEOUT_MS,
+				      .max_pending = DNS_MAX_PENDING,
+				  });
 	if (!srv) {
 		log_error("out of memory");
 		goto out;

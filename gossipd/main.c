@@ -38,15 +38,15 @@ int main(int argc, char **argv)
 	log_init("cairn-gossipd", level < 0 ? LOGL_INFO : (enum log_level)level);
 
 	struct members_self self = {
-		.node_name = cfg.node_name,
-		.addr = cfg.advertise_addr,
-		.port = (uint16_t)cfg.ports.serf_lan,
-		.datacenter = cfg.datacenter,
-		.node_id = cfg.node_id,
-		.server = cfg.server,
-		.server_port = cfg.ports.server,
-		.bootstrap_expect = cfg.bootstrap_expect,
-		.build = CAIRN_VERSION,
+	    .node_name = cfg.node_name,
+	    .addr = cfg.advertise_addr,
+	    .port = (uint16_t)cfg.ports.serf_lan,
+	    .datacenter = cfg.datacenter,
+	    .node_id = cfg.node_id,
+	    .server = cfg.server,
+	    .server_port = cfg.ports.server,
+	    .bootstrap_expect = cfg.bootstrap_expect,
+	    .build = CAIRN_VERSION,
 	};
 	rc = members_self_build(&self, false, &self_lan);
 	if (rc == 0)

@@ -9,10 +9,7 @@
 #include "arena.h"
 #include "proto.h"
 
-void members_init(struct members *t)
-{
-	memset(t, 0, sizeof(*t));
-}
+void members_init(struct members *t) { memset(t, 0, sizeof(*t)); }
 
 void member_free_fields(struct member *m)
 {

@@ -43,9 +43,9 @@ struct member_tag {
 };
 
 struct member {
-	char *name;              /* node name; unique in the table */
-	char *addr;              /* gossip address, IP literal */
-	uint16_t port;           /* gossip port */
+	char *name;		 /* node name; unique in the table */
+	char *addr;		 /* gossip address, IP literal */
+	uint16_t port;		 /* gossip port */
 	struct member_tag *tags; /* sorted by key */
 	size_t n_tags;
 	enum member_status status;
@@ -54,20 +54,20 @@ struct member {
 struct members {
 	struct member *v; /* sorted by name */
 	size_t n, cap;
-	uint64_t seq;     /* sequence of the last event; 0 before any */
+	uint64_t seq; /* sequence of the last event; 0 before any */
 };
 
 /* What the local agent advertises about itself (from the config). */
 struct members_self {
-	const char *node_name;  /* cfg->node_name */
-	const char *addr;       /* cfg->advertise_addr */
-	uint16_t port;          /* cfg->ports.serf_lan (serf_wan for the WAN pool) */
+	const char *node_name;	/* cfg->node_name */
+	const char *addr;	/* cfg->advertise_addr */
+	uint16_t port;		/* cfg->ports.serf_lan (serf_wan for the WAN pool) */
 	const char *datacenter; /* cfg->datacenter */
-	const char *node_id;    /* cfg->node_id */
-	bool server;            /* cfg->server */
-	int server_port;        /* cfg->ports.server (servers only) */
-	int bootstrap_expect;   /* 0 = not set */
-	const char *build;      /* CAIRN_VERSION */
+	const char *node_id;	/* cfg->node_id */
+	bool server;		/* cfg->server */
+	int server_port;	/* cfg->ports.server (servers only) */
+	int bootstrap_expect;	/* 0 = not set */
+	const char *build;	/* CAIRN_VERSION */
 };
 
 /* Caller-provided storage. */

@@ -14,12 +14,12 @@ Suite *dns_answer_suite(void);
 #define NOW_S 1700000000u
 
 static const struct dns_answer_cfg cfg = {
-	.domain = "consul.",
-	.alt_domain = NULL,
-	.node_ttl_s = 7,
-	.soa_min_ttl_s = 3,
-	.enable_truncate = true,
-	.node_meta_txt = true,
+    .domain = "consul.",
+    .alt_domain = NULL,
+    .node_ttl_s = 7,
+    .soa_min_ttl_s = 3,
+    .enable_truncate = true,
+    .node_meta_txt = true,
 };
 
 /* A query in wire form; edns_size 0 = no OPT. Caller frees. */
@@ -190,11 +190,8 @@ START_TEST(test_node_meta_txt)
 					   "big"};
 	char big[301];
 	const char *vals[] = {"", "v`1", "x", "as is=", big};
-	struct dns_node_result found = {.status = 0,
-					.address = "127.0.0.1",
-					.meta_keys = keys,
-					.meta_vals = vals,
-					.n_meta = 5};
+	struct dns_node_result found = {
+	    .status = 0, .address = "127.0.0.1", .meta_keys = keys, .meta_vals = vals, .n_meta = 5};
 	ldns_pkt *reply;
 	ldns_rr *rr;
 
@@ -306,8 +303,8 @@ END_TEST
 START_TEST(test_notimp)
 {
 	size_t len, rlen;
-	uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 77, 0,
-				   LDNS_PACKET_STATUS, &len);
+	uint8_t *wire =
+	    make_query("web1.node.consul.", LDNS_RR_TYPE_A, 77, 0, LDNS_PACKET_STATUS, &len);
 	uint8_t *rw = NULL;
 	ldns_pkt *reply = NULL;
 	struct dns_query q;
@@ -330,8 +327,8 @@ END_TEST
 START_TEST(test_formerr_truncated)
 {
 	size_t len;
-	uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 0xbeef, 1232,
-				   LDNS_PACKET_QUERY, &len);
+	uint8_t *wire =
+	    make_query("web1.node.consul.", LDNS_RR_TYPE_A, 0xbeef, 1232, LDNS_PACKET_QUERY, &len);
 
 	ck_assert_uint_gt(len, LDNS_HEADER_SIZE + 20);
 	for (size_t cut = 0; cut < len; cut++) {
@@ -368,8 +365,8 @@ END_TEST
 START_TEST(test_drop_responses_and_formerr_counts)
 {
 	size_t len, rlen;
-	uint8_t *wire = make_query("web1.node.consul.", LDNS_RR_TYPE_A, 5, 0, LDNS_PACKET_QUERY,
-				   &len);
+	uint8_t *wire =
+	    make_query("web1.node.consul.", LDNS_RR_TYPE_A, 5, 0, LDNS_PACKET_QUERY, &len);
 	uint8_t *rw = NULL;
 	ldns_pkt *reply = NULL;
 	struct dns_query q;

@@ -164,16 +164,11 @@ END_TEST
 START_TEST(test_bad_labels)
 {
 	static const char *const bad[] = {
-		"..consul.",
-		"web..node.consul.",
-		".web.node.consul.",
-		"web.node.consul..",
-		"we\\032b.node.consul.",  /* escaped space */
-		"we\\.b.node.consul.",    /* escaped dot */
-		"we b.node.consul.",
-		"we*b.node.consul.",
-		"web.node.d$c.consul.",
-		"trailing\\",
+	    "..consul.",	   "web..node.consul.",	    ".web.node.consul.",
+	    "web.node.consul..",   "we\\032b.node.consul.", /* escaped space */
+	    "we\\.b.node.consul.",			    /* escaped dot */
+	    "we b.node.consul.",   "we*b.node.consul.",	    "web.node.d$c.consul.",
+	    "trailing\\",
 	};
 	char label[80], name[400];
 	struct dns_name n;

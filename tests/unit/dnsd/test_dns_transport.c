@@ -42,7 +42,7 @@ static struct {
 	struct dns_tcp *tcp;
 	struct rpc_req *kept[MAX_KEPT];
 	size_t n_kept;
-	size_t lookups;      /* CATALOG_NODE requests seen by the fake raftd */
+	size_t lookups; /* CATALOG_NODE requests seen by the fake raftd */
 	bool guard_fired;
 } fx;
 
@@ -115,13 +115,14 @@ static void setup(void)
 	ck_assert_msg(fx.raftd != NULL, "%s", err);
 	fx.rpc = rpc_client_new(fx.l, fx.zctx, fx.endpoint);
 	ck_assert_ptr_nonnull(fx.rpc);
-	fx.srv = dns_server_new(fx.rpc, &(struct dns_server_cfg){
-		.answer = {.domain = "consul.", .node_ttl_s = 0, .enable_truncate = true},
-		.allow_stale = true,
-		.max_stale_ms = 1000,
-		.rpc_timeout_ms = rpc_timeout_ms,
-		.max_pending = 64,
-	});
+	fx.srv = dns_server_new(
+	    fx.rpc, &(struct dns_server_cfg){
+			.answer = {.domain = "consul.", .node_ttl_s = 0, .enable_truncate = true},
+			.allow_stale = true,
+			.max_stale_ms = 1000,
+			.rpc_timeout_ms = rpc_timeout_ms,
+			.max_pending = 64,
+		    });
 	ck_assert_ptr_nonnull(fx.srv);
 	fx.udp = dns_udp_open(fx.l, fx.srv, "127.0.0.1", 0, err, sizeof(err));
 	ck_assert_msg(fx.udp != NULL, "%s", err);
@@ -273,8 +274,8 @@ struct tcp_client {
 	int fd;
 	uint8_t buf[65536];
 	size_t len;
-	size_t want;   /* replies to wait for */
-	size_t got;    /* complete replies in buf */
+	size_t want; /* replies to wait for */
+	size_t got;  /* complete replies in buf */
 	bool eof;
 	bool wait_eof; /* stop only at EOF */
 };

@@ -42,15 +42,15 @@ static struct {
 } fx;
 
 static const struct members_self self = {
-	.node_name = "alpha",
-	.addr = "127.0.0.1",
-	.port = 8301,
-	.datacenter = "dc1",
-	.node_id = "00000000-0000-0000-0000-000000000001",
-	.server = true,
-	.server_port = 8300,
-	.bootstrap_expect = 1,
-	.build = "0.1.0",
+    .node_name = "alpha",
+    .addr = "127.0.0.1",
+    .port = 8301,
+    .datacenter = "dc1",
+    .node_id = "00000000-0000-0000-0000-000000000001",
+    .server = true,
+    .server_port = 8300,
+    .bootstrap_expect = 1,
+    .build = "0.1.0",
 };
 
 static int64_t guard(struct loop *l, void *ctx)
@@ -104,15 +104,9 @@ static void start(bool server)
 	ck_assert_ptr_nonnull(fx.client);
 }
 
-static void setup_server(void)
-{
-	start(true);
-}
+static void setup_server(void) { start(true); }
 
-static void setup_client(void)
-{
-	start(false);
-}
+static void setup_client(void) { start(false); }
 
 static void teardown(void)
 {

@@ -10,15 +10,15 @@
 #include "proto.h"
 
 static const struct members_self server_self = {
-	.node_name = "alpha",
-	.addr = "10.0.0.1",
-	.port = 8301,
-	.datacenter = "dc1",
-	.node_id = "6a1f6e4c-9c5e-4b6e-8f7e-0d3c2b1a0f99",
-	.server = true,
-	.server_port = 8300,
-	.bootstrap_expect = 3,
-	.build = "0.1.0",
+    .node_name = "alpha",
+    .addr = "10.0.0.1",
+    .port = 8301,
+    .datacenter = "dc1",
+    .node_id = "6a1f6e4c-9c5e-4b6e-8f7e-0d3c2b1a0f99",
+    .server = true,
+    .server_port = 8300,
+    .bootstrap_expect = 3,
+    .build = "0.1.0",
 };
 
 static void assert_tag(const struct member *m, const char *key, const char *want)
@@ -180,9 +180,9 @@ START_TEST(test_to_proto_round_trip)
 	ck_assert_int_eq(members_self_build(&server_self, false, &a), 0);
 	ck_assert_int_eq(members_upsert(&t, &a, NULL), 0);
 	m.u.members_reply.seq = t.seq;
-	ck_assert_int_eq(members_to_proto(&t, &ar, &m.u.members_reply.members.v,
-					  &m.u.members_reply.members.n),
-			 0);
+	ck_assert_int_eq(
+	    members_to_proto(&t, &ar, &m.u.members_reply.members.v, &m.u.members_reply.members.n),
+	    0);
 	ck_assert_int_eq(proto_encode(&m, &buf, &len), 0);
 	ck_assert_int_eq(proto_decode(buf, len, &ar, &back, NULL, 0), 0);
 	ck_assert_int_eq(back.type, PROTO_MEMBERS_REPLY);
