@@ -43,16 +43,16 @@ enum req_state {
 struct http_req {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
-	struct arena arena;        /* everything routes builds */
-	const char *target;        /* raw request target (arena) */
-	const char *method;        /* (arena) */
+	struct arena arena; /* everything routes builds */
+	const char *target; /* raw request target (arena) */
+	const char *method; /* (arena) */
 	enum req_state state;
-	uint8_t *body;             /* malloc'd, at most body_limit bytes */
+	uint8_t *body; /* malloc'd, at most body_limit bytes */
 	size_t body_len;
 	size_t body_cap;
-	uint64_t body_limit;       /* from routes_body_limit */
-	uint64_t content_length;   /* from the header; 0 when absent */
-	uint64_t received;         /* body bytes received so far */
+	uint64_t body_limit;	 /* from routes_body_limit */
+	uint64_t content_length; /* from the header; 0 when absent */
+	uint64_t received;	 /* body bytes received so far */
 	bool too_large;
 	struct routes_call call;   /* the RPC, while WAITING */
 	struct routes_resp resp;   /* the answer, once READY */
@@ -128,14 +128,12 @@ static enum MHD_Result send_resp(struct http_req *r)
 	size_t i;
 
 	r->state = REQ_DONE;
-	resp = MHD_create_response_from_buffer(r->resp.body_len,
-					       (void *)(r->resp.body ? r->resp.body : ""),
-					       MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(
+	    r->resp.body_len, (void *)(r->resp.body ? r->resp.body : ""), MHD_RESPMEM_MUST_COPY);
 	if (!resp)
 		return MHD_NO;
-	if (r->resp.content_type &&
-	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp.content_type) !=
-		    MHD_YES)
+	if (r->resp.content_type && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+							    r->resp.content_type) != MHD_YES)
 		goto fail;
 	for (i = 0; i < r->resp.n_hdrs; i++)
 		if (MHD_add_response_header(resp, r->resp.hdrs[i].name, r->resp.hdrs[i].value) !=
@@ -162,8 +160,8 @@ static void note_reply(struct http_server *s, const struct proto_msg *m)
 		idx = m->u.write_reply.index;
 		s->env.known_leader = true;
 	} else if (m->type == PROTO_STATUS_LEADER_REPLY) {
-		s->env.known_leader = m->u.status_leader_reply.leader &&
-				      m->u.status_leader_reply.leader[0];
+		s->env.known_leader =
+		    m->u.status_leader_reply.leader && m->u.status_leader_reply.leader[0];
 	}
 	if (idx > s->env.last_index)
 		s->env.last_index = idx;
@@ -196,12 +194,12 @@ static void on_reply(void *ctx, int status, const struct proto_msg *reply)
 static enum MHD_Result dispatch(struct http_server *s, struct http_req *r)
 {
 	struct routes_req rq = {
-		.method = r->method,
-		.target = r->target,
-		.body = r->body,
-		.body_len = r->body_len,
-		.body_too_large = r->too_large,
-		.body_seen = r->content_length > r->received ? r->content_length : r->received,
+	    .method = r->method,
+	    .target = r->target,
+	    .body = r->body,
+	    .body_len = r->body_len,
+	    .body_too_large = r->too_large,
+	    .body_seen = r->content_length > r->received ? r->content_length : r->received,
 	};
 	struct routes_action act;
 	struct rpc_client *client;
@@ -244,8 +242,8 @@ static enum MHD_Result dispatch(struct http_server *s, struct http_req *r)
 
 static void body_start(struct http_server *s, struct http_req *r)
 {
-	const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl =
+	    MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	char *end;
 	unsigned long long n;
 
@@ -450,15 +448,14 @@ static unsigned connection_limit(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur > 256)
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 256)
 		return (unsigned)(rl.rlim_cur > 1000000 ? 1000000 : rl.rlim_cur - 128);
 	return 128;
 }
 
 struct http_server *http_server_new(struct loop *l, const struct config *cfg,
-				    struct rpc_client *raftd, struct rpc_client *gossipd,
-				    char *err, size_t errlen)
+				    struct rpc_client *raftd, struct rpc_client *gossipd, char *err,
+				    size_t errlen)
 {
 	struct http_server *s;
 	struct sockaddr_in sin;
@@ -517,12 +514,11 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	s->env.last_index = 1;
 
 	s->mhd = MHD_start_daemon(
-		flags, (uint16_t)cfg->ports.http, NULL, NULL, on_request, s,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_CONNECTION_TIMEOUT,
-		HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+	    flags, (uint16_t)cfg->ports.http, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+	    on_mhd_log, s, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+	    HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, errlen, "cannot listen on %s port %d: %s", addr, cfg->ports.http,
 			 strerror(errno));
@@ -583,7 +579,4 @@ int http_server_port(const struct http_server *s)
 	return info ? info->port : -1;
 }
 
-size_t http_server_parked(const struct http_server *s)
-{
-	return s ? s->n_parked : 0;
-}
+size_t http_server_parked(const struct http_server *s) { return s ? s->n_parked : 0; }

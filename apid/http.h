@@ -21,12 +21,12 @@ struct rpc_client;
 struct http_server;
 
 /* Starts listening on cfg->client_addr:cfg->ports.http (0 picks a free
- * port, for tests; see http_server_port) and registers with the loop. raftd and gossipd are borrowed and must outlive the server
- * (gossipd may be NULL: agent endpoints then answer as if it were down).
- * Returns NULL on failure with a reason in err. */
+ * port, for tests; see http_server_port) and registers with the loop. raftd and gossipd are
+ * borrowed and must outlive the server (gossipd may be NULL: agent endpoints then answer as if it
+ * were down). Returns NULL on failure with a reason in err. */
 struct http_server *http_server_new(struct loop *l, const struct config *cfg,
-				    struct rpc_client *raftd, struct rpc_client *gossipd,
-				    char *err, size_t errlen);
+				    struct rpc_client *raftd, struct rpc_client *gossipd, char *err,
+				    size_t errlen);
 
 /* Answers every parked request with 503, stops MHD and frees the server.
  * Call only after loop_run() has returned, and do not run the loop again:

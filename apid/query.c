@@ -17,8 +17,8 @@ static int hexval(char c)
 	return -1;
 }
 
-static int pct_decode(struct arena *a, const char *s, size_t len, bool plus_is_space,
-		      char **out, size_t *out_len)
+static int pct_decode(struct arena *a, const char *s, size_t len, bool plus_is_space, char **out,
+		      size_t *out_len)
 {
 	char *buf = arena_alloc(a, len + 1);
 	size_t i, o = 0;
@@ -144,10 +144,7 @@ int query_split_target(struct arena *a, const char *target, const char **out_pat
 	return 0;
 }
 
-bool query_has(const struct query *q, const char *key)
-{
-	return query_get(q, key) != NULL;
-}
+bool query_has(const struct query *q, const char *key) { return query_get(q, key) != NULL; }
 
 const char *query_get(const struct query *q, const char *key)
 {
@@ -185,14 +182,14 @@ struct unit {
 };
 
 static const struct unit units[] = {
-	{"ns", 1ull},
-	{"us", 1000ull},
-	{"\xc2\xb5s", 1000ull}, /* U+00B5 micro sign */
-	{"\xce\xbcs", 1000ull}, /* U+03BC Greek mu */
-	{"ms", 1000000ull},
-	{"s", 1000000000ull},
-	{"m", 60ull * 1000000000ull},
-	{"h", 3600ull * 1000000000ull},
+    {"ns", 1ull},
+    {"us", 1000ull},
+    {"\xc2\xb5s", 1000ull}, /* U+00B5 micro sign */
+    {"\xce\xbcs", 1000ull}, /* U+03BC Greek mu */
+    {"ms", 1000000ull},
+    {"s", 1000000000ull},
+    {"m", 60ull * 1000000000ull},
+    {"h", 3600ull * 1000000000ull},
 };
 
 int query_parse_duration_ms(const char *s, uint64_t *out_ms)

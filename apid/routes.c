@@ -83,7 +83,8 @@ static int add_meta(struct arena *a, struct routes_resp *r, uint64_t index, bool
 	if (rc == 0)
 		rc = hdr_add(r, "X-Consul-KnownLeader", known_leader ? "true" : "false");
 	if (rc == 0)
-		rc = hdr_add(r, "X-Consul-LastContact", arena_printf(a, "%" PRIu64, last_contact_ms));
+		rc = hdr_add(r, "X-Consul-LastContact",
+			     arena_printf(a, "%" PRIu64, last_contact_ms));
 	return rc;
 }
 
@@ -101,18 +102,18 @@ enum route {
 };
 
 struct route_def {
-	const char *path;  /* exact path, or prefix when it ends in '/' */
+	const char *path; /* exact path, or prefix when it ends in '/' */
 	enum route route;
 	const char *allow; /* methods, as Consul's Allow header lists them */
 };
 
 static const struct route_def route_defs[] = {
-	{"/v1/kv/", ROUTE_KV, "OPTIONS,GET,PUT,DELETE"},
-	{"/v1/kv", ROUTE_KV, "OPTIONS,GET,PUT,DELETE"},
-	{"/v1/status/leader", ROUTE_STATUS_LEADER, "OPTIONS,GET"},
-	{"/v1/status/peers", ROUTE_STATUS_PEERS, "OPTIONS,GET"},
-	{"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
-	{"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
+    {"/v1/kv/", ROUTE_KV, "OPTIONS,GET,PUT,DELETE"},
+    {"/v1/kv", ROUTE_KV, "OPTIONS,GET,PUT,DELETE"},
+    {"/v1/status/leader", ROUTE_STATUS_LEADER, "OPTIONS,GET"},
+    {"/v1/status/peers", ROUTE_STATUS_PEERS, "OPTIONS,GET"},
+    {"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
+    {"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
 };
 
 static const struct route_def *route_match(const char *path)
@@ -158,7 +159,7 @@ uint64_t routes_body_limit(const struct routes_env *env, const char *method, con
 /* ---- query options common to reads (Consul's parse()) ----------------- */
 
 struct read_opts {
-	unsigned mode;         /* 0 default, 1 consistent, 2 stale */
+	unsigned mode;	       /* 0 default, 1 consistent, 2 stale */
 	uint64_t max_stale_ms; /* 0: not given */
 	uint64_t min_index;    /* 0: not blocking */
 	uint64_t wait_ms;      /* effective wait when blocking */
@@ -215,9 +216,8 @@ static bool other_dc(const struct routes_env *env, const struct query *q)
 
 /* ---- KV --------------------------------------------------------------- */
 
-static int kv_dispatch(const struct routes_env *env, const struct routes_req *req,
-		       const char *key, const struct query *q, struct arena *a,
-		       struct routes_action *out)
+static int kv_dispatch(const struct routes_env *env, const struct routes_req *req, const char *key,
+		       const struct query *q, struct arena *a, struct routes_action *out)
 {
 	struct routes_call *c = &out->call;
 	const char *v;
@@ -268,7 +268,8 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 
 	if (strcmp(req->method, "PUT") == 0) {
 		struct proto_kv_put *p;
-		int nflags = query_has(q, "cas") + query_has(q, "acquire") + query_has(q, "release");
+		int nflags =
+		    query_has(q, "cas") + query_has(q, "acquire") + query_has(q, "release");
 
 		out->respond = true;
 		if (key[0] == '\0')
@@ -293,23 +294,23 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 			c->want_result = true;
 		}
 		if (query_has(q, "acquire") || query_has(q, "release"))
-			return routes_text(a, 400, "Lock acquire and release need sessions, which "
-						   "this agent does not support yet",
+			return routes_text(a, 400,
+					   "Lock acquire and release need sessions, which "
+					   "this agent does not support yet",
 					   &out->resp);
 		if (req->body_too_large) {
 			const char *msg =
-				req->body_seen > env->cfg->kv_max_value_size
-					? arena_printf(a,
-						       "Request body(%" PRIu64
-						       " bytes) too large, max size: %" PRIu64
-						       " bytes. See "
-						       "https://developer.hashicorp.com/docs/agent/"
-						       "config/config-files#kv_max_value_size.",
-						       req->body_seen, env->cfg->kv_max_value_size)
-					: arena_printf(a,
-						       "Request body too large, max size: %" PRIu64
-						       " bytes.",
-						       env->cfg->kv_max_value_size);
+			    req->body_seen > env->cfg->kv_max_value_size
+				? arena_printf(a,
+					       "Request body(%" PRIu64
+					       " bytes) too large, max size: %" PRIu64
+					       " bytes. See "
+					       "https://developer.hashicorp.com/docs/agent/"
+					       "config/config-files#kv_max_value_size.",
+					       req->body_seen, env->cfg->kv_max_value_size)
+				: arena_printf(
+				      a, "Request body too large, max size: %" PRIu64 " bytes.",
+				      env->cfg->kv_max_value_size);
 
 			if (!msg)
 				return -ENOMEM;
@@ -331,7 +332,8 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 
 		out->respond = true;
 		if (query_has(q, "recurse") && query_has(q, "cas"))
-			return routes_text(a, 400, "Conflicting flags: recurse and cas", &out->resp);
+			return routes_text(a, 400, "Conflicting flags: recurse and cas",
+					   &out->resp);
 		c->msg = proto_msg_make(PROTO_KV_DELETE);
 		d = &c->msg.u.kv_delete;
 		d->key = key;
@@ -403,9 +405,9 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return rc;
 	}
 	if (req->body_too_large && d->route != ROUTE_KV) {
-		const char *msg = arena_printf(a, "Request body too large, max size: %" PRIu64
-						  " bytes.",
-					       env->cfg->http_max_body);
+		const char *msg =
+		    arena_printf(a, "Request body too large, max size: %" PRIu64 " bytes.",
+				 env->cfg->http_max_body);
 
 		return msg ? routes_text(a, 413, msg, &out->resp) : -ENOMEM;
 	}
@@ -437,11 +439,11 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 	case ROUTE_AGENT_MEMBERS:
 		out->respond = false;
 		out->call.op =
-			d->route == ROUTE_AGENT_SELF ? ROUTES_OP_AGENT_SELF : ROUTES_OP_AGENT_MEMBERS;
+		    d->route == ROUTE_AGENT_SELF ? ROUTES_OP_AGENT_SELF : ROUTES_OP_AGENT_MEMBERS;
 		out->call.peer = ROUTES_PEER_GOSSIPD;
 		out->call.msg = proto_msg_make(PROTO_MEMBERS);
 		out->call.msg.u.members.wan =
-			d->route == ROUTE_AGENT_MEMBERS && query_has(&q, "wan");
+		    d->route == ROUTE_AGENT_MEMBERS && query_has(&q, "wan");
 		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
 		return 0;
 	case ROUTE_NONE:
@@ -480,8 +482,8 @@ static enum proto_type expected_reply(enum routes_op op)
 }
 
 /* An ERROR reply from a daemon, as Consul maps RPC errors to HTTP. */
-static int error_reply(const struct routes_call *call, const struct proto_error *e,
-		       struct arena *a, struct routes_resp *out)
+static int error_reply(const struct routes_call *call, const struct proto_error *e, struct arena *a,
+		       struct routes_resp *out)
 {
 	const char *msg = e->message && *e->message ? e->message : err_str((int)e->code);
 
@@ -510,7 +512,8 @@ static int status_headers(const struct routes_env *env, struct arena *a, struct 
 }
 
 static int kv_get_reply(const struct routes_env *env, const struct routes_call *call,
-			const struct proto_kv_get_reply *r, struct arena *a, struct routes_resp *out)
+			const struct proto_kv_get_reply *r, struct arena *a,
+			struct routes_resp *out)
 {
 	int rc;
 
@@ -569,8 +572,7 @@ static int kv_get_reply(const struct routes_env *env, const struct routes_call *
 	return rc;
 }
 
-static const struct proto_member *find_member(const struct proto_members_reply *r,
-					      const char *name)
+static const struct proto_member *find_member(const struct proto_members_reply *r, const char *name)
 {
 	size_t i;
 
@@ -643,8 +645,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		return rc < 0 ? rc : status_headers(env, a, out, leader && *leader);
 	}
 	case ROUTES_OP_STATUS_PEERS:
-		rc = resp_json(a, 200, render_strs(&reply->u.status_peers_reply.peers), call->pretty,
-			       out);
+		rc = resp_json(a, 200, render_strs(&reply->u.status_peers_reply.peers),
+			       call->pretty, out);
 		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
 	case ROUTES_OP_AGENT_MEMBERS: {
 		const struct proto_members_reply *m = &reply->u.members_reply;
@@ -673,7 +675,7 @@ int routes_local_member(const struct config *cfg, struct arena *a, struct proto_
 	do {                                                                                       \
 		keys[n] = (k);                                                                     \
 		vals[n] = (v);                                                                     \
-		if (!vals[n])                                                              \
+		if (!vals[n])                                                                      \
 			return -ENOMEM;                                                            \
 		n++;                                                                               \
 	} while (0)

@@ -29,17 +29,17 @@ struct config;
 /* What the agent knows that answers may show; owned by http.c. */
 struct routes_env {
 	const struct config *cfg; /* borrowed */
-	uint64_t last_index;      /* highest Raft index seen in any reply */
-	bool known_leader;        /* from the latest read reply */
+	uint64_t last_index;	  /* highest Raft index seen in any reply */
+	bool known_leader;	  /* from the latest read reply */
 };
 
 struct routes_req {
-	const char *method;     /* "GET", as received */
-	const char *target;     /* raw request target: path?query, undecoded */
-	const uint8_t *body;    /* NULL when empty */
-	size_t body_len;        /* bytes kept in body */
-	bool body_too_large;    /* the body passed routes_body_limit() */
-	uint64_t body_seen;     /* bytes the client sent (Content-Length) */
+	const char *method;  /* "GET", as received */
+	const char *target;  /* raw request target: path?query, undecoded */
+	const uint8_t *body; /* NULL when empty */
+	size_t body_len;     /* bytes kept in body */
+	bool body_too_large; /* the body passed routes_body_limit() */
+	uint64_t body_seen;  /* bytes the client sent (Content-Length) */
 };
 
 struct routes_hdr {
@@ -50,9 +50,9 @@ struct routes_hdr {
 #define ROUTES_MAX_HDRS 8
 
 struct routes_resp {
-	unsigned status;          /* HTTP status code */
+	unsigned status;	  /* HTTP status code */
 	const char *content_type; /* NULL: no Content-Type */
-	const char *body;         /* may be NULL when body_len is 0 */
+	const char *body;	  /* may be NULL when body_len is 0 */
 	size_t body_len;
 	struct routes_hdr hdrs[ROUTES_MAX_HDRS];
 	size_t n_hdrs;
@@ -60,8 +60,8 @@ struct routes_resp {
 
 enum routes_op {
 	ROUTES_OP_NONE = 0,
-	ROUTES_OP_KV_GET,         /* one key or ?recurse */
-	ROUTES_OP_KV_KEYS,        /* ?keys */
+	ROUTES_OP_KV_GET,  /* one key or ?recurse */
+	ROUTES_OP_KV_KEYS, /* ?keys */
 	ROUTES_OP_KV_PUT,
 	ROUTES_OP_KV_DELETE,
 	ROUTES_OP_STATUS_LEADER,
@@ -78,18 +78,18 @@ enum routes_peer {
 /* One RPC the request needs, and what rendering its reply needs. */
 struct routes_call {
 	enum routes_op op;
-	enum routes_peer peer;  /* which daemon to ask */
-	struct proto_msg msg;   /* the request; strings in the arena */
-	uint64_t timeout_ms;    /* client-side time-out for the call */
-	bool raw;               /* KV GET ?raw on a single key */
-	bool pretty;            /* ?pretty */
-	bool want_result;       /* PUT/DELETE with cas: answer the outcome */
-	bool has_prefix;        /* ?keys: the prefix is not empty */
-	unsigned consistency;   /* 0 default, 1 consistent, 2 stale */
+	enum routes_peer peer; /* which daemon to ask */
+	struct proto_msg msg;  /* the request; strings in the arena */
+	uint64_t timeout_ms;   /* client-side time-out for the call */
+	bool raw;	       /* KV GET ?raw on a single key */
+	bool pretty;	       /* ?pretty */
+	bool want_result;      /* PUT/DELETE with cas: answer the outcome */
+	bool has_prefix;       /* ?keys: the prefix is not empty */
+	unsigned consistency;  /* 0 default, 1 consistent, 2 stale */
 };
 
 struct routes_action {
-	bool respond;              /* true: send resp now; false: make call */
+	bool respond; /* true: send resp now; false: make call */
 	struct routes_resp resp;
 	struct routes_call call;
 };

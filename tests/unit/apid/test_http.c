@@ -27,7 +27,7 @@
 
 struct fake {
 	struct rpc_server *srv;
-	bool hold;                      /* keep requests instead of answering */
+	bool hold; /* keep requests instead of answering */
 	struct rpc_req *held[MAX_REQS];
 	size_t n_held;
 	size_t n_seen;
@@ -146,7 +146,8 @@ static void *client_main(void *arg)
 		curl_easy_setopt(h[i], CURLOPT_TIMEOUT, 30L);
 		if (j->body) {
 			curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, j->body);
-			curl_easy_setopt(h[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+			curl_easy_setopt(h[i], CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)j->body_len);
 		}
 		curl_multi_add_handle(m, h[i]);
 	}
@@ -179,7 +180,7 @@ static char endpoint[128];
 
 /* What the loop's tick does for the running test. */
 static struct job *job;
-static size_t release_at;  /* release held requests once this many are parked */
+static size_t release_at; /* release held requests once this many are parked */
 static size_t max_parked;
 static bool stop_when_parked; /* stop the loop instead (shutdown test) */
 

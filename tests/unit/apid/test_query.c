@@ -9,15 +9,9 @@
 
 static struct arena a;
 
-static void setup(void)
-{
-	arena_init(&a, 0);
-}
+static void setup(void) { arena_init(&a, 0); }
 
-static void teardown(void)
-{
-	arena_close(&a);
-}
+static void teardown(void) { arena_close(&a); }
 
 START_TEST(pct_decode_basic)
 {
@@ -119,10 +113,11 @@ START_TEST(parse_duration)
 		const char *s;
 		uint64_t ms;
 	} ok[] = {
-		{"10s", 10000},     {"60000ms", 60000}, {"5m", 300000},    {"1h", 3600000},
-		{"1h30m", 5400000}, {"1.5s", 1500},     {"250us", 0},      {"2000000us", 2000},
-		{"10", 10000},      {"0", 0},           {"+3s", 3000},     {"1m0.5s", 60500},
-		{".5s", 500},       {"3000000000ns", 3000}, {"1\xc2\xb5s", 0},
+	    {"10s", 10000},  {"60000ms", 60000},     {"5m", 300000},
+	    {"1h", 3600000}, {"1h30m", 5400000},     {"1.5s", 1500},
+	    {"250us", 0},    {"2000000us", 2000},    {"10", 10000},
+	    {"0", 0},	     {"+3s", 3000},	     {"1m0.5s", 60500},
+	    {".5s", 500},    {"3000000000ns", 3000}, {"1\xc2\xb5s", 0},
 	};
 	static const char *const bad[] = {"", "xyz", "5x", "-5s", "s", "1.s.", "10 s", "1e3s", "."};
 	uint64_t ms;

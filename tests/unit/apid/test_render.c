@@ -10,15 +10,9 @@
 
 static struct arena a;
 
-static void setup(void)
-{
-	arena_init(&a, 0);
-}
+static void setup(void) { arena_init(&a, 0); }
 
-static void teardown(void)
-{
-	arena_close(&a);
-}
+static void teardown(void) { arena_close(&a); }
 
 /* Dumps j compactly (stealing it) and returns the text (arena). */
 static const char *dump(json_t *j)
@@ -37,7 +31,7 @@ START_TEST(base64_vectors)
 {
 	/* RFC 4648 section 10 */
 	static const char *const in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *const out[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+	static const char *const out[] = {"",	      "Zg==",	  "Zm8=",    "Zm9v",
 					  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	size_t i;
 
@@ -50,17 +44,18 @@ END_TEST
 START_TEST(kv_entry_shape)
 {
 	struct proto_kv_entry e = {
-		.key = "greeting",
-		.create_index = 5,
-		.modify_index = 7,
-		.lock_index = 0,
-		.flags = 42,
-		.value = {(const uint8_t *)"hello", 5},
+	    .key = "greeting",
+	    .create_index = 5,
+	    .modify_index = 7,
+	    .lock_index = 0,
+	    .flags = 42,
+	    .value = {(const uint8_t *)"hello", 5},
 	};
 
-	ck_assert_str_eq(dump(render_kv_entry(&e)),
-			 "{\"LockIndex\":0,\"Key\":\"greeting\",\"Flags\":42,\"Value\":\"aGVsbG8=\","
-			 "\"CreateIndex\":5,\"ModifyIndex\":7}");
+	ck_assert_str_eq(
+	    dump(render_kv_entry(&e)),
+	    "{\"LockIndex\":0,\"Key\":\"greeting\",\"Flags\":42,\"Value\":\"aGVsbG8=\","
+	    "\"CreateIndex\":5,\"ModifyIndex\":7}");
 	/* empty value is null; a session shows between Value and CreateIndex */
 	e.value.ptr = NULL;
 	e.value.len = 0;
@@ -76,8 +71,11 @@ END_TEST
 START_TEST(kv_entries_array)
 {
 	struct proto_kv_entry e[2] = {
-		{.key = "a", .create_index = 1, .modify_index = 1},
-		{.key = "a/b", .create_index = 2, .modify_index = 3, .value = {(const uint8_t *)"x", 1}},
+	    {.key = "a", .create_index = 1, .modify_index = 1},
+	    {.key = "a/b",
+	     .create_index = 2,
+	     .modify_index = 3,
+	     .value = {(const uint8_t *)"x", 1}},
 	};
 	struct proto_strs none = {0};
 
@@ -94,9 +92,9 @@ END_TEST
 START_TEST(kv_flags_full_range)
 {
 	struct proto_kv_entry e[3] = {
-		{.key = "a\"Flags\":0", .flags = UINT64_MAX, .create_index = 1, .modify_index = 1},
-		{.key = "b", .flags = 7, .create_index = 2, .modify_index = 2},
-		{.key = "c", .flags = (uint64_t)INT64_MAX + 1, .create_index = 3, .modify_index = 3},
+	    {.key = "a\"Flags\":0", .flags = UINT64_MAX, .create_index = 1, .modify_index = 1},
+	    {.key = "b", .flags = 7, .create_index = 2, .modify_index = 2},
+	    {.key = "c", .flags = (uint64_t)INT64_MAX + 1, .create_index = 3, .modify_index = 3},
 	};
 	char *s;
 	size_t n;
@@ -119,7 +117,10 @@ END_TEST
 
 START_TEST(string_invalid_utf8)
 {
-	ck_assert_str_eq(dump(render_string("a\xff" "b")), "\"a\xef\xbf\xbd" "b\"");
+	ck_assert_str_eq(dump(render_string("a\xff"
+					    "b")),
+			 "\"a\xef\xbf\xbd"
+			 "b\"");
 	ck_assert_str_eq(dump(render_string("\xe2\x82\xac")), "\"\xe2\x82\xac\"");
 	ck_assert_str_eq(dump(render_string(NULL)), "\"\"");
 }
@@ -130,11 +131,11 @@ START_TEST(member_shape)
 	const char *keys[] = {"role", "dc"};
 	const char *vals[] = {"consul", "dc1"};
 	struct proto_member m = {
-		.name = "node1",
-		.addr = "127.0.0.1",
-		.port = 8301,
-		.tags = {keys, vals, 2},
-		.status = 1,
+	    .name = "node1",
+	    .addr = "127.0.0.1",
+	    .port = 8301,
+	    .tags = {keys, vals, 2},
+	    .status = 1,
 	};
 
 	/* tags come out in key order, as Go writes maps */
@@ -158,20 +159,16 @@ START_TEST(agent_self_shape)
 	cfg.server = true;
 	j = render_agent_self(&cfg, &m);
 	ck_assert_ptr_nonnull(j);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Config"),
-							   "Datacenter")),
-			 "dc1");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Config"),
-							   "NodeID")),
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "Config"), "Datacenter")), "dc1");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Config"), "NodeID")),
 			 cfg.node_id);
 	ck_assert(json_is_true(json_object_get(json_object_get(j, "Config"), "Server")));
 	ck_assert_ptr_nonnull(json_object_get(json_object_get(j, "Config"), "Version"));
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Member"),
-							   "Name")),
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Member"), "Name")),
 			 "n1");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "Member"),
-							    "DelegateCur")),
-			 4);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(j, "Member"), "DelegateCur")), 4);
 	json_decref(j);
 }
 END_TEST

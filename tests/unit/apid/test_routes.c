@@ -38,28 +38,22 @@ static void setup(void)
 	env.last_index = 9;
 }
 
-static void teardown(void)
-{
-	arena_close(&a);
-}
+static void teardown(void) { arena_close(&a); }
 
 static void run_body(const char *method, const char *target, const char *body, size_t len)
 {
 	struct routes_req req = {
-		.method = method,
-		.target = target,
-		.body = (const uint8_t *)body,
-		.body_len = len,
-		.body_seen = len,
+	    .method = method,
+	    .target = target,
+	    .body = (const uint8_t *)body,
+	    .body_len = len,
+	    .body_seen = len,
 	};
 
 	ck_assert_int_eq(routes_dispatch(&env, &req, &a, &act), 0);
 }
 
-static void run(const char *method, const char *target)
-{
-	run_body(method, target, NULL, 0);
-}
+static void run(const char *method, const char *target) { run_body(method, target, NULL, 0); }
 
 static const char *hdr(const struct routes_resp *r, const char *name)
 {
@@ -301,10 +295,10 @@ END_TEST
 START_TEST(kv_put_too_large)
 {
 	struct routes_req req = {
-		.method = "PUT",
-		.target = "/v1/kv/big",
-		.body_too_large = true,
-		.body_seen = 600000,
+	    .method = "PUT",
+	    .target = "/v1/kv/big",
+	    .body_too_large = true,
+	    .body_seen = 600000,
 	};
 
 	ck_assert_uint_eq(routes_body_limit(&env, "PUT", "/v1/kv/big"), 512 * 1024);
@@ -374,8 +368,9 @@ START_TEST(kv_get_found)
 	finish(0, &m);
 	ck_assert_uint_eq(resp.status, 200);
 	ck_assert_str_eq(resp.content_type, "application/json");
-	ck_assert_str_eq(body(&resp), "[{\"LockIndex\":0,\"Key\":\"greeting\",\"Flags\":0,"
-				      "\"Value\":\"aGVsbG8=\",\"CreateIndex\":5,\"ModifyIndex\":5}]");
+	ck_assert_str_eq(body(&resp),
+			 "[{\"LockIndex\":0,\"Key\":\"greeting\",\"Flags\":0,"
+			 "\"Value\":\"aGVsbG8=\",\"CreateIndex\":5,\"ModifyIndex\":5}]");
 	ck_assert_str_eq(hdr(&resp, "X-Consul-Index"), "5");
 	ck_assert_str_eq(hdr(&resp, "X-Consul-KnownLeader"), "true");
 	ck_assert_str_eq(hdr(&resp, "X-Consul-LastContact"), "0");
@@ -529,9 +524,12 @@ START_TEST(agent_replies)
 	const char *keys[] = {"role"};
 	const char *vals[] = {"consul"};
 	struct proto_member mem[2] = {
-		{.name = "other", .addr = "10.0.0.2", .port = 8301, .status = 1},
-		{.name = "node1", .addr = "10.0.0.1", .port = 8301, .tags = {keys, vals, 1},
-		 .status = 1},
+	    {.name = "other", .addr = "10.0.0.2", .port = 8301, .status = 1},
+	    {.name = "node1",
+	     .addr = "10.0.0.1",
+	     .port = 8301,
+	     .tags = {keys, vals, 1},
+	     .status = 1},
 	};
 	struct proto_msg m = proto_msg_make(PROTO_MEMBERS_REPLY);
 	json_t *j;
@@ -564,11 +562,10 @@ START_TEST(agent_replies)
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Member"), "Name")),
 			 "node1");
 	ck_assert_str_eq(json_string_value(json_object_get(
-				 json_object_get(json_object_get(j, "Member"), "Tags"), "role")),
+			     json_object_get(json_object_get(j, "Member"), "Tags"), "role")),
 			 "consul");
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Config"),
-							   "NodeName")),
-			 "node1");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "Config"), "NodeName")), "node1");
 	json_decref(j);
 }
 END_TEST
