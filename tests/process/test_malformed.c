@@ -290,6 +290,81 @@ START_TEST(http_garbage)
 }
 END_TEST
 
+/* Sends a valid request and returns its decoded reply (memory in ar). */
+static void roundtrip_ok(const char *sock, struct proto_msg *req, struct arena *ar,
+			 struct proto_msg *out)
+{
+	char ep[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	harness_ipc_endpoint(&ag, sock, ep, sizeof(ep));
+	ck_assert_int_eq(proto_encode(req, &buf, &len), 0);
+	rc = zmq_roundtrip(ep, buf, len, 5000, ar, out);
+	free(buf);
+	ck_assert_msg(rc == 0, "%s: %s: no reply (%s)", sock, proto_type_name(req->type),
+		      err_str(rc));
+	ck_assert_msg(out->id == req->id, "%s: reply id %llu, want %llu", sock,
+		      (unsigned long long)out->id, (unsigned long long)req->id);
+}
+
+/* The same sockets answer well-formed requests as messages.def says. */
+START_TEST(ipc_valid_requests)
+{
+	struct arena ar;
+	struct proto_msg req, rep;
+	char want[64];
+	const struct proto_member *self = NULL;
+
+	REQUIRE_AGENT();
+	arena_init(&ar, 0);
+
+	req = proto_msg_make(PROTO_MEMBERS);
+	req.id = 501;
+	roundtrip_ok("gossipd", &req, &ar, &rep);
+	ck_assert_msg(rep.type == PROTO_MEMBERS_REPLY, "MEMBERS answered with %s",
+		      proto_type_name(rep.type));
+	ck_assert_msg(rep.u.members_reply.seq >= 1, "snapshot seq %llu: the join is event 1",
+		      (unsigned long long)rep.u.members_reply.seq);
+	for (size_t i = 0; i < rep.u.members_reply.members.n; i++)
+		if (strcmp(rep.u.members_reply.members.v[i].name, ag.name) == 0)
+			self = &rep.u.members_reply.members.v[i];
+	ck_assert_msg(self != NULL, "MEMBERS_REPLY lacks the local member");
+	ck_assert_str_eq(self->addr, "127.0.0.1");
+	ck_assert_uint_eq(self->port, (uint64_t)ag.serf_lan_port);
+	ck_assert_uint_eq(self->status, 1);
+	arena_reset(&ar);
+
+	req = proto_msg_make(PROTO_STATUS_LEADER);
+	req.id = 502;
+	roundtrip_ok("raftd", &req, &ar, &rep);
+	ck_assert_msg(rep.type == PROTO_STATUS_LEADER_REPLY, "STATUS_LEADER answered with %s",
+		      proto_type_name(rep.type));
+	snprintf(want, sizeof(want), "127.0.0.1:%d", ag.server_port);
+	ck_assert_str_eq(rep.u.status_leader_reply.leader, want);
+	arena_reset(&ar);
+
+	req = proto_msg_make(PROTO_KV_GET);
+	req.id = 503;
+	req.u.kv_get.key = "mal/none";
+	roundtrip_ok("raftd", &req, &ar, &rep);
+	ck_assert_msg(rep.type == PROTO_KV_GET_REPLY, "KV_GET answered with %s",
+		      proto_type_name(rep.type));
+	ck_assert_msg(rep.u.kv_get_reply.index > 0, "KV_GET_REPLY index 0");
+	ck_assert_uint_eq(rep.u.kv_get_reply.entries.n, 0);
+	arena_reset(&ar);
+
+	/* A request type raftd does not serve: an ERROR, not silence. */
+	req = proto_msg_make(PROTO_MEMBERS);
+	req.id = 504;
+	roundtrip_ok("raftd", &req, &ar, &rep);
+	ck_assert_msg(rep.type == PROTO_ERROR, "MEMBERS to raftd answered with %s",
+		      proto_type_name(rep.type));
+	arena_close(&ar);
+}
+END_TEST
+
 START_TEST(sigterm_stops_everything)
 {
 	char err[1024];
@@ -313,6 +388,7 @@ int main(void)
 	tcase_add_test(tc, raftd_malformed_writes_write_nothing);
 	tcase_add_test(tc, dnsd_survives_garbage);
 	tcase_add_test(tc, http_garbage);
+	tcase_add_test(tc, ipc_valid_requests);
 	tcase_add_test(tc, sigterm_stops_everything);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
