@@ -995,6 +995,63 @@ START_TEST(many_parked_watchers)
 }
 END_TEST
 
+/* Clients that give up on parked blocking queries: apid must drop the
+ * suspended connections cleanly, and a later write that would have woken
+ * them must not touch freed state. */
+START_TEST(abandoned_blocking_queries)
+{
+	enum { N = 300 };
+	CURLM *multi;
+	CURL *easy[N];
+	char url[256];
+	uint64_t idx, deadline;
+	int running = 0;
+	pid_t apid;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	apid = harness_daemon_pid(&ag, "apid");
+	put_expect("/v1/kv/kvab/key", "before", "true");
+	j = get_json("/v1/kv/kvab/key", &idx);
+	json_decref(j);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/kv/kvab/key?index=%" PRIu64 "&wait=30s",
+		 ag.http_port, idx);
+	multi = curl_multi_init();
+	ck_assert_ptr_nonnull(multi);
+	for (int i = 0; i < N; i++) {
+		easy[i] = curl_easy_init();
+		ck_assert_ptr_nonnull(easy[i]);
+		curl_easy_setopt(easy[i], CURLOPT_URL, url);
+		curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_multi_add_handle(multi, easy[i]);
+	}
+	deadline = harness_now_ms() + 1500;
+	while (harness_now_ms() < deadline) {
+		int n;
+		curl_multi_perform(multi, &running);
+		curl_multi_poll(multi, NULL, 0, 100, &n);
+	}
+	ck_assert_int_eq(running, N);
+	/* Hang up on every one of them. */
+	for (int i = 0; i < N; i++) {
+		curl_multi_remove_handle(multi, easy[i]);
+		curl_easy_cleanup(easy[i]);
+	}
+	curl_multi_cleanup(multi);
+
+	put_expect("/v1/kv/kvab/key", "after", "true");
+	for (int i = 0; i < 20; i++) {
+		struct http_resp r;
+		http_get(&ag, "/v1/kv/kvab/key?raw", &r);
+		EXPECT_STATUS(r, 200);
+		EXPECT_BODY(r, "after");
+		http_resp_free(&r);
+	}
+	ck_assert_msg(harness_daemon_pid(&ag, "apid") == apid, "apid restarted (crashed?)");
+}
+END_TEST
+
 /* Last: Ctrl-C (SIGINT) stops all four daemons, with a clean log. */
 START_TEST(sigint_stops_everything)
 {
@@ -1040,6 +1097,7 @@ int main(void)
 	tcase_add_test(tc, blocking_ignores_unrelated_writes);
 	tcase_add_test(tc, blocking_prefix_wakes_on_child_write);
 	tcase_add_test(tc, many_parked_watchers);
+	tcase_add_test(tc, abandoned_blocking_queries);
 	tcase_add_test(tc, sigint_stops_everything);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);

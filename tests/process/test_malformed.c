@@ -212,6 +212,26 @@ START_TEST(dnsd_survives_garbage)
 			(void)recv(fd, rbuf, sizeof(rbuf), 0);
 	}
 	close(fd);
+	/* TCP: a garbage message, a length that promises more than is sent,
+	 * and a connection that says nothing, all left open while we query. */
+	{
+		static const uint8_t tcp_garbage[] = {0x00, 0x05, 'g', 'a', 'r', 'b', 'a'};
+		static const uint8_t tcp_short[] = {0xff, 0xff, 0x12, 0x34};
+		int t[3];
+		for (int i = 0; i < 3; i++) {
+			t[i] = socket(AF_INET, SOCK_STREAM, 0);
+			ck_assert_int_ge(t[i], 0);
+			ck_assert_int_eq(connect(t[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		}
+		ck_assert_int_ge(send(t[0], tcp_garbage, sizeof(tcp_garbage), MSG_NOSIGNAL), 0);
+		ck_assert_int_ge(send(t[1], tcp_short, sizeof(tcp_short), MSG_NOSIGNAL), 0);
+		snprintf(name, sizeof(name), "%s.node.consul.", ag.name);
+		ck_assert_msg(dns_query(&ag, name, LDNS_RR_TYPE_A, 5000, &d) == 0 &&
+				      d.rcode == LDNS_RCODE_NOERROR,
+			      "UDP query not answered while TCP clients misbehave");
+		for (int i = 0; i < 3; i++)
+			close(t[i]);
+	}
 	snprintf(name, sizeof(name), "%s.node.consul.", ag.name);
 	{
 		uint64_t deadline = harness_now_ms() + 20000;
