@@ -386,6 +386,18 @@ int loop_add_before_sleep(struct loop *l, loop_hook_fn fn, void *ctx)
 	return 0;
 }
 
+void loop_del_before_sleep(struct loop *l, loop_hook_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < l->n_hooks; i++) {
+		if (l->hooks[i].fn == fn && l->hooks[i].ctx == ctx) {
+			memmove(&l->hooks[i], &l->hooks[i + 1],
+				(l->n_hooks - i - 1) * sizeof(*l->hooks));
+			l->n_hooks--;
+			return;
+		}
+	}
+}
+
 void loop_cap_timeout(struct loop *l, uint64_t timeout_ms)
 {
 	if (l->cap_ms < 0 || (uint64_t)l->cap_ms > timeout_ms)
@@ -445,6 +457,7 @@ int loop_run(struct loop *l)
 		size_t n;
 		int rc;
 
+		/* A hook may remove hooks: re-read the count every time. */
 		for (size_t i = 0; i < l->n_hooks; i++)
 			l->hooks[i].fn(l, l->hooks[i].ctx);
 		if (l->stop)

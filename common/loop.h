@@ -55,6 +55,9 @@ void loop_timer_del(struct loop *l, uint64_t id);
  * in the order added. Returns 0 or -ENOMEM. */
 int loop_add_before_sleep(struct loop *l, loop_hook_fn fn, void *ctx);
 
+/* Removes a hook added with the same fn and ctx; nothing if none. */
+void loop_del_before_sleep(struct loop *l, loop_hook_fn fn, void *ctx);
+
 /* From a before-sleep hook or callback: poll at most this long in the
  * current iteration (libmicrohttpd's MHD_get_timeout, say). */
 void loop_cap_timeout(struct loop *l, uint64_t timeout_ms);

@@ -31,7 +31,8 @@ static void set_sockopts(void *sock)
 	(void)zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof(zero));
 	(void)zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
 	(void)zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-	(void)one;
+	/* Accept IPv6 endpoints too; IPv4 ones work the same. */
+	(void)zmq_setsockopt(sock, ZMQ_IPV6, &one, sizeof(one));
 }
 
 /* ---- client -------------------------------------------------------------- */
@@ -453,7 +454,9 @@ static void on_server_readable(struct loop *l, void *ctx, unsigned events)
 		req->ident_len = zmq_msg_size(&ident);
 		memcpy(req->ident, zmq_msg_data(&ident), req->ident_len);
 		zmq_msg_close(&ident);
-		arena_init(&req->arena, 4096);
+		/* Small first chunk: parked blocking queries keep theirs for
+		 * minutes, and 10,000 of them must stay cheap. */
+		arena_init(&req->arena, 512);
 		rc = proto_decode(zmq_msg_data(&body), zmq_msg_size(&body), &req->arena, &req->msg,
 				  err, sizeof(err));
 		zmq_msg_close(&body);

@@ -356,6 +356,30 @@ START_TEST(loop_fd_watch_and_repeat)
 }
 END_TEST
 
+static void counting_hook(struct loop *l, void *ctx)
+{
+	int *n = ctx;
+
+	if (++*n == 3)
+		loop_stop(l);
+}
+
+START_TEST(loop_hook_removal)
+{
+	struct loop *l = loop_new();
+	int a = 0, b = 0;
+
+	ck_assert_int_eq(loop_add_before_sleep(l, counting_hook, &a), 0);
+	ck_assert_int_eq(loop_add_before_sleep(l, counting_hook, &b), 0);
+	loop_del_before_sleep(l, counting_hook, &a);
+	loop_del_before_sleep(l, counting_hook, &a); /* already gone */
+	ck_assert_int_eq(loop_run(l), 0);
+	ck_assert_int_eq(a, 0);
+	ck_assert_int_eq(b, 3);
+	loop_free(l);
+}
+END_TEST
+
 /* ---- rpc -------------------------------------------------------------------- */
 
 struct rpc_fixture {
@@ -585,6 +609,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, durations);
 	tcase_add_test(tc, loop_timers_fire_in_order);
 	tcase_add_test(tc, loop_fd_watch_and_repeat);
+	tcase_add_test(tc, loop_hook_removal);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tcfg, tmp_setup, tmp_teardown);
 	tcase_add_test(tcfg, config_defaults_and_flags);
