@@ -2,6 +2,7 @@
  * must survive with the same indexes; apid answers 500 with a reason while
  * raftd is gone and recovers by itself without being restarted. */
 #include <inttypes.h>
+#include <ldns/ldns.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -217,6 +218,25 @@ START_TEST(raftd_kill9_under_writes)
 	json_decref(s2.by_key);
 	ck_assert_msg(harness_daemon_pid(&ag, "apid") == apid,
 		      "apid was restarted; it must recover from raftd's crash by itself");
+	/* dnsd reconnects to the new raftd too: a name it cannot have cached
+	 * needs a fresh lookup. */
+	{
+		char name[128];
+		struct dns_result d;
+		uint64_t deadline = harness_now_ms() + 30000;
+		int rc;
+		snprintf(name, sizeof(name), "never-%d.node.consul.", (int)raftd3);
+		do {
+			rc = dns_query(&ag, name, LDNS_RR_TYPE_A, 1000, &d);
+			if (rc == 0 && d.rcode == LDNS_RCODE_NXDOMAIN)
+				break;
+			harness_pause_ms(100);
+		} while (harness_now_ms() < deadline);
+		ck_assert_msg(rc == 0 && d.rcode == LDNS_RCODE_NXDOMAIN,
+			      "dnsd did not answer NXDOMAIN from the restarted raftd (rc %d rcode %d)",
+			      rc, d.rcode);
+		ck_assert_msg(d.soa_in_authority, "NXDOMAIN without SOA");
+	}
 }
 END_TEST
 

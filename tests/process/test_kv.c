@@ -1052,14 +1052,49 @@ START_TEST(abandoned_blocking_queries)
 }
 END_TEST
 
-/* Last: Ctrl-C (SIGINT) stops all four daemons, with a clean log. */
+/* Last: Ctrl-C (SIGINT) stops all four daemons, with a clean log, even
+ * with blocking queries parked in apid (libmicrohttpd must see suspended
+ * connections resumed before it stops). */
 START_TEST(sigint_stops_everything)
 {
-	char err[1024];
-	int rc;
+	enum { N = 20 };
+	CURLM *multi;
+	CURL *easy[N];
+	char url[256], err[1024];
+	uint64_t idx, deadline;
+	int running = 0, rc;
+	json_t *j;
 
 	REQUIRE_AGENT();
+	put_expect("/v1/kv/kvstop/key", "x", "true");
+	j = get_json("/v1/kv/kvstop/key", &idx);
+	json_decref(j);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/kv/kvstop/key?index=%" PRIu64 "&wait=60s",
+		 ag.http_port, idx);
+	multi = curl_multi_init();
+	ck_assert_ptr_nonnull(multi);
+	for (int i = 0; i < N; i++) {
+		easy[i] = curl_easy_init();
+		ck_assert_ptr_nonnull(easy[i]);
+		curl_easy_setopt(easy[i], CURLOPT_URL, url);
+		curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_multi_add_handle(multi, easy[i]);
+	}
+	deadline = harness_now_ms() + 1000;
+	while (harness_now_ms() < deadline) {
+		int n;
+		curl_multi_perform(multi, &running);
+		curl_multi_poll(multi, NULL, 0, 100, &n);
+	}
+	ck_assert_int_eq(running, N);
+
 	rc = harness_agent_terminate(&ag, SIGINT, 20000, err, sizeof(err));
+	for (int i = 0; i < N; i++) {
+		curl_multi_remove_handle(multi, easy[i]);
+		curl_easy_cleanup(easy[i]);
+	}
+	curl_multi_cleanup(multi);
 	ck_assert_msg(rc == 0, "%s", err);
 }
 END_TEST
