@@ -373,6 +373,8 @@ START_TEST(loop_hook_removal)
 	ck_assert_int_eq(loop_add_before_sleep(l, counting_hook, &b), 0);
 	loop_del_before_sleep(l, counting_hook, &a);
 	loop_del_before_sleep(l, counting_hook, &a); /* already gone */
+	repeats = -100; /* keeps the loop turning; the hook stops it */
+	loop_timer_add(l, 1, timer_repeat, NULL);
 	ck_assert_int_eq(loop_run(l), 0);
 	ck_assert_int_eq(a, 0);
 	ck_assert_int_eq(b, 3);
