@@ -1,0 +1,239 @@
+/* Fuzz target for the HTTP API's request handling: any bytes as a request
+ * (first line the method, second line the raw target, the rest the body)
+ * through routes_dispatch(), and, when that asks for an RPC, routes_finish()
+ * with a failure, an ERROR reply and a reply of the right type built from
+ * the same bytes. Every answer must have a sane status and, when it says
+ * application/json, a body jansson can parse.
+ *
+ * Built with -fsanitize=fuzzer it is a libFuzzer binary; with
+ * -DFUZZ_REPLAY it gets a main that runs every file of the directories
+ * (or files) named on the command line, so `meson test --suite fuzz`
+ * replays the corpus on every build. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "arena.h"
+#include "config.h"
+#include "err.h"
+#include "routes.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_resp(const struct routes_resp *r)
+{
+	json_t *j;
+
+	if (r->status < 100 || r->status > 599 || (r->body_len && !r->body) ||
+	    r->n_hdrs > ROUTES_MAX_HDRS)
+		abort();
+	if (r->content_type && strcmp(r->content_type, "application/json") == 0) {
+		j = json_loadb(r->body, r->body_len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+			       NULL);
+		if (!j)
+			abort(); /* we wrote JSON that does not parse */
+		json_decref(j);
+	}
+}
+
+/* A reply of the type the call expects, with strings from the input. */
+static struct proto_msg typed_reply(const struct routes_call *c, const char *s, size_t n,
+				    struct proto_kv_entry *e, struct proto_member *m,
+				    const char **strs)
+{
+	struct proto_msg r = proto_msg_make(PROTO_NONE);
+
+	strs[0] = s;
+	strs[1] = "";
+	switch (c->op) {
+	case ROUTES_OP_KV_GET:
+	case ROUTES_OP_KV_KEYS:
+		r = proto_msg_make(PROTO_KV_GET_REPLY);
+		e->key = s;
+		e->flags = n % 3 == 0 ? UINT64_MAX : n;
+		e->value.ptr = (const uint8_t *)s;
+		e->value.len = n;
+		e->session = n % 2 ? s : NULL;
+		r.u.kv_get_reply.index = n;
+		r.u.kv_get_reply.entries.v = e;
+		r.u.kv_get_reply.entries.n = n % 4 ? 1 : 0;
+		r.u.kv_get_reply.keys.v = strs;
+		r.u.kv_get_reply.keys.n = n % 3;
+		break;
+	case ROUTES_OP_KV_PUT:
+	case ROUTES_OP_KV_DELETE:
+		r = proto_msg_make(PROTO_WRITE_REPLY);
+		r.u.write_reply.ok = n % 2;
+		break;
+	case ROUTES_OP_STATUS_LEADER:
+		r = proto_msg_make(PROTO_STATUS_LEADER_REPLY);
+		r.u.status_leader_reply.leader = s;
+		break;
+	case ROUTES_OP_STATUS_PEERS:
+		r = proto_msg_make(PROTO_STATUS_PEERS_REPLY);
+		r.u.status_peers_reply.peers.v = strs;
+		r.u.status_peers_reply.peers.n = 2;
+		break;
+	case ROUTES_OP_AGENT_SELF:
+	case ROUTES_OP_AGENT_MEMBERS:
+		r = proto_msg_make(PROTO_MEMBERS_REPLY);
+		m->name = n % 2 ? "fuzz" : s;
+		m->addr = s;
+		m->tags.keys = strs;
+		m->tags.vals = strs;
+		m->tags.n = 1;
+		r.u.members_reply.members.v = m;
+		r.u.members_reply.members.n = 1;
+		break;
+	case ROUTES_OP_NONE:
+		break;
+	}
+	return r;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct config cfg = {0};
+	struct routes_env env = {0};
+	struct routes_req req = {0};
+	struct routes_action act;
+	struct routes_resp resp;
+	struct proto_msg reply;
+	struct proto_kv_entry e = {0};
+	struct proto_member m = {0};
+	const char *strs[2];
+	struct arena a;
+	char *copy, *method, *target, *nl;
+
+	cfg.datacenter = "dc1";
+	cfg.node_name = "fuzz";
+	cfg.node_id = "11111111-2222-3333-4444-555555555555";
+	cfg.kv_max_value_size = 64;
+	cfg.http_max_body = 128;
+	env.cfg = &cfg;
+	copy = malloc(size + 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, data, size);
+	copy[size] = '\0';
+	method = copy;
+	nl = memchr(copy, '\n', size);
+	target = nl ? nl + 1 : copy + size;
+	if (nl)
+		*nl = '\0';
+	nl = memchr(target, '\n', (size_t)(copy + size - target));
+	if (nl) {
+		*nl = '\0';
+		req.body = (const uint8_t *)(nl + 1);
+		req.body_len = (size_t)(copy + size - (nl + 1));
+	}
+	req.method = method;
+	req.target = target;
+	req.body_seen = req.body_len;
+	if (req.body_len > routes_body_limit(&env, method, target)) {
+		req.body_too_large = true;
+		req.body = NULL;
+		req.body_len = 0;
+	}
+	/* strings handed to routes are C strings: stop at the first NUL */
+	arena_init(&a, 0);
+	if (routes_dispatch(&env, &req, &a, &act) == 0) {
+		if (act.respond) {
+			check_resp(&act.resp);
+		} else {
+			static const int fails[] = {CAIRN_E_UNAVAILABLE, -ETIMEDOUT, CAIRN_E_PROTO};
+			const char *s = target;
+			size_t n = strlen(s);
+
+			for (size_t i = 0; i < 3; i++)
+				if (routes_finish(&env, &act.call, fails[i], NULL, &a, &resp) == 0)
+					check_resp(&resp);
+			reply = proto_msg_make(PROTO_ERROR);
+			reply.u.error.code = -(int64_t)(n % 1100);
+			reply.u.error.message = s;
+			if (routes_finish(&env, &act.call, 0, &reply, &a, &resp) == 0)
+				check_resp(&resp);
+			reply = typed_reply(&act.call, s, n, &e, &m, strs);
+			if (routes_finish(&env, &act.call, 0, &reply, &a, &resp) == 0)
+				check_resp(&resp);
+		}
+	}
+	arena_close(&a);
+	free(copy);
+	return 0;
+}
+
+#ifdef FUZZ_REPLAY
+static int run_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long n;
+	int rc = -1;
+
+	if (!f)
+		goto out;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+		goto out;
+	buf = malloc((size_t)n + 1);
+	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		goto out;
+	(void)LLVMFuzzerTestOneInput(buf, (size_t)n);
+	rc = 0;
+out:
+	if (rc < 0)
+		fprintf(stderr, "fuzz_http: cannot read %s\n", path);
+	free(buf);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+static int run_path(const char *path, size_t *count)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "fuzz_http: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		(*count)++;
+		return run_file(path);
+	}
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		char sub[4096];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		if (run_path(sub, count) < 0)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	size_t count = 0;
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++)
+		if (run_path(argv[i], &count) < 0)
+			rc = 1;
+	printf("fuzz_http: replayed %zu inputs\n", count);
+	return rc || count == 0;
+}
+#endif
