@@ -29,10 +29,6 @@
 /* Past the body limit we keep reading (and dropping) this much more so
  * the client gets its 413 instead of a reset; beyond it we hang up. */
 #define HTTP_DISCARD_MAX (64u * 1024u * 1024u)
-/* MHD's per-connection pool (request line, headers, read buffer). MHD
- * zeroes it for every request, so smaller is faster; 16 KiB still holds
- * far larger headers than Consul clients send. */
-#define HTTP_CONN_MEMORY (16u * 1024u)
 /* Per-request arena chunk: most requests fit in one. */
 #define HTTP_ARENA_CHUNK 2048u
 
@@ -386,17 +382,28 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* MHD reports both its own trouble and every malformed request; only the
+ * former is worth a warning (a client must not be able to flood the log). */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static const char *const own[] = {"accept", "epoll",  "bind",	"listen",
+					  "socket", "memory", "thread", "Failed to"};
 	char buf[512];
-	size_t n;
+	size_t n, i;
+	bool warn = false;
 
 	(void)cls;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	log_warn("http: %s", buf);
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strcasestr(buf, own[i]))
+			warn = true;
+	if (warn)
+		log_warn("http: %s", buf);
+	else
+		log_debug("http: %s", buf);
 }
 
 /* ---- loop glue -------------------------------------------------------- */
@@ -522,8 +529,7 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	    on_mhd_log, s, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
 	    HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, errlen, "cannot listen on %s port %d: %s", addr, cfg->ports.http,
 			 strerror(errno));
