@@ -386,8 +386,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * former is worth a warning (a client must not be able to flood the log). */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	static const char *const own[] = {"accept", "epoll",  "bind",	"listen",
-					  "socket", "memory", "thread", "Failed to"};
+	static const char *const own[] = {"accept", "epoll",  "bind",	  "listen",
+					  "socket", "thread", "Failed to"};
 	char buf[512];
 	size_t n, i;
 	bool warn = false;
