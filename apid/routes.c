@@ -298,7 +298,7 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 					   "Lock acquire and release need sessions, which "
 					   "this agent does not support yet",
 					   &out->resp);
-		if (req->body_too_large) {
+		if (req->body_too_large || req->body_len > env->cfg->kv_max_value_size) {
 			const char *msg =
 			    req->body_seen > env->cfg->kv_max_value_size
 				? arena_printf(a,
