@@ -552,6 +552,15 @@ static void learn_data_dir(struct agent *a)
 	fclose(f);
 }
 
+static bool members_ok(const struct agent *a)
+{
+	struct http_resp r;
+	bool ok = http_get(a, "/v1/agent/members", &r) == 0 && r.status == 200;
+
+	http_resp_free(&r);
+	return ok;
+}
+
 /* Forks and execs `cairn agent` with a's settings, then waits for a leader. */
 static int launch(struct agent *a, uint64_t timeout_ms, char *err, size_t errlen)
 {
@@ -645,13 +654,17 @@ static int launch(struct agent *a, uint64_t timeout_ms, char *err, size_t errlen
 			errf(err, errlen, "cairn agent exited during start-up; log tail:\n%s", tail);
 			return -ECHILD;
 		}
-		if (harness_wait_leader(a, 0))
+		/* Ready as a user sees it: a leader, and apid can reach gossipd
+		 * (the agent starts apid and gossipd together, so the leader
+		 * can answer a moment before members does). */
+		if (harness_wait_leader(a, 0) && members_ok(a))
 			break;
 		if (harness_now_ms() >= deadline) {
 			char tail[1500];
 			log_tail(a, sizeof(tail) - 1, tail, sizeof(tail));
 			errf(err, errlen,
-			     "no leader on /v1/status/leader (port %d) after %llu ms; log tail:\n%s",
+			     "no leader on /v1/status/leader or no /v1/agent/members (port %d) "
+			     "after %llu ms; log tail:\n%s",
 			     a->http_port, (unsigned long long)timeout_ms, tail);
 			return -ETIMEDOUT;
 		}
