@@ -426,6 +426,37 @@ START_TEST(parked_query_survives_raftd_kill)
 }
 END_TEST
 
+/* raftd hung (SIGSTOP), not dead: reads fail with a 500 at apid's RPC
+ * time-out instead of hanging, other endpoints keep working, and all is
+ * well once raftd runs again. */
+START_TEST(raftd_hung_times_out)
+{
+	pid_t raftd, apid;
+	struct http_resp r;
+	uint64_t t0, took;
+
+	REQUIRE_AGENT();
+	ck_assert_msg(wait_writable(30000), "agent not writable before the test");
+	raftd = harness_daemon_pid(&ag, "raftd");
+	apid = harness_daemon_pid(&ag, "apid");
+	ck_assert_int_eq(kill(raftd, SIGSTOP), 0);
+	http_get(&ag, "/v1/agent/members", &r);
+	ck_assert_msg(r.status == 200, "members with raftd hung: %ld (%s)", r.status, r.err);
+	http_resp_free(&r);
+	t0 = harness_now_ms();
+	http_get(&ag, "/v1/kv/hung/x", &r);
+	took = harness_now_ms() - t0;
+	(void)kill(raftd, SIGCONT);
+	ck_assert_msg(r.status == 500, "GET with raftd hung: status %ld (%s) after %llu ms, want 500",
+		      r.status, r.err, (unsigned long long)took);
+	ck_assert_msg(r.body_len > 0, "500 without a reason");
+	http_resp_free(&r);
+	ck_assert_msg(wait_writable(30000), "no successful write within 30 s of SIGCONT");
+	ck_assert_msg(harness_daemon_pid(&ag, "raftd") == raftd, "raftd was restarted");
+	ck_assert_msg(harness_daemon_pid(&ag, "apid") == apid, "apid was restarted");
+}
+END_TEST
+
 START_TEST(sigterm_stops_everything)
 {
 	char err[1024];
@@ -447,6 +478,7 @@ int main(void)
 	tcase_add_test(tc, raftd_kill9_under_writes);
 	tcase_add_test(tc, raftd_gone_answers_500_then_recovers);
 	tcase_add_test(tc, parked_query_survives_raftd_kill);
+	tcase_add_test(tc, raftd_hung_times_out);
 	tcase_add_test(tc, sigterm_stops_everything);
 	suite_add_tcase(s, tc);
 

@@ -303,6 +303,29 @@ START_TEST(http_garbage)
 					  (out[9] == '4' || strncmp(out + 9, "505", 3) == 0),
 				      "request %zu answered: %.100s", i, out);
 	}
+	/* Slow clients holding half-sent requests do not stall the others. */
+	{
+		enum { N = 50 };
+		int fds[N];
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		static const char partial[] = "GET /v1/kv/x HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = htons((uint16_t)ag.http_port);
+		for (int i = 0; i < N; i++) {
+			fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+			ck_assert_int_ge(fds[i], 0);
+			ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+			ck_assert_int_ge(send(fds[i], partial, sizeof(partial) - 1, MSG_NOSIGNAL), 0);
+		}
+		for (int i = 0; i < 10; i++) {
+			http_get(&ag, "/v1/status/leader", &r);
+			EXPECT_STATUS(r, 200);
+			http_resp_free(&r);
+		}
+		for (int i = 0; i < N; i++)
+			close(fds[i]);
+	}
 	http_get(&ag, "/v1/kv/mal/?recurse", &r);
 	EXPECT_STATUS(r, 404);
 	http_resp_free(&r);
