@@ -1110,6 +1110,8 @@ int dns_query(const struct agent *a, const char *name, int rr_type, uint64_t tim
 			    ldns_rr_rd_count(rr) > 0) {
 				char *s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
 				if (s) {
+					if (out->n_a == 0)
+						out->a_ttl = ldns_rr_ttl(rr);
 					snprintf(out->a[out->n_a++], sizeof(out->a[0]), "%s", s);
 					free(s);
 				}

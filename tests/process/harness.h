@@ -178,6 +178,7 @@ struct dns_result {
 	size_t n_authority; /* authority RRs */
 	char a[8][64];      /* A/AAAA addresses in the answer, textual */
 	size_t n_a;
+	uint32_t a_ttl;         /* TTL of the first A/AAAA answer */
 	bool soa_in_authority; /* an SOA in the authority section */
 	uint16_t id_sent;      /* query id */
 	uint16_t id_received;  /* reply id */

@@ -2,6 +2,7 @@
  * and the `cairn` command against a real agent. */
 #include <ldns/ldns.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "ptest.h"
@@ -407,6 +408,73 @@ START_TEST(dev_agent)
 }
 END_TEST
 
+/* Configuration end to end: a -config-dir of two JSON files (Consul's
+ * option names) merged with flags. Runs its own agent. */
+START_TEST(config_dir_merged)
+{
+	char dir[] = "/tmp/cairn-pt-cfg-XXXXXX";
+	char f1[128], f2[128], name[128], err[4096];
+	const char *extra[3];
+	struct agent c;
+	struct dns_result d;
+	FILE *f;
+	json_t *j;
+	int rc;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(f1, sizeof(f1), "%s/10-dc.json", dir);
+	snprintf(f2, sizeof(f2), "%s/20-dns.json", dir);
+	f = fopen(f1, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"datacenter\": \"DC7\", \"node_name\": \"overridden-by-flag\"}\n", f);
+	fclose(f);
+	f = fopen(f2, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"dns_config\": {\"node_ttl\": \"30s\"}}\n", f);
+	fclose(f);
+	extra[0] = "-config-dir";
+	extra[1] = dir;
+	extra[2] = NULL;
+	rc = harness_agent_start(&c, "cfg-node", extra, 90000, err, sizeof(err));
+	(void)remove(f1);
+	(void)remove(f2);
+	(void)rmdir(dir);
+	ck_assert_msg(rc == 0, "agent with -config-dir: %s", err);
+
+	{
+		struct http_resp r;
+		http_get(&c, "/v1/agent/self", &r);
+		EXPECT_STATUS(r, 200);
+		j = http_json(&r);
+		http_resp_free(&r);
+	}
+	ck_assert_msg(j != NULL, "agent/self not JSON");
+	/* Consul lower-cases the datacenter; the flag beats the file. */
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Config"), "Datacenter")),
+			 "dc7");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "Config"), "NodeName")),
+			 "cfg-node");
+	json_decref(j);
+
+	snprintf(name, sizeof(name), "cfg-node.node.dc7.consul.");
+	{
+		uint64_t deadline = harness_now_ms() + 20000;
+		do {
+			rc = dns_query(&c, name, LDNS_RR_TYPE_A, 1000, &d);
+			if (rc == 0 && d.rcode == LDNS_RCODE_NOERROR && d.n_a == 1)
+				break;
+			harness_pause_ms(100);
+		} while (harness_now_ms() < deadline);
+	}
+	ck_assert_msg(rc == 0 && d.rcode == LDNS_RCODE_NOERROR && d.n_a == 1,
+		      "no A answer for %s (rc %d, rcode %d)", name, rc, d.rcode);
+	ck_assert_str_eq(d.a[0], "127.0.0.1");
+	ck_assert_uint_eq(d.a_ttl, 30);
+	ck_assert_msg(harness_agent_terminate(&c, SIGTERM, 20000, err, sizeof(err)) == 0, "%s", err);
+	harness_agent_stop(&c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("process-api");
@@ -426,6 +494,11 @@ int main(void)
 	tcase_add_test(tc, cli_kv_members_version);
 	tcase_add_test(tc, cli_kv_cas_flags_recurse);
 	tcase_add_test(tc, sigterm_stops_everything);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("config");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, config_dir_merged);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("dev");
