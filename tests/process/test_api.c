@@ -401,6 +401,17 @@ START_TEST(dev_agent)
 	EXPECT_STATUS(r, 200);
 	EXPECT_BODY(r, "dev");
 	http_resp_free(&r);
+	/* DELETE ?recurse with no key empties the whole store, as in Consul. */
+	http_put(&d, "/v1/kv/dev/other", "o", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	http_delete(&d, "/v1/kv/?recurse", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	http_get(&d, "/v1/kv/?recurse", &r);
+	EXPECT_STATUS(r, 404);
+	http_resp_free(&r);
 	ck_assert_msg(harness_agent_terminate(&d, SIGINT, 20000, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_msg(stat(d.data_dir, &st) != 0, "dev data dir %s left behind after Ctrl-C",
 		      d.data_dir);

@@ -613,6 +613,63 @@ START_TEST(other_datacenter_is_an_error)
 }
 END_TEST
 
+/* Large answers: eight values at the 512 KiB limit listed at once (a
+ * multi-megabyte JSON answer and RPC reply), and two thousand small keys. */
+START_TEST(large_listings)
+{
+	size_t max = 512 * 1024;
+	char *val = malloc(max);
+	char *b64 = malloc(4 * ((max + 2) / 3) + 1);
+	struct http_resp r;
+	json_t *j;
+	size_t i;
+	json_t *e;
+
+	REQUIRE_AGENT();
+	ck_assert_ptr_nonnull(val);
+	ck_assert_ptr_nonnull(b64);
+	for (int k = 0; k < 8; k++) {
+		char path[64];
+		memset(val, 'A' + k, max);
+		snprintf(path, sizeof(path), "/v1/kv/kvbig/%d", k);
+		http_request(&ag, "PUT", path, val, max, &r);
+		EXPECT_STATUS(r, 200);
+		http_resp_free(&r);
+	}
+	j = get_json("/v1/kv/kvbig/?recurse", NULL);
+	ck_assert_uint_eq(json_array_size(j), 8);
+	json_array_foreach(j, i, e)
+	{
+		memset(val, 'A' + (int)i, max);
+		harness_base64(val, max, b64);
+		ck_assert_msg(strcmp(str_field(e, "Value"), b64) == 0, "kvbig/%zu value differs", i);
+	}
+	json_decref(j);
+	free(val);
+	free(b64);
+
+	for (int k = 0; k < 2000; k++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/v1/kv/kvmany/%05d", k);
+		http_put(&ag, path, "x", &r);
+		EXPECT_STATUS(r, 200);
+		http_resp_free(&r);
+	}
+	j = get_json("/v1/kv/kvmany/?keys", NULL);
+	ck_assert_uint_eq(json_array_size(j), 2000);
+	ck_assert_str_eq(json_string_value(json_array_get(j, 1999)), "kvmany/01999");
+	json_decref(j);
+	j = get_json("/v1/kv/kvmany/?recurse", NULL);
+	ck_assert_uint_eq(json_array_size(j), 2000);
+	json_decref(j);
+	http_delete(&ag, "/v1/kv/kvmany/?recurse", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	expect_missing("/v1/kv/kvmany/?keys");
+}
+END_TEST
+
 /* ---- limits and malformed requests ----------------------------------- */
 
 START_TEST(value_size_limit)
@@ -1122,6 +1179,7 @@ int main(void)
 	tcase_add_test(tc, keep_alive_across_errors);
 	tcase_add_test(tc, concurrent_cas_counter);
 	tcase_add_test(tc, other_datacenter_is_an_error);
+	tcase_add_test(tc, large_listings);
 	tcase_add_test(tc, value_size_limit);
 	tcase_add_test(tc, bad_query_numbers);
 	tcase_add_test(tc, wrong_methods);
