@@ -187,8 +187,41 @@ static int io_apply(void *ctx, uint64_t commit_index)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+struct terms_acc {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+/* Collects each log entry's term, in index order (the core keeps them). */
+static int collect_term(void *ctx, struct store_val key, struct store_val val)
+{
+	struct terms_acc *t = ctx;
+	struct mp_reader r;
+	uint64_t index;
+
+	if (store_be_to_u64(key, &index) < 0 || index != t->n + 1)
+		return CAIRN_E_STORE;
+	mp_reader_init(&r, val.ptr, val.len);
+	if (mp_read_array(&r) != 3)
+		return CAIRN_E_STORE;
+	uint64_t term = mp_read_u64(&r);
+	if (r.err)
+		return CAIRN_E_STORE;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		uint64_t *nv = realloc(t->v, cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		t->v = nv;
+		t->cap = cap;
+	}
+	t->v[t->n++] = term;
+	return 0;
+}
+
 static int load(struct replica *rp, const char *id, char *err, size_t errlen)
 {
+	struct terms_acc terms = {0};
 	struct store_txn *txn;
 	struct raft_boot boot = {0};
 	struct store_val k, v;
@@ -228,14 +261,22 @@ static int load(struct replica *rp, const char *id, char *err, size_t errlen)
 				rc = CAIRN_E_STORE;
 		}
 	}
+	if (rc == 0 && boot.last_index > 0) {
+		rc = store_scan_from(txn, STORE_LOG, NULL, 0, collect_term, &terms);
+		if (rc == 0 && terms.n != boot.last_index)
+			rc = CAIRN_E_STORE;
+	}
 	store_txn_abort(txn);
 	if (rc < 0) {
+		free(terms.v);
 		snprintf(err, errlen, "read raft state: malformed or unreadable (%s)",
 			 store_errmsg(rp->st));
 		return rc;
 	}
 	boot.voted_for = vote;
+	boot.terms = terms.v;
 	rc = raft_init(&rp->raft, &rp->io, id, &boot);
+	free(terms.v);
 	if (rc < 0) {
 		snprintf(err, errlen,
 			 "inconsistent raft state (term %llu, last log %llu/%llu, applied %llu) or "
@@ -285,6 +326,7 @@ void replica_close(struct replica *rp)
 {
 	if (!rp)
 		return;
+	raft_close(&rp->raft);
 	store_close(rp->st);
 	free(rp->pend);
 	mp_writer_close(&rp->batch);
@@ -373,7 +415,8 @@ int replica_flush(struct replica *rp)
 	 * them and records lastApplied: they become durable together or not
 	 * at all, which is what raft_persisted() asks of us here. */
 	rp->txn = txn;
-	rc = raft_persisted(&rp->raft, rp->pend[rp->n_pend - 1].index);
+	rc = raft_persisted(&rp->raft, rp->pend[rp->n_pend - 1].index,
+			    raft_term_at(&rp->raft, rp->pend[rp->n_pend - 1].index));
 	rp->txn = NULL;
 	if (rc < 0)
 		goto fail;

@@ -51,7 +51,7 @@ static int f_apply(void *ctx, uint64_t commit_index)
 }
 
 static struct fake f;
-static struct raft_io io = {&f, f_vote, f_append, f_apply};
+static struct raft_io io = {.ctx = &f, .persist_vote = f_vote, .append = f_append, .apply = f_apply};
 
 static void setup(void) { memset(&f, 0, sizeof(f)); }
 
@@ -71,6 +71,7 @@ START_TEST(init_checks)
 	ck_assert_int_eq(r.role, RAFT_FOLLOWER);
 	ck_assert_uint_eq(r.commit_index, 4);
 	ck_assert_uint_eq(r.persisted_index, 5);
+	raft_close(&r);
 }
 END_TEST
 
@@ -103,19 +104,23 @@ START_TEST(start_becomes_leader)
 	ck_assert_uint_eq(r.last_index, 12);
 
 	/* Entries of an earlier term are not committed by being durable... */
-	ck_assert_int_eq(raft_persisted(&r, 10), 0);
+	ck_assert_int_eq(raft_persisted(&r, 10, 7), 0);
 	ck_assert_int_eq(f.n_apply, 0);
 	/* ...only through the leader's own no-op (Raft §5.4.2). */
-	ck_assert_int_eq(raft_persisted(&r, 11), 0);
+	ck_assert_int_eq(raft_persisted(&r, 11, 8), 0);
 	ck_assert_int_eq(f.n_apply, 1);
 	ck_assert_uint_eq(f.applied_to[0], 11);
-	/* Beyond the log is clamped; repeats do nothing. */
-	ck_assert_int_eq(raft_persisted(&r, 99), 0);
+	/* Beyond the log or with another term: ignored; repeats do nothing. */
+	ck_assert_int_eq(raft_persisted(&r, 99, 8), 0);
+	ck_assert_int_eq(raft_persisted(&r, 12, 7), 0);
+	ck_assert_int_eq(f.n_apply, 1);
+	ck_assert_int_eq(raft_persisted(&r, 12, 8), 0);
 	ck_assert_int_eq(f.n_apply, 2);
 	ck_assert_uint_eq(f.applied_to[1], 12);
-	ck_assert_int_eq(raft_persisted(&r, 12), 0);
+	ck_assert_int_eq(raft_persisted(&r, 12, 8), 0);
 	ck_assert_int_eq(f.n_apply, 2);
 	ck_assert_uint_eq(r.commit_index, 12);
+	raft_close(&r);
 }
 END_TEST
 
@@ -137,6 +142,7 @@ START_TEST(io_failures)
 	ck_assert_int_eq(raft_propose(&r, RAFT_ENTRY_COMMAND, NULL, 0, &idx), -ENOMEM);
 	ck_assert_uint_eq(idx, 77); /* out parameter untouched on failure */
 	ck_assert_uint_eq(r.last_index, 1);
+	raft_close(&r);
 }
 END_TEST
 
