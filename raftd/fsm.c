@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "catalog.h"
 #include "err.h"
 #include "mp.h"
 #include "store.h"
@@ -424,6 +425,8 @@ static int apply_node_register(struct store_txn *txn, uint64_t index, struct mp_
 	rc = store_put(txn, STORE_NODES, key, (size_t)klen, w.buf, w.len);
 	if (rc == 0)
 		rc = bump_index(txn, INDEX_NODES, index);
+	if (rc == 0)
+		rc = catalog_node_changed(txn, index, key, change, ctx);
 	if (rc == 0 && change)
 		change(ctx, FSM_SPACE_NODES, key, (size_t)klen);
 out:
@@ -460,6 +463,14 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 		if (n != 7)
 			break;
 		return apply_node_register(txn, index, &r, out, change, ctx);
+	case FSM_OP_CATALOG_REGISTER:
+		if (n != 5)
+			break;
+		return catalog_apply_register(txn, index, &r, out, change, ctx);
+	case FSM_OP_CATALOG_DEREGISTER:
+		if (n != 4)
+			break;
+		return catalog_apply_deregister(txn, index, &r, out, change, ctx);
 	default:
 		break;
 	}

@@ -34,12 +34,15 @@ enum fsm_op {
 	FSM_OP_KV_SET = 1,
 	FSM_OP_KV_DELETE = 2,
 	FSM_OP_NODE_REGISTER = 3,
+	FSM_OP_CATALOG_REGISTER = 4,   /* catalog.h */
+	FSM_OP_CATALOG_DEREGISTER = 5, /* catalog.h */
 };
 
 /* Watch spaces, for change notifications. */
 enum fsm_space {
 	FSM_SPACE_KV = 0,    /* key is a KV key */
 	FSM_SPACE_NODES = 1, /* key is a lower-cased node name */
+	FSM_SPACE_CATALOG = 2, /* key names a catalog index (catalog.h) */
 };
 
 /* Outcome of applying one command. */

@@ -9,6 +9,7 @@
 #include <sys/random.h>
 
 #include "arena.h"
+#include "catalog.h"
 #include "config.h"
 #include "err.h"
 #include "fsm.h"
@@ -63,6 +64,30 @@ static void fill_meta_kv(struct proto_kv_get_reply *r, uint64_t index)
 
 /* ---- reads ---------------------------------------------------------------- */
 
+/* A CATALOG_QUERY's view (catalog.h) into *out, in s->scratch. */
+static int catalog_evaluate(struct server *s, struct store_txn *txn, const struct proto_msg *q,
+			    struct proto_msg *out)
+{
+	struct catalog_answer a;
+	struct proto_catalog_query_reply *r;
+	int rc = catalog_query(txn, &s->scratch, &q->u.catalog_query, &a);
+
+	if (rc < 0)
+		return rc;
+	*out = proto_msg_make(PROTO_CATALOG_QUERY_REPLY);
+	r = &out->u.catalog_query_reply;
+	r->index = a.index ? a.index : 1;
+	r->known_leader = true;
+	r->found = a.found;
+	r->nodes.v = a.nodes;
+	r->nodes.n = a.n_nodes;
+	r->services.v = a.services;
+	r->services.n = a.n_services;
+	r->checks.v = a.checks;
+	r->checks.n = a.n_checks;
+	return 0;
+}
+
 /* Evaluates a KV_GET or CATALOG_NODE into *out (built in s->scratch).
  * Returns 0 or a negative code. */
 static int evaluate(struct server *s, struct store_txn *txn, const struct proto_msg *q,
@@ -70,6 +95,8 @@ static int evaluate(struct server *s, struct store_txn *txn, const struct proto_
 {
 	int rc;
 
+	if (q->type == PROTO_CATALOG_QUERY)
+		return catalog_evaluate(s, txn, q, out);
 	if (q->type == PROTO_KV_GET) {
 		const struct proto_kv_get *g = &q->u.kv_get;
 		const char *key = g->key ? g->key : "";
@@ -110,6 +137,8 @@ static int evaluate(struct server *s, struct store_txn *txn, const struct proto_
 
 static uint64_t min_index_of(const struct proto_msg *q)
 {
+	if (q->type == PROTO_CATALOG_QUERY)
+		return q->u.catalog_query.min_index;
 	return q->type == PROTO_KV_GET ? q->u.kv_get.min_index : q->u.catalog_node.min_index;
 }
 
@@ -128,6 +157,11 @@ static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, 
 	int rc;
 
 	rc = evaluate(s, txn, &req->msg, &out);
+	if (rc == CAIRN_E_BADREQ) {
+		arena_reset(&s->scratch);
+		rpc_reply_error(req, rc, "invalid query");
+		return ANSWERED;
+	}
 	if (rc < 0) {
 		log_error("read %s: %s (%s)", proto_type_name(req->msg.type), err_str(rc),
 			  store_errmsg(replica_store(s->rp)));
@@ -135,8 +169,9 @@ static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, 
 		rpc_reply_error(req, rc == -ENOMEM ? rc : CAIRN_E_STORE, "state store read failed");
 		return ANSWERED;
 	}
-	index = out.type == PROTO_KV_GET_REPLY ? out.u.kv_get_reply.index
-					       : out.u.catalog_node_reply.index;
+	index = out.type == PROTO_KV_GET_REPLY	     ? out.u.kv_get_reply.index
+		: out.type == PROTO_CATALOG_QUERY_REPLY ? out.u.catalog_query_reply.index
+							: out.u.catalog_node_reply.index;
 	if (!force && min > 0 && index <= min) {
 		arena_reset(&s->scratch);
 		return NOT_READY;
@@ -209,6 +244,28 @@ static enum rpc_disposition park(struct server *s, struct store_txn *txn, struct
 	bool prefix;
 	struct watch *w;
 
+	if (q->type == PROTO_CATALOG_QUERY) {
+		struct catalog_answer a;
+
+		/* the view names the one index key it follows */
+		wait = q->u.catalog_query.wait_ms;
+		space = FSM_SPACE_CATALOG;
+		key = "catalog";
+		if (catalog_query(txn, &s->scratch, &q->u.catalog_query, &a) == 0 && a.watch_key)
+			key = a.watch_key;
+		prefix = false;
+		wait = watch_wait_ms(wait, rng_next(s));
+		w = watch_add(s->ws, space, key, strlen(key), prefix, loop_now_ms(s->loop) + wait,
+			      req);
+		arena_reset(&s->scratch);
+		if (!w) {
+			(void)answer_read(s, txn, req, true);
+			return RPC_DONE;
+		}
+		req->priv = w;
+		arm_timer(s);
+		return RPC_KEEP;
+	}
 	wait = watch_wait_ms(wait, rng_next(s));
 	if (q->type == PROTO_KV_GET) {
 		space = FSM_SPACE_KV;
@@ -235,8 +292,9 @@ static enum rpc_disposition handle_read(struct server *s, struct rpc_req *req)
 {
 	struct store_txn *txn;
 	enum rpc_disposition disp = RPC_DONE;
-	const char *dc =
-	    req->msg.type == PROTO_KV_GET ? req->msg.u.kv_get.dc : req->msg.u.catalog_node.dc;
+	const char *dc = req->msg.type == PROTO_KV_GET	      ? req->msg.u.kv_get.dc
+			 : req->msg.type == PROTO_CATALOG_QUERY ? req->msg.u.catalog_query.dc
+								: req->msg.u.catalog_node.dc;
 
 	if (!dc_ok(s, dc)) {
 		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
@@ -352,6 +410,47 @@ static enum rpc_disposition handle_catalog_register(struct server *s, struct rpc
 	}
 	n.datacenter = s->cfg->datacenter;
 	fsm_cmd_node_register(&s->cmd, &n);
+	return propose(s, req);
+}
+
+/* Consul's /v1/catalog/register and /deregister, as one log command. */
+static enum rpc_disposition handle_catalog_write(struct server *s, struct rpc_req *req)
+{
+	const struct proto_catalog_write *c = &req->msg.u.catalog_write;
+	struct proto_node n;
+
+	if (!dc_ok(s, c->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (c->nodes.n != 1 || !c->nodes.v[0].node || !*c->nodes.v[0].node) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Must provide node");
+		return RPC_DONE;
+	}
+	n = c->nodes.v[0];
+	if (strlen(n.node) > KEY_MAX) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Node name too long");
+		return RPC_DONE;
+	}
+	if (c->deregister) {
+		catalog_cmd_deregister(&s->cmd, n.node, c->service_id, c->check_id);
+		return propose(s, req);
+	}
+	if (!c->skip_node_update && (!n.address || !*n.address)) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Must provide address");
+		return RPC_DONE;
+	}
+	if (c->services.n > 1) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "At most one service per registration");
+		return RPC_DONE;
+	}
+	if (c->services.n && (!c->services.v[0].service || !*c->services.v[0].service)) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Must provide service name with ID");
+		return RPC_DONE;
+	}
+	n.datacenter = s->cfg->datacenter;
+	catalog_cmd_register(&s->cmd, &n, c->skip_node_update, c->services.n ? c->services.v : NULL,
+			     c->checks.v, c->checks.n);
 	return propose(s, req);
 }
 
@@ -475,6 +574,10 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		return handle_kv_delete(s, req);
 	case PROTO_CATALOG_REGISTER:
 		return handle_catalog_register(s, req);
+	case PROTO_CATALOG_WRITE:
+		return handle_catalog_write(s, req);
+	case PROTO_CATALOG_QUERY:
+		return handle_read(s, req);
 	default:
 		rpc_reply_error(req, CAIRN_E_BADREQ, "raftd does not serve %s",
 				proto_type_name(req->msg.type));

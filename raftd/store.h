@@ -29,7 +29,10 @@ enum store_table {
 	STORE_KV_TOMB = 3, /* KV tombstones: key -> u64 BE index of the delete */
 	STORE_NODES = 4,   /* catalog nodes: lower-cased name -> msgpack record */
 	STORE_INDEX = 5,   /* per-table max index: table name -> u64 BE */
-	STORE_N_TABLES = 6,
+	STORE_SERVICES = 6, /* catalog services: lc node NUL service id -> msgpack (catalog.c) */
+	STORE_CHECKS = 7,   /* catalog checks: lc node NUL check id -> msgpack (catalog.c) */
+	STORE_SVC_NAMES = 8, /* service name NUL lc node NUL service id -> empty */
+	STORE_N_TABLES = 9,
 };
 
 /* Longest key any table accepts, bytes (LMDB's compile-time limit). */

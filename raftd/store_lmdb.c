@@ -42,6 +42,9 @@ static const char *const table_names[STORE_N_TABLES] = {
     [STORE_KV_TOMB] = "kv_tombstones",
     [STORE_NODES] = "catalog_nodes",
     [STORE_INDEX] = "index",
+    [STORE_SERVICES] = "catalog_services",
+    [STORE_CHECKS] = "catalog_checks",
+    [STORE_SVC_NAMES] = "catalog_service_names",
 };
 
 /* Translates an LMDB return code, remembering its text. */
