@@ -670,6 +670,54 @@ START_TEST(large_listings)
 }
 END_TEST
 
+/* Corner cases of Consul's KV semantics. */
+START_TEST(kv_edge_semantics)
+{
+	json_t *j;
+
+	REQUIRE_AGENT();
+	/* A "folder" key equal to the prefix is listed too. */
+	put_expect("/v1/kv/kve/", "", "true");
+	put_expect("/v1/kv/kve/a", "1", "true");
+	put_expect("/v1/kv/kve/b/c", "2", "true");
+	j = get_json("/v1/kv/kve/?keys&separator=/", NULL);
+	ck_assert_uint_eq(json_array_size(j), 3);
+	ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "kve/");
+	ck_assert_str_eq(json_string_value(json_array_get(j, 1)), "kve/a");
+	ck_assert_str_eq(json_string_value(json_array_get(j, 2)), "kve/b/");
+	json_decref(j);
+	/* Without the trailing slash everything rolls up into "kve/". */
+	j = get_json("/v1/kv/kve?keys&separator=/", NULL);
+	ck_assert_uint_eq(json_array_size(j), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "kve/");
+	json_decref(j);
+	/* A separator longer than one byte. */
+	put_expect("/v1/kv/kvsep--x--y", "1", "true");
+	put_expect("/v1/kv/kvsep--z", "1", "true");
+	j = get_json("/v1/kv/kvsep?keys&separator=--", NULL);
+	ck_assert_uint_eq(json_array_size(j), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "kvsep--");
+	json_decref(j);
+
+	/* A PUT without ?flags resets the flags to 0, as Consul does. */
+	put_expect("/v1/kv/kve/flags?flags=5", "x", "true");
+	put_expect("/v1/kv/kve/flags", "y", "true");
+	j = get_json("/v1/kv/kve/flags", NULL);
+	ck_assert_int_eq(int_field(entry(j, 0), "Flags"), 0);
+	json_decref(j);
+
+	/* Delete with cas on a missing key: Consul answers true. */
+	del_expect("/v1/kv/kve/never?cas=7", "true");
+	/* cas=0 works again once the key is deleted. */
+	del_expect("/v1/kv/kve/a", "true");
+	put_expect("/v1/kv/kve/a?cas=0", "again", "true");
+	j = get_json("/v1/kv/kve/a", NULL);
+	ck_assert_str_eq(str_field(entry(j, 0), "Value"), "YWdhaW4=");
+	ck_assert_int_eq(int_field(entry(j, 0), "CreateIndex"), int_field(entry(j, 0), "ModifyIndex"));
+	json_decref(j);
+}
+END_TEST
+
 /* ---- limits and malformed requests ----------------------------------- */
 
 START_TEST(value_size_limit)
@@ -1202,6 +1250,7 @@ int main(void)
 	tcase_add_test(tc, keep_alive_across_errors);
 	tcase_add_test(tc, concurrent_cas_counter);
 	tcase_add_test(tc, other_datacenter_is_an_error);
+	tcase_add_test(tc, kv_edge_semantics);
 	tcase_add_test(tc, large_listings);
 	tcase_add_test(tc, value_size_limit);
 	tcase_add_test(tc, bad_query_numbers);
