@@ -90,6 +90,31 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r.u.members_reply.members.v = m;
 		r.u.members_reply.members.n = 1;
 		break;
+	case ROUTES_OP_CATALOG_WRITE:
+		r = proto_msg_make(PROTO_WRITE_REPLY);
+		r.u.write_reply.ok = true;
+		break;
+	case ROUTES_OP_CATALOG_QUERY: {
+		static struct proto_node node;
+		static struct proto_service svc;
+		static struct proto_check chk;
+
+		node = (struct proto_node){.node = s, .address = s};
+		svc = (struct proto_service){.node = s, .id = s, .service = s,
+					     .tagged_addresses = s};
+		chk = (struct proto_check){.node = s, .check_id = s, .status = s,
+					   .service_id = n % 2 ? s : "", .definition = s};
+		r = proto_msg_make(PROTO_CATALOG_QUERY_REPLY);
+		r.u.catalog_query_reply.index = n;
+		r.u.catalog_query_reply.found = n % 2;
+		r.u.catalog_query_reply.nodes.v = &node;
+		r.u.catalog_query_reply.nodes.n = n % 3 ? 1 : 0;
+		r.u.catalog_query_reply.services.v = &svc;
+		r.u.catalog_query_reply.services.n = n % 5 ? 1 : 0;
+		r.u.catalog_query_reply.checks.v = &chk;
+		r.u.catalog_query_reply.checks.n = n % 7 ? 1 : 0;
+		break;
+	}
 	case ROUTES_OP_NONE:
 		break;
 	}

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "arena.h"
+#include "catalog_api.h"
 #include "config.h"
 #include "err.h"
 #include "query.h"
@@ -99,6 +100,7 @@ enum route {
 	ROUTE_STATUS_PEERS,
 	ROUTE_AGENT_SELF,
 	ROUTE_AGENT_MEMBERS,
+	ROUTE_CATALOG, /* /v1/catalog/ and /v1/health/: catalog_api.c */
 };
 
 struct route_def {
@@ -114,6 +116,8 @@ static const struct route_def route_defs[] = {
     {"/v1/status/peers", ROUTE_STATUS_PEERS, "OPTIONS,GET"},
     {"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
     {"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
+    {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
+    {"/v1/health/", ROUTE_CATALOG, "OPTIONS,GET"},
 };
 
 static const struct route_def *route_match(const char *path)
@@ -446,6 +450,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		    d->route == ROUTE_AGENT_MEMBERS && query_has(&q, "wan");
 		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
 		return 0;
+	case ROUTE_CATALOG:
+		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_NONE:
 		break;
 	}
@@ -475,6 +481,10 @@ static enum proto_type expected_reply(enum routes_op op)
 	case ROUTES_OP_AGENT_SELF:
 	case ROUTES_OP_AGENT_MEMBERS:
 		return PROTO_MEMBERS_REPLY;
+	case ROUTES_OP_CATALOG_WRITE:
+		return PROTO_WRITE_REPLY;
+	case ROUTES_OP_CATALOG_QUERY:
+		return PROTO_CATALOG_QUERY_REPLY;
 	case ROUTES_OP_NONE:
 		break;
 	}
@@ -655,6 +665,9 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 			       out);
 		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
 	}
+	case ROUTES_OP_CATALOG_WRITE:
+	case ROUTES_OP_CATALOG_QUERY:
+		return catalog_api_finish(env, call, reply, a, out);
 	case ROUTES_OP_AGENT_SELF:
 	case ROUTES_OP_NONE:
 		break;

@@ -68,6 +68,8 @@ enum routes_op {
 	ROUTES_OP_STATUS_PEERS,
 	ROUTES_OP_AGENT_SELF,
 	ROUTES_OP_AGENT_MEMBERS,
+	ROUTES_OP_CATALOG_WRITE, /* catalog_api.c: /v1/catalog/register, deregister */
+	ROUTES_OP_CATALOG_QUERY, /* catalog_api.c: /v1/catalog/..., /v1/health/... */
 };
 
 enum routes_peer {

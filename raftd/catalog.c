@@ -1203,13 +1203,14 @@ static int health_checks_for(struct store_txn *txn, struct builder *b, const cha
 
 	mp_writer_init(&c.keys);
 	rc = scan_node(txn, STORE_CHECKS, node, &c);
-	for (size_t i = 0; rc == 0 && i < c.n_chks; i++) {
-		const struct proto_check *k = &c.chks[i];
-
-		if ((service_id && !strcmp(k->service_id, service_id)) ||
-		    (node_checks_too && !*k->service_id))
-			rc = add_chk(b, k);
-	}
+	/* the service's checks, then the node's, each in check ID order:
+	 * apid tells one instance's group from the next by that order */
+	for (size_t i = 0; rc == 0 && i < c.n_chks; i++)
+		if (service_id && !strcmp(c.chks[i].service_id, service_id))
+			rc = add_chk(b, &c.chks[i]);
+	for (size_t i = 0; rc == 0 && node_checks_too && i < c.n_chks; i++)
+		if (!*c.chks[i].service_id)
+			rc = add_chk(b, &c.chks[i]);
 	mp_writer_close(&c.keys);
 	return rc;
 }

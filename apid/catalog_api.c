@@ -1,0 +1,956 @@
+/* The /v1/catalog and /v1/health endpoints (see catalog_api.h). */
+#include "catalog_api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "arena.h"
+#include "config.h"
+#include "err.h"
+#include "query.h"
+#include "render.h"
+
+/* The views, as raftd/catalog.h numbers them (the wire protocol). */
+enum {
+	VIEW_NODES = 1,
+	VIEW_SERVICES = 2,
+	VIEW_SERVICE = 3,
+	VIEW_NODE = 4,
+	VIEW_NODE_SERVICES = 5,
+	VIEW_HEALTH_NODE = 6,
+	VIEW_HEALTH_CHECKS = 7,
+	VIEW_HEALTH_SERVICE = 8,
+	VIEW_HEALTH_STATE = 9,
+};
+
+#define CT_JSON "application/json"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int text(struct arena *a, unsigned status, const char *msg, struct routes_action *out)
+{
+	out->respond = true;
+	return routes_text(a, status, msg ? msg : "out of memory", &out->resp);
+}
+
+static int hdr(struct routes_resp *r, const char *name, const char *value)
+{
+	if (!value)
+		return -ENOMEM;
+	if (r->n_hdrs == ROUTES_MAX_HDRS)
+		return -ENOSPC;
+	r->hdrs[r->n_hdrs].name = name;
+	r->hdrs[r->n_hdrs].value = value;
+	r->n_hdrs++;
+	return 0;
+}
+
+/* Steals j. */
+static int json_resp(struct arena *a, json_t *j, bool pretty, struct routes_resp *out)
+{
+	char *body;
+	size_t len;
+	int rc;
+
+	if (!j)
+		return -ENOMEM;
+	rc = render_dump(a, j, pretty, &body, &len);
+	json_decref(j);
+	if (rc < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->status = 200;
+	out->content_type = CT_JSON;
+	out->body = body;
+	out->body_len = len;
+	return 0;
+}
+
+/* Sets o[key] = v (stolen); remembers a failure in *bad. */
+static void jset(json_t *o, const char *key, json_t *v, bool *bad)
+{
+	if (!v || json_object_set_new(o, key, v) < 0)
+		*bad = true;
+}
+
+static json_t *jstr(const char *s)
+{
+	return json_string(s ? s : "");
+}
+
+static json_t *jmap(const struct proto_map *m)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < m->n; i++)
+		if (json_object_set_new(o, m->keys[i], jstr(m->vals[i])) < 0) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
+}
+
+static json_t *jstrs(const struct proto_strs *s)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < s->n; i++)
+		if (json_array_append_new(arr, jstr(s->v[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	return arr;
+}
+
+/* A stored JSON object text, or {} / null. */
+static json_t *jraw(const char *text_or_null, bool null_if_none)
+{
+	json_t *j = NULL;
+
+	if (text_or_null && *text_or_null)
+		j = json_loads(text_or_null, JSON_DECODE_ANY, NULL);
+	if (!j)
+		j = null_if_none ? json_null() : json_object();
+	return j;
+}
+
+static json_t *jweights(const struct proto_service *s)
+{
+	return json_pack("{s:I,s:I}", "Passing", (json_int_t)(s->weight_passing ? s->weight_passing : 1),
+			 "Warning", (json_int_t)s->weight_warning);
+}
+
+json_t *catalog_api_node_json(const struct proto_node *n)
+{
+	json_t *o = json_object();
+	bool bad = !o;
+
+	if (bad)
+		return NULL;
+	jset(o, "ID", jstr(n->id), &bad);
+	jset(o, "Node", jstr(n->node), &bad);
+	jset(o, "Address", jstr(n->address), &bad);
+	jset(o, "Datacenter", jstr(n->datacenter), &bad);
+	jset(o, "TaggedAddresses", jmap(&n->tagged_addresses), &bad);
+	jset(o, "Meta", jmap(&n->meta), &bad);
+	jset(o, "CreateIndex", json_integer((json_int_t)n->create_index), &bad);
+	jset(o, "ModifyIndex", json_integer((json_int_t)n->modify_index), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *catalog_api_service_json(const struct proto_service *s)
+{
+	json_t *o = json_object();
+	bool bad = !o;
+
+	if (bad)
+		return NULL;
+	if (s->kind && *s->kind)
+		jset(o, "Kind", jstr(s->kind), &bad);
+	jset(o, "ID", jstr(s->id), &bad);
+	jset(o, "Service", jstr(s->service), &bad);
+	jset(o, "Tags", jstrs(&s->tags), &bad);
+	jset(o, "Address", jstr(s->address), &bad);
+	jset(o, "TaggedAddresses", jraw(s->tagged_addresses, false), &bad);
+	jset(o, "Meta", jmap(&s->meta), &bad);
+	jset(o, "Port", json_integer((json_int_t)s->port), &bad);
+	jset(o, "Weights", jweights(s), &bad);
+	jset(o, "EnableTagOverride", json_boolean(s->enable_tag_override), &bad);
+	jset(o, "Proxy", json_pack("{s:{},s:{}}", "MeshGateway", "Expose"), &bad);
+	jset(o, "Connect", json_object(), &bad);
+	jset(o, "CreateIndex", json_integer((json_int_t)s->create_index), &bad);
+	jset(o, "ModifyIndex", json_integer((json_int_t)s->modify_index), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *catalog_api_check_json(const struct proto_check *c)
+{
+	json_t *o = json_object();
+	bool bad = !o;
+
+	if (bad)
+		return NULL;
+	jset(o, "Node", jstr(c->node), &bad);
+	jset(o, "CheckID", jstr(c->check_id), &bad);
+	jset(o, "Name", jstr(c->name), &bad);
+	jset(o, "Status", jstr(c->status), &bad);
+	jset(o, "Notes", jstr(c->notes), &bad);
+	jset(o, "Output", jstr(c->output), &bad);
+	jset(o, "ServiceID", jstr(c->service_id), &bad);
+	jset(o, "ServiceName", jstr(c->service_name), &bad);
+	jset(o, "ServiceTags", jstrs(&c->service_tags), &bad);
+	jset(o, "Type", jstr(c->type), &bad);
+	jset(o, "Interval", jstr(""), &bad);
+	jset(o, "Timeout", jstr(""), &bad);
+	jset(o, "ExposedPort", json_integer(0), &bad);
+	jset(o, "Definition", jraw(c->definition, false), &bad);
+	jset(o, "CreateIndex", json_integer((json_int_t)c->create_index), &bad);
+	jset(o, "ModifyIndex", json_integer((json_int_t)c->modify_index), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* /v1/catalog/service entries: node fields flattened with Service*. */
+static json_t *catalog_service_entry(const struct proto_node *n, const struct proto_service *s)
+{
+	json_t *o = json_object();
+	bool bad = !o;
+
+	if (bad)
+		return NULL;
+	jset(o, "ID", jstr(n ? n->id : ""), &bad);
+	jset(o, "Node", jstr(s->node), &bad);
+	jset(o, "Address", jstr(n ? n->address : ""), &bad);
+	jset(o, "Datacenter", jstr(n ? n->datacenter : ""), &bad);
+	jset(o, "TaggedAddresses", n ? jmap(&n->tagged_addresses) : json_object(), &bad);
+	jset(o, "NodeMeta", n ? jmap(&n->meta) : json_object(), &bad);
+	jset(o, "ServiceKind", jstr(s->kind), &bad);
+	jset(o, "ServiceID", jstr(s->id), &bad);
+	jset(o, "ServiceName", jstr(s->service), &bad);
+	jset(o, "ServiceTags", jstrs(&s->tags), &bad);
+	jset(o, "ServiceAddress", jstr(s->address), &bad);
+	jset(o, "ServiceTaggedAddresses", jraw(s->tagged_addresses, false), &bad);
+	jset(o, "ServiceWeights", jweights(s), &bad);
+	jset(o, "ServiceMeta", jmap(&s->meta), &bad);
+	jset(o, "ServicePort", json_integer((json_int_t)s->port), &bad);
+	jset(o, "ServiceSocketPath", jstr(""), &bad);
+	jset(o, "ServiceEnableTagOverride", json_boolean(s->enable_tag_override), &bad);
+	jset(o, "ServiceProxy", json_pack("{s:{},s:{}}", "MeshGateway", "Expose"), &bad);
+	jset(o, "ServiceConnect", json_object(), &bad);
+	jset(o, "CreateIndex", json_integer((json_int_t)s->create_index), &bad);
+	jset(o, "ModifyIndex", json_integer((json_int_t)s->modify_index), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ---- request bodies --------------------------------------------------- */
+
+/* Compares a JSON key with a Consul field name ignoring case and '_'. */
+static bool key_eq(const char *k, const char *want)
+{
+	for (;;) {
+		while (*k == '_')
+			k++;
+		while (*want == '_')
+			want++;
+		if (!*k || !*want)
+			return !*k && !*want;
+		if ((*k | 0x20) != (*want | 0x20))
+			return false;
+		k++;
+		want++;
+	}
+}
+
+json_t *catalog_api_jget(const json_t *o, const char *key)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(o))
+		return NULL;
+	v = json_object_get(o, key);
+	if (v)
+		return v;
+	json_object_foreach((json_t *)o, k, v)
+	{
+		if (key_eq(k, key))
+			return v;
+	}
+	return NULL;
+}
+
+#define JGET catalog_api_jget
+
+/* String member (NULL when absent or null); *bad when not a string. */
+static const char *body_str(const json_t *o, const char *key, struct arena *a, const char **bad)
+{
+	json_t *v = JGET(o, key);
+
+	if (!v || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v)) {
+		*bad = arena_printf(a, "Request decode failed: %s must be a string", key);
+		return NULL;
+	}
+	return arena_strdup(a, json_string_value(v));
+}
+
+static int body_map(const json_t *o, const char *key, struct arena *a, struct proto_map *m,
+		    const char **bad)
+{
+	json_t *v = JGET(o, key), *x;
+	const char *k;
+	size_t i = 0, n;
+
+	memset(m, 0, sizeof(*m));
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_object(v)) {
+		*bad = arena_printf(a, "Request decode failed: %s must be an object", key);
+		return 0;
+	}
+	n = json_object_size(v);
+	if (!n)
+		return 0;
+	m->keys = arena_alloc(a, n * sizeof(*m->keys));
+	m->vals = arena_alloc(a, n * sizeof(*m->vals));
+	if (!m->keys || !m->vals)
+		return -ENOMEM;
+	json_object_foreach(v, k, x)
+	{
+		if (!json_is_string(x)) {
+			*bad = arena_printf(a, "Request decode failed: %s values must be strings",
+					    key);
+			return 0;
+		}
+		m->keys[i] = arena_strdup(a, k);
+		m->vals[i] = arena_strdup(a, json_string_value(x));
+		if (!m->keys[i] || !m->vals[i])
+			return -ENOMEM;
+		i++;
+	}
+	m->n = i;
+	return 0;
+}
+
+static int body_strs(const json_t *o, const char *key, struct arena *a, struct proto_strs *s,
+		     const char **bad)
+{
+	json_t *v = JGET(o, key);
+	size_t n;
+
+	memset(s, 0, sizeof(*s));
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v)) {
+		*bad = arena_printf(a, "Request decode failed: %s must be an array", key);
+		return 0;
+	}
+	n = json_array_size(v);
+	if (!n)
+		return 0;
+	s->v = arena_alloc(a, n * sizeof(*s->v));
+	if (!s->v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		json_t *x = json_array_get(v, i);
+
+		if (!json_is_string(x)) {
+			*bad = arena_printf(a, "Request decode failed: %s must hold strings", key);
+			return 0;
+		}
+		s->v[i] = arena_strdup(a, json_string_value(x));
+		if (!s->v[i])
+			return -ENOMEM;
+	}
+	s->n = n;
+	return 0;
+}
+
+static uint64_t body_uint(const json_t *o, const char *key, uint64_t dflt, struct arena *a,
+			  const char **bad)
+{
+	json_t *v = JGET(o, key);
+
+	if (!v || json_is_null(v))
+		return dflt;
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		*bad = arena_printf(a, "Request decode failed: %s must be a non-negative integer",
+				    key);
+		return dflt;
+	}
+	return (uint64_t)json_integer_value(v);
+}
+
+/* A JSON value as compact text in the arena, or NULL. */
+static const char *body_raw(const json_t *o, const char *key, struct arena *a)
+{
+	json_t *v = JGET(o, key);
+	char *s, *d;
+
+	if (!v || json_is_null(v))
+		return NULL;
+	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+	if (!s)
+		return NULL;
+	d = arena_strdup(a, s);
+	free(s);
+	return d;
+}
+
+const char *catalog_api_parse_service(const json_t *o, struct arena *a, struct proto_service *s)
+{
+	const char *bad = NULL;
+	json_t *w;
+
+	memset(s, 0, sizeof(*s));
+	if (!json_is_object(o))
+		return "Request decode failed: Service must be an object";
+	s->id = body_str(o, "ID", a, &bad);
+	s->service = body_str(o, "Service", a, &bad);
+	if (!s->service)
+		s->service = body_str(o, "Name", a, &bad);
+	s->address = body_str(o, "Address", a, &bad);
+	s->kind = body_str(o, "Kind", a, &bad);
+	s->port = body_uint(o, "Port", 0, a, &bad);
+	if (body_strs(o, "Tags", a, &s->tags, &bad) < 0 || body_map(o, "Meta", a, &s->meta, &bad) < 0)
+		return "out of memory";
+	s->tagged_addresses = body_raw(o, "TaggedAddresses", a);
+	w = JGET(o, "EnableTagOverride");
+	if (w && !json_is_null(w)) {
+		if (!json_is_boolean(w))
+			return "Request decode failed: EnableTagOverride must be a boolean";
+		s->enable_tag_override = json_is_true(w);
+	}
+	s->weight_passing = 1;
+	s->weight_warning = 1;
+	w = JGET(o, "Weights");
+	if (w && !json_is_null(w)) {
+		if (!json_is_object(w))
+			return "Request decode failed: Weights must be an object";
+		s->weight_passing = body_uint(w, "Passing", 1, a, &bad);
+		s->weight_warning = body_uint(w, "Warning", 1, a, &bad);
+		if (!bad && s->weight_passing == 0)
+			return "Passing must be greater than 0";
+	}
+	if (bad)
+		return bad;
+	if (!s->service || !*s->service)
+		return "Missing service name";
+	if (!s->id || !*s->id)
+		s->id = s->service;
+	if (s->port > 65535)
+		return "Invalid service port";
+	return NULL;
+}
+
+/* A catalog Check object; node fills the Node when absent. */
+static const char *parse_check(const json_t *o, struct arena *a, const char *node,
+			       struct proto_check *c)
+{
+	const char *bad = NULL;
+	const char *cnode;
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(o))
+		return "Request decode failed: Check must be an object";
+	cnode = body_str(o, "Node", a, &bad);
+	c->check_id = body_str(o, "CheckID", a, &bad);
+	c->name = body_str(o, "Name", a, &bad);
+	c->status = body_str(o, "Status", a, &bad);
+	c->notes = body_str(o, "Notes", a, &bad);
+	c->output = body_str(o, "Output", a, &bad);
+	c->service_id = body_str(o, "ServiceID", a, &bad);
+	c->type = body_str(o, "Type", a, &bad);
+	c->definition = body_raw(o, "Definition", a);
+	if (bad)
+		return bad;
+	if (cnode && *cnode && strcasecmp(cnode, node) != 0)
+		return "Check node must match the registered node";
+	if (!c->check_id || !*c->check_id)
+		c->check_id = c->name;
+	if (!c->check_id || !*c->check_id)
+		return "Missing check ID or name";
+	if (!c->name || !*c->name)
+		c->name = c->check_id;
+	if (c->status && *c->status && strcmp(c->status, "passing") && strcmp(c->status, "warning") &&
+	    strcmp(c->status, "critical"))
+		return arena_printf(a, "Invalid check status: \"%s\"", c->status);
+	return NULL;
+}
+
+static const char *decode_body(const struct routes_req *req, struct arena *a, json_t **out)
+{
+	json_error_t e;
+
+	*out = NULL;
+	if (!req->body || req->body_len == 0)
+		return "Request decode failed: EOF";
+	*out = json_loadb((const char *)req->body, req->body_len, 0, &e);
+	if (!*out)
+		return arena_printf(a, "Request decode failed: %s", e.text);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return "Request decode failed: body must be a JSON object";
+	}
+	return NULL;
+}
+
+/* /v1/catalog/register (Consul's CatalogRegister + structs.RegisterRequest). */
+static const char *parse_register(const struct routes_env *env, const json_t *b, struct arena *a,
+				  struct proto_catalog_write *w)
+{
+	const char *bad = NULL, *dc;
+	struct proto_node *n = arena_zalloc(a, sizeof(*n));
+	json_t *svc, *chk, *chks;
+	size_t nchk = 0, cap;
+
+	if (!n)
+		return "out of memory";
+	dc = body_str(b, "Datacenter", a, &bad);
+	if (dc && *dc && strcasecmp(dc, env->cfg->datacenter) != 0)
+		return "No path to datacenter";
+	n->id = body_str(b, "ID", a, &bad);
+	n->node = body_str(b, "Node", a, &bad);
+	n->address = body_str(b, "Address", a, &bad);
+	if (body_map(b, "TaggedAddresses", a, &n->tagged_addresses, &bad) < 0 ||
+	    body_map(b, "NodeMeta", a, &n->meta, &bad) < 0)
+		return "out of memory";
+	if (bad)
+		return bad;
+	if (!n->node || !*n->node)
+		return "Must provide node";
+	w->skip_node_update = json_is_true(JGET(b, "SkipNodeUpdate"));
+	if (!w->skip_node_update && (!n->address || !*n->address))
+		return "Must provide address";
+	w->nodes.v = n;
+	w->nodes.n = 1;
+	svc = JGET(b, "Service");
+	if (svc && !json_is_null(svc)) {
+		struct proto_service *s = arena_zalloc(a, sizeof(*s));
+
+		if (!s)
+			return "out of memory";
+		bad = catalog_api_parse_service(svc, a, s);
+		if (bad)
+			return bad;
+		w->services.v = s;
+		w->services.n = 1;
+	}
+	chk = JGET(b, "Check");
+	chks = JGET(b, "Checks");
+	if (chks && !json_is_null(chks) && !json_is_array(chks))
+		return "Request decode failed: Checks must be an array";
+	cap = (chk && !json_is_null(chk) ? 1 : 0) + (json_is_array(chks) ? json_array_size(chks) : 0);
+	if (cap) {
+		w->checks.v = arena_zalloc(a, cap * sizeof(*w->checks.v));
+		if (!w->checks.v)
+			return "out of memory";
+	}
+	if (chk && !json_is_null(chk)) {
+		bad = parse_check(chk, a, n->node, &w->checks.v[nchk++]);
+		if (bad)
+			return bad;
+	}
+	for (size_t i = 0; json_is_array(chks) && i < json_array_size(chks); i++) {
+		bad = parse_check(json_array_get(chks, i), a, n->node, &w->checks.v[nchk++]);
+		if (bad)
+			return bad;
+	}
+	w->checks.n = nchk;
+	/* a check on the registered service without its ServiceID: Consul
+	 * leaves it a node check, as do we */
+	return NULL;
+}
+
+static const char *parse_deregister(const struct routes_env *env, const json_t *b,
+				    struct arena *a, struct proto_catalog_write *w)
+{
+	const char *bad = NULL, *dc;
+	struct proto_node *n = arena_zalloc(a, sizeof(*n));
+
+	if (!n)
+		return "out of memory";
+	dc = body_str(b, "Datacenter", a, &bad);
+	if (dc && *dc && strcasecmp(dc, env->cfg->datacenter) != 0)
+		return "No path to datacenter";
+	n->node = body_str(b, "Node", a, &bad);
+	w->service_id = body_str(b, "ServiceID", a, &bad);
+	w->check_id = body_str(b, "CheckID", a, &bad);
+	if (bad)
+		return bad;
+	if (!n->node || !*n->node)
+		return "Must provide node";
+	if (w->service_id && !*w->service_id)
+		w->service_id = NULL;
+	if (w->check_id && !*w->check_id)
+		w->check_id = NULL;
+	w->deregister = true;
+	w->nodes.v = n;
+	w->nodes.n = 1;
+	return NULL;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+/* Consul's parse(): ?stale ?consistent ?max_stale ?wait ?index. Returns
+ * NULL or a 400 reason. */
+static const char *read_opts(struct arena *a, const struct query *q, struct proto_catalog_query *c,
+			     uint64_t *out_timeout_ms, unsigned *out_mode)
+{
+	const char *v;
+	uint64_t wait_ms = 0;
+	bool stale = query_has(q, "stale"), consistent = query_has(q, "consistent");
+
+	if (stale && consistent)
+		return "Cannot specify ?stale with ?consistent, conflicting semantics.";
+	c->mode = consistent ? 1 : stale ? 2 : 0;
+	*out_mode = (unsigned)c->mode;
+	v = query_get(q, "max_stale");
+	if (v && *v && query_parse_duration_ms(v, &c->max_stale_ms) < 0)
+		return arena_printf(a, "Invalid max_stale value %s", v);
+	v = query_get(q, "wait");
+	if (v && *v && query_parse_duration_ms(v, &wait_ms) < 0)
+		return "Invalid wait time";
+	v = query_get(q, "index");
+	if (v && *v && query_parse_u64(v, &c->min_index) < 0)
+		return "Invalid index";
+	*out_timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+	if (c->min_index > 0) {
+		if (wait_ms == 0)
+			wait_ms = ROUTES_WAIT_DEFAULT_MS;
+		if (wait_ms > ROUTES_WAIT_MAX_MS)
+			wait_ms = ROUTES_WAIT_MAX_MS;
+		c->wait_ms = wait_ms;
+		*out_timeout_ms = wait_ms + wait_ms / 16 + ROUTES_RPC_TIMEOUT_MS;
+	}
+	return NULL;
+}
+
+/* ?node-meta=key:value (repeatable). */
+static const char *node_meta(struct arena *a, const struct query *q, struct proto_map *m)
+{
+	size_t n = 0;
+
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < q->n; i++)
+		n += strcmp(q->v[i].key, "node-meta") == 0;
+	if (!n)
+		return NULL;
+	m->keys = arena_alloc(a, n * sizeof(*m->keys));
+	m->vals = arena_alloc(a, n * sizeof(*m->vals));
+	if (!m->keys || !m->vals)
+		return "out of memory";
+	for (size_t i = 0; i < q->n; i++) {
+		const char *v = q->v[i].value, *colon;
+
+		if (strcmp(q->v[i].key, "node-meta") != 0)
+			continue;
+		colon = strchr(v, ':');
+		m->keys[m->n] = colon ? arena_strndup(a, v, (size_t)(colon - v)) : v;
+		m->vals[m->n] = colon ? colon + 1 : "";
+		if (!m->keys[m->n])
+			return "out of memory";
+		m->n++;
+	}
+	return NULL;
+}
+
+static const char *tags(struct arena *a, const struct query *q, struct proto_strs *s)
+{
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < q->n; i++)
+		n += strcmp(q->v[i].key, "tag") == 0;
+	if (!n)
+		return NULL;
+	s->v = arena_alloc(a, n * sizeof(*s->v));
+	if (!s->v)
+		return "out of memory";
+	for (size_t i = 0; i < q->n; i++)
+		if (strcmp(q->v[i].key, "tag") == 0)
+			s->v[s->n++] = q->v[i].value;
+	return NULL;
+}
+
+struct endpoint {
+	const char *prefix; /* path after /v1/ ; trailing '/' takes a name */
+	unsigned view;	    /* 0: special */
+	bool needs_name;
+};
+
+static const struct endpoint endpoints[] = {
+    {"catalog/nodes", VIEW_NODES, false},
+    {"catalog/services", VIEW_SERVICES, false},
+    {"catalog/service/", VIEW_SERVICE, true},
+    {"catalog/node/", VIEW_NODE, true},
+    {"catalog/node-services/", VIEW_NODE_SERVICES, true},
+    {"health/node/", VIEW_HEALTH_NODE, true},
+    {"health/checks/", VIEW_HEALTH_CHECKS, true},
+    {"health/service/", VIEW_HEALTH_SERVICE, true},
+    {"health/state/", VIEW_HEALTH_STATE, true},
+};
+
+int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *req,
+			 const char *path, const struct query *q, struct arena *a,
+			 struct routes_action *out)
+{
+	const char *rel = path + 4; /* after "/v1/" */
+	struct routes_call *c = &out->call;
+	const char *bad, *dc = query_get(q, "dc");
+	bool other = dc && *dc && strcasecmp(dc, env->cfg->datacenter) != 0;
+
+	out->respond = true;
+	if (!strcmp(rel, "catalog/register") || !strcmp(rel, "catalog/deregister")) {
+		bool reg = rel[8] == 'r';
+		json_t *body;
+		struct proto_catalog_write *w;
+
+		if (strcmp(req->method, "PUT") != 0)
+			return text(a, 405, arena_printf(a, "method %s not allowed", req->method),
+				    out);
+		bad = decode_body(req, a, &body);
+		if (bad)
+			return text(a, 400, bad, out);
+		c->msg = proto_msg_make(PROTO_CATALOG_WRITE);
+		w = &c->msg.u.catalog_write;
+		bad = reg ? parse_register(env, body, a, w) : parse_deregister(env, body, a, w);
+		json_decref(body);
+		if (bad && !strcmp(bad, "out of memory"))
+			return -ENOMEM;
+		if (bad)
+			return text(a, strcmp(bad, "No path to datacenter") ? 400 : 500, bad, out);
+		if (other)
+			return text(a, 500, "No path to datacenter", out);
+		c->op = ROUTES_OP_CATALOG_WRITE;
+		c->peer = ROUTES_PEER_RAFTD;
+		c->timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+		out->respond = false;
+		return 0;
+	}
+	if (!strcmp(rel, "catalog/datacenters")) {
+		json_t *arr;
+
+		if (strcmp(req->method, "GET") != 0)
+			return text(a, 405, arena_printf(a, "method %s not allowed", req->method),
+				    out);
+		arr = json_pack("[s]", env->cfg->datacenter ? env->cfg->datacenter : "dc1");
+		return json_resp(a, arr, c->pretty, &out->resp);
+	}
+	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
+		const struct endpoint *e = &endpoints[i];
+		size_t n = strlen(e->prefix);
+		struct proto_catalog_query *cq;
+		const char *name;
+
+		if (e->needs_name ? strncmp(rel, e->prefix, n) != 0 : strcmp(rel, e->prefix) != 0)
+			continue;
+		name = e->needs_name ? rel + n : NULL;
+		if (strcmp(req->method, "GET") != 0)
+			return text(a, 405, arena_printf(a, "method %s not allowed", req->method),
+				    out);
+		if (e->needs_name && !*name) {
+			static const char *const what[] = {
+			    [VIEW_SERVICE] = "Missing service name",
+			    [VIEW_NODE] = "Missing node name",
+			    [VIEW_NODE_SERVICES] = "Missing node name",
+			    [VIEW_HEALTH_NODE] = "Missing node name",
+			    [VIEW_HEALTH_CHECKS] = "Missing service name",
+			    [VIEW_HEALTH_SERVICE] = "Missing service name",
+			    [VIEW_HEALTH_STATE] = "Missing check state",
+			};
+			return text(a, 400, what[e->view], out);
+		}
+		c->msg = proto_msg_make(PROTO_CATALOG_QUERY);
+		cq = &c->msg.u.catalog_query;
+		cq->view = e->view;
+		cq->name = name;
+		bad = read_opts(a, q, cq, &c->timeout_ms, &c->consistency);
+		if (!bad)
+			bad = node_meta(a, q, &cq->node_meta);
+		if (!bad && (e->view == VIEW_SERVICE || e->view == VIEW_HEALTH_SERVICE))
+			bad = tags(a, q, &cq->tags);
+		if (!bad && e->view == VIEW_HEALTH_SERVICE && query_has(q, "passing")) {
+			const char *v = query_get(q, "passing");
+
+			if (!*v || !strcasecmp(v, "true") || !strcmp(v, "1"))
+				cq->passing = true;
+			else if (strcasecmp(v, "false") && strcmp(v, "0"))
+				bad = arena_printf(a, "Invalid value for ?passing");
+		}
+		if (!bad && e->view == VIEW_HEALTH_STATE && strcmp(name, "any") &&
+		    strcmp(name, "passing") && strcmp(name, "warning") && strcmp(name, "critical"))
+			bad = "Invalid check state";
+		if (bad && !strcmp(bad, "out of memory"))
+			return -ENOMEM;
+		if (bad)
+			return text(a, 400, bad, out);
+		if (other)
+			return text(a, 500, "No path to datacenter", out);
+		c->op = ROUTES_OP_CATALOG_QUERY;
+		c->peer = ROUTES_PEER_RAFTD;
+		out->respond = false;
+		return 0;
+	}
+	return text(a, 404, "404 page not found", out);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static const struct proto_node *find_node(const struct proto_catalog_query_reply *r,
+					  const char *name)
+{
+	for (size_t i = 0; i < r->nodes.n; i++)
+		if (!strcasecmp(r->nodes.v[i].node, name))
+			return &r->nodes.v[i];
+	return NULL;
+}
+
+static json_t *checks_array(const struct proto_check *v, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, catalog_api_check_json(&v[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	return arr;
+}
+
+static json_t *render_view(const struct routes_env *env, unsigned view,
+			   const struct proto_catalog_query_reply *r)
+{
+	json_t *j = NULL;
+	bool bad = false;
+
+	(void)env;
+	switch (view) {
+	case VIEW_NODES:
+		j = json_array();
+		for (size_t i = 0; j && i < r->nodes.n; i++)
+			if (json_array_append_new(j, catalog_api_node_json(&r->nodes.v[i])) < 0)
+				bad = true;
+		break;
+	case VIEW_SERVICES:
+		j = json_object();
+		for (size_t i = 0; j && i < r->services.n; i++)
+			jset(j, r->services.v[i].service, jstrs(&r->services.v[i].tags), &bad);
+		break;
+	case VIEW_SERVICE:
+		j = json_array();
+		for (size_t i = 0; j && i < r->services.n; i++) {
+			const struct proto_service *s = &r->services.v[i];
+
+			if (json_array_append_new(j, catalog_service_entry(find_node(r, s->node),
+									   s)) < 0)
+				bad = true;
+		}
+		break;
+	case VIEW_NODE:
+	case VIEW_NODE_SERVICES: {
+		json_t *svcs;
+
+		if (!r->found || r->nodes.n == 0)
+			return json_null();
+		j = json_object();
+		if (!j)
+			return NULL;
+		jset(j, "Node", catalog_api_node_json(&r->nodes.v[0]), &bad);
+		svcs = view == VIEW_NODE ? json_object() : json_array();
+		for (size_t i = 0; svcs && i < r->services.n; i++) {
+			json_t *s = catalog_api_service_json(&r->services.v[i]);
+
+			if (view == VIEW_NODE)
+				jset(svcs, r->services.v[i].id, s, &bad);
+			else if (json_array_append_new(svcs, s) < 0)
+				bad = true;
+		}
+		jset(j, "Services", svcs, &bad);
+		break;
+	}
+	case VIEW_HEALTH_NODE:
+	case VIEW_HEALTH_CHECKS:
+	case VIEW_HEALTH_STATE:
+		j = checks_array(r->checks.v, r->checks.n);
+		break;
+	case VIEW_HEALTH_SERVICE: {
+		size_t k = 0;
+
+		j = json_array();
+		for (size_t i = 0; j && i < r->services.n; i++) {
+			const struct proto_service *s = &r->services.v[i];
+			const struct proto_node *n = find_node(r, s->node);
+			json_t *e = json_object(), *checks = json_array();
+
+			/* raftd sends one group per instance: its service's
+			 * checks, then its node's, each in check ID order; a
+			 * node check not after the previous one starts the next
+			 * instance's group */
+			const char *last_node_check = NULL;
+
+			while (checks && k < r->checks.n) {
+				const struct proto_check *ck = &r->checks.v[k];
+
+				if (strcasecmp(ck->node, s->node) != 0)
+					break;
+				if (*ck->service_id) {
+					if (last_node_check || strcmp(ck->service_id, s->id) != 0)
+						break;
+				} else {
+					if (last_node_check &&
+					    strcmp(ck->check_id, last_node_check) <= 0)
+						break;
+					last_node_check = ck->check_id;
+				}
+				if (json_array_append_new(checks, catalog_api_check_json(ck)) < 0)
+					bad = true;
+				k++;
+			}
+			if (!e) {
+				json_decref(checks);
+				bad = true;
+				break;
+			}
+			jset(e, "Node", n ? catalog_api_node_json(n) : json_null(), &bad);
+			jset(e, "Service", catalog_api_service_json(s), &bad);
+			jset(e, "Checks", checks, &bad);
+			if (json_array_append_new(j, e) < 0)
+				bad = true;
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+int catalog_api_finish(const struct routes_env *env, const struct routes_call *call,
+		       const struct proto_msg *reply, struct arena *a, struct routes_resp *out)
+{
+	static const char *const consistency[] = {"leader", "consistent", "stale"};
+	const struct proto_catalog_query_reply *r;
+	int rc;
+
+	if (call->op == ROUTES_OP_CATALOG_WRITE)
+		return json_resp(a, json_true(), call->pretty, out);
+	r = &reply->u.catalog_query_reply;
+	rc = json_resp(a, render_view(env, (unsigned)call->msg.u.catalog_query.view, r),
+		       call->pretty, out);
+	if (rc < 0)
+		return rc;
+	rc = hdr(out, "X-Consul-Index", arena_printf(a, "%" PRIu64, r->index ? r->index : 1));
+	if (rc == 0)
+		rc = hdr(out, "X-Consul-KnownLeader", r->known_leader ? "true" : "false");
+	if (rc == 0)
+		rc = hdr(out, "X-Consul-LastContact",
+			 arena_printf(a, "%" PRIu64, r->last_contact_ms));
+	if (rc == 0)
+		rc = hdr(out, "X-Consul-Effective-Consistency", consistency[call->consistency % 3]);
+	return rc;
+}

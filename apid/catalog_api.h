@@ -1,0 +1,47 @@
+/* The /v1/catalog and /v1/health endpoints: request parsing into one
+ * CATALOG_WRITE or CATALOG_QUERY, and Consul's JSON shapes for the
+ * replies.
+ *
+ * Pure, like routes.c (which calls in here): no sockets, no clock. JSON
+ * request bodies are read with keys matched case-insensitively and with
+ * underscores ignored, so Consul's "TaggedAddresses", python-consul's
+ * lower-case "address" and snake_case "tagged_addresses" all work.
+ * Memory: everything lives in the request's arena. */
+#ifndef CAIRN_APID_CATALOG_API_H
+#define CAIRN_APID_CATALOG_API_H
+
+#include <jansson.h>
+
+#include "routes.h"
+
+struct query;
+
+/* Handles a request whose path starts with /v1/catalog/ or /v1/health/:
+ * fills out with a response (404, 405, 400 with a reason, the datacenter
+ * list) or a call to raftd. Returns 0 or -ENOMEM. */
+int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *req,
+			 const char *path, const struct query *q, struct arena *a,
+			 struct routes_action *out);
+
+/* Renders a successful CATALOG_QUERY_REPLY or WRITE_REPLY for call into
+ * out (status, JSON body, X-Consul-* headers). Returns 0 or -ENOMEM. */
+int catalog_api_finish(const struct routes_env *env, const struct routes_call *call,
+		       const struct proto_msg *reply, struct arena *a, struct routes_resp *out);
+
+/* Looks up key in object o ignoring case and underscores ("ServiceID",
+ * "service_id" and "serviceid" are the same key). NULL when absent or o is
+ * not an object. */
+json_t *catalog_api_jget(const json_t *o, const char *key);
+
+/* JSON objects as Consul shows them; new references, NULL on OOM. */
+json_t *catalog_api_node_json(const struct proto_node *n);
+json_t *catalog_api_check_json(const struct proto_check *c);
+/* The agent/health "Service" object (ID, Service, Tags ...). */
+json_t *catalog_api_service_json(const struct proto_service *s);
+
+/* Parses a Consul service definition object (catalog Service or agent
+ * service register body) into s, strings in a. Returns NULL or a reason
+ * for a 400. */
+const char *catalog_api_parse_service(const json_t *o, struct arena *a, struct proto_service *s);
+
+#endif
