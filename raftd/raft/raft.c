@@ -415,6 +415,9 @@ int raft_start(struct raft *r)
 		return -EINVAL;
 	now(r);
 	reset_election_timer(r);
+	/* We may have acknowledged a leader just before a crash; the lease
+	 * it holds must outlive our restart. */
+	r->vote_hold_ms = r->now_ms + r->opts.election_ms;
 	if (self_is_voter(r) && n_voters(r) == 1) {
 		/* One voter: our own vote is a majority. */
 		rc = become_candidate(r, false);
@@ -730,7 +733,8 @@ static int on_vote(struct raft *r, const struct raft_msg *m)
 	bool log_ok = log_up_to_date(r, m->u.vote.last_index, m->u.vote.last_term);
 	int rc;
 
-	if (!m->u.vote.transfer && in_lease(r) && m->term >= r->current_term)
+	if (!m->u.vote.transfer && (in_lease(r) || r->now_ms < r->vote_hold_ms) &&
+	    m->term >= r->current_term)
 		return reply_vote(r, m, r->current_term, false);
 	if (m->u.vote.pre_vote) {
 		/* Nobody's term changes for a pre-vote. */
@@ -1166,7 +1170,7 @@ bool raft_lease_valid(const struct raft *r)
 {
 	uint64_t t = r->io->now_ms ? r->io->now_ms(r->io->ctx) : 0;
 
-	if (r->role != RAFT_LEADER)
+	if (r->role != RAFT_LEADER || r->commit_index < r->leader_first_index)
 		return false;
 	if (implicit_single(r))
 		return true;

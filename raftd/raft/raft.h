@@ -216,6 +216,7 @@ struct raft {
 	uint64_t prev_config_index;	 /* its log index */
 	bool await_config;		 /* see raft_boot */
 	bool started;			 /* raft_start was called */
+	uint64_t vote_hold_ms;		 /* no votes before this (after a restart) */
 	struct raft_progress prog[RAFT_MAX_SERVERS]; /* leader: per config.s[] */
 	bool granted[RAFT_MAX_SERVERS];		     /* (pre)candidate: votes per config.s[] */
 	bool denied[RAFT_MAX_SERVERS];		     /* (pre)candidate: refusals */
@@ -315,7 +316,10 @@ int raft_remove_server(struct raft *r, const char *id, uint64_t *out_index);
 int raft_transfer(struct raft *r, const char *target);
 
 /* True for a leader whose lease holds: a majority of voters answered it
- * within lease_ms (default-mode reads may be served locally). */
+ * within lease_ms and it committed its no-op, so it has applied every
+ * write acknowledged before (default-mode reads may be served locally).
+ * Votes are held back for election_ms after raft_start, so a follower that
+ * restarts quickly cannot help elect a rival while the lease runs. */
 bool raft_lease_valid(const struct raft *r);
 
 /* Milliseconds since this server last heard from a leader (0 on the

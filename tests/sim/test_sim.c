@@ -1,0 +1,302 @@
+/* Raft core in a deterministic simulated cluster: scenarios, then many
+ * seeded random schedules with the invariants checked after every step.
+ *
+ * CAIRN_SIM_SEEDS=N runs N schedules per random scenario (default 100);
+ * CAIRN_SIM_SEED=S runs only seed S (what a failure message prints). */
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "raft/raft.h"
+#include "sim.h"
+
+Suite *lin_suite(void);
+
+static bool has_leader(struct sim *s) { return sim_leader(s) >= 0; }
+
+static struct sim *cluster(unsigned nodes, unsigned voters, uint64_t seed)
+{
+	struct sim_opts o = {.seed = seed, .n_nodes = nodes, .n_voters = voters};
+	struct sim *s = sim_new(&o);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+#define RUN_OK(expr)                                                                               \
+	do {                                                                                       \
+		int rc_ = (expr);                                                                  \
+		ck_assert_msg(rc_ == 0, "%s: %d (%s)", #expr, rc_, sim_error(s));                  \
+	} while (0)
+
+START_TEST(elects_one_leader)
+{
+	struct sim *s = cluster(3, 3, 1);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	/* Election within a couple of election timeouts (1-2 s each). */
+	ck_assert_uint_lt(sim_now(s), 4000);
+	int l = sim_leader(s);
+	RUN_OK(sim_run_for(s, 3000));
+	ck_assert_int_eq(sim_leader(s), l); /* stable without faults */
+	unsigned leaders = 0;
+	for (unsigned i = 0; i < 3; i++)
+		leaders += sim_raft(s, i)->role == RAFT_LEADER;
+	ck_assert_uint_eq(leaders, 1);
+	sim_free(s);
+}
+END_TEST
+
+static int target_value;
+static bool all_have_value(struct sim *s)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (sim_value(s, i, 0) != target_value)
+			return false;
+	return true;
+}
+
+START_TEST(replicates_and_applies)
+{
+	struct sim *s = cluster(3, 3, 2);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	int l = sim_leader(s);
+	ck_assert_int_eq(sim_put(s, (unsigned)l, 0, 42), 0);
+	target_value = 42;
+	RUN_OK(sim_run_until(s, all_have_value, 1000));
+	/* A follower refuses proposals. */
+	ck_assert_int_eq(sim_put(s, (unsigned)((l + 1) % 3), 0, 7), CAIRN_E_NOLEADER);
+	sim_free(s);
+}
+END_TEST
+
+static int old_leader;
+static bool old_stepped_down(struct sim *s)
+{
+	return sim_raft(s, (unsigned)old_leader)->role != RAFT_LEADER;
+}
+static bool new_leader_elected(struct sim *s)
+{
+	int l = sim_leader(s);
+	return l >= 0 && l != old_leader;
+}
+
+START_TEST(check_quorum_steps_down)
+{
+	struct sim *s = cluster(3, 3, 3);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	old_leader = sim_leader(s);
+	uint64_t t0 = sim_now(s);
+	sim_set_group(s, (unsigned)old_leader, 1);
+	RUN_OK(sim_run_until(s, old_stepped_down, 5000));
+	/* Within about two election timeouts of losing its majority. */
+	ck_assert_uint_le(sim_now(s) - t0, 2100);
+	RUN_OK(sim_run_until(s, new_leader_elected, 5000));
+	ck_assert_uint_gt(sim_raft(s, (unsigned)sim_leader(s))->current_term,
+			  sim_raft(s, (unsigned)old_leader)->current_term - 1);
+	sim_free(s);
+}
+END_TEST
+
+START_TEST(rejoining_node_does_not_depose)
+{
+	struct sim *s = cluster(3, 3, 4);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	int l = sim_leader(s);
+	unsigned f = (unsigned)(l + 1) % 3;
+	uint64_t term = sim_raft(s, (unsigned)l)->current_term;
+	sim_set_group(s, f, 1);
+	RUN_OK(sim_run_for(s, 10000));
+	/* Pre-vote: the isolated node never raised its term... */
+	ck_assert_uint_eq(sim_raft(s, f)->current_term, term);
+	sim_heal(s);
+	RUN_OK(sim_run_for(s, 5000));
+	/* ...and its return leaves the leader in place. */
+	ck_assert_int_eq(sim_leader(s), l);
+	ck_assert_uint_eq(sim_raft(s, (unsigned)l)->current_term, term);
+	sim_free(s);
+}
+END_TEST
+
+static unsigned transfer_target;
+static bool target_leads(struct sim *s) { return sim_leader(s) == (int)transfer_target; }
+
+START_TEST(leadership_transfer)
+{
+	struct sim *s = cluster(3, 3, 5);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	int l = sim_leader(s);
+	RUN_OK(sim_run_for(s, 500)); /* let the no-op commit everywhere */
+	transfer_target = (unsigned)(l + 2) % 3;
+	char id[8];
+	snprintf(id, sizeof(id), "n%u", transfer_target + 1);
+	ck_assert_int_eq(raft_transfer((struct raft *)sim_raft(s, (unsigned)l), id), 0);
+	/* Proposals are refused meanwhile. */
+	ck_assert_int_eq(sim_put(s, (unsigned)l, 0, 1), CAIRN_E_NOLEADER);
+	uint64_t t0 = sim_now(s);
+	RUN_OK(sim_run_until(s, target_leads, 2000));
+	ck_assert_uint_lt(sim_now(s) - t0, 200); /* no election timeout involved */
+	sim_free(s);
+}
+END_TEST
+
+static bool n4_has_value(struct sim *s) { return sim_value(s, 3, 1) == 99; }
+static bool leader_not_n1(struct sim *s)
+{
+	int l = sim_leader(s);
+	return l > 0;
+}
+
+START_TEST(membership_add_remove)
+{
+	struct sim *s = cluster(4, 3, 6);
+	uint64_t idx;
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	int l = sim_leader(s);
+	struct raft *lr = (struct raft *)sim_raft(s, (unsigned)l);
+	/* Not before the no-op committed. */
+	if (lr->commit_index < lr->leader_first_index)
+		ck_assert_int_eq(raft_add_server(lr, "n4", "10.0.0.4:8300", &idx), -EBUSY);
+	RUN_OK(sim_run_for(s, 300));
+	ck_assert_int_eq(raft_add_server(lr, "n4", "10.0.0.4:8300", &idx), 0);
+	/* One change at a time. */
+	ck_assert_int_eq(raft_remove_server(lr, "n2", &idx), -EBUSY);
+	ck_assert_int_eq(sim_put(s, (unsigned)l, 1, 99), 0);
+	RUN_OK(sim_run_until(s, n4_has_value, 2000));
+	ck_assert_uint_eq(sim_raft(s, 3)->config.n, 4);
+	ck_assert_int_eq(raft_add_server(lr, "n4", "", &idx), -EEXIST);
+	/* Make n1 the leader, then remove it: it steps down and the other
+	 * three carry on. */
+	if (l != 0) {
+		ck_assert_int_eq(raft_transfer(lr, "n1"), 0);
+		transfer_target = 0;
+		RUN_OK(sim_run_until(s, target_leads, 3000));
+		RUN_OK(sim_run_for(s, 300));
+		lr = (struct raft *)sim_raft(s, 0);
+	}
+	ck_assert_int_eq(raft_remove_server(lr, "n1", &idx), 0);
+	RUN_OK(sim_run_until(s, leader_not_n1, 5000));
+	ck_assert_int_ne(sim_raft(s, 0)->role, RAFT_LEADER);
+	ck_assert_uint_eq(sim_raft(s, (unsigned)sim_leader(s))->config.n, 3);
+	sim_free(s);
+}
+END_TEST
+
+START_TEST(crash_losing_unsynced_writes)
+{
+	struct sim *s = cluster(3, 3, 7);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	int l = sim_leader(s);
+	ck_assert_int_eq(sim_put(s, (unsigned)l, 2, 5), 0);
+	target_value = 5;
+	/* Crash the leader right after proposing, losing unsynced data. */
+	sim_crash(s, (unsigned)l, true);
+	RUN_OK(sim_run_for(s, 3000));
+	ck_assert_int_ge(sim_leader(s), 0);
+	ck_assert_int_eq(sim_restart(s, (unsigned)l), 0);
+	sim_quiesce(s);
+	RUN_OK(sim_run_until(s, sim_converged, 10000));
+	RUN_OK(sim_final_check(s));
+	sim_free(s);
+}
+END_TEST
+
+static unsigned env_seeds(void)
+{
+	const char *e = getenv("CAIRN_SIM_SEEDS");
+	return e && atoi(e) > 0 ? (unsigned)atoi(e) : 100;
+}
+
+static void campaign(const struct sim_opts *base, uint64_t run_ms, uint64_t seed_base)
+{
+	const char *one = getenv("CAIRN_SIM_SEED");
+	unsigned n = env_seeds();
+	struct sim_stats tot = {0}, st;
+	char err[600];
+
+	for (unsigned i = 0; i < n; i++) {
+		struct sim_opts o = *base;
+		o.seed = one ? strtoull(one, NULL, 10) : seed_base + i;
+		if (sim_run_schedule(&o, run_ms, err, sizeof(err), &st) < 0)
+			ck_abort_msg("%s (replay: CAIRN_SIM_SEED=%" PRIu64 ")", err, o.seed);
+		tot.steps += st.steps;
+		tot.acked += st.acked;
+		tot.unknown += st.unknown;
+		tot.lease_reads += st.lease_reads;
+		tot.elections += st.elections;
+		tot.crashes += st.crashes;
+		tot.config_changes += st.config_changes;
+		tot.transfers += st.transfers;
+		if (one)
+			break;
+	}
+	fprintf(stderr,
+		"sim %u nodes/%u voters, %u schedules: %" PRIu64 " steps, %" PRIu64
+		" acked ops, %" PRIu64 " unknown, %" PRIu64 " lease reads, %" PRIu64
+		" leaders, %" PRIu64 " crashes, %" PRIu64 " config changes, %" PRIu64
+		" transfers\n",
+		base->n_nodes, base->n_voters, one ? 1 : n, tot.steps, tot.acked, tot.unknown,
+		tot.lease_reads, tot.elections, tot.crashes, tot.config_changes, tot.transfers);
+	/* The schedules must actually exercise the system. */
+	ck_assert_uint_gt(tot.acked, 0);
+	ck_assert_uint_gt(tot.elections, 0);
+}
+
+START_TEST(random_three)
+{
+	struct sim_opts o = {.n_nodes = 3, .n_clients = 3, .faults = true, .dup_pct = 5};
+	campaign(&o, 3000, 1000);
+}
+END_TEST
+
+START_TEST(random_five)
+{
+	struct sim_opts o = {.n_nodes = 5, .n_clients = 4, .faults = true, .dup_pct = 5,
+			     .loss_pct = 5};
+	campaign(&o, 3000, 2000);
+}
+END_TEST
+
+START_TEST(random_membership)
+{
+	struct sim_opts o = {.n_nodes = 5, .n_voters = 3, .n_clients = 3, .faults = true,
+			     .membership = true, .dup_pct = 5};
+	campaign(&o, 3000, 3000);
+}
+END_TEST
+
+static Suite *sim_suite(void)
+{
+	Suite *s = suite_create("sim");
+	TCase *tc = tcase_create("scenarios");
+	TCase *tr = tcase_create("random");
+
+	tcase_add_test(tc, elects_one_leader);
+	tcase_add_test(tc, replicates_and_applies);
+	tcase_add_test(tc, check_quorum_steps_down);
+	tcase_add_test(tc, rejoining_node_does_not_depose);
+	tcase_add_test(tc, leadership_transfer);
+	tcase_add_test(tc, membership_add_remove);
+	tcase_add_test(tc, crash_losing_unsynced_writes);
+	suite_add_tcase(s, tc);
+	tcase_set_timeout(tr, 600);
+	tcase_add_test(tr, random_three);
+	tcase_add_test(tr, random_five);
+	tcase_add_test(tr, random_membership);
+	suite_add_tcase(s, tr);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(lin_suite());
+	int failed;
+
+	srunner_add_suite(sr, sim_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
