@@ -526,6 +526,11 @@ static int boot_node(struct sim *s, struct snode *n)
 	b.last_index = n->disk.n;
 	b.last_term = n->disk.n ? n->disk.v[n->disk.n - 1].term : 0;
 	b.await_config = true;
+	if (s->o.fast) {
+		b.opts.election_ms = 100;
+		b.opts.heartbeat_ms = 20;
+		b.opts.lease_ms = 50;
+	}
 	if (n->disk.n) {
 		terms = malloc(n->disk.n * sizeof(*terms));
 		if (!terms)
@@ -789,7 +794,7 @@ static void fault(struct sim *s)
 	unsigned node = (unsigned)rnd_in(s, 0, s->o.n_nodes - 1);
 	int l = sim_leader(s);
 
-	s->next_fault = s->now + rnd_in(s, 50, 400);
+	s->next_fault = s->now + (s->o.fast ? rnd_in(s, 20, 200) : rnd_in(s, 50, 400));
 	if (s->o.membership && (!s->o.faults || a >= 7)) {
 		uint64_t idx;
 		if (l < 0)

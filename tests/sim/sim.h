@@ -40,6 +40,9 @@ struct sim_opts {
 	unsigned n_clients;    /* concurrent clients (0: none) */
 	bool faults;	       /* random partitions, crashes, restarts, transfers */
 	bool membership;       /* random add/remove of servers */
+	bool fast;	       /* short timings (election 100 ms, heartbeat 20 ms,
+				* lease 50 ms) and faults every 20-200 ms, so a
+				* schedule sees many elections */
 };
 
 /* Creates the cluster (bootstrapped, started, nothing delivered yet).

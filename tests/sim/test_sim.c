@@ -251,6 +251,25 @@ START_TEST(random_three)
 }
 END_TEST
 
+START_TEST(random_three_fast)
+{
+	/* Short timeouts, slow disks and frequent faults: many elections,
+	 * crashes inside sync windows. */
+	struct sim_opts o = {.n_nodes = 3, .n_clients = 3, .faults = true, .dup_pct = 5,
+			     .fast = true, .sync_max_ms = 25, .delay_max_ms = 15};
+	campaign(&o, 3000, 4000);
+}
+END_TEST
+
+START_TEST(random_five_fast)
+{
+	struct sim_opts o = {.n_nodes = 5, .n_clients = 4, .faults = true, .dup_pct = 5,
+			     .fast = true, .sync_max_ms = 25, .delay_max_ms = 15,
+			     .membership = true, .n_voters = 4};
+	campaign(&o, 3000, 5000);
+}
+END_TEST
+
 START_TEST(random_five)
 {
 	struct sim_opts o = {.n_nodes = 5, .n_clients = 4, .faults = true, .dup_pct = 5,
@@ -285,6 +304,8 @@ static Suite *sim_suite(void)
 	tcase_add_test(tr, random_three);
 	tcase_add_test(tr, random_five);
 	tcase_add_test(tr, random_membership);
+	tcase_add_test(tr, random_three_fast);
+	tcase_add_test(tr, random_five_fast);
 	suite_add_tcase(s, tr);
 	return s;
 }
