@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "err.h"
 #include "mp.h"
+#include "proto.h"
 #include "raft/raft.h"
 #include "store.h"
 
@@ -18,10 +20,24 @@
 struct pending {
 	uint64_t index;
 	size_t off, len; /* encoded log value in rp->batch */
+};
+
+/* A proposal waiting for its entry to be committed and applied. */
+struct outstanding {
+	uint64_t index, term;
 	void *ud;
 	struct fsm_result res;
-	bool applied;
+	bool done; /* applied in the flush now running (res valid) */
 };
+
+/* An encoded message waiting for the end of the flush. */
+struct outmsg {
+	char addr[RAFT_ADDR_MAX + 1];
+	uint8_t *buf;
+	size_t len;
+};
+
+#define BOOK_MAX 32 /* id -> address entries remembered from peers */
 
 struct replica {
 	struct store *st;
@@ -38,7 +54,21 @@ struct replica {
 	struct mp_writer batch;	  /* encoded log values of pend */
 	struct mp_writer changes; /* [space u8][len u16 BE][key] per change */
 	struct mp_writer scratch;
-	void *next_ud; /* ud of the proposal being appended */
+	struct outstanding *out; /* proposals in index order */
+	size_t n_out, cap_out;
+	struct outmsg *msgs; /* messages to send after the flush */
+	size_t n_msgs, cap_msgs;
+	uint64_t disk_last;    /* last log index written to the store */
+	uint64_t trunc_from;   /* delete store entries from here at the flush, 0: none */
+	uint64_t commit_target; /* apply up to here at the flush */
+	char address[RAFT_ADDR_MAX + 1];
+	replica_send_fn send_fn;
+	void *send_ctx;
+	struct {
+		char id[RAFT_ID_MAX + 1];
+		char addr[RAFT_ADDR_MAX + 1];
+	} book[BOOK_MAX]; /* addresses learnt from peers' messages */
+	unsigned n_book, book_next;
 };
 
 void replica_encode_entry(struct mp_writer *w, uint64_t term, unsigned type, const uint8_t *payload,
@@ -62,6 +92,8 @@ static int io_persist_vote(void *ctx, uint64_t term, const char *voted_for)
 	struct store_txn *txn;
 	int rc;
 
+	if (rp->txn)
+		return -EINVAL; /* never inside the flush (one write txn at a time) */
 	rc = store_txn_begin(rp->st, true, &txn);
 	if (rc < 0)
 		return rc;
@@ -104,7 +136,6 @@ static int io_append(void *ctx, const struct raft_entry *e)
 	p->index = e->index;
 	p->off = off;
 	p->len = rp->scratch.len;
-	p->ud = rp->next_ud;
 	return 0;
 }
 
@@ -126,56 +157,85 @@ static struct pending *find_pending(struct replica *rp, uint64_t index)
 	return i < rp->n_pend ? &rp->pend[i] : NULL;
 }
 
+/* Parses a stored log value [term, type, payload]. */
+static int parse_entry(const void *buf, size_t len, uint64_t *term, uint64_t *type,
+		       const uint8_t **payload, size_t *plen)
+{
+	struct mp_reader r;
+
+	mp_reader_init(&r, buf, len);
+	if (mp_read_array(&r) != 3)
+		return CAIRN_E_STORE;
+	*term = mp_read_u64(&r);
+	*type = mp_read_u64(&r);
+	if (mp_read_nil(&r))
+		*payload = NULL, *plen = 0;
+	else
+		*payload = mp_read_bin(&r, plen);
+	return mp_reader_done(&r) ? 0 : CAIRN_E_STORE;
+}
+
+/* Reads entry index from the batch or, through txn, the store. */
+static int read_entry(struct replica *rp, struct store_txn *txn, uint64_t index, uint64_t *term,
+		      uint64_t *type, const uint8_t **payload, size_t *plen)
+{
+	struct pending *p = find_pending(rp, index);
+	struct store_val v;
+	uint8_t key[8];
+	int rc;
+
+	if (p)
+		return parse_entry(rp->batch.buf + p->off, p->len, term, type, payload, plen);
+	store_u64_to_be(index, key);
+	rc = store_get(txn, STORE_LOG, key, sizeof(key), &v);
+	if (rc < 0)
+		return rc == -ENOENT ? CAIRN_E_STORE : rc;
+	return parse_entry(v.ptr, v.len, term, type, payload, plen);
+}
+
 /* Applies entries last_applied+1 .. commit_index inside the flush's write
  * transaction, reading them back from the log (which covers both this
  * batch and entries a crash left unapplied). */
-static int io_apply(void *ctx, uint64_t commit_index)
+static int apply_now(struct replica *rp, uint64_t commit_index)
 {
-	struct replica *rp = ctx;
 	uint64_t i;
 	int rc = 0;
 
-	if (!rp->txn)
-		return -EINVAL; /* only called from inside replica_flush */
 	for (i = rp->last_applied + 1; i <= commit_index; i++) {
-		uint8_t key[8];
-		struct store_val v;
-		struct mp_reader r;
 		struct fsm_result res = {0};
-		uint64_t type;
+		uint64_t term, type;
 		const uint8_t *payload;
 		size_t plen;
 
-		store_u64_to_be(i, key);
-		rc = store_get(rp->txn, STORE_LOG, key, sizeof(key), &v);
+		rc = read_entry(rp, rp->txn, i, &term, &type, &payload, &plen);
 		if (rc < 0)
-			return rc == -ENOENT ? CAIRN_E_STORE : rc;
-		mp_reader_init(&r, v.ptr, v.len);
-		if (mp_read_array(&r) != 3)
-			return CAIRN_E_STORE;
-		(void)mp_read_u64(&r); /* term */
-		type = mp_read_u64(&r);
-		if (mp_read_nil(&r))
-			payload = NULL, plen = 0;
-		else
-			payload = mp_read_bin(&r, &plen);
-		if (!mp_reader_done(&r))
-			return CAIRN_E_STORE;
+			return rc;
 		if (type == RAFT_ENTRY_COMMAND) {
 			rc = fsm_apply(rp->txn, i, payload, plen, &res, record_change, rp);
 			if (rc < 0)
 				return rc;
 			if (rp->changes.err)
 				return rp->changes.err;
-		} else if (type == RAFT_ENTRY_NOOP) {
+		} else if (type == RAFT_ENTRY_NOOP || type == RAFT_ENTRY_CONFIG) {
 			res.ok = true;
 		} else {
 			res.code = CAIRN_E_PROTO; /* an entry type from the future */
 		}
-		struct pending *p = find_pending(rp, i);
-		if (p) {
-			p->res = res;
-			p->applied = true;
+		/* Proposals: ours if the committed entry has the term we
+		 * proposed it in; otherwise another leader's entry won. */
+		for (size_t k = 0; k < rp->n_out; k++) {
+			struct outstanding *o = &rp->out[k];
+			if (o->index > i)
+				break;
+			if (o->index == i && !o->done) {
+				o->done = true;
+				if (o->term == term) {
+					o->res = res;
+				} else {
+					o->res.code = CAIRN_E_NOLEADER;
+					o->res.ok = false;
+				}
+			}
 		}
 	}
 	rc = store_put_u64(rp->txn, STORE_META, META_APPLIED, commit_index);
@@ -185,11 +245,207 @@ static int io_apply(void *ctx, uint64_t commit_index)
 	return 0;
 }
 
+static int io_apply(void *ctx, uint64_t commit_index)
+{
+	struct replica *rp = ctx;
+
+	if (commit_index > rp->commit_target)
+		rp->commit_target = commit_index;
+	/* Outside the flush the entries are applied at the next flush, in
+	 * the transaction that also writes them. */
+	if (!rp->txn)
+		return 0;
+	return apply_now(rp, rp->commit_target);
+}
+
+/* Reports the outcome of outstanding proposals from k on as failed with
+ * code (their entries were overwritten or the store failed). */
+static void fail_outstanding_from(struct replica *rp, size_t k, int code)
+{
+	size_t n = rp->n_out;
+
+	rp->n_out = k;
+	for (size_t i = k; i < n; i++) {
+		struct fsm_result res = {.code = code, .ok = false};
+		if (rp->applied_fn)
+			rp->applied_fn(rp->ctx, rp->out[i].ud, rp->out[i].index, &res);
+	}
+}
+
+static int io_truncate(void *ctx, uint64_t index)
+{
+	struct replica *rp = ctx;
+	size_t k;
+
+	if (rp->txn)
+		return -EINVAL;
+	/* The batch: drop entries from index on. */
+	for (k = 0; k < rp->n_pend && rp->pend[k].index < index; k++)
+		;
+	if (k < rp->n_pend) {
+		rp->batch.len = rp->pend[k].off;
+		rp->n_pend = k;
+	}
+	/* The store: delete at the next flush, before the new entries. */
+	if (index <= rp->disk_last && (rp->trunc_from == 0 || index < rp->trunc_from))
+		rp->trunc_from = index;
+	/* Proposals there will never commit. */
+	for (k = 0; k < rp->n_out && rp->out[k].index < index; k++)
+		;
+	fail_outstanding_from(rp, k, CAIRN_E_NOLEADER);
+	return 0;
+}
+
+static const char *book_find(const struct replica *rp, const char *id)
+{
+	int i = raft_config_find(&rp->raft.config, id);
+
+	if (i >= 0 && rp->raft.config.s[i].address[0])
+		return rp->raft.config.s[i].address;
+	for (unsigned k = 0; k < rp->n_book; k++)
+		if (strcmp(rp->book[k].id, id) == 0)
+			return rp->book[k].addr;
+	return NULL;
+}
+
+static void book_note(struct replica *rp, const char *id, const char *addr)
+{
+	if (!id || !*id || !addr || !*addr || strlen(id) > RAFT_ID_MAX ||
+	    strlen(addr) > RAFT_ADDR_MAX)
+		return;
+	for (unsigned k = 0; k < rp->n_book; k++) {
+		if (strcmp(rp->book[k].id, id) == 0) {
+			strcpy(rp->book[k].addr, addr);
+			return;
+		}
+	}
+	unsigned k = rp->n_book < BOOK_MAX ? rp->n_book++ : rp->book_next++ % BOOK_MAX;
+	strcpy(rp->book[k].id, id);
+	strcpy(rp->book[k].addr, addr);
+}
+
+static int io_send(void *ctx, const struct raft_msg *m)
+{
+	struct replica *rp = ctx;
+	const char *addr = book_find(rp, m->to);
+	struct proto_msg pm = proto_msg_make(PROTO_RAFT_RPC);
+	struct proto_raft_rpc *q = &pm.u.raft_rpc;
+	struct proto_raft_entry *ents = NULL;
+	struct store_txn *txn = rp->txn;
+	bool own_txn = false;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	if (!addr || !rp->send_fn)
+		return 0; /* nowhere to send: like a lost message */
+	q->kind = m->type;
+	q->from = m->from;
+	q->from_addr = rp->address;
+	q->to = m->to;
+	q->term = m->term;
+	switch (m->type) {
+	case RAFT_MSG_VOTE:
+		q->flags = (m->u.vote.pre_vote ? 1u : 0) | (m->u.vote.transfer ? 2u : 0);
+		q->last_index = m->u.vote.last_index;
+		q->last_term = m->u.vote.last_term;
+		break;
+	case RAFT_MSG_VOTE_REPLY:
+		q->flags = (m->u.vote_reply.pre_vote ? 1u : 0) | (m->u.vote_reply.granted ? 4u : 0);
+		break;
+	case RAFT_MSG_APPEND:
+		q->prev_index = m->u.append.prev_index;
+		q->prev_term = m->u.append.prev_term;
+		q->commit = m->u.append.commit;
+		if (m->u.append.n_entries) {
+			uint64_t n = m->u.append.n_entries;
+			ents = calloc(n, sizeof(*ents));
+			if (!ents)
+				return -ENOMEM;
+			if (!txn) {
+				rc = store_txn_begin(rp->st, false, &txn);
+				if (rc < 0) {
+					free(ents);
+					return rc;
+				}
+				own_txn = true;
+			}
+			for (uint64_t k = 0; k < n && rc == 0; k++) {
+				uint64_t term, type;
+				const uint8_t *payload;
+				size_t plen;
+				rc = read_entry(rp, txn, m->u.append.prev_index + 1 + k, &term, &type,
+						&payload, &plen);
+				ents[k].index = m->u.append.prev_index + 1 + k;
+				ents[k].term = term;
+				ents[k].type = type;
+				ents[k].payload.ptr = payload;
+				ents[k].payload.len = plen;
+			}
+			q->entries.v = ents;
+			q->entries.n = n;
+		}
+		break;
+	case RAFT_MSG_APPEND_REPLY:
+		q->flags = m->u.append_reply.success ? 8u : 0;
+		q->match_index = m->u.append_reply.match_index;
+		q->reject_index = m->u.append_reply.reject_index;
+		q->hint_index = m->u.append_reply.hint_index;
+		q->hint_term = m->u.append_reply.hint_term;
+		q->last_index = m->u.append_reply.last_index;
+		break;
+	default:
+		break;
+	}
+	if (rc == 0)
+		rc = proto_encode(&pm, &buf, &len);
+	if (own_txn)
+		store_txn_abort(txn);
+	free(ents);
+	if (rc < 0)
+		return rc;
+	if (rp->n_msgs == rp->cap_msgs) {
+		size_t cap = rp->cap_msgs ? rp->cap_msgs * 2 : 16;
+		struct outmsg *nm = realloc(rp->msgs, cap * sizeof(*nm));
+		if (!nm) {
+			free(buf);
+			return -ENOMEM;
+		}
+		rp->msgs = nm;
+		rp->cap_msgs = cap;
+	}
+	struct outmsg *o = &rp->msgs[rp->n_msgs++];
+	snprintf(o->addr, sizeof(o->addr), "%s", addr);
+	o->buf = buf;
+	o->len = len;
+	return 0;
+}
+
+static uint64_t io_now(void *ctx)
+{
+	(void)ctx;
+	return clock_now_ms();
+}
+
+static uint32_t io_rand(void *ctx)
+{
+	struct replica *rp = ctx;
+	/* Jitter only: any spread will do, seeded per server by its id. */
+	uint64_t x = rp->raft.now_ms * 0x9e3779b97f4a7c15ull;
+	for (const char *c = rp->raft.id; *c; c++)
+		x = (x ^ (uint8_t)*c) * 0x100000001b3ull;
+	x ^= (uint64_t)(uintptr_t)rp;
+	x ^= x >> 29;
+	return (uint32_t)x;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
 /* ---- lifecycle ------------------------------------------------------------ */
 
 struct terms_acc {
 	uint64_t *v;
 	size_t n, cap;
+	uint64_t cfg_index[2]; /* the last two configuration entries, 0: none */
 };
 
 /* Collects each log entry's term, in index order (the core keeps them). */
@@ -205,8 +461,13 @@ static int collect_term(void *ctx, struct store_val key, struct store_val val)
 	if (mp_read_array(&r) != 3)
 		return CAIRN_E_STORE;
 	uint64_t term = mp_read_u64(&r);
+	uint64_t type = mp_read_u64(&r);
 	if (r.err)
 		return CAIRN_E_STORE;
+	if (type == RAFT_ENTRY_CONFIG) {
+		t->cfg_index[0] = t->cfg_index[1];
+		t->cfg_index[1] = index;
+	}
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
 		uint64_t *nv = realloc(t->v, cap * sizeof(*nv));
@@ -219,7 +480,7 @@ static int collect_term(void *ctx, struct store_val key, struct store_val val)
 	return 0;
 }
 
-static int load(struct replica *rp, const char *id, char *err, size_t errlen)
+static int load(struct replica *rp, const struct replica_config *cfg, char *err, size_t errlen)
 {
 	struct terms_acc terms = {0};
 	struct store_txn *txn;
@@ -275,7 +536,10 @@ static int load(struct replica *rp, const char *id, char *err, size_t errlen)
 	}
 	boot.voted_for = vote;
 	boot.terms = terms.v;
-	rc = raft_init(&rp->raft, &rp->io, id, &boot);
+	boot.await_config = cfg->await_config;
+	boot.opts.election_ms = cfg->election_ms;
+	boot.opts.heartbeat_ms = cfg->heartbeat_ms;
+	rc = raft_init(&rp->raft, &rp->io, cfg->server_id, &boot);
 	free(terms.v);
 	if (rc < 0) {
 		snprintf(err, errlen,
@@ -286,8 +550,32 @@ static int load(struct replica *rp, const char *id, char *err, size_t errlen)
 		return rc;
 	}
 	rp->last_applied = boot.last_applied;
+	rp->commit_target = boot.last_applied;
+	rp->disk_last = boot.last_index;
+	/* The configuration in force is the latest in the log (committed or
+	 * not); the one before it is kept for a truncation. */
+	for (int ck = 0; ck < 2; ck++) {
+		uint64_t ci = terms.cfg_index[ck], term, type;
+		const uint8_t *payload;
+		size_t plen;
+		if (!ci)
+			continue;
+		rc = store_txn_begin(rp->st, false, &txn);
+		if (rc == 0) {
+			rc = read_entry(rp, txn, ci, &term, &type, &payload, &plen);
+			if (rc == 0)
+				rc = raft_boot_config(&rp->raft, ci, payload, plen);
+			store_txn_abort(txn);
+		}
+		if (rc < 0) {
+			snprintf(err, errlen, "configuration entry %llu unreadable",
+				 (unsigned long long)ci);
+			return rc;
+		}
+	}
 	return 0;
 }
+
 
 int replica_open(const struct replica_config *cfg, replica_applied_fn applied, fsm_change_fn change,
 		 void *ctx, struct replica **out, char *err, size_t errlen)
@@ -309,10 +597,16 @@ int replica_open(const struct replica_config *cfg, replica_applied_fn applied, f
 	rp->io.persist_vote = io_persist_vote;
 	rp->io.append = io_append;
 	rp->io.apply = io_apply;
+	rp->io.truncate = io_truncate;
+	rp->io.send = io_send;
+	rp->io.now_ms = io_now;
+	rp->io.rand_u32 = io_rand;
+	if (cfg->address)
+		snprintf(rp->address, sizeof(rp->address), "%s", cfg->address);
 	rc = store_open(cfg->dir, cfg->map_size, &rp->st, err, errlen);
 	if (rc < 0)
 		goto fail;
-	rc = load(rp, cfg->server_id, err, errlen);
+	rc = load(rp, cfg, err, errlen);
 	if (rc < 0)
 		goto fail;
 	*out = rp;
@@ -322,6 +616,13 @@ fail:
 	return rc;
 }
 
+static void drop_msgs(struct replica *rp)
+{
+	for (size_t i = 0; i < rp->n_msgs; i++)
+		free(rp->msgs[i].buf);
+	rp->n_msgs = 0;
+}
+
 void replica_close(struct replica *rp)
 {
 	if (!rp)
@@ -329,6 +630,9 @@ void replica_close(struct replica *rp)
 	raft_close(&rp->raft);
 	store_close(rp->st);
 	free(rp->pend);
+	free(rp->out);
+	drop_msgs(rp);
+	free(rp->msgs);
 	mp_writer_close(&rp->batch);
 	mp_writer_close(&rp->changes);
 	mp_writer_close(&rp->scratch);
@@ -339,37 +643,58 @@ int replica_start(struct replica *rp)
 {
 	if (rp->failed)
 		return CAIRN_E_STORE;
-	rp->next_ud = NULL;
 	return raft_start(&rp->raft);
 }
 
 int replica_propose(struct replica *rp, const uint8_t *cmd, size_t len, void *ud,
 		    uint64_t *out_index)
 {
+	uint64_t index;
 	int rc;
 
 	if (rp->failed)
 		return CAIRN_E_STORE;
-	rp->next_ud = ud;
-	rc = raft_propose(&rp->raft, RAFT_ENTRY_COMMAND, cmd, len, out_index);
-	rp->next_ud = NULL;
-	return rc;
+	if (ud && rp->n_out == rp->cap_out) {
+		size_t cap = rp->cap_out ? rp->cap_out * 2 : 64;
+		struct outstanding *o = realloc(rp->out, cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		rp->out = o;
+		rp->cap_out = cap;
+	}
+	rc = raft_propose(&rp->raft, RAFT_ENTRY_COMMAND, cmd, len, &index);
+	if (rc < 0)
+		return rc;
+	if (ud) {
+		struct outstanding *o = &rp->out[rp->n_out++];
+		memset(o, 0, sizeof(*o));
+		o->index = index;
+		o->term = rp->raft.current_term;
+		o->ud = ud;
+	}
+	*out_index = index;
+	return 0;
 }
 
-bool replica_has_pending(const struct replica *rp) { return rp->n_pend > 0; }
+bool replica_has_pending(const struct replica *rp)
+{
+	return rp->n_pend > 0 || rp->trunc_from || rp->commit_target > rp->last_applied ||
+	       rp->n_msgs > 0;
+}
 
+/* After the commit: outcomes of applied proposals, changed keys. */
 static void report(struct replica *rp)
 {
-	for (size_t i = 0; i < rp->n_pend; i++) {
-		struct pending *p = &rp->pend[i];
-		if (!p->ud || !rp->applied_fn)
-			continue;
-		if (!p->applied) {
-			/* Durable but not yet committed: cannot happen with one
-			 * voter; with peers, these wait for the commit. */
-			p->res.code = CAIRN_E_STORE;
-		}
-		rp->applied_fn(rp->ctx, p->ud, p->index, &p->res);
+	size_t k = 0;
+
+	while (k < rp->n_out && rp->out[k].done) {
+		if (rp->applied_fn)
+			rp->applied_fn(rp->ctx, rp->out[k].ud, rp->out[k].index, &rp->out[k].res);
+		k++;
+	}
+	if (k) {
+		memmove(rp->out, rp->out + k, (rp->n_out - k) * sizeof(*rp->out));
+		rp->n_out -= k;
 	}
 	for (size_t pos = 0; rp->change_fn && pos + 3 <= rp->changes.len;) {
 		const uint8_t *b = rp->changes.buf + pos;
@@ -386,6 +711,14 @@ static void batch_reset(struct replica *rp)
 	mp_writer_reset(&rp->changes);
 }
 
+static void send_msgs(struct replica *rp)
+{
+	for (size_t i = 0; i < rp->n_msgs; i++)
+		if (rp->send_fn)
+			rp->send_fn(rp->send_ctx, rp->msgs[i].addr, rp->msgs[i].buf, rp->msgs[i].len);
+	drop_msgs(rp);
+}
+
 int replica_flush(struct replica *rp)
 {
 	struct store_txn *txn = NULL;
@@ -395,14 +728,29 @@ int replica_flush(struct replica *rp)
 		rc = CAIRN_E_STORE;
 		goto fail;
 	}
-	if (rp->n_pend == 0)
+	if (!replica_has_pending(rp))
 		return 0;
+	if (rp->n_pend == 0 && !rp->trunc_from && rp->commit_target <= rp->last_applied) {
+		send_msgs(rp); /* votes, heartbeats, acks of durable entries */
+		return 0;
+	}
 	rc = store_reserve(rp->st, rp->batch.len);
 	if (rc < 0)
 		goto fail;
 	rc = store_txn_begin(rp->st, true, &txn);
 	if (rc < 0)
 		goto fail;
+	if (rp->trunc_from) {
+		/* A follower's conflicting suffix goes before the new entries. */
+		for (uint64_t i = rp->trunc_from; i <= rp->disk_last; i++) {
+			uint8_t key[8];
+			store_u64_to_be(i, key);
+			rc = store_del(txn, STORE_LOG, key, sizeof(key));
+			if (rc < 0 && rc != -ENOENT)
+				goto fail;
+		}
+		rp->disk_last = rp->trunc_from - 1;
+	}
 	for (size_t i = 0; i < rp->n_pend; i++) {
 		uint8_t key[8];
 		store_u64_to_be(rp->pend[i].index, key);
@@ -413,10 +761,15 @@ int replica_flush(struct replica *rp)
 	}
 	/* The entries are written into the transaction that also applies
 	 * them and records lastApplied: they become durable together or not
-	 * at all, which is what raft_persisted() asks of us here. */
+	 * at all, which is what raft_persisted() asks of us here. Messages
+	 * it triggers (a follower's ack) wait in rp->msgs until the commit. */
 	rp->txn = txn;
-	rc = raft_persisted(&rp->raft, rp->pend[rp->n_pend - 1].index,
-			    raft_term_at(&rp->raft, rp->pend[rp->n_pend - 1].index));
+	if (rp->n_pend) {
+		uint64_t last = rp->pend[rp->n_pend - 1].index;
+		rc = raft_persisted(&rp->raft, last, raft_term_at(&rp->raft, last));
+	}
+	if (rc == 0 && rp->commit_target > rp->last_applied)
+		rc = apply_now(rp, rp->commit_target);
 	rp->txn = NULL;
 	if (rc < 0)
 		goto fail;
@@ -424,22 +777,169 @@ int replica_flush(struct replica *rp)
 	txn = NULL;
 	if (rc < 0)
 		goto fail;
+	if (rp->n_pend && rp->pend[rp->n_pend - 1].index > rp->disk_last)
+		rp->disk_last = rp->pend[rp->n_pend - 1].index;
+	rp->trunc_from = 0;
 	report(rp);
 	batch_reset(rp);
+	send_msgs(rp);
 	return 0;
 fail:
+	rp->txn = NULL;
 	store_txn_abort(txn);
 	/* The Raft core's view (log tail, commit index) is now ahead of the
 	 * disk: refuse everything until a restart reloads from the store. */
 	rp->failed = true;
 	mp_writer_reset(&rp->changes);
-	for (size_t i = 0; i < rp->n_pend; i++) {
-		rp->pend[i].applied = false;
-		rp->pend[i].res.ok = false;
-	}
-	report(rp);
+	drop_msgs(rp);
+	fail_outstanding_from(rp, 0, CAIRN_E_STORE);
 	batch_reset(rp);
 	return rc < 0 ? rc : CAIRN_E_STORE;
+}
+
+void replica_set_transport(struct replica *rp, replica_send_fn fn, void *ctx)
+{
+	rp->send_fn = fn;
+	rp->send_ctx = ctx;
+}
+
+int replica_receive(struct replica *rp, const struct proto_raft_rpc *q)
+{
+	struct raft_msg m;
+	struct raft_entry *ents = NULL;
+	int rc;
+
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	if (!q->from || !q->to || strlen(q->from) > RAFT_ID_MAX || strlen(q->to) > RAFT_ID_MAX)
+		return 0; /* malformed: dropped */
+	book_note(rp, q->from, q->from_addr);
+	memset(&m, 0, sizeof(m));
+	m.type = (unsigned)q->kind;
+	strcpy(m.from, q->from);
+	strcpy(m.to, q->to);
+	m.term = q->term;
+	switch (m.type) {
+	case RAFT_MSG_VOTE:
+		m.u.vote.pre_vote = q->flags & 1u;
+		m.u.vote.transfer = q->flags & 2u;
+		m.u.vote.last_index = q->last_index;
+		m.u.vote.last_term = q->last_term;
+		break;
+	case RAFT_MSG_VOTE_REPLY:
+		m.u.vote_reply.pre_vote = q->flags & 1u;
+		m.u.vote_reply.granted = q->flags & 4u;
+		break;
+	case RAFT_MSG_APPEND:
+		m.u.append.prev_index = q->prev_index;
+		m.u.append.prev_term = q->prev_term;
+		m.u.append.commit = q->commit;
+		if (q->entries.n) {
+			ents = calloc(q->entries.n, sizeof(*ents));
+			if (!ents)
+				return -ENOMEM;
+			for (size_t k = 0; k < q->entries.n; k++) {
+				ents[k].index = q->entries.v[k].index;
+				ents[k].term = q->entries.v[k].term;
+				ents[k].type = (unsigned)q->entries.v[k].type;
+				ents[k].payload = q->entries.v[k].payload.ptr;
+				ents[k].len = q->entries.v[k].payload.len;
+			}
+			m.u.append.entries = ents;
+			m.u.append.n_entries = q->entries.n;
+		}
+		break;
+	case RAFT_MSG_APPEND_REPLY:
+		m.u.append_reply.success = q->flags & 8u;
+		m.u.append_reply.match_index = q->match_index;
+		m.u.append_reply.reject_index = q->reject_index;
+		m.u.append_reply.hint_index = q->hint_index;
+		m.u.append_reply.hint_term = q->hint_term;
+		m.u.append_reply.last_index = q->last_index;
+		break;
+	default:
+		break;
+	}
+	rc = raft_receive(&rp->raft, &m);
+	free(ents);
+	if (rc < 0)
+		rp->failed = true;
+	return rc;
+}
+
+int replica_tick(struct replica *rp)
+{
+	int rc;
+
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	rc = raft_tick(&rp->raft);
+	if (rc == 0)
+		rc = raft_flush(&rp->raft);
+	if (rc < 0)
+		rp->failed = true;
+	return rc;
+}
+
+int replica_bootstrap(struct replica *rp, const struct raft_config *cfg)
+{
+	int rc;
+
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	rc = raft_bootstrap(&rp->raft, cfg);
+	if (rc < 0)
+		return rc;
+	return replica_flush(rp); /* durable before anyone hears of it */
+}
+
+bool replica_has_config(const struct replica *rp) { return rp->raft.config.n > 0; }
+
+const char *replica_leader_addr(const struct replica *rp)
+{
+	const char *a;
+
+	if (rp->raft.role == RAFT_LEADER)
+		return rp->address;
+	if (!rp->raft.leader_id[0])
+		return "";
+	a = book_find(rp, rp->raft.leader_id);
+	return a ? a : "";
+}
+
+size_t replica_voters(const struct replica *rp, const char **out, size_t max)
+{
+	size_t n = 0;
+
+	if (rp->raft.config.n == 0) {
+		if (max)
+			out[n++] = rp->address;
+		return n;
+	}
+	for (unsigned i = 0; i < rp->raft.config.n && n < max; i++)
+		if (rp->raft.config.s[i].voter)
+			out[n++] = rp->raft.config.s[i].address;
+	return n;
+}
+
+const struct raft_config *replica_config_of(const struct replica *rp) { return &rp->raft.config; }
+
+bool replica_known_leader(const struct replica *rp)
+{
+	return !rp->failed && (rp->raft.role == RAFT_LEADER ||
+			       (rp->raft.leader_id[0] && raft_last_contact_ms(&rp->raft) <
+							     2 * rp->raft.opts.election_ms));
+}
+
+uint64_t replica_last_contact_ms(const struct replica *rp)
+{
+	uint64_t t = raft_last_contact_ms(&rp->raft);
+	return t == UINT64_MAX ? 0 : t;
+}
+
+bool replica_lease_valid(const struct replica *rp)
+{
+	return !rp->failed && raft_lease_valid(&rp->raft);
 }
 
 struct store *replica_store(struct replica *rp) { return rp->st; }

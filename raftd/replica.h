@@ -35,7 +35,21 @@ struct replica_config {
 	const char *dir;       /* store directory (<data_dir>/raft) */
 	uint64_t map_size;     /* 0: store default */
 	const char *server_id; /* this server's Raft id (the node ID) */
+	const char *address;   /* this server's RPC address (host:port); NULL: none */
+	bool await_config;     /* multi-server: with an empty log, wait for a
+				* bootstrap or a leader instead of being the
+				* only voter */
+	uint64_t election_ms;  /* 0: raft default (1000) */
+	uint64_t heartbeat_ms; /* 0: raft default (100) */
 };
+
+struct proto_raft_rpc;
+struct raft_config;
+
+/* Hands an encoded RAFT_RPC message to the transport, for the server at
+ * address (host:port). buf is borrowed for the call. Called only after
+ * the flush that made everything the message acknowledges durable. */
+typedef void (*replica_send_fn)(void *ctx, const char *address, const uint8_t *buf, size_t len);
 
 /* Outcome of a proposal, after its commit. ud is the proposal's. */
 typedef void (*replica_applied_fn)(void *ctx, void *ud, uint64_t index,
@@ -50,8 +64,9 @@ int replica_open(const struct replica_config *cfg, replica_applied_fn applied, f
  * flush first. NULL is fine. */
 void replica_close(struct replica *rp);
 
-/* Becomes leader of a new term (term and vote made durable at once) and
- * proposes the no-op. Call once, then flush. */
+/* Starts the Raft core: as the only voter it becomes leader of a new term
+ * (term and vote made durable at once) and proposes the no-op; in a
+ * cluster it starts the election timer. Call once, then flush. */
 int replica_start(struct replica *rp);
 
 /* Proposes a command (fsm.h encoding; copied). ud comes back in the
@@ -70,6 +85,38 @@ int replica_flush(struct replica *rp);
 
 /* The store, for read transactions (never write through it). */
 struct store *replica_store(struct replica *rp);
+
+/* Multi-server: where outgoing Raft messages go. */
+void replica_set_transport(struct replica *rp, replica_send_fn fn, void *ctx);
+
+/* A Raft message from a peer (entries borrowed for the call). Effects
+ * (appends, applies, answers) complete at the next replica_flush. Returns
+ * 0 or a negative code (a store failure: the replica is failed). */
+int replica_receive(struct replica *rp, const struct proto_raft_rpc *m);
+
+/* Advances Raft timers (elections, heartbeats); call every ~10-20 ms. */
+int replica_tick(struct replica *rp);
+
+/* Bootstraps a fresh replica (empty log, term 0) with cfg, durably (the
+ * configuration entry is flushed before this returns). Returns 0, -EEXIST
+ * when already bootstrapped (never twice), or a negative code. */
+int replica_bootstrap(struct replica *rp, const struct raft_config *cfg);
+
+/* True once the replica has a configuration (bootstrapped or replicated). */
+bool replica_has_config(const struct replica *rp);
+/* The leader's RPC address, "" when unknown (this server's own when it
+ * leads). */
+const char *replica_leader_addr(const struct replica *rp);
+/* The voters' addresses (at most max) into out; returns how many. */
+size_t replica_voters(const struct replica *rp, const char **out, size_t max);
+/* The Raft configuration in force (read only). */
+const struct raft_config *replica_config_of(const struct replica *rp);
+/* A leader is known (this server or another). */
+bool replica_known_leader(const struct replica *rp);
+/* ms since the leader was last heard from (0 on the leader). */
+uint64_t replica_last_contact_ms(const struct replica *rp);
+/* Leader whose lease holds (default-mode reads may be served locally). */
+bool replica_lease_valid(const struct replica *rp);
 
 /* Raft state, for status and tests. */
 uint64_t replica_term(const struct replica *rp);

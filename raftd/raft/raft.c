@@ -437,7 +437,7 @@ int raft_bootstrap(struct raft *r, const struct raft_config *cfg)
 	size_t len;
 	int rc;
 
-	if (r->last_index != 0 || r->current_term != 0 || r->started)
+	if (r->last_index != 0 || r->current_term != 0 || r->config.n)
 		return -EEXIST;
 	if (cfg->n == 0 || cfg->n > RAFT_MAX_SERVERS)
 		return -EINVAL;
