@@ -15,6 +15,8 @@ PTEST_AGENT_FIXTURE("crash-node", NULL)
 
 struct writer {
 	int id;
+	const char *prefix; /* keys are <prefix>/w<id>/<i> */
+	size_t pad;         /* value bytes beyond "value-<id>-<i>" */
 	atomic_bool *stop;
 	atomic_int *acked_total;
 	bool acked[WRITES_PER_WRITER];    /* PUT answered 200 "true" */
@@ -27,6 +29,21 @@ struct writer {
 	char other_body[200];
 };
 
+/* "value-<id>-<i>" followed by pad filler bytes; caller frees. */
+static char *make_value(int id, int i, size_t pad)
+{
+	char head[64];
+	int n = snprintf(head, sizeof(head), "value-%d-%d", id, i);
+	char *v = malloc((size_t)n + pad + 1);
+
+	ck_assert_ptr_nonnull(v);
+	memcpy(v, head, (size_t)n);
+	for (size_t k = 0; k < pad; k++)
+		v[(size_t)n + k] = (char)('a' + (id + i + (int)k) % 26);
+	v[(size_t)n + pad] = '\0';
+	return v;
+}
+
 static void *writer_run(void *arg)
 {
 	struct writer *w = arg;
@@ -35,12 +52,13 @@ static void *writer_run(void *arg)
 	for (int i = 0; i < WRITES_PER_WRITER && !atomic_load(w->stop) &&
 			harness_now_ms() < deadline;
 	     i++) {
-		char path[128], val[64];
+		char path[128];
+		char *val = make_value(w->id, i, w->pad);
 		struct http_resp r;
 
-		snprintf(path, sizeof(path), "/v1/kv/crash/w%d/%04d", w->id, i);
-		snprintf(val, sizeof(val), "value-%d-%d", w->id, i);
+		snprintf(path, sizeof(path), "/v1/kv/%s/w%d/%04d", w->prefix, w->id, i);
 		http_put(&ag, path, val, &r);
+		free(val);
 		w->status[i] = r.status;
 		if (r.status == 200 && r.body_len == 4 && memcmp(r.body, "true", 4) == 0) {
 			w->acked[i] = true;
@@ -98,15 +116,17 @@ struct snap {
 	json_t *by_key; /* object: key -> [CreateIndex, ModifyIndex, Value] */
 };
 
-static struct snap snapshot(void)
+static struct snap snapshot(const char *prefix)
 {
+	char path[128];
 	struct http_resp r;
 	struct snap s = {json_object()};
 	json_t *arr;
 	size_t i;
 	json_t *e;
 
-	http_get(&ag, "/v1/kv/crash/?recurse", &r);
+	snprintf(path, sizeof(path), "/v1/kv/%s/?recurse", prefix);
+	http_get(&ag, path, &r);
 	EXPECT_STATUS(r, 200);
 	arr = http_json(&r);
 	ck_assert_msg(json_is_array(arr), "recurse answer not an array: [%.200s]", r.body);
@@ -122,7 +142,9 @@ static struct snap snapshot(void)
 	return s;
 }
 
-START_TEST(raftd_kill9_under_writes)
+/* Writers under prefix with pad-byte values; raftd is killed once they
+ * have 60 acknowledged writes, then once more with nothing in flight. */
+static void kill9_under_writes(const char *prefix, size_t pad)
 {
 	static struct writer w[N_WRITERS];
 	pthread_t th[N_WRITERS];
@@ -141,6 +163,8 @@ START_TEST(raftd_kill9_under_writes)
 	for (int k = 0; k < N_WRITERS; k++) {
 		memset(&w[k], 0, sizeof(w[k]));
 		w[k].id = k;
+		w[k].prefix = prefix;
+		w[k].pad = pad;
 		w[k].stop = &stop;
 		w[k].acked_total = &acked;
 		ck_assert_int_eq(pthread_create(&th[k], NULL, writer_run, &w[k]), 0);
@@ -167,25 +191,31 @@ START_TEST(raftd_kill9_under_writes)
 		for (int i = 0; i < w[k].done; i++)
 			ck_assert_msg(!w[k].bad_body[i], "a 500 answer had an empty body");
 	}
-	fprintf(stderr, "raftd_kill9_under_writes: %d writes acknowledged, %d answered 500\n",
-		atomic_load(&acked), n_500);
+	fprintf(stderr, "kill -9 under writes (%s, %zu-byte pad): %d writes acknowledged, %d "
+			"answered 500\n",
+		prefix, pad, atomic_load(&acked), n_500);
 
 	/* Every acknowledged write is there with its value. */
-	s1 = snapshot();
+	s1 = snapshot(prefix);
 	for (int k = 0; k < N_WRITERS; k++) {
 		for (int i = 0; i < w[k].done; i++) {
-			char key[64], val[64], b64[128];
+			char key[128], *val, *b64;
 			json_t *rec;
 
 			if (!w[k].acked[i])
 				continue;
 			total_acked++;
-			snprintf(key, sizeof(key), "crash/w%d/%04d", k, i);
-			snprintf(val, sizeof(val), "value-%d-%d", k, i);
+			snprintf(key, sizeof(key), "%s/w%d/%04d", prefix, k, i);
+			val = make_value(k, i, pad);
+			b64 = malloc(4 * (strlen(val) + 2) / 3 + 8);
+			ck_assert_ptr_nonnull(b64);
 			harness_base64(val, strlen(val), b64);
 			rec = json_object_get(s1.by_key, key);
 			ck_assert_msg(rec != NULL, "acknowledged write %s lost after kill -9", key);
-			ck_assert_str_eq(json_string_value(json_array_get(rec, 2)), b64);
+			ck_assert_msg(strcmp(json_string_value(json_array_get(rec, 2)), b64) == 0,
+				      "%s has another value after kill -9", key);
+			free(val);
+			free(b64);
 		}
 	}
 	ck_assert_int_gt(total_acked, 0);
@@ -197,7 +227,7 @@ START_TEST(raftd_kill9_under_writes)
 	raftd3 = harness_wait_daemon(&ag, "raftd", raftd2, 30000);
 	ck_assert_msg(raftd3 > 0, "raftd not restarted after the second kill");
 	ck_assert_msg(wait_writable(30000), "no successful write 30 s after the second restart");
-	s2 = snapshot();
+	s2 = snapshot(prefix);
 	ck_assert_uint_eq(json_object_size(s2.by_key), json_object_size(s1.by_key));
 	{
 		const char *key;
@@ -237,6 +267,20 @@ START_TEST(raftd_kill9_under_writes)
 			      rc, d.rcode);
 		ck_assert_msg(d.soa_in_authority, "NXDOMAIN without SOA");
 	}
+}
+
+START_TEST(raftd_kill9_under_writes)
+{
+	REQUIRE_AGENT();
+	kill9_under_writes("crash", 0);
+}
+END_TEST
+
+/* The same with 16 KiB values: bigger group-commit transactions. */
+START_TEST(raftd_kill9_under_large_writes)
+{
+	REQUIRE_AGENT();
+	kill9_under_writes("crashbig", 16 * 1024);
 }
 END_TEST
 
@@ -476,6 +520,7 @@ int main(void)
 	tcase_set_timeout(tc, 150);
 	tcase_add_unchecked_fixture(tc, ptest_setup, ptest_teardown);
 	tcase_add_test(tc, raftd_kill9_under_writes);
+	tcase_add_test(tc, raftd_kill9_under_large_writes);
 	tcase_add_test(tc, raftd_gone_answers_500_then_recovers);
 	tcase_add_test(tc, parked_query_survives_raftd_kill);
 	tcase_add_test(tc, raftd_hung_times_out);
