@@ -28,7 +28,7 @@ struct arena;
 struct agent {
 	char name[64];        /* node name */
 	char tmp_dir[256];    /* mkdtemp root; removed by harness_agent_stop */
-	char data_dir[300];   /* <tmp_dir>/data */
+	char data_dir[300];   /* <tmp_dir>/data; with -dev, the agent's own */
 	char log_path[300];   /* <tmp_dir>/agent.log: agent and daemon output */
 	pid_t pid;            /* the `cairn agent` process (group leader) */
 	int http_port;        /* -http-port */
@@ -77,7 +77,8 @@ void harness_base64(const void *in, size_t len, char *out);
 /* Starts `cairn agent -server -bootstrap-expect 1` named name (NULL: a
  * generated name) on free ports, extra_args (NULL-terminated, may be NULL)
  * appended, then waits up to timeout_ms for /v1/status/leader to answer a
- * non-empty leader and /v1/agent/members to answer 200. Returns 0, or a negative code with a reason in err (the
+ * non-empty leader and /v1/agent/members to answer 200. Returns 0, or a
+ * negative code with a reason in err (the
  * tail of the agent log is appended); on failure everything started has
  * been stopped again. Agents still running when the process that started
  * them exits are stopped by an atexit handler (Check exits a failed test's
