@@ -209,6 +209,7 @@ static enum MHD_Result dispatch(struct http_server *s, struct http_req *r)
 		fallback(r, 503, "agent shutting down");
 		return send_resp(r);
 	}
+	s->env.now_ms = loop_now_ms(s->loop);
 	if (routes_dispatch(&s->env, &rq, &r->arena, &act) < 0) {
 		fallback(r, 500, "out of memory");
 		return send_resp(r);
@@ -591,3 +592,5 @@ int http_server_port(const struct http_server *s)
 }
 
 size_t http_server_parked(const struct http_server *s) { return s ? s->n_parked : 0; }
+
+void http_server_set_agent(struct http_server *s, struct agent_state *st) { s->env.agent = st; }

@@ -37,6 +37,11 @@ void http_server_free(struct http_server *s);
 /* The TCP port the server listens on. */
 int http_server_port(const struct http_server *s);
 
+/* Gives the agent-local endpoints their state (agent.h); borrowed, must
+ * outlive the server. Without it they answer 500. */
+struct agent_state;
+void http_server_set_agent(struct http_server *s, struct agent_state *st);
+
 /* Requests suspended while their RPC is in flight (for logs and tests). */
 size_t http_server_parked(const struct http_server *s);
 

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <zmq.h>
 
+#include "agent.h"
 #include "config.h"
 #include "daemon.h"
 #include "err.h"
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
 	void *zctx = NULL;
 	struct rpc_client *raftd = NULL, *gossipd = NULL;
 	struct http_server *http = NULL;
+	struct agent *agent = NULL;
 	char err[512];
 	char raftd_ep[512], gossipd_ep[512];
 	int rc, level;
@@ -86,6 +88,13 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	rc = CAIRN_E_CONFIG;
+	agent = agent_new(l, &cfg, raftd, err, sizeof(err));
+	if (!agent) {
+		log_error("agent state: %s", err);
+		goto out;
+	}
+	http_server_set_agent(http, agent_local_state(agent));
 	log_info("serving the HTTP API on %s port %d; state from %s, members from %s",
 		 cfg.client_addr, cfg.ports.http, raftd_ep, gossipd_ep);
 	daemon_notify_ready();
@@ -96,6 +105,7 @@ int main(int argc, char **argv)
 out:
 	/* the server first: it cancels its calls on the clients */
 	http_server_free(http);
+	agent_free(agent); /* before raftd's client: it cancels its sync calls */
 	rpc_client_free(gossipd);
 	rpc_client_free(raftd);
 	if (zctx)

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "agent_api.h"
 #include "arena.h"
 #include "catalog_api.h"
 #include "config.h"
@@ -101,6 +102,7 @@ enum route {
 	ROUTE_AGENT_SELF,
 	ROUTE_AGENT_MEMBERS,
 	ROUTE_CATALOG, /* /v1/catalog/ and /v1/health/: catalog_api.c */
+	ROUTE_AGENT_LOCAL, /* agent services, checks, maintenance: agent_api.c */
 };
 
 struct route_def {
@@ -117,6 +119,12 @@ static const struct route_def route_defs[] = {
     {"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
     {"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
+    {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
+    {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
+    {"/v1/agent/check/", ROUTE_AGENT_LOCAL, "OPTIONS,PUT"},
+    {"/v1/agent/checks", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
+    {"/v1/agent/maintenance", ROUTE_AGENT_LOCAL, "OPTIONS,PUT"},
+    {"/v1/agent/health/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
     {"/v1/health/", ROUTE_CATALOG, "OPTIONS,GET"},
 };
 
@@ -452,6 +460,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return 0;
 	case ROUTE_CATALOG:
 		return catalog_api_dispatch(env, req, path, &q, a, out);
+	case ROUTE_AGENT_LOCAL:
+		return agent_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_NONE:
 		break;
 	}

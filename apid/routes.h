@@ -17,6 +17,7 @@
 
 #include "proto.h"
 
+struct agent_state;
 struct arena;
 struct config;
 
@@ -31,6 +32,8 @@ struct routes_env {
 	const struct config *cfg; /* borrowed */
 	uint64_t last_index;	  /* highest Raft index seen in any reply */
 	bool known_leader;	  /* from the latest read reply */
+	struct agent_state *agent; /* local services and checks (agent_api.c); NULL: none */
+	uint64_t now_ms;	   /* loop clock at dispatch, for agent-local changes */
 };
 
 struct routes_req {
