@@ -893,6 +893,15 @@ int replica_bootstrap(struct replica *rp, const struct raft_config *cfg)
 	return replica_flush(rp); /* durable before anyone hears of it */
 }
 
+int replica_add_server(struct replica *rp, const char *id, const char *address)
+{
+	uint64_t index;
+
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	return raft_add_server(&rp->raft, id, address, &index);
+}
+
 bool replica_has_config(const struct replica *rp) { return rp->raft.config.n > 0; }
 
 const char *replica_leader_addr(const struct replica *rp)

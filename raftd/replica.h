@@ -102,6 +102,10 @@ int replica_tick(struct replica *rp);
  * when already bootstrapped (never twice), or a negative code. */
 int replica_bootstrap(struct replica *rp, const struct raft_config *cfg);
 
+/* Leader: proposes adding a voter (one change at a time). Returns 0,
+ * CAIRN_E_NOLEADER, -EBUSY, -EEXIST or -EINVAL (raft_add_server). */
+int replica_add_server(struct replica *rp, const char *id, const char *address);
+
 /* True once the replica has a configuration (bootstrapped or replicated). */
 bool replica_has_config(const struct replica *rp);
 /* The leader's RPC address, "" when unknown (this server's own when it

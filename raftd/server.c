@@ -10,12 +10,14 @@
 
 #include "arena.h"
 #include "catalog.h"
+#include "cluster.h"
 #include "config.h"
 #include "err.h"
 #include "fsm.h"
 #include "log.h"
 #include "loop.h"
 #include "mp.h"
+#include "raft/raft.h"
 #include "replica.h"
 #include "rpc.h"
 #include "store.h"
@@ -28,6 +30,7 @@ struct server {
 	struct loop *loop;
 	const struct config *cfg;
 	struct replica *rp;
+	struct cluster *cl; /* multi-server glue, NULL for a single server */
 	struct rpc_server *rpc;
 	struct watch_set *ws;
 	struct arena scratch;	 /* replies under construction; reset after each */
@@ -147,6 +150,24 @@ enum answer_outcome {
 	NOT_READY, /* the index has not passed min_index yet */
 };
 
+/* X-Consul-KnownLeader and X-Consul-LastContact from the Raft state. */
+static void stamp_leader_meta(const struct server *s, struct proto_msg *out)
+{
+	bool known = replica_known_leader(s->rp);
+	uint64_t contact = replica_last_contact_ms(s->rp);
+
+	if (out->type == PROTO_KV_GET_REPLY) {
+		out->u.kv_get_reply.known_leader = known;
+		out->u.kv_get_reply.last_contact_ms = contact;
+	} else if (out->type == PROTO_CATALOG_QUERY_REPLY) {
+		out->u.catalog_query_reply.known_leader = known;
+		out->u.catalog_query_reply.last_contact_ms = contact;
+	} else if (out->type == PROTO_CATALOG_NODE_REPLY) {
+		out->u.catalog_node_reply.known_leader = known;
+		out->u.catalog_node_reply.last_contact_ms = contact;
+	}
+}
+
 /* Answers req from the current state unless it blocks and nothing newer
  * than its min_index exists (force: answer anyway, the wait is over). */
 static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, struct rpc_req *req,
@@ -169,6 +190,7 @@ static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, 
 		rpc_reply_error(req, rc == -ENOMEM ? rc : CAIRN_E_STORE, "state store read failed");
 		return ANSWERED;
 	}
+	stamp_leader_meta(s, &out);
 	index = out.type == PROTO_KV_GET_REPLY	     ? out.u.kv_get_reply.index
 		: out.type == PROTO_CATALOG_QUERY_REPLY ? out.u.catalog_query_reply.index
 							: out.u.catalog_node_reply.index;
@@ -537,6 +559,12 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		rpc_reply_error(req, CAIRN_E_STORE, "raftd is stopping after a store failure");
 		return RPC_DONE;
 	}
+	if (s->cl) {
+		bool handled;
+		enum rpc_disposition d = cluster_handle(s->cl, req, &handled);
+		if (handled)
+			return d;
+	}
 	switch (req->msg.type) {
 	case PROTO_PING:
 		m = proto_msg_make(PROTO_PONG);
@@ -549,11 +577,11 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 			return RPC_DONE;
 		}
 		m = proto_msg_make(PROTO_STATUS_LEADER_REPLY);
-		m.u.status_leader_reply.leader = replica_is_leader(s->rp) ? s->leader_addr : "";
+		m.u.status_leader_reply.leader = replica_leader_addr(s->rp);
 		(void)rpc_reply(req, &m);
 		return RPC_DONE;
 	case PROTO_STATUS_PEERS: {
-		const char *peers[1] = {s->leader_addr};
+		const char *peers[RAFT_MAX_SERVERS];
 
 		if (!dc_ok(s, req->msg.u.status_peers.dc)) {
 			rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
@@ -561,7 +589,7 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		}
 		m = proto_msg_make(PROTO_STATUS_PEERS_REPLY);
 		m.u.status_peers_reply.peers.v = peers;
-		m.u.status_peers_reply.peers.n = 1;
+		m.u.status_peers_reply.peers.n = replica_voters(s->rp, peers, RAFT_MAX_SERVERS);
 		(void)rpc_reply(req, &m);
 		return RPC_DONE;
 	}
@@ -663,13 +691,15 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 	}
 	rc = replica_open(
 	    &(struct replica_config){.dir = dir,
-				     .server_id = cfg->node_id ? cfg->node_id : cfg->node_name},
+				     .server_id = cfg->node_id ? cfg->node_id : cfg->node_name,
+				     .address = s->leader_addr,
+				     .await_config = cluster_wanted(cfg)},
 	    on_applied, on_change, s, &s->rp, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = replica_start(s->rp);
-	if (rc == 0)
-		rc = register_self(s);
+	if (rc == 0 && !cluster_wanted(cfg))
+		rc = register_self(s); /* a cluster registers through its leader */
 	if (rc == 0)
 		rc = replica_flush(s->rp); /* replay + no-op + self registration */
 	if (rc < 0) {
@@ -694,6 +724,12 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 	if (!s->rpc) {
 		rc = CAIRN_E_UNAVAILABLE;
 		goto fail;
+	}
+	if (cluster_wanted(cfg)) {
+		rc = cluster_new(l, zctx, cfg, s->rp, s->leader_addr, handle, s, &s->cl, err,
+				 errlen);
+		if (rc < 0)
+			goto fail;
 	}
 	rc = loop_add_before_sleep(l, before_sleep, s);
 	if (rc < 0) {
@@ -738,6 +774,7 @@ void server_free(struct server *s)
 	}
 	if (s->timer_id)
 		loop_timer_del(s->loop, s->timer_id);
+	cluster_free(s->cl); /* answers what waits for a leader */
 	rpc_server_free(s->rpc);
 	replica_close(s->rp);
 	mp_writer_close(&s->cmd);
