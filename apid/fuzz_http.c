@@ -5,8 +5,8 @@
  * the same bytes. Every answer must have a sane status and, when it says
  * application/json, a body jansson can parse.
  *
- * Built with -fsanitize=fuzzer it is a libFuzzer binary; with
- * -DFUZZ_REPLAY it gets a main that runs every file of the directories
+ * Built with -fsanitize=fuzzer it is a libFuzzer binary; linked with
+ * tests/fuzz/replay_main.c it runs every file of the directories
  * (or files) named on the command line, so `meson test --suite fuzz`
  * replays the corpus on every build. */
 #include <dirent.h>
@@ -192,73 +192,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(copy);
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY
-static int run_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	long n;
-	int rc = -1;
-
-	if (!f)
-		goto out;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-		goto out;
-	buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		goto out;
-	(void)LLVMFuzzerTestOneInput(buf, (size_t)n);
-	rc = 0;
-out:
-	if (rc < 0)
-		fprintf(stderr, "fuzz_http: cannot read %s\n", path);
-	free(buf);
-	if (f)
-		fclose(f);
-	return rc;
-}
-
-static int run_path(const char *path, size_t *count)
-{
-	struct stat st;
-	DIR *d;
-	struct dirent *de;
-	int rc = 0;
-
-	if (stat(path, &st) < 0) {
-		fprintf(stderr, "fuzz_http: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		(*count)++;
-		return run_file(path);
-	}
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		char sub[4096];
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		if (run_path(sub, count) < 0)
-			rc = -1;
-	}
-	closedir(d);
-	return rc;
-}
-
-int main(int argc, char **argv)
-{
-	size_t count = 0;
-	int rc = 0;
-
-	for (int i = 1; i < argc; i++)
-		if (run_path(argv[i], &count) < 0)
-			rc = 1;
-	printf("fuzz_http: replayed %zu inputs\n", count);
-	return rc || count == 0;
-}
-#endif

@@ -2,8 +2,8 @@
  * and dns_answer_build(), over UDP and TCP size rules, with a found node,
  * an unknown node and a failed lookup.
  *
- * Built with -fsanitize=fuzzer it is a libFuzzer binary; with
- * -DFUZZ_REPLAY it gets a main that runs every file of the directories
+ * Built with -fsanitize=fuzzer it is a libFuzzer binary; linked with
+ * tests/fuzz/replay_main.c it runs every file of the directories
  * (or files) named on the command line, so the corpus is replayed by
  * `meson test --suite fuzz` on every build. */
 #include <dirent.h>
@@ -64,64 +64,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dns_query_close(&q);
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY
-static int run_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	long n;
-	int rc = -1;
-
-	if (!f)
-		goto out;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-		goto out;
-	buf = malloc((size_t)n + 1);
-	if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-		goto out;
-	(void)LLVMFuzzerTestOneInput(buf, (size_t)n);
-	rc = 0;
-out:
-	if (rc < 0)
-		fprintf(stderr, "fuzz_dns: cannot read %s: %s\n", path, strerror(errno));
-	free(buf);
-	if (f)
-		fclose(f);
-	return rc;
-}
-
-int main(int argc, char **argv)
-{
-	int files = 0, failed = 0;
-
-	for (int i = 1; i < argc; i++) {
-		struct stat st;
-		DIR *d;
-		struct dirent *e;
-
-		if (stat(argv[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
-			failed += run_file(argv[i]) < 0;
-			files++;
-			continue;
-		}
-		d = opendir(argv[i]);
-		if (!d) {
-			fprintf(stderr, "fuzz_dns: %s: %s\n", argv[i], strerror(errno));
-			return 1;
-		}
-		while ((e = readdir(d))) {
-			char path[4096];
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-			failed += run_file(path) < 0;
-			files++;
-		}
-		closedir(d);
-	}
-	printf("fuzz_dns: replayed %d inputs, %d unreadable\n", files, failed);
-	return files == 0 || failed ? 1 : 0;
-}
-#endif

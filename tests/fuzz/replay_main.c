@@ -2,10 +2,12 @@
  * on the command line, so that a normal build (gcc, no libFuzzer) still
  * replays every past crash and seed on each test run. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,14 +37,21 @@ static int run_file(const char *path)
 
 int main(int argc, char **argv)
 {
-	int files = 0;
+	int files = 0, unreadable = 0;
 
 	for (int i = 1; i < argc; i++) {
-		DIR *d = opendir(argv[i]);
+		struct stat st;
 		struct dirent *de;
+		DIR *d;
 
+		if (stat(argv[i], &st) == 0 && !S_ISDIR(st.st_mode)) {
+			unreadable += run_file(argv[i]) < 0;
+			files++;
+			continue;
+		}
+		d = opendir(argv[i]);
 		if (!d) {
-			fprintf(stderr, "cannot open corpus %s\n", argv[i]);
+			fprintf(stderr, "cannot open corpus %s: %s\n", argv[i], strerror(errno));
 			return 1;
 		}
 		while ((de = readdir(d))) {
@@ -53,13 +62,12 @@ int main(int argc, char **argv)
 			snprintf(path, sizeof(path), "%s/%s", argv[i], de->d_name);
 			if (run_file(path) < 0) {
 				fprintf(stderr, "cannot read %s\n", path);
-				closedir(d);
-				return 1;
+				unreadable++;
 			}
 			files++;
 		}
 		closedir(d);
 	}
-	printf("replayed %d inputs\n", files);
-	return files ? 0 : 1;
+	printf("replayed %d inputs, %d unreadable\n", files, unreadable);
+	return files == 0 || unreadable ? 1 : 0;
 }
