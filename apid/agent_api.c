@@ -11,6 +11,7 @@
 #include "arena.h"
 #include "catalog_api.h"
 #include "config.h"
+#include "filter.h"
 #include "query.h"
 #include "render.h"
 
@@ -572,6 +573,18 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			for (size_t i = 0; i < st->n_checks; i++)
 				json_object_set_new(o, st->checks[i]->id,
 						    agent_api_check_json(env, st, st->checks[i]));
+		if (query_get(q, "filter") && *query_get(q, "filter")) {
+			struct filter *f;
+			char ferr[256];
+			int rc = filter_parse(query_get(q, "filter"), &f, ferr, sizeof(ferr));
+
+			if (rc < 0) {
+				json_decref(o);
+				return rc == -ENOMEM ? rc : text(a, 400, arena_strdup(a, ferr), out);
+			}
+			filter_object(f, o);
+			filter_free(f);
+		}
 		return json_out(a, 200, o, pretty, out);
 	}
 	if (!strcmp(path, "/v1/agent/maintenance")) {

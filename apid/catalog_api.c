@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "config.h"
 #include "err.h"
+#include "filter.h"
 #include "query.h"
 #include "render.h"
 
@@ -781,6 +782,18 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 		if (!bad && e->view == VIEW_HEALTH_STATE && strcmp(name, "any") &&
 		    strcmp(name, "passing") && strcmp(name, "warning") && strcmp(name, "critical"))
 			bad = "Invalid check state";
+		if (!bad && query_get(q, "filter") && *query_get(q, "filter")) {
+			struct filter *f;
+			char ferr[256];
+			int frc = filter_parse(query_get(q, "filter"), &f, ferr, sizeof(ferr));
+
+			if (frc == -ENOMEM)
+				return -ENOMEM;
+			if (frc < 0)
+				bad = arena_strdup(a, ferr);
+			filter_free(f);
+			c->filter = query_get(q, "filter");
+		}
 		if (bad && !strcmp(bad, "out of memory"))
 			return -ENOMEM;
 		if (bad)
@@ -940,8 +953,23 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 	if (call->op == ROUTES_OP_CATALOG_WRITE)
 		return json_resp(a, json_true(), call->pretty, out);
 	r = &reply->u.catalog_query_reply;
-	rc = json_resp(a, render_view(env, (unsigned)call->msg.u.catalog_query.view, r),
-		       call->pretty, out);
+	{
+		json_t *j = render_view(env, (unsigned)call->msg.u.catalog_query.view, r);
+		struct filter *f = NULL;
+		char ferr[256];
+
+		/* parsed once at dispatch already: only out of memory fails here */
+		if (j && call->filter && filter_parse(call->filter, &f, ferr, sizeof(ferr)) < 0) {
+			json_decref(j);
+			return -ENOMEM;
+		}
+		if (f && json_is_array(j))
+			filter_array(f, j);
+		else if (f && json_is_object(j) && call->msg.u.catalog_query.view == VIEW_NODE_SERVICES)
+			filter_array(f, json_object_get(j, "Services"));
+		filter_free(f);
+		rc = json_resp(a, j, call->pretty, out);
+	}
 	if (rc < 0)
 		return rc;
 	rc = hdr(out, "X-Consul-Index", arena_printf(a, "%" PRIu64, r->index ? r->index : 1));

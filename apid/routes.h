@@ -88,6 +88,7 @@ struct routes_call {
 	uint64_t timeout_ms;   /* client-side time-out for the call */
 	bool raw;	       /* KV GET ?raw on a single key */
 	bool pretty;	       /* ?pretty */
+	const char *filter;    /* ?filter= (catalog_api.c views), NULL when none */
 	bool want_result;      /* PUT/DELETE with cas: answer the outcome */
 	bool has_prefix;       /* ?keys: the prefix is not empty */
 	unsigned consistency;  /* 0 default, 1 consistent, 2 stale */

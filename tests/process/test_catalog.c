@@ -161,6 +161,26 @@ START_TEST(register_and_read_views)
 	ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "dc1");
 	json_decref(j);
 
+	/* ?filter= */
+	j = get_ok("/v1/health/service/redis?filter=Service.ID%20%3D%3D%20redis1", NULL);
+	ck_assert_uint_eq(json_array_size(j), 1);
+	json_decref(j);
+	j = get_ok("/v1/catalog/service/redis?filter=ServiceTags%20contains%20primary%20or%20"
+		   "NodeMeta.rack%20%3D%3D%20r2",
+		   NULL);
+	ck_assert_uint_eq(json_array_size(j), 2);
+	json_decref(j);
+	j = get_ok("/v1/health/state/any?filter=Status%20%3D%3D%20critical", NULL);
+	ck_assert_uint_eq(json_array_size(j), 1);
+	json_decref(j);
+	{
+		struct http_resp r;
+
+		http_get(&ag, "/v1/catalog/nodes?filter=Node%20%3D%3D", &r);
+		EXPECT_STATUS(r, 400);
+		http_resp_free(&r);
+	}
+
 	put_ok("/v1/catalog/deregister", "{\"Node\":\"ext2\",\"ServiceID\":\"redis\"}");
 	j = get_ok("/v1/health/service/redis", NULL);
 	ck_assert_uint_eq(json_array_size(j), 1);
