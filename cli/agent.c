@@ -36,7 +36,7 @@ extern char **environ;
 
 /* How long the other daemons wait for raftd's READY=1 before starting
  * anyway, and how long stopping daemons get before SIGKILL. */
-#define AGENT_RAFTD_READY_WAIT_MS 5000u
+#define AGENT_READY_WAIT_MS 5000u
 #define AGENT_STOP_GRACE_MS 10000u
 
 struct child {
@@ -44,7 +44,7 @@ struct child {
 	char path[PATH_MAX]; /* binary */
 	char **argv;	     /* from supervise_child_argv */
 	pid_t pid;	     /* 0 when not running */
-	bool held;	     /* not started yet: waiting for raftd */
+	bool held;	     /* not started yet: waiting for the one before */
 	bool ready;	     /* sent READY=1 since its last start */
 	uint64_t started_ms; /* when last started */
 	uint64_t backoff_ms; /* current restart delay */
@@ -204,11 +204,19 @@ static struct child *child_by_pid(struct agent *a, pid_t pid)
 	return NULL;
 }
 
+/* Daemons start one after another, each once the one before it is ready
+ * (raftd, then gossipd, then apid and dnsd, which ask the first two): a
+ * client never sees apid answer before gossipd can. Starts the next held
+ * daemon and arms the wait for it. */
 static void start_held(struct agent *a, uint64_t now)
 {
-	for (size_t i = 0; i < a->nkids; i++)
-		if (a->kids[i].held)
-			child_start(a, &a->kids[i], now);
+	for (size_t i = 0; i < a->nkids; i++) {
+		if (!a->kids[i].held)
+			continue;
+		child_start(a, &a->kids[i], now);
+		a->hold_until_ms = now + AGENT_READY_WAIT_MS;
+		return;
+	}
 	a->hold_until_ms = 0;
 }
 
@@ -243,8 +251,8 @@ static void reap(struct agent *a, uint64_t now)
 		c->restart_ms = now + c->backoff_ms;
 		log_warn("cairn-%s (pid %ld) %s; restarting in %llu ms", c->role, (long)pid, why,
 			 (unsigned long long)c->backoff_ms);
-		/* Waiting for a raftd that died: start the others now. */
-		if (a->hold_until_ms && strcmp(c->role, "raftd") == 0)
+		/* Waiting for a daemon that died: start the next one now. */
+		if (a->hold_until_ms)
 			start_held(a, now);
 	}
 }
@@ -319,7 +327,7 @@ static void on_notify(struct agent *a, uint64_t now)
 			continue;
 		c->ready = true;
 		log_info("cairn-%s ready (pid %ld)", c->role, (long)c->pid);
-		if (strcmp(c->role, "raftd") == 0 && a->hold_until_ms)
+		if (a->hold_until_ms)
 			start_held(a, now);
 	}
 }
@@ -503,8 +511,8 @@ static void on_deadlines(struct agent *a, uint64_t now)
 		return;
 	}
 	if (a->hold_until_ms && now >= a->hold_until_ms) {
-		log_warn("cairn-raftd not ready after %u ms; starting the others anyway",
-			 AGENT_RAFTD_READY_WAIT_MS);
+		log_warn("a daemon was not ready after %u ms; starting the next anyway",
+			 AGENT_READY_WAIT_MS);
 		start_held(a, now);
 	}
 	for (size_t i = 0; i < a->nkids; i++) {
@@ -576,13 +584,13 @@ int agent_main(int argc, char **argv)
 	for (size_t i = 0; i < a.nkids; i++) {
 		struct child *c = &a.kids[i];
 
-		if (i > 0 && strcmp(a.kids[0].role, "raftd") == 0)
-			c->held = true; /* until raftd is ready */
+		if (i > 0)
+			c->held = true; /* until the one before it is ready */
 		else
 			child_start(&a, c, now);
 	}
-	if (strcmp(a.kids[0].role, "raftd") == 0)
-		a.hold_until_ms = now + AGENT_RAFTD_READY_WAIT_MS;
+	if (a.nkids > 1)
+		a.hold_until_ms = now + AGENT_READY_WAIT_MS;
 
 	while (!a.stopping || running(&a) > 0) {
 		struct pollfd pfd[2] = {{.fd = a.sfd, .events = POLLIN},
