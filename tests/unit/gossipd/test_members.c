@@ -206,6 +206,7 @@ START_TEST(test_to_proto_round_trip)
 END_TEST
 
 Suite *gossip_api_suite(void);
+Suite *swim_suite(void);
 
 static Suite *members_suite(void)
 {
@@ -227,6 +228,7 @@ int main(void)
 	int failed;
 
 	srunner_add_suite(sr, gossip_api_suite());
+	srunner_add_suite(sr, swim_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
