@@ -78,6 +78,7 @@ struct cluster {
 	const char *tkeys[4], *tvals[4], *mkeys[1], *mvals[1];
 	bool registered, reg_inflight;
 	uint64_t next_reg_ms;
+	char logged_leader[RAFT_ADDR_MAX + 1]; /* last leader we logged */
 };
 
 bool cluster_wanted(const struct config *cfg)
@@ -217,8 +218,10 @@ static void on_hello_reply(void *ctx, int status, const struct proto_msg *reply)
 	note_known(c, h->id, h->address);
 	note_list(c, &h->servers);
 	if (h->bootstrapped && !c->remote_bootstrapped) {
+		/* Never bootstrap a second configuration: the cluster's
+		 * leader replicates ours (if it names us) or adds us. */
 		c->remote_bootstrapped = true;
-		log_info("raft: %s is part of a bootstrapped cluster; asking its leader to add us",
+		log_info("raft: %s is part of a bootstrapped cluster; waiting to be replicated to",
 			 h->address ? h->address : "?");
 	}
 	if (h->bootstrapped && h->leader && *h->leader && c->n_join < MAX_JOIN) {
@@ -338,13 +341,38 @@ static void forward_unlink(struct cluster *c, struct forward *f)
 		f->next->prev = f->prev;
 }
 
+static enum rpc_disposition park_until_leader(struct cluster *c, struct rpc_req *req);
+
+/* The request's routing deadline, kept in its arena (req->priv is ours
+ * until the server serves the request itself). */
+static uint64_t deadline_of(struct cluster *c, struct rpc_req *req)
+{
+	uint64_t *d = req->priv;
+
+	if (!d) {
+		d = arena_alloc(&req->arena, sizeof(*d));
+		if (!d)
+			return 0;
+		*d = loop_now_ms(c->loop) + NOLEADER_WAIT_MS;
+		req->priv = d;
+	}
+	return *d;
+}
+
 static void on_forward_reply(void *ctx, int status, const struct proto_msg *reply)
 {
 	struct forward *f = ctx;
 	struct cluster *c = f->c;
+	bool retry = status == CAIRN_E_UNAVAILABLE ||
+		     (status == 0 && reply->type == PROTO_ERROR &&
+		      reply->u.error.code == CAIRN_E_NOLEADER);
 
 	forward_unlink(c, f);
-	if (status < 0) {
+	/* Never sent (the leader is gone) or refused by a former leader:
+	 * nothing happened, so wait for the next leader and try again. */
+	if (retry && loop_now_ms(c->loop) < deadline_of(c, f->req)) {
+		(void)park_until_leader(c, f->req); /* keeps it, or answers */
+	} else if (status < 0) {
 		rpc_reply_error(f->req, status == -ETIMEDOUT ? -ETIMEDOUT : CAIRN_E_NOLEADER,
 				"%s", status == -ETIMEDOUT ? "leader did not answer in time"
 							   : "No cluster leader");
@@ -393,6 +421,8 @@ static enum rpc_disposition forward(struct cluster *c, struct rpc_req *req)
 	rc = rpc_call(cli, &copy, FORWARD_TIMEOUT_MS + wait, on_forward_reply, f, &f->call_id);
 	if (rc < 0) {
 		free(f);
+		if (loop_now_ms(c->loop) < deadline_of(c, req))
+			return park_until_leader(c, req); /* leader unreachable: wait */
 		rpc_reply_error(req, CAIRN_E_NOLEADER, "No cluster leader");
 		return RPC_DONE;
 	}
@@ -412,7 +442,7 @@ static enum rpc_disposition park_until_leader(struct cluster *c, struct rpc_req 
 		return RPC_DONE;
 	}
 	w->req = req;
-	w->deadline_ms = loop_now_ms(c->loop) + NOLEADER_WAIT_MS;
+	w->deadline_ms = deadline_of(c, req);
 	w->next = c->waiting;
 	c->waiting = w;
 	return RPC_KEEP;
@@ -534,6 +564,17 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	rc = replica_tick(c->rp);
 	if (rc < 0)
 		log_error("raft: tick failed: %s", err_str(rc));
+	const char *la = replica_leader_addr(c->rp);
+	if (strcmp(la, c->logged_leader) != 0) {
+		if (*la)
+			log_info("raft: leader is %s%s (term %llu)", la,
+				 replica_is_leader(c->rp) ? " (this server)" : "",
+				 (unsigned long long)replica_term(c->rp));
+		else
+			log_info("raft: no leader (term %llu)",
+				 (unsigned long long)replica_term(c->rp));
+		snprintf(c->logged_leader, sizeof(c->logged_leader), "%s", la);
+	}
 	if (!replica_has_config(c->rp) && now >= c->next_hello_ms) {
 		c->next_hello_ms = now + HELLO_EVERY_MS;
 		maybe_bootstrap(c);

@@ -948,7 +948,10 @@ uint64_t replica_last_contact_ms(const struct replica *rp)
 
 bool replica_lease_valid(const struct replica *rp)
 {
-	return !rp->failed && raft_lease_valid(&rp->raft);
+	/* Committed is not enough: the state must show it, and entries
+	 * committed by a message are applied at the next flush. */
+	return !rp->failed && raft_lease_valid(&rp->raft) &&
+	       rp->last_applied >= rp->raft.commit_index;
 }
 
 struct store *replica_store(struct replica *rp) { return rp->st; }

@@ -1,0 +1,369 @@
+/* Process test: a 3-server cluster started with `cairn agent -server
+ * -bootstrap-expect 3 -retry-join ...` on loopback. A leader is elected
+ * and known by all; writes through any server are readable (stale) on
+ * all; kill -9 of the leader's raftd while writers run elects a new
+ * leader, loses no acknowledged write, and the killed raftd (restarted by
+ * its agent) catches up. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ptest.h"
+
+#define N 3
+#define PORTS_PER 5
+
+static struct agent ags[N];
+static char join_args[N][64];
+static const char *extra[2 + 2 * N + 1];
+static char start_err[4096];
+static int start_rc = -1;
+
+/* A TCP+UDP-free loopback port below 32768 (the harness's own picker
+ * cannot be told to pick before the agents start, and every server must
+ * know the others' ports up front). */
+static int free_port(unsigned *seed)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		int port = 20000 + (int)(rand_r(seed) % 12000);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
+		bool ok;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (t >= 0)
+			close(t);
+		if (u >= 0)
+			close(u);
+		if (ok)
+			return port;
+	}
+	return -1;
+}
+
+/* Leader address as agent i sees it, "" if none. */
+static void leader_of(int i, char *out, size_t len)
+{
+	struct http_resp r;
+
+	out[0] = '\0';
+	if (http_get(&ags[i], "/v1/status/leader", &r) == 0 && r.status == 200 && r.body_len > 2)
+		snprintf(out, len, "%.*s", (int)r.body_len - 2, r.body + 1);
+	http_resp_free(&r);
+}
+
+/* Index of the agent whose server port the cluster names as leader, with
+ * every live agent agreeing; -1 otherwise. */
+static int agreed_leader(void)
+{
+	char first[128] = "", l[128];
+
+	for (int i = 0; i < N; i++) {
+		leader_of(i, l, sizeof(l));
+		if (!l[0] || (first[0] && strcmp(first, l) != 0))
+			return -1;
+		snprintf(first, sizeof(first), "%s", l);
+	}
+	for (int i = 0; i < N; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "127.0.0.1:%d", ags[i].server_port);
+		if (strcmp(want, first) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static int wait_leader(uint64_t timeout_ms, int not)
+{
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+
+	for (;;) {
+		int l = agreed_leader();
+		if (l >= 0 && l != not)
+			return l;
+		if (harness_now_ms() >= deadline)
+			return -1;
+		harness_pause_ms(50);
+	}
+}
+
+static void setup(void)
+{
+	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
+	size_t ne = 0;
+
+	memset(ags, 0, sizeof(ags));
+	for (int i = 0; i < N; i++) {
+		struct agent *a = &ags[i];
+		int p[PORTS_PER];
+		for (int k = 0; k < PORTS_PER; k++) {
+			p[k] = free_port(&seed);
+			ck_assert_int_gt(p[k], 0);
+		}
+		snprintf(a->name, sizeof(a->name), "srv%d", i + 1);
+		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(a->tmp_dir));
+		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
+		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
+		a->http_port = p[0];
+		a->dns_port = p[1];
+		a->server_port = p[2];
+		a->serf_lan_port = p[3];
+		a->serf_wan_port = p[4];
+		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", p[2]);
+	}
+	extra[ne++] = "-bootstrap-expect";
+	extra[ne++] = "3";
+	for (int i = 0; i < N; i++) {
+		extra[ne++] = "-retry-join";
+		extra[ne++] = join_args[i];
+	}
+	extra[ne] = NULL;
+	for (int i = 0; i < N; i++) {
+		for (size_t k = 0; k < ne; k++)
+			ags[i].extra[ags[i].n_extra++] = extra[k];
+		/* Spawns without waiting: no leader exists before all three run. */
+		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
+	}
+	start_rc = wait_leader(60000, -1) >= 0 ? 0 : -1;
+	if (start_rc < 0) {
+		snprintf(start_err, sizeof(start_err), "no agreed leader within 60 s");
+		for (int i = 0; i < N; i++)
+			harness_dump_log(&ags[i], 3000);
+	}
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < N; i++)
+		harness_agent_stop(&ags[i]);
+}
+
+#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
+
+START_TEST(one_leader_three_peers)
+{
+	REQUIRE_CLUSTER();
+	ck_assert_int_ge(agreed_leader(), 0);
+	for (int i = 0; i < N; i++) {
+		struct http_resp r;
+		http_get(&ags[i], "/v1/status/peers", &r);
+		EXPECT_STATUS(r, 200);
+		json_t *j = http_json(&r);
+		ck_assert_ptr_nonnull(j);
+		ck_assert_uint_eq(json_array_size(j), N);
+		for (int k = 0; k < N; k++) {
+			bool found = false;
+			for (size_t m = 0; m < N; m++)
+				found |= strcmp(json_string_value(json_array_get(j, m)),
+						join_args[k]) == 0;
+			ck_assert_msg(found, "%s not among the peers: %s", join_args[k], r.body);
+		}
+		json_decref(j);
+		http_resp_free(&r);
+	}
+}
+END_TEST
+
+/* Polls a stale read on agent i until key holds want. */
+static bool wait_value(int i, const char *key, const char *want_b64, uint64_t timeout_ms)
+{
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+	char path[256];
+
+	snprintf(path, sizeof(path), "/v1/kv/%s?stale", key);
+	for (;;) {
+		struct http_resp r;
+		bool ok = http_get(&ags[i], path, &r) == 0 && r.status == 200 && r.body &&
+			  strstr(r.body, want_b64);
+		http_resp_free(&r);
+		if (ok)
+			return true;
+		if (harness_now_ms() >= deadline)
+			return false;
+		harness_pause_ms(20);
+	}
+}
+
+START_TEST(write_anywhere_read_everywhere)
+{
+	REQUIRE_CLUSTER();
+	int l = agreed_leader();
+	ck_assert_int_ge(l, 0);
+	int f = (l + 1) % N;
+	struct http_resp r;
+	char b64[64], hdr[64];
+
+	/* Through a follower: forwarded to the leader, answered once applied. */
+	http_put(&ags[f], "/v1/kv/cluster/a", "via-follower", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	http_put(&ags[l], "/v1/kv/cluster/b", "via-leader", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	harness_base64("via-follower", 12, b64);
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(wait_value(i, "cluster/a", b64, 10000), "srv%d lacks cluster/a", i + 1);
+	/* Default mode on a follower is answered by the leader. */
+	http_get(&ags[f], "/v1/kv/cluster/b", &r);
+	EXPECT_STATUS(r, 200);
+	harness_base64("via-leader", 10, b64);
+	ck_assert_ptr_nonnull(strstr(r.body, b64));
+	EXPECT_HEADER(r, "X-Consul-KnownLeader", hdr);
+	ck_assert_str_eq(hdr, "true");
+	http_resp_free(&r);
+	/* Stale on a follower: its own state (b arrives with the next
+	 * heartbeat's commit index), with a real last contact. */
+	ck_assert(wait_value(f, "cluster/b", b64, 10000));
+	http_get(&ags[f], "/v1/kv/cluster/b?stale", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_HEADER(r, "X-Consul-LastContact", hdr);
+	ck_assert_int_lt(atoi(hdr), 2000);
+	http_resp_free(&r);
+	/* Each server registered its node through the leader. */
+	uint64_t deadline = harness_now_ms() + 10000;
+	for (;;) {
+		http_get(&ags[f], "/v1/catalog/nodes?stale", &r);
+		json_t *j = http_json(&r);
+		size_t n = j ? json_array_size(j) : 0;
+		json_decref(j);
+		http_resp_free(&r);
+		if (n == N)
+			break;
+		ck_assert_msg(harness_now_ms() < deadline, "%zu catalog nodes, want %d", n, N);
+		harness_pause_ms(50);
+	}
+}
+END_TEST
+
+#define WRITERS 3
+#define MAX_WRITES 2000
+
+struct writer {
+	int id;
+	atomic_bool *stop;
+	int n;			 /* writes attempted */
+	bool acked[MAX_WRITES];	 /* answered 200 "true" */
+};
+
+static void *writer_run(void *arg)
+{
+	struct writer *w = arg;
+	uint64_t deadline = harness_now_ms() + 60000;
+
+	for (int i = 0; i < MAX_WRITES && !atomic_load(w->stop) && harness_now_ms() < deadline;
+	     i++) {
+		char path[128], val[64];
+		struct http_resp r;
+
+		snprintf(path, sizeof(path), "/v1/kv/fo/w%d/%04d", w->id, i);
+		snprintf(val, sizeof(val), "v-%d-%d", w->id, i);
+		/* Writers go through every server in turn. */
+		http_put(&ags[(w->id + i) % N], path, val, &r);
+		w->acked[i] = r.status == 200 && r.body_len == 4 && memcmp(r.body, "true", 4) == 0;
+		w->n = i + 1;
+		http_resp_free(&r);
+	}
+	return NULL;
+}
+
+static int acked_count(const struct writer *ws)
+{
+	int n = 0;
+	for (int k = 0; k < WRITERS; k++)
+		for (int i = 0; i < ws[k].n; i++)
+			n += ws[k].acked[i];
+	return n;
+}
+
+START_TEST(leader_raftd_killed_under_writes)
+{
+	REQUIRE_CLUSTER();
+	static struct writer ws[WRITERS];
+	pthread_t th[WRITERS];
+	atomic_bool stop = false;
+	int l = wait_leader(10000, -1);
+	ck_assert_int_ge(l, 0);
+
+	for (int k = 0; k < WRITERS; k++) {
+		ws[k].id = k;
+		ws[k].stop = &stop;
+		ck_assert_int_eq(pthread_create(&th[k], NULL, writer_run, &ws[k]), 0);
+	}
+	/* Let writes flow, then kill -9 the leader's raftd. */
+	uint64_t t0 = harness_now_ms();
+	while (acked_count(ws) < 100 && harness_now_ms() - t0 < 20000)
+		harness_pause_ms(10);
+	pid_t victim = harness_daemon_pid(&ags[l], "raftd");
+	ck_assert_int_gt(victim, 0);
+	int before = acked_count(ws);
+	uint64_t kill_ms = harness_now_ms();
+	ck_assert_int_eq(kill(victim, SIGKILL), 0);
+	/* A leader again, agreed by all (the agent restarts the killed raftd
+	 * at once, so it may win the new term itself). */
+	int nl = -1;
+	uint64_t deadline = kill_ms + 15000;
+	while (nl < 0 && harness_now_ms() < deadline) {
+		nl = agreed_leader();
+		if (nl == l && harness_daemon_pid(&ags[l], "raftd") == victim)
+			nl = -1; /* still the killed process's leadership */
+		if (nl < 0)
+			harness_pause_ms(20);
+	}
+	ck_assert_msg(nl >= 0, "no leader within 15 s of the kill");
+	uint64_t elected_ms = harness_now_ms();
+	/* Writes keep being acknowledged after the fail-over. */
+	int at_election = acked_count(ws);
+	deadline = harness_now_ms() + 20000;
+	while (acked_count(ws) < at_election + 100 && harness_now_ms() < deadline)
+		harness_pause_ms(10);
+	atomic_store(&stop, true);
+	for (int k = 0; k < WRITERS; k++)
+		pthread_join(th[k], NULL);
+	int total = acked_count(ws);
+	ck_assert_int_ge(total, at_election + 100);
+	fprintf(stderr, "fail-over: leader (srv%d, was srv%d) agreed %" PRIu64 " ms after kill -9; "
+			"%d writes acked before the kill, %d in all\n",
+		nl + 1, l + 1, elected_ms - kill_ms, before, total);
+	/* The agent restarts the killed raftd, which catches up: every
+	 * acknowledged write is on every server. */
+	ck_assert_int_gt(harness_wait_daemon(&ags[l], "raftd", victim, 20000), 0);
+	for (int i = 0; i < N; i++) {
+		for (int k = 0; k < WRITERS; k++) {
+			for (int n = 0; n < ws[k].n; n++) {
+				char key[64], val[64], b64[96];
+				if (!ws[k].acked[n])
+					continue;
+				snprintf(key, sizeof(key), "fo/w%d/%04d", k, n);
+				snprintf(val, sizeof(val), "v-%d-%d", k, n);
+				harness_base64(val, strlen(val), b64);
+				ck_assert_msg(wait_value(i, key, b64, 20000),
+					      "srv%d lacks acknowledged write %s", i + 1, key);
+			}
+		}
+	}
+	/* The cluster still agrees on one leader with all three servers. */
+	ck_assert_int_ge(wait_leader(10000, -1), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("raft-cluster");
+	TCase *tc = tcase_create("three-servers");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, one_leader_three_peers);
+	tcase_add_test(tc, write_anywhere_read_everywhere);
+	tcase_add_test(tc, leader_raftd_killed_under_writes);
+	suite_add_tcase(s, tc);
+	return ptest_run(s);
+}
