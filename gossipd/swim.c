@@ -1715,18 +1715,22 @@ int swim_force_leave(struct swim *s, const char *name, bool prune)
 	return 0;
 }
 
-int swim_add_member(struct swim *s, const char *name, const struct swim_addr *addr,
-		    uint32_t incarnation)
+int swim_add_member(struct swim *s, const struct member *m, uint32_t incarnation)
 {
+	struct swim_addr addr;
 	struct node *n;
 
-	if (find(s, name))
+	if (swim_addr_parse(m->addr, m->port, &addr) < 0 || strlen(m->name) > NAME_MAX_LEN)
+		return -EINVAL;
+	if (find(s, m->name))
 		return -EEXIST;
-	n = node_add(s, name);
+	n = node_add(s, m->name);
 	if (!n)
 		return -ENOMEM;
-	n->addr = *addr;
+	n->addr = addr;
 	n->incarnation = incarnation;
+	if (encode_meta(m, &n->meta, &n->meta_len) < 0)
+		return -ENOMEM;
 	set_state(s, n, SWIM_ALIVE);
 	table_sync(s, n);
 	return 0;

@@ -146,9 +146,9 @@ bool swim_leave_done(const struct swim *s);
  * prune also forgotten. Returns 0, -ENOENT (unknown) or -EBUSY (alive). */
 int swim_force_leave(struct swim *s, const char *name, bool prune);
 
-/* Adds a member as alive without any message (simulation set-up only). */
-int swim_add_member(struct swim *s, const char *name, const struct swim_addr *addr,
-		    uint32_t incarnation);
+/* Adds m (name, address, port, tags) as alive without any message
+ * (simulation set-up only). Returns 0, -EEXIST, -EINVAL or -ENOMEM. */
+int swim_add_member(struct swim *s, const struct member *m, uint32_t incarnation);
 
 /* The state of member name in this view (SWIM_NONE if unknown). */
 enum swim_state swim_member_state(const struct swim *s, const char *name);

@@ -220,6 +220,8 @@ static int node_start(struct swim_sim *sim, struct simnode *sn)
 	self.name = sn->name;
 	self.addr = ip;
 	self.port = 8301;
+	self.tags = (struct member_tag *)sim->cfg.tags; /* only read */
+	self.n_tags = sim->cfg.n_tags;
 	sn->s = swim_new(&sim->cfg.swim, &io, &self, sn->incarnation, NULL);
 	if (!sn->s)
 		return -ENOMEM;
@@ -274,12 +276,21 @@ struct swim_sim *swim_sim_new(const struct swim_sim_config *cfg)
 	for (size_t i = 0; i < cfg->n; i++)
 		if (swim_sim_add(sim) < 0)
 			goto fail;
-	for (size_t i = 0; i < cfg->n; i++)
-		for (size_t j = 0; j < cfg->n; j++)
-			if (i != j &&
-			    swim_add_member(sim->nodes[i].s, sim->nodes[j].name, &sim->nodes[j].addr,
-					    0) < 0)
+	for (size_t j = 0; j < cfg->n; j++) {
+		struct member m = {0};
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "10.%u.%u.%u", (unsigned)(j >> 16) & 255,
+			 (unsigned)(j >> 8) & 255, (unsigned)j & 255);
+		m.name = sim->nodes[j].name;
+		m.addr = ip;
+		m.port = 8301;
+		m.tags = (struct member_tag *)cfg->tags; /* only read */
+		m.n_tags = cfg->n_tags;
+		for (size_t i = 0; i < cfg->n; i++)
+			if (i != j && swim_add_member(sim->nodes[i].s, &m, 0) < 0)
 				goto fail;
+	}
 	return sim;
 fail:
 	swim_sim_free(sim);

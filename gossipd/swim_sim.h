@@ -24,6 +24,8 @@ struct swim_sim_config {
 	uint32_t delay_min_ms;	/* default 1 */
 	uint32_t delay_max_ms;	/* default 5 */
 	struct swim_config swim; /* applied to every node */
+	const struct member_tag *tags; /* every node's tags (borrowed), or NULL */
+	size_t n_tags;
 };
 
 /* Per-node counters kept by the simulator. */
