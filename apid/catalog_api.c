@@ -943,17 +943,110 @@ static json_t *render_view(const struct routes_env *env, unsigned view,
 	return j;
 }
 
+struct cache_slot {
+	char *key;  /* query text, see cache_key */
+	char *body; /* rendered JSON */
+	size_t len;
+};
+
+struct catalog_api_cache {
+	struct cache_slot slots[CATALOG_API_CACHE_SLOTS];
+	size_t next; /* round-robin victim */
+};
+
+struct catalog_api_cache *catalog_api_cache_new(void)
+{
+	return calloc(1, sizeof(struct catalog_api_cache));
+}
+
+void catalog_api_cache_free(struct catalog_api_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < CATALOG_API_CACHE_SLOTS; i++) {
+		free(c->slots[i].key);
+		free(c->slots[i].body);
+	}
+	free(c);
+}
+
+/* Everything the answer depends on, or NULL when the view is not cached
+ * (its index may not move with everything its content shows). */
+static const char *cache_key(const struct routes_call *call, uint64_t index, struct arena *a)
+{
+	const struct proto_catalog_query *q = &call->msg.u.catalog_query;
+	const char *k;
+
+	if (q->view != VIEW_SERVICE && q->view != VIEW_HEALTH_SERVICE)
+		return NULL;
+	k = arena_printf(a, "%" PRIu64 "|%" PRIu64 "|%d|%d|%s|%s", (uint64_t)q->view, index,
+			 q->passing, call->pretty, q->name ? q->name : "",
+			 call->filter ? call->filter : "");
+	for (size_t i = 0; k && i < q->tags.n; i++)
+		k = arena_printf(a, "%s|t%s", k, q->tags.v[i]);
+	for (size_t i = 0; k && i < q->node_meta.n; i++)
+		k = arena_printf(a, "%s|m%s:%s", k, q->node_meta.keys[i], q->node_meta.vals[i]);
+	return k;
+}
+
+static const struct cache_slot *cache_find(const struct catalog_api_cache *c, const char *key)
+{
+	for (size_t i = 0; c && key && i < CATALOG_API_CACHE_SLOTS; i++)
+		if (c->slots[i].key && !strcmp(c->slots[i].key, key))
+			return &c->slots[i];
+	return NULL;
+}
+
+static void cache_put(struct catalog_api_cache *c, const char *key, const char *body, size_t len)
+{
+	struct cache_slot *s;
+	char *k, *b;
+
+	if (!c || !key)
+		return;
+	k = strdup(key);
+	b = malloc(len + 1);
+	if (!k || !b) {
+		free(k);
+		free(b);
+		return; /* only a missed optimisation */
+	}
+	memcpy(b, body, len);
+	b[len] = 0;
+	s = &c->slots[c->next];
+	c->next = (c->next + 1) % CATALOG_API_CACHE_SLOTS;
+	free(s->key);
+	free(s->body);
+	s->key = k;
+	s->body = b;
+	s->len = len;
+}
+
 int catalog_api_finish(const struct routes_env *env, const struct routes_call *call,
 		       const struct proto_msg *reply, struct arena *a, struct routes_resp *out)
 {
 	static const char *const consistency[] = {"leader", "consistent", "stale"};
 	const struct proto_catalog_query_reply *r;
-	int rc;
+	int rc = 0;
 
 	if (call->op == ROUTES_OP_CATALOG_WRITE)
 		return json_resp(a, json_true(), call->pretty, out);
 	r = &reply->u.catalog_query_reply;
-	{
+	const char *key = cache_key(call, r->index, a);
+	const struct cache_slot *hit = cache_find(env->catalog_cache, key);
+
+	if (hit) {
+		char *body = arena_alloc(a, hit->len + 1);
+
+		if (!body)
+			return -ENOMEM;
+		memcpy(body, hit->body, hit->len + 1);
+		memset(out, 0, sizeof(*out));
+		out->status = 200;
+		out->content_type = CT_JSON;
+		out->body = body;
+		out->body_len = hit->len;
+	} else {
 		json_t *j = render_view(env, (unsigned)call->msg.u.catalog_query.view, r);
 		struct filter *f = NULL;
 		char ferr[256];
@@ -969,6 +1062,8 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 			filter_array(f, json_object_get(j, "Services"));
 		filter_free(f);
 		rc = json_resp(a, j, call->pretty, out);
+		if (rc == 0)
+			cache_put(env->catalog_cache, key, out->body, out->body_len);
 	}
 	if (rc < 0)
 		return rc;

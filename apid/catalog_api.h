@@ -28,6 +28,16 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 int catalog_api_finish(const struct routes_env *env, const struct routes_call *call,
 		       const struct proto_msg *reply, struct arena *a, struct routes_resp *out);
 
+/* Rendered answers of the per-service views (catalog/service and
+ * health/service), kept by their query and X-Consul-Index: a view's
+ * content is a function of its index, so when ten thousand parked
+ * watchers wake on one change the JSON is built once, not ten thousand
+ * times. Holds CATALOG_API_CACHE_SLOTS entries, replaced round-robin. */
+#define CATALOG_API_CACHE_SLOTS 64
+struct catalog_api_cache;
+struct catalog_api_cache *catalog_api_cache_new(void);
+void catalog_api_cache_free(struct catalog_api_cache *c);
+
 /* Looks up key in object o ignoring case and underscores ("ServiceID",
  * "service_id" and "serviceid" are the same key). NULL when absent or o is
  * not an object. */

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "catalog_api.h"
 #include "loop.h"
 #include "routes.h"
 #include "rpc.h"
@@ -524,6 +525,7 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	s->deadline_ms = UINT64_MAX;
 	s->env.cfg = cfg;
 	s->env.last_index = 1;
+	s->env.catalog_cache = catalog_api_cache_new(); /* NULL only disables it */
 
 	s->mhd = MHD_start_daemon(
 	    flags, (uint16_t)cfg->ports.http, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
@@ -581,6 +583,7 @@ void http_server_free(struct http_server *s)
 		run_mhd(s);
 	loop_unwatch_fd(s->loop, s->epoll_fd);
 	MHD_stop_daemon(s->mhd);
+	catalog_api_cache_free(s->env.catalog_cache);
 	free(s);
 }
 

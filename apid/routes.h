@@ -19,6 +19,7 @@
 
 struct agent_state;
 struct arena;
+struct catalog_api_cache;
 struct config;
 
 /* Non-blocking RPCs (writes, plain reads) give up after this long. */
@@ -34,6 +35,7 @@ struct routes_env {
 	bool known_leader;	  /* from the latest read reply */
 	struct agent_state *agent; /* local services and checks (agent_api.c); NULL: none */
 	uint64_t now_ms;	   /* loop clock at dispatch, for agent-local changes */
+	struct catalog_api_cache *catalog_cache; /* last rendered views (catalog_api.h); may be NULL */
 };
 
 struct routes_req {

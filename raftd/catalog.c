@@ -371,6 +371,7 @@ struct collect {
 	struct proto_check *chks;
 	size_t n_chks, cap_chks;
 	const char *only_service_id; /* checks: keep only this service's (NULL: all) */
+	bool also_node_checks;	     /* with only_service_id: node checks too */
 };
 
 static int grow(struct arena *a, void **arr, size_t *cap, size_t n, size_t elem)
@@ -414,15 +415,43 @@ static int collect_svc(void *ctx, struct store_val k, struct store_val v)
 	return c->keys.err;
 }
 
+/* The ServiceID of a stored check without decoding the rest (a node with
+ * many services has many checks; a health query wants few of them). */
+static bool chk_wanted(const struct collect *c, struct store_val v)
+{
+	struct mp_reader r;
+	const char *sid;
+	size_t n, want;
+
+	if (!c->only_service_id)
+		return true;
+	mp_reader_init(&r, v.ptr, v.len);
+	(void)mp_read_array(&r);
+	for (int i = 0; i < 6; i++)
+		(void)mp_read_str(&r, &n);
+	sid = mp_read_str(&r, &n);
+	if (r.err)
+		return true; /* let the full decode report it */
+	if (n == 0)
+		return c->also_node_checks;
+	want = strlen(c->only_service_id);
+	return sid && n == want && memcmp(sid, c->only_service_id, n) == 0;
+}
+
 static int collect_chk(void *ctx, struct store_val k, struct store_val v)
 {
 	struct collect *c = ctx;
 	struct proto_check chk;
-	int rc = chk_from_val(v, c->a, &chk);
+	int rc;
 
+	if (!chk_wanted(c, v))
+		return 0;
+	rc = chk_from_val(v, c->a, &chk);
 	if (rc < 0)
 		return rc;
-	if (c->only_service_id && strcmp(chk.service_id, c->only_service_id) != 0)
+	if (c->only_service_id && *chk.service_id && strcmp(chk.service_id, c->only_service_id) != 0)
+		return 0;
+	if (c->only_service_id && !*chk.service_id && !c->also_node_checks)
 		return 0;
 	rc = grow(c->a, (void **)&c->chks, &c->cap_chks, c->n_chks, sizeof(*c->chks));
 	if (rc < 0)
@@ -1198,7 +1227,8 @@ static int service_view_index(struct store_txn *txn, struct arena *a, const char
 static int health_checks_for(struct store_txn *txn, struct builder *b, const char *node,
 			     const char *service_id, bool node_checks_too)
 {
-	struct collect c = {.a = b->a};
+	struct collect c = {.a = b->a, .only_service_id = service_id ? service_id : "",
+			    .also_node_checks = node_checks_too};
 	int rc;
 
 	mp_writer_init(&c.keys);
