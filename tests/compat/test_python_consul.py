@@ -533,6 +533,120 @@ def _():
     eq(json.loads(r.text)[0]["Key"], ROOT + "ct", "Key")
 
 
+# ---- catalog, health and agent services (issue 5) --------------------------
+
+SUF = "%d" % (time.time_ns() % 10**9)
+
+
+@check("agent.service.register with a TTL check; agent.services; ttl_pass makes it passing")
+def _():
+    name = "py-web-" + SUF
+    assert c.agent.service.register(name, service_id=name + "-1", address="127.0.0.1", port=8080,
+                                    tags=["v1"], check=consul.Check.ttl("30s")) is True
+    svcs = c.agent.services()
+    eq(svcs[name + "-1"]["Service"], name, "Service")
+    eq(svcs[name + "-1"]["Port"], 8080, "Port")
+    eq(svcs[name + "-1"]["Tags"], ["v1"], "Tags")
+    checks = c.agent.checks()
+    eq(checks["service:%s-1" % name]["Status"], "critical", "initial TTL status")
+    assert c.agent.check.ttl_pass("service:%s-1" % name, "all good") is True
+    eq(c.agent.checks()["service:%s-1" % name]["Output"], "all good", "Output")
+    deadline = time.monotonic() + 10
+    while True:
+        _, nodes = c.health.service(name, passing=True)
+        if len(nodes) == 1:
+            break
+        assert time.monotonic() < deadline, "never passing in the catalog"
+        time.sleep(0.1)
+    eq(nodes[0]["Service"]["ID"], name + "-1", "Service.ID")
+    eq(nodes[0]["Node"]["Node"], NODE, "Node.Node")
+    eq(nodes[0]["Checks"][0]["Status"], "passing", "check status")
+
+
+@check("agent.service.maintenance and deregister reach the health API")
+def _():
+    name = "py-mnt-" + SUF
+    c.agent.service.register(name, check=consul.Check.ttl("30s"))
+    c.agent.check.ttl_pass("service:" + name)
+    assert c.agent.service.maintenance(name, "true", "deploy") is True
+    ids = [k for k in c.agent.checks()]
+    assert "_service_maintenance:" + name in ids, ids
+
+    def wait_count(n, passing):
+        deadline = time.monotonic() + 10
+        while True:
+            _, nodes = c.health.service(name, passing=passing)
+            if len(nodes) == n:
+                return nodes
+            assert time.monotonic() < deadline, "want %d instances, have %d" % (n, len(nodes))
+            time.sleep(0.1)
+
+    wait_count(0, True)
+    c.agent.service.maintenance(name, "false")
+    wait_count(1, True)
+    assert c.agent.service.deregister(name) is True
+    wait_count(0, False)
+
+
+@check("catalog.register / service / services / node / nodes / deregister")
+def _():
+    node = "py-ext-" + SUF
+    assert c.catalog.register(node, "10.7.0.1",
+                              service={"Service": "py-db-" + SUF, "ID": "db1", "Port": 5432,
+                                       "Tags": ["primary"]},
+                              check={"CheckID": "db-alive", "Name": "db alive",
+                                     "Status": "passing", "ServiceID": "db1"}) is True
+    idx, nodes = c.catalog.service("py-db-" + SUF)
+    assert int(idx) > 0, idx
+    eq(len(nodes), 1, "instances")
+    eq(nodes[0]["ServiceID"], "db1", "ServiceID")
+    eq(nodes[0]["ServicePort"], 5432, "ServicePort")
+    eq(nodes[0]["Address"], "10.7.0.1", "Address")
+    _, nodes = c.catalog.service("py-db-" + SUF, tag="primary")
+    eq(len(nodes), 1, "by tag")
+    _, nodes = c.catalog.service("py-db-" + SUF, tag="replica")
+    eq(len(nodes), 0, "by another tag")
+    _, services = c.catalog.services()
+    eq(services["py-db-" + SUF], ["primary"], "services map")
+    _, n = c.catalog.node(node)
+    eq(n["Node"]["Address"], "10.7.0.1", "node Address")
+    eq(n["Services"]["db1"]["Port"], 5432, "node Services")
+    _, nodes = c.catalog.nodes()
+    assert node in [x["Node"] for x in nodes], nodes
+    eq(c.catalog.datacenters(), ["dc1"], "datacenters")
+    _, checks = c.health.checks("py-db-" + SUF)
+    eq([x["CheckID"] for x in checks], ["db-alive"], "health.checks")
+    _, checks = c.health.node(node)
+    eq([x["Status"] for x in checks], ["passing"], "health.node")
+    _, checks = c.health.state("passing")
+    assert "db-alive" in [x["CheckID"] for x in checks], checks
+    assert c.catalog.deregister(node) is True
+    _, n = c.catalog.node(node)
+    eq(n, None, "deregistered node")
+
+
+@check("a blocking health.service wakes when an instance registers")
+def _():
+    name = "py-blk-" + SUF
+    c.catalog.register("py-blk-a-" + SUF, "10.8.0.1", service={"Service": name})
+    idx, nodes = c.health.service(name)
+    eq(len(nodes), 1, "before")
+    out = {}
+
+    def run():
+        out["r"] = c.health.service(name, index=idx, wait="30s")
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.2)
+    c.catalog.register("py-blk-b-" + SUF, "10.8.0.2", service={"Service": name})
+    t.join(15)
+    assert not t.is_alive(), "still blocked after the change"
+    nidx, nodes = out["r"]
+    assert int(nidx) > int(idx), (nidx, idx)
+    eq(len(nodes), 2, "after")
+
+
 passed = sum(1 for r in results if r)
 failed = len(results) - passed
 print("%d passed, %d failed" % (passed, failed))
