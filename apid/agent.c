@@ -25,7 +25,6 @@
 
 #define TICK_MS 50u
 #define RETRY_MS 1000u
-#define SERF_CHECK "serfHealth"
 
 struct agent {
 	struct loop *loop;
@@ -41,6 +40,7 @@ struct agent {
 	uint64_t next_full_ms;
 	int full_pending; /* catalog reads of a full sync outstanding */
 	struct op *ops;	  /* calls in flight, cancelled by agent_free */
+	uint64_t full_sync_ms; /* AGENT_FULL_SYNC_MS, or the test hook's */
 };
 
 /* What one sync call was for. */
@@ -321,55 +321,6 @@ static void remove_from(char **v, size_t *n, const char *id)
 		}
 }
 
-static void add_removal(char ***v, size_t *n, size_t *cap, const char *id)
-{
-	char *copy;
-
-	for (size_t i = 0; i < *n; i++)
-		if (!strcmp((*v)[i], id))
-			return;
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 8;
-		char **p = realloc(*v, ncap * sizeof(*p));
-
-		if (!p)
-			return;
-		*v = p;
-		*cap = ncap;
-	}
-	copy = strdup(id);
-	if (copy)
-		(*v)[(*n)++] = copy;
-}
-
-/* A full sync's catalog read: what the catalog has that we do not. */
-static void reconcile(struct agent *ag, enum op_kind kind, const struct proto_catalog_query_reply *r)
-{
-	struct agent_state *st = &ag->st;
-
-	if (kind == OP_READ_SERVICES) {
-		for (size_t i = 0; i < r->services.n; i++) {
-			const char *id = r->services.v[i].id;
-
-			if (!agent_service_find(st, id))
-				add_removal(&st->removed_services, &st->n_removed_services,
-					    &st->cap_removed_services, id);
-		}
-		return;
-	}
-	for (size_t i = 0; i < r->checks.n; i++) {
-		const struct proto_check *c = &r->checks.v[i];
-
-		if (!strcmp(c->check_id, SERF_CHECK) || agent_check_find(st, c->check_id))
-			continue;
-		/* a check of a service we do not have goes with the service */
-		if (*c->service_id && !agent_service_find(st, c->service_id))
-			continue;
-		add_removal(&st->removed_checks, &st->n_removed_checks, &st->cap_removed_checks,
-			    c->check_id);
-	}
-}
-
 static void on_sync_reply(void *ctx, int status, const struct proto_msg *reply)
 {
 	struct op *op = ctx;
@@ -409,17 +360,20 @@ static void on_sync_reply(void *ctx, int status, const struct proto_msg *reply)
 		case OP_RM_CHECK:
 			remove_from(st->removed_checks, &st->n_removed_checks, op->id);
 			break;
-		case OP_READ_SERVICES:
-		case OP_READ_CHECKS:
-			reconcile(ag, op->kind, &reply->u.catalog_query_reply);
-			if (--ag->full_pending == 0) {
-				/* re-push everything: unchanged is a no-op */
-				for (size_t i = 0; i < st->n_services; i++)
-					st->services[i]->synced_gen = 0;
-				st->node_synced_gen = 0;
-				st->node_gen++;
-			}
+		case OP_READ_SERVICES: {
+			const struct proto_catalog_query_reply *r = &reply->u.catalog_query_reply;
+
+			agent_state_reconcile(st, r->services.v, r->services.n, NULL, 0);
+			ag->full_pending--;
 			break;
+		}
+		case OP_READ_CHECKS: {
+			const struct proto_catalog_query_reply *r = &reply->u.catalog_query_reply;
+
+			agent_state_reconcile(st, NULL, 0, r->checks.v, r->checks.n);
+			ag->full_pending--;
+			break;
+		}
 		}
 	}
 	if (!ok && (op->kind == OP_READ_SERVICES || op->kind == OP_READ_CHECKS))
@@ -443,7 +397,7 @@ static void sync_kick(struct agent *ag)
 	if (ag->in_flight || now < ag->retry_at_ms)
 		return;
 	if (now >= ag->next_full_ms) {
-		ag->next_full_ms = now + AGENT_FULL_SYNC_MS;
+		ag->next_full_ms = now + ag->full_sync_ms;
 		ag->full_pending = 2;
 		if (read_catalog(ag, 5) < 0 || read_catalog(ag, 6) < 0) {
 			ag->full_pending = 0;
@@ -550,6 +504,14 @@ struct agent *agent_new(struct loop *l, const struct config *cfg, struct rpc_cli
 	ag->cfg = cfg;
 	ag->raftd = raftd;
 	agent_state_init(&ag->st);
+	ag->full_sync_ms = AGENT_FULL_SYNC_MS;
+	{
+		/* test hook (tests/process): a short anti-entropy period */
+		const char *v = getenv("CAIRN_TEST_ANTI_ENTROPY_MS");
+
+		if (v && atoi(v) > 0)
+			ag->full_sync_ms = (uint64_t)atoi(v);
+	}
 	snprintf(ag->path, sizeof(ag->path), "%s/agent-local.json",
 		 cfg->data_dir ? cfg->data_dir : ".");
 	rc = load(ag, err, errlen);

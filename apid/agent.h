@@ -24,7 +24,8 @@ struct loop;
 struct rpc_client;
 
 /* Consul's anti-entropy base interval (scaled up for large clusters in
- * Consul; the cluster size is not known here yet). */
+ * Consul; the cluster size is not known here yet). The environment
+ * variable CAIRN_TEST_ANTI_ENTROPY_MS (a test hook) shortens it. */
 #define AGENT_FULL_SYNC_MS (60u * 1000u)
 
 /* Restores the local state and starts the tick. cfg and raftd are

@@ -517,6 +517,42 @@ int agent_maintenance(struct agent_state *st, const char *service_id, bool enabl
 	return rc;
 }
 
+/* Queues id for removal unless already queued. */
+static void queue_removal(char ***v, size_t *n, size_t *cap, const char *id)
+{
+	char *copy;
+
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*v)[i], id))
+			return;
+	copy = strdup(id);
+	if (copy && push((void ***)v, n, cap, copy) < 0)
+		free(copy);
+}
+
+void agent_state_reconcile(struct agent_state *st, const struct proto_service *svcs, size_t n_svcs,
+			   const struct proto_check *checks, size_t n_checks)
+{
+	for (size_t i = 0; i < n_svcs; i++)
+		if (!agent_service_find(st, svcs[i].id))
+			queue_removal(&st->removed_services, &st->n_removed_services,
+				      &st->cap_removed_services, svcs[i].id);
+	for (size_t i = 0; i < n_checks; i++) {
+		const struct proto_check *c = &checks[i];
+
+		if (!strcmp(c->check_id, "serfHealth") || agent_check_find(st, c->check_id))
+			continue;
+		if (*c->service_id && !agent_service_find(st, c->service_id))
+			continue; /* goes with its service */
+		queue_removal(&st->removed_checks, &st->n_removed_checks, &st->cap_removed_checks,
+			      c->check_id);
+	}
+	for (size_t i = 0; i < st->n_services; i++)
+		st->services[i]->synced_gen = 0;
+	st->node_synced_gen = 0;
+	st->node_gen = ++st->gen;
+}
+
 static int rank(const char *status)
 {
 	if (!strcmp(status, "critical"))

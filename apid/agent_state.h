@@ -151,6 +151,15 @@ int agent_maintenance(struct agent_state *st, const char *service_id, bool enabl
  * the node's ("passing" when none). Maintenance counts as critical. */
 const char *agent_service_health(const struct agent_state *st, const struct agent_service *s);
 
+/* Anti-entropy's decision after reading what the catalog holds for this
+ * node (services and checks, borrowed): every service and check the agent
+ * does not have is queued for removal (except the servers' "serfHealth"
+ * check, and checks of services being removed anyway), and everything
+ * local is marked unsynced so the next round pushes it again (an
+ * unchanged registration is a no-op in the catalog). */
+void agent_state_reconcile(struct agent_state *st, const struct proto_service *svcs, size_t n_svcs,
+			   const struct proto_check *checks, size_t n_checks);
+
 /* Marks the service's (or, NULL, the node's) state changed. */
 void agent_state_touch(struct agent_state *st, const char *service_id);
 

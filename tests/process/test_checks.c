@@ -29,6 +29,8 @@ static void ptest_setup(void)
 		fputs("{\"enable_script_checks\": true}\n", f);
 		fclose(f);
 	}
+	/* full anti-entropy syncs every second (agent.h's test hook) */
+	setenv("CAIRN_TEST_ANTI_ENTROPY_MS", "1000", 1);
 	extra[0] = "-config-file";
 	extra[1] = cfg_path;
 	extra[2] = NULL;
@@ -285,6 +287,57 @@ START_TEST(registrations_survive_apid_restart)
 }
 END_TEST
 
+/* Instances of name in /v1/catalog/service/<name>. */
+static int catalog_count(const char *name)
+{
+	char path[256];
+	struct http_resp r;
+	json_t *j;
+	int n;
+
+	snprintf(path, sizeof(path), "/v1/catalog/service/%s", name);
+	http_get(&ag, path, &r);
+	j = r.status == 200 ? http_json(&r) : NULL;
+	n = json_is_array(j) ? (int)json_array_size(j) : -1;
+	json_decref(j);
+	http_resp_free(&r);
+	return n;
+}
+
+static void wait_catalog(const char *name, int want)
+{
+	uint64_t deadline = harness_now_ms() + 30000;
+	int got;
+
+	while ((got = catalog_count(name)) != want) {
+		ck_assert_msg(harness_now_ms() < deadline, "%s: %d catalog instances, want %d",
+			      name, got, want);
+		harness_pause_ms(100);
+	}
+}
+
+START_TEST(anti_entropy_repairs_the_catalog)
+{
+	REQUIRE_AGENT();
+	put_expect("/v1/agent/service/register",
+		   "{\"Name\":\"ae\",\"Check\":{\"TTL\":\"60s\",\"Status\":\"passing\"}}", 200);
+	wait_passing("ae", 1, 10000);
+	/* someone removes it from the catalog behind the agent's back */
+	put_expect("/v1/catalog/deregister", "{\"Node\":\"chk-node\",\"ServiceID\":\"ae\"}", 200);
+	/* the next full sync puts it back, with its check */
+	wait_passing("ae", 1, 30000);
+	/* a service on this node that the agent does not have is removed */
+	put_expect("/v1/catalog/register",
+		   "{\"Node\":\"chk-node\",\"Address\":\"127.0.0.1\",\"SkipNodeUpdate\":true,"
+		   "\"Service\":{\"Service\":\"ghost\"}}",
+		   200);
+	wait_catalog("ghost", 0);
+	/* an agent deregistration leaves the catalog too */
+	put_expect("/v1/agent/service/deregister/ae", NULL, 200);
+	wait_catalog("ae", 0);
+}
+END_TEST
+
 START_TEST(bad_definitions)
 {
 	struct http_resp r;
@@ -334,6 +387,7 @@ static Suite *checks_suite(void)
 	tcase_add_test(tc, tcp_check_follows_listener);
 	tcase_add_test(tc, ttl_script_and_maintenance);
 	tcase_add_test(tc, registrations_survive_apid_restart);
+	tcase_add_test(tc, anti_entropy_repairs_the_catalog);
 	tcase_add_test(tc, bad_definitions);
 	suite_add_tcase(s, tc);
 	return s;

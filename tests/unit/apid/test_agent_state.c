@@ -184,6 +184,37 @@ START_TEST(replace_keeps_status)
 }
 END_TEST
 
+START_TEST(anti_entropy_decisions)
+{
+	struct proto_service remote[2] = {{.id = "web"}, {.id = "stray"}};
+	struct proto_check rchecks[4] = {
+	    {.check_id = "serfHealth", .service_id = ""},
+	    {.check_id = "service:web", .service_id = "web"},
+	    {.check_id = "old-node-check", .service_id = ""},
+	    {.check_id = "stray-check", .service_id = "stray"},
+	};
+
+	ck_assert_ptr_null(reg("{\"Name\":\"web\",\"Check\":{\"TTL\":\"5s\"}}"));
+	agent_service_find(&st, "web")->synced_gen = agent_service_find(&st, "web")->gen;
+	st.node_synced_gen = st.node_gen;
+	agent_state_reconcile(&st, remote, 2, rchecks, 4);
+	/* the catalog's extra service goes; its check goes with it */
+	ck_assert_uint_eq(st.n_removed_services, 1);
+	ck_assert_str_eq(st.removed_services[0], "stray");
+	/* the extra node check goes; serfHealth and our own stay */
+	ck_assert_uint_eq(st.n_removed_checks, 1);
+	ck_assert_str_eq(st.removed_checks[0], "old-node-check");
+	/* everything local is pushed again */
+	ck_assert_uint_ne(agent_service_find(&st, "web")->synced_gen,
+			  agent_service_find(&st, "web")->gen);
+	ck_assert_uint_ne(st.node_synced_gen, st.node_gen);
+	/* a second read queues nothing twice */
+	agent_state_reconcile(&st, remote, 2, rchecks, 4);
+	ck_assert_uint_eq(st.n_removed_services, 1);
+	ck_assert_uint_eq(st.n_removed_checks, 1);
+}
+END_TEST
+
 static Suite *agent_state_suite(void)
 {
 	Suite *s = suite_create("agent_state");
@@ -195,6 +226,7 @@ static Suite *agent_state_suite(void)
 	tcase_add_test(tc, maintenance_and_reaping);
 	tcase_add_test(tc, bad_definitions);
 	tcase_add_test(tc, replace_keeps_status);
+	tcase_add_test(tc, anti_entropy_decisions);
 	suite_add_tcase(s, tc);
 	return s;
 }
