@@ -35,6 +35,13 @@ struct waiting {
 	struct waiting *next;
 };
 
+/* A consistent read waiting for its heartbeat round (ReadIndex). */
+struct barrier {
+	struct rpc_req *req;
+	uint64_t seq, index, deadline_ms;
+	struct barrier *next;
+};
+
 struct known {
 	char id[RAFT_ID_MAX + 1];
 	char addr[RAFT_ADDR_MAX + 1];
@@ -79,6 +86,8 @@ struct cluster {
 	bool registered, reg_inflight;
 	uint64_t next_reg_ms;
 	char logged_leader[RAFT_ADDR_MAX + 1]; /* last leader we logged */
+	struct barrier *barriers;	       /* consistent reads in progress */
+	struct rpc_req *bypass;		       /* being served after its barrier */
 };
 
 bool cluster_wanted(const struct config *cfg)
@@ -471,16 +480,86 @@ static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 	}
 }
 
+/* Runs req through the server's handler as rpc.c would. */
+static void redispatch(struct cluster *c, struct rpc_req *req)
+{
+	req->in_handler = 1;
+	enum rpc_disposition d = c->dispatch(c->dctx, req);
+	req->in_handler = 0;
+	if (d == RPC_DONE || req->replied)
+		rpc_req_free(req);
+}
+
+/* Serves consistent reads whose heartbeat round a majority answered and
+ * whose read index is applied; fails those whose leadership ended. */
+static void check_barriers(struct cluster *c, uint64_t now)
+{
+	struct barrier **pp = &c->barriers;
+
+	while (*pp) {
+		struct barrier *b = *pp;
+		bool failed;
+		bool ready = replica_read_ready(c->rp, b->seq, b->index, &failed);
+		if (!ready && !failed && now < b->deadline_ms) {
+			pp = &b->next;
+			continue;
+		}
+		*pp = b->next;
+		if (ready) {
+			c->bypass = b->req;
+			redispatch(c, b->req);
+			c->bypass = NULL;
+		} else {
+			rpc_reply_error(b->req, CAIRN_E_NOLEADER, "No cluster leader");
+		}
+		free(b);
+	}
+}
+
+/* ?consistent on the leader: confirm leadership with a heartbeat round
+ * first (§6.4), then serve from state that includes the commit index of
+ * when the read arrived. */
+static enum rpc_disposition consistent_read(struct cluster *c, struct rpc_req *req)
+{
+	struct barrier *b;
+	int rc;
+
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return RPC_DONE;
+	}
+	rc = replica_read_index(c->rp, &b->seq, &b->index);
+	if (rc < 0) {
+		free(b);
+		if (rc == -EAGAIN)
+			return park_until_leader(c, req); /* no-op not committed yet */
+		rpc_reply_error(req, CAIRN_E_NOLEADER, "No cluster leader");
+		return RPC_DONE;
+	}
+	b->req = req;
+	b->deadline_ms = loop_now_ms(c->loop) + NOLEADER_WAIT_MS;
+	b->next = c->barriers;
+	c->barriers = b;
+	return RPC_KEEP;
+}
+
 enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool *handled)
 {
 	uint64_t mode = 0;
 	unsigned t = req->msg.type;
 
 	*handled = true;
+	if (req == c->bypass) {
+		*handled = false;
+		return RPC_DONE;
+	}
 	if (t == PROTO_RAFT_RPC) {
 		int rc = replica_receive(c->rp, &req->msg.u.raft_rpc);
 		if (rc < 0)
 			log_error("raft: handling a message failed: %s", err_str(rc));
+		if (c->barriers)
+			check_barriers(c, loop_now_ms(c->loop));
 		return RPC_DONE; /* one way: no answer */
 	}
 	if (t == PROTO_RAFT_HELLO)
@@ -498,6 +577,8 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 		/* Default and consistent reads: the leader answers while its
 		 * lease holds (a majority acknowledged it within lease_ms). */
 		if (replica_is_leader(c->rp)) {
+			if (mode == 1)
+				return consistent_read(c, req);
 			if (replica_lease_valid(c->rp)) {
 				*handled = false;
 				return RPC_DONE;
@@ -542,14 +623,7 @@ static void redispatch_waiting(struct cluster *c, uint64_t now)
 		if (!ready) {
 			rpc_reply_error(w->req, CAIRN_E_NOLEADER, "No cluster leader");
 		} else {
-			/* As rpc.c runs a handler: it may reply (freed after) or
-			 * keep the request. */
-			struct rpc_req *req = w->req;
-			req->in_handler = 1;
-			enum rpc_disposition d = c->dispatch(c->dctx, req);
-			req->in_handler = 0;
-			if (d == RPC_DONE || req->replied)
-				rpc_req_free(req);
+			redispatch(c, w->req);
 		}
 		free(w);
 	}
@@ -589,6 +663,7 @@ static int64_t on_tick(struct loop *l, void *ctx)
 			c->reg_inflight = true;
 	}
 	redispatch_waiting(c, now);
+	check_barriers(c, now);
 	return TICK_MS;
 }
 
@@ -678,6 +753,12 @@ void cluster_free(struct cluster *c)
 		c->waiting = w->next;
 		rpc_reply_error(w->req, CAIRN_E_NOLEADER, "No cluster leader");
 		free(w);
+	}
+	while (c->barriers) {
+		struct barrier *b = c->barriers;
+		c->barriers = b->next;
+		rpc_reply_error(b->req, CAIRN_E_NOLEADER, "No cluster leader");
+		free(b);
 	}
 	while (c->forwards) {
 		struct forward *f = c->forwards;

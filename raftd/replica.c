@@ -357,6 +357,7 @@ static int io_send(void *ctx, const struct raft_msg *m)
 		q->prev_index = m->u.append.prev_index;
 		q->prev_term = m->u.append.prev_term;
 		q->commit = m->u.append.commit;
+		q->last_term = m->u.append.seq;
 		if (m->u.append.n_entries) {
 			uint64_t n = m->u.append.n_entries;
 			ents = calloc(n, sizeof(*ents));
@@ -393,6 +394,7 @@ static int io_send(void *ctx, const struct raft_msg *m)
 		q->hint_index = m->u.append_reply.hint_index;
 		q->hint_term = m->u.append_reply.hint_term;
 		q->last_index = m->u.append_reply.last_index;
+		q->last_term = m->u.append_reply.seq;
 		break;
 	default:
 		break;
@@ -834,6 +836,7 @@ int replica_receive(struct replica *rp, const struct proto_raft_rpc *q)
 		m.u.append.prev_index = q->prev_index;
 		m.u.append.prev_term = q->prev_term;
 		m.u.append.commit = q->commit;
+		m.u.append.seq = q->last_term;
 		if (q->entries.n) {
 			ents = calloc(q->entries.n, sizeof(*ents));
 			if (!ents)
@@ -856,6 +859,7 @@ int replica_receive(struct replica *rp, const struct proto_raft_rpc *q)
 		m.u.append_reply.hint_index = q->hint_index;
 		m.u.append_reply.hint_term = q->hint_term;
 		m.u.append_reply.last_index = q->last_index;
+		m.u.append_reply.seq = q->last_term;
 		break;
 	default:
 		break;
@@ -902,6 +906,19 @@ int replica_add_server(struct replica *rp, const char *id, const char *address)
 	return raft_add_server(&rp->raft, id, address, &index);
 }
 
+int replica_read_index(struct replica *rp, uint64_t *out_seq, uint64_t *out_index)
+{
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	return raft_read_index(&rp->raft, out_seq, out_index);
+}
+
+bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, bool *out_failed)
+{
+	*out_failed = rp->failed || rp->raft.role != RAFT_LEADER;
+	return !*out_failed && raft_read_ready(&rp->raft, seq) && rp->last_applied >= index;
+}
+
 bool replica_has_config(const struct replica *rp) { return rp->raft.config.n > 0; }
 
 const char *replica_leader_addr(const struct replica *rp)
@@ -910,8 +927,8 @@ const char *replica_leader_addr(const struct replica *rp)
 
 	if (rp->raft.role == RAFT_LEADER)
 		return rp->address;
-	if (!rp->raft.leader_id[0])
-		return "";
+	if (!replica_known_leader(rp))
+		return ""; /* silent for too long: as good as none */
 	a = book_find(rp, rp->raft.leader_id);
 	return a ? a : "";
 }

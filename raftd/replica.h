@@ -106,6 +106,12 @@ int replica_bootstrap(struct replica *rp, const struct raft_config *cfg);
  * CAIRN_E_NOLEADER, -EBUSY, -EEXIST or -EINVAL (raft_add_server). */
 int replica_add_server(struct replica *rp, const char *id, const char *address);
 
+/* Consistent reads (raft_read_index): starts a heartbeat round; the read
+ * may be served once replica_read_ready says so (*out_failed: leadership
+ * was lost, the read must fail). */
+int replica_read_index(struct replica *rp, uint64_t *out_seq, uint64_t *out_index);
+bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, bool *out_failed);
+
 /* True once the replica has a configuration (bootstrapped or replicated). */
 bool replica_has_config(const struct replica *rp);
 /* The leader's RPC address, "" when unknown (this server's own when it

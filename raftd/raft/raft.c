@@ -293,6 +293,7 @@ static int step_down(struct raft *r, uint64_t term)
 			return rc;
 		r->leader_id[0] = '\0';
 		r->ack_pending = false; /* acks are only valid in their term */
+		r->seen_seq = 0;	/* so are read-barrier sequences */
 	}
 	if (r->role != RAFT_FOLLOWER)
 		become_follower(r);
@@ -319,6 +320,7 @@ static int become_leader(struct raft *r)
 		r->prog[i].probe = true;
 		r->prog[i].last_reply_ms = r->now_ms;
 		r->prog[i].last_send_ms = 0;
+		r->prog[i].acked_seq = 0;
 	}
 	rc = raft_propose(r, RAFT_ENTRY_NOOP, NULL, 0, &index);
 	if (rc < 0) {
@@ -605,6 +607,7 @@ static int send_append(struct raft *r, unsigned i, bool heartbeat)
 	m.u.append.prev_term = raft_term_at(r, prev);
 	m.u.append.commit = r->commit_index;
 	m.u.append.n_entries = n;
+	m.u.append.seq = r->read_seq;
 	rc = send_msg(r, &m, r->config.s[i].id);
 	if (rc < 0)
 		return rc;
@@ -700,6 +703,7 @@ int raft_persisted(struct raft *r, uint64_t index, uint64_t term)
 		m.u.append_reply.success = true;
 		m.u.append_reply.match_index = r->ack_index;
 		m.u.append_reply.last_index = r->last_index;
+		m.u.append_reply.seq = r->seen_seq;
 		return send_msg(r, &m, r->ack_to);
 	}
 	return 0;
@@ -806,6 +810,7 @@ static int reply_append_reject(struct raft *r, const struct raft_msg *q)
 	m.u.append_reply.success = false;
 	m.u.append_reply.reject_index = prev;
 	m.u.append_reply.last_index = r->last_index;
+	m.u.append_reply.seq = q->term == r->current_term ? r->seen_seq : 0;
 	if (q->term < r->current_term) {
 		m.u.append_reply.hint_index = 0;
 	} else if (prev > r->last_index) {
@@ -834,8 +839,12 @@ static int on_append(struct raft *r, const struct raft_msg *m)
 	if (rc < 0)
 		return rc;
 	reset_election_timer(r);
+	if (strcmp(r->leader_id, m->from) != 0)
+		r->seen_seq = 0; /* sequences are per leader */
 	copy_id(r->leader_id, m->from);
 	r->last_heard_ms = r->now_ms;
+	if (m->u.append.seq > r->seen_seq)
+		r->seen_seq = m->u.append.seq;
 	if (m->u.append.n_entries && !m->u.append.entries)
 		return 0; /* malformed */
 	if (prev > r->last_index || (prev > 0 && raft_term_at(r, prev) != m->u.append.prev_term))
@@ -913,6 +922,8 @@ static int on_append_reply(struct raft *r, const struct raft_msg *m)
 		return 0;
 	p = &r->prog[i];
 	p->last_reply_ms = r->now_ms;
+	if (m->u.append_reply.seq > p->acked_seq && m->u.append_reply.seq <= r->read_seq)
+		p->acked_seq = m->u.append_reply.seq;
 	if (m->u.append_reply.success) {
 		uint64_t mi = m->u.append_reply.match_index;
 		if (mi > r->last_index)
@@ -1187,4 +1198,45 @@ uint64_t raft_last_contact_ms(const struct raft *r)
 	if (!r->leader_id[0] && r->last_heard_ms == 0)
 		return UINT64_MAX;
 	return t - r->last_heard_ms;
+}
+
+int raft_read_index(struct raft *r, uint64_t *out_seq, uint64_t *out_index)
+{
+	int rc;
+
+	if (r->role != RAFT_LEADER)
+		return CAIRN_E_NOLEADER;
+	if (r->commit_index < r->leader_first_index)
+		return -EAGAIN;
+	now(r);
+	r->read_seq++;
+	/* The heartbeats carry the new sequence; every answer to one of
+	 * them proves its sender still followed us after the read began. */
+	for (unsigned i = 0; i < r->config.n; i++) {
+		if (is_self(r, i))
+			continue;
+		rc = send_append(r, i, true);
+		if (rc < 0)
+			return rc;
+	}
+	*out_seq = r->read_seq;
+	*out_index = r->commit_index;
+	return 0;
+}
+
+bool raft_read_ready(const struct raft *r, uint64_t seq)
+{
+	unsigned n = 0;
+
+	if (r->role != RAFT_LEADER || seq > r->read_seq)
+		return false;
+	if (implicit_single(r))
+		return true;
+	for (unsigned i = 0; i < r->config.n; i++) {
+		if (!r->config.s[i].voter)
+			continue;
+		if (is_self(r, i) || r->prog[i].acked_seq >= seq)
+			n++;
+	}
+	return n >= n_voters(r) / 2 + 1;
 }

@@ -115,6 +115,7 @@ struct raft_msg {
 			uint64_t commit;     /* leader's commit index */
 			uint64_t n_entries;  /* entries prev_index+1 .. prev_index+n */
 			const struct raft_entry *entries; /* NULL when sent by the core */
+			uint64_t seq;	     /* leader's read-barrier sequence, echoed */
 		} append;
 		struct {
 			bool success;	       /* log matched; entries durable */
@@ -123,6 +124,7 @@ struct raft_msg {
 			uint64_t hint_index;   /* failure: retry from here... */
 			uint64_t hint_term;    /* ...or after the leader's last entry of this term (0: none) */
 			uint64_t last_index;   /* follower's last log index */
+			uint64_t seq;	       /* highest append.seq seen from this leader */
 		} append_reply;
 	} u;
 };
@@ -192,6 +194,7 @@ struct raft_progress {
 	uint64_t last_reply_ms; /* last answer in this term (check-quorum, lease) */
 	unsigned inflight;	/* AppendEntries with entries not yet answered */
 	bool probe;		/* after a mismatch: one message at a time */
+	uint64_t acked_seq;	/* highest read-barrier sequence it echoed */
 	uint64_t last_send_ms;	/* last AppendEntries sent */
 };
 
@@ -233,6 +236,8 @@ struct raft {
 	char transfer_to[RAFT_ID_MAX + 1];	     /* leader: transfer target, "" if none */
 	uint64_t transfer_start_ms;		     /* when the transfer began */
 	bool transfer_sent;			     /* TimeoutNow sent */
+	uint64_t read_seq;			     /* leader: last read barrier started */
+	uint64_t seen_seq;			     /* follower: highest seq from the leader */
 };
 
 /* Initialises r from what was loaded (copies boot.terms). Role starts as
@@ -321,6 +326,20 @@ int raft_transfer(struct raft *r, const char *target);
  * Votes are held back for election_ms after raft_start, so a follower that
  * restarts quickly cannot help elect a rival while the lease runs. */
 bool raft_lease_valid(const struct raft *r);
+
+/* Leader: starts a read barrier (§6.4, ReadIndex): a heartbeat round
+ * tagged with a new sequence number goes to every follower at once.
+ * Returns 0 with the sequence in *out_seq and the index the read must
+ * see applied in *out_index, CAIRN_E_NOLEADER, or -EAGAIN when the
+ * leader has not committed its no-op yet (it does not know the commit
+ * index). */
+int raft_read_index(struct raft *r, uint64_t *out_seq, uint64_t *out_index);
+
+/* True when a majority of voters (this leader included) acknowledged
+ * heartbeats of sequence seq or later in this term: no other leader
+ * existed when the barrier started. False when not leader any more (the
+ * read should fail) or not yet. */
+bool raft_read_ready(const struct raft *r, uint64_t seq);
 
 /* Milliseconds since this server last heard from a leader (0 on the
  * leader), UINT64_MAX when it never did. */

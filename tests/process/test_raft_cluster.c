@@ -354,6 +354,49 @@ START_TEST(leader_raftd_killed_under_writes)
 }
 END_TEST
 
+START_TEST(no_leader_answers_500_after_a_bounded_wait)
+{
+	REQUIRE_CLUSTER();
+	int l = wait_leader(10000, -1);
+	ck_assert_int_ge(l, 0);
+	int f = (l + 1) % N, o = (l + 2) % N;
+	pid_t pl = harness_daemon_pid(&ags[l], "raftd"), po = harness_daemon_pid(&ags[o], "raftd");
+	ck_assert_int_gt(pl, 0);
+	ck_assert_int_gt(po, 0);
+	/* Freeze two of three raftds: the third cannot have a leader. */
+	ck_assert_int_eq(kill(pl, SIGSTOP), 0);
+	ck_assert_int_eq(kill(po, SIGSTOP), 0);
+	uint64_t deadline = harness_now_ms() + 10000;
+	char ld[128] = "x";
+	while (ld[0] && harness_now_ms() < deadline) {
+		leader_of(f, ld, sizeof(ld));
+		if (ld[0])
+			harness_pause_ms(50);
+	}
+	bool forgot = ld[0] == '\0';
+	struct http_resp r;
+	uint64_t t0 = harness_now_ms();
+	http_put(&ags[f], "/v1/kv/nl/x", "x", &r);
+	uint64_t took = harness_now_ms() - t0;
+	struct http_resp st;
+	http_get(&ags[f], "/v1/kv/cluster/a?stale", &st);
+	char known[16] = "";
+	(void)http_header(&st, "X-Consul-KnownLeader", known, sizeof(known));
+	(void)kill(pl, SIGCONT);
+	(void)kill(po, SIGCONT);
+	ck_assert_msg(forgot, "the follower still names a leader");
+	EXPECT_STATUS(r, 500);
+	EXPECT_BODY(r, "No cluster leader");
+	ck_assert_uint_lt(took, 8000); /* a bounded wait, not apid's time-out */
+	http_resp_free(&r);
+	/* Stale reads still work, saying no leader is known. */
+	EXPECT_STATUS(st, 200);
+	ck_assert_str_eq(known, "false");
+	http_resp_free(&st);
+	ck_assert_int_ge(wait_leader(20000, -1), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft-cluster");
@@ -364,6 +407,7 @@ int main(void)
 	tcase_add_test(tc, one_leader_three_peers);
 	tcase_add_test(tc, write_anywhere_read_everywhere);
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
+	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }

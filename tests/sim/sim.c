@@ -85,6 +85,9 @@ struct client {
 	uint64_t index;	  /* its log index */
 	uint64_t deadline;
 	uint64_t next_at;
+	int believed;	     /* node this client takes for the leader, -1: none */
+	bool barrier;	     /* a read waiting for its ReadIndex round */
+	uint64_t seq, rindex; /* ...its sequence and read index */
 };
 
 struct tcommit {
@@ -367,7 +370,29 @@ static void complete(struct sim *s, struct client *c, unsigned status, int64_t o
 		s->st.failed++;
 	}
 	c->busy = false;
+	c->barrier = false;
 	c->next_at = s->now + rnd_in(s, 0, 20);
+}
+
+/* Consistent reads: served once the leader's heartbeat round is
+ * acknowledged by a majority and its read index applied; a read whose
+ * leader stepped down or crashed failed (reads change nothing). */
+static void check_barriers(struct sim *s)
+{
+	for (unsigned k = 0; k < s->o.n_clients; k++) {
+		struct client *c = &s->clients[k];
+		struct snode *n = &s->nodes[c->node];
+		if (!c->busy || !c->barrier)
+			continue;
+		if (!n->alive || n->r.role != RAFT_LEADER) {
+			complete(s, c, H_FAILED, 0);
+			continue;
+		}
+		if (raft_read_ready(&n->r, c->seq) && n->applied >= c->rindex) {
+			s->st.index_reads++;
+			complete(s, c, H_OK, n->kv[s->hist[c->h].op.key % N_KEYS]);
+		}
+	}
 }
 
 static int io_apply(void *ctx, uint64_t commit)
@@ -599,7 +624,7 @@ void sim_crash(struct sim *s, unsigned node, bool lose_unsynced)
 	for (unsigned k = 0; k < s->o.n_clients; k++) {
 		struct client *c = &s->clients[k];
 		if (c->busy && c->node == node)
-			complete(s, c, H_UNKNOWN, 0);
+			complete(s, c, c->barrier ? H_FAILED : H_UNKNOWN, 0);
 	}
 }
 
@@ -670,8 +695,10 @@ struct sim *sim_new(const struct sim_opts *o)
 			goto fail;
 		schedule_tick(n);
 	}
-	for (unsigned k = 0; k < s->o.n_clients; k++)
+	for (unsigned k = 0; k < s->o.n_clients; k++) {
 		s->clients[k].next_at = rnd_in(s, 0, 50);
+		s->clients[k].believed = -1;
+	}
 	s->next_fault = s->o.faults || s->o.membership ? rnd_in(s, 100, 400) : UINT64_MAX;
 	return s;
 fail:
@@ -705,20 +732,25 @@ void sim_free(struct sim *s)
 
 /* ---- clients ------------------------------------------------------------------------ */
 
-static int leader_guess(struct sim *s)
+/* Like a real client, keep talking to the node we believe leads until it
+ * refuses (so a deposed leader that does not know it yet gets requests). */
+static int leader_guess(struct sim *s, struct client *c)
 {
-	int l = sim_leader(s);
+	const struct snode *b = c->believed >= 0 ? &s->nodes[c->believed] : NULL;
 
-	if (l < 0 || rnd_in(s, 0, 9) < 2)
-		l = (int)rnd_in(s, 0, s->o.n_nodes - 1);
-	return l;
+	if (b && b->alive && b->r.role == RAFT_LEADER && rnd_in(s, 0, 9) > 0)
+		return c->believed;
+	c->believed = sim_leader(s);
+	if (c->believed < 0 || rnd_in(s, 0, 9) < 2)
+		return (int)rnd_in(s, 0, s->o.n_nodes - 1);
+	return c->believed;
 }
 
 static void client_act(struct sim *s, struct client *c)
 {
 	struct hist h;
 	struct op op;
-	int target = leader_guess(s);
+	int target = leader_guess(s, c);
 	struct snode *n = &s->nodes[target];
 	uint64_t index;
 	int rc;
@@ -752,6 +784,28 @@ static void client_act(struct sim *s, struct client *c)
 		}
 		s->hist[s->n_hist++] = h;
 		s->st.lease_reads++;
+		return;
+	}
+	if (h.op.kind == LIN_GET && rnd_in(s, 0, 1)) {
+		/* ?consistent: a ReadIndex heartbeat round, then the state. */
+		uint64_t seq, ri;
+		if (raft_read_index(&n->r, &seq, &ri) < 0)
+			return;
+		h.op_id = s->next_op_id++;
+		h.status = H_PENDING;
+		if (!grow((void **)&s->hist, &s->cap_hist, s->n_hist + 1, sizeof(*s->hist))) {
+			fail(s, "out of memory");
+			return;
+		}
+		s->hist[s->n_hist] = h;
+		c->busy = true;
+		c->barrier = true;
+		c->seq = seq;
+		c->rindex = ri;
+		c->h = s->n_hist++;
+		c->node = (unsigned)target;
+		c->index = 0;
+		c->deadline = s->now + CLIENT_TIMEOUT_MS;
 		return;
 	}
 	h.op_id = s->next_op_id++;
@@ -1013,6 +1067,7 @@ int sim_step(struct sim *s)
 	}
 	if (rc < 0 && !s->failed)
 		fail(s, "core returned %d", rc);
+	check_barriers(s);
 	return check(s) ? 0 : -1;
 }
 

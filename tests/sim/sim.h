@@ -93,7 +93,7 @@ int sim_final_check(struct sim *s);
 
 /* Counters for reports. */
 struct sim_stats {
-	uint64_t steps, delivered, dropped, acked, unknown, failed, lease_reads, elections,
+	uint64_t steps, delivered, dropped, acked, unknown, failed, lease_reads, index_reads, elections,
 	    crashes, config_changes, transfers;
 };
 void sim_stats(const struct sim *s, struct sim_stats *out);

@@ -203,6 +203,61 @@ START_TEST(crash_losing_unsynced_writes)
 }
 END_TEST
 
+static int iso_leader;
+static bool other_leader_applied(struct sim *s)
+{
+	int l = sim_leader(s);
+	return l >= 0 && l != iso_leader && sim_value(s, (unsigned)l, 0) == 2;
+}
+
+START_TEST(deposed_leader_serves_no_reads)
+{
+	/* A leader cut off from the others keeps its role until check-quorum
+	 * fires; meanwhile the majority elects another leader that commits a
+	 * write. The old one must not serve a read after that: neither from
+	 * its lease nor through a read barrier. Over many seeds some hit the
+	 * window where both think they lead. */
+	unsigned overlaps = 0;
+	for (uint64_t seed = 100; seed < 160; seed++) {
+		struct sim_opts o = {.seed = seed, .n_nodes = 3};
+		struct sim *s = sim_new(&o);
+		ck_assert_ptr_nonnull(s);
+		RUN_OK(sim_run_until(s, has_leader, 5000));
+		iso_leader = sim_leader(s);
+		const struct raft *a = sim_raft(s, (unsigned)iso_leader);
+		ck_assert_int_eq(sim_put(s, (unsigned)iso_leader, 0, 1), 0);
+		RUN_OK(sim_run_for(s, 500));
+		/* Cut it off at a random point of its heartbeat cycle. */
+		RUN_OK(sim_run_for(s, seed % 100));
+		sim_set_group(s, (unsigned)iso_leader, 1);
+		uint64_t seq, ri;
+		bool barrier = raft_read_index((struct raft *)a, &seq, &ri) == 0;
+		RUN_OK(sim_run_until(s, has_leader, 100)); /* still itself */
+		uint64_t deadline = sim_now(s) + 6000;
+		bool wrote = false;
+		while (sim_now(s) < deadline) {
+			RUN_OK(sim_step(s));
+			int l = sim_leader(s);
+			if (!wrote && l >= 0 && l != iso_leader) {
+				wrote = sim_put(s, (unsigned)l, 0, 2) == 0;
+				continue;
+			}
+			if (!wrote || !other_leader_applied(s))
+				continue;
+			if (a->role == RAFT_LEADER)
+				overlaps++;
+			ck_assert_msg(!raft_lease_valid(a), "seed %" PRIu64 ": deposed leader's lease holds",
+				      seed);
+			ck_assert_msg(!barrier || !raft_read_ready(a, seq),
+				      "seed %" PRIu64 ": deposed leader's read barrier passed", seed);
+		}
+		ck_assert_msg(wrote, "seed %" PRIu64 ": no new leader", seed);
+		sim_free(s);
+	}
+	fprintf(stderr, "deposed leader still leading after a rival's commit: %u steps\n", overlaps);
+}
+END_TEST
+
 static unsigned env_seeds(void)
 {
 	const char *e = getenv("CAIRN_SIM_SEEDS");
@@ -225,6 +280,7 @@ static void campaign(const struct sim_opts *base, uint64_t run_ms, uint64_t seed
 		tot.acked += st.acked;
 		tot.unknown += st.unknown;
 		tot.lease_reads += st.lease_reads;
+		tot.index_reads += st.index_reads;
 		tot.elections += st.elections;
 		tot.crashes += st.crashes;
 		tot.config_changes += st.config_changes;
@@ -235,10 +291,11 @@ static void campaign(const struct sim_opts *base, uint64_t run_ms, uint64_t seed
 	fprintf(stderr,
 		"sim %u nodes/%u voters, %u schedules: %" PRIu64 " steps, %" PRIu64
 		" acked ops, %" PRIu64 " unknown, %" PRIu64 " lease reads, %" PRIu64
+		" read-index reads, %" PRIu64
 		" leaders, %" PRIu64 " crashes, %" PRIu64 " config changes, %" PRIu64
 		" transfers\n",
 		base->n_nodes, base->n_voters, one ? 1 : n, tot.steps, tot.acked, tot.unknown,
-		tot.lease_reads, tot.elections, tot.crashes, tot.config_changes, tot.transfers);
+		tot.lease_reads, tot.index_reads, tot.elections, tot.crashes, tot.config_changes, tot.transfers);
 	/* The schedules must actually exercise the system. */
 	ck_assert_uint_gt(tot.acked, 0);
 	ck_assert_uint_gt(tot.elections, 0);
@@ -299,6 +356,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, leadership_transfer);
 	tcase_add_test(tc, membership_add_remove);
 	tcase_add_test(tc, crash_losing_unsynced_writes);
+	tcase_add_test(tc, deposed_leader_serves_no_reads);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tr, 600);
 	tcase_add_test(tr, random_three);
