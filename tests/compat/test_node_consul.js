@@ -323,3 +323,58 @@ test("a quiet watch keeps running across wait expiries without errors", async ()
     w.end();
   }
 });
+
+// ---- catalog, health and agent services (issue 5) -------------------------
+
+const S = `${Date.now() % 1e9}`;
+
+async function until(fn, what, timeoutMs = 10000) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    assert.ok(Date.now() - t0 < timeoutMs, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test("agent.service.register with a TTL check; check.pass; health.service passing", async () => {
+  const name = `node-web-${S}`;
+  await consul.agent.service.register({ name, id: `${name}-1`, port: 8080, tags: ["v1"], check: { ttl: "30s" } });
+  const svcs = await consul.agent.service.list();
+  assert.equal(svcs[`${name}-1`].Service, name);
+  assert.equal(svcs[`${name}-1`].Port, 8080);
+  const checks = await consul.agent.check.list();
+  assert.equal(checks[`service:${name}-1`].Status, "critical");
+  await consul.agent.check.pass({ id: `service:${name}-1`, note: "fine" });
+  const nodes = await until(async () => {
+    const r = await consul.health.service({ service: name, passing: true });
+    return r.length === 1 ? r : null;
+  }, "a passing instance");
+  assert.equal(nodes[0].Service.ID, `${name}-1`);
+  assert.equal(nodes[0].Node.Node, NODE);
+  assert.equal(nodes[0].Checks[0].Output, "fine");
+  await consul.agent.service.deregister(`${name}-1`);
+  await until(async () => (await consul.health.service(name)).length === 0, "deregistration");
+});
+
+test("catalog.register, catalog.service.nodes, catalog.node.services, deregister", async () => {
+  const node = `node-ext-${S}`;
+  await consul.catalog.register({
+    node,
+    address: "10.6.0.1",
+    service: { service: `node-db-${S}`, id: "db1", port: 5432, tags: ["primary"] },
+  });
+  const nodes = await consul.catalog.service.nodes(`node-db-${S}`);
+  assert.equal(nodes.length, 1);
+  assert.equal(nodes[0].ServiceID, "db1");
+  assert.equal(nodes[0].ServicePort, 5432);
+  assert.equal(nodes[0].Address, "10.6.0.1");
+  const list = await consul.catalog.service.list();
+  assert.deepEqual(list[`node-db-${S}`], ["primary"]);
+  const ns = await consul.catalog.node.services(node);
+  assert.equal(ns.Services.db1.Port, 5432);
+  assert.deepEqual(await consul.catalog.datacenters(), ["dc1"]);
+  await consul.catalog.deregister({ node });
+  assert.equal((await consul.catalog.service.nodes(`node-db-${S}`)).length, 0);
+});
