@@ -573,6 +573,18 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 			return forward(c, req);
 		return park_until_leader(c, req);
 	}
+	if (is_read(t, &req->msg, &mode) && mode == 2 && !replica_is_leader(c->rp)) {
+		/* ?stale&max_stale=: state older than that is re-read on the
+		 * leader, as Consul does. */
+		uint64_t max = t == PROTO_KV_GET	  ? req->msg.u.kv_get.max_stale_ms
+			       : t == PROTO_CATALOG_QUERY ? req->msg.u.catalog_query.max_stale_ms
+							  : 0;
+		if (max && (!replica_known_leader(c->rp) || replica_last_contact_ms(c->rp) > max)) {
+			if (replica_known_leader(c->rp))
+				return forward(c, req);
+			return park_until_leader(c, req);
+		}
+	}
 	if (is_read(t, &req->msg, &mode) && mode != 2) {
 		/* Default and consistent reads: the leader answers while its
 		 * lease holds (a majority acknowledged it within lease_ms). */
