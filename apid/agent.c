@@ -44,7 +44,15 @@ struct agent {
 };
 
 /* What one sync call was for. */
-enum op_kind { OP_SERVICE, OP_NODE, OP_RM_SERVICE, OP_RM_CHECK, OP_READ_SERVICES, OP_READ_CHECKS };
+enum op_kind {
+	OP_SERVICE,
+	OP_NODE,
+	OP_RM_SERVICE,
+	OP_RM_CHECK,
+	OP_READ_SERVICES,
+	OP_READ_CHECKS,
+	OP_READ_NODES,
+};
 
 struct op {
 	struct agent *ag;
@@ -308,7 +316,11 @@ static int read_catalog(struct agent *ag, unsigned view)
 
 	m.u.catalog_query.view = view;
 	m.u.catalog_query.name = ag->cfg->node_name;
-	return send_op(ag, &m, view == 5 ? OP_READ_SERVICES : OP_READ_CHECKS, NULL, 0);
+	return send_op(ag, &m,
+		       view == 5   ? OP_READ_SERVICES
+		       : view == 6 ? OP_READ_CHECKS
+				   : OP_READ_NODES,
+		       NULL, 0);
 }
 
 static void remove_from(char **v, size_t *n, const char *id)
@@ -374,9 +386,17 @@ static void on_sync_reply(void *ctx, int status, const struct proto_msg *reply)
 			ag->full_pending--;
 			break;
 		}
+		case OP_READ_NODES:
+			/* the next full sync comes later in a large cluster */
+			ag->next_full_ms =
+			    loop_now_ms(ag->loop) +
+			    agent_sync_interval_ms(ag->full_sync_ms, reply->u.catalog_query_reply.nodes.n);
+			ag->full_pending--;
+			break;
 		}
 	}
-	if (!ok && (op->kind == OP_READ_SERVICES || op->kind == OP_READ_CHECKS))
+	if (!ok && (op->kind == OP_READ_SERVICES || op->kind == OP_READ_CHECKS ||
+		    op->kind == OP_READ_NODES))
 		ag->full_pending = 0;
 	free(op->id);
 	free(op);
@@ -398,8 +418,8 @@ static void sync_kick(struct agent *ag)
 		return;
 	if (now >= ag->next_full_ms) {
 		ag->next_full_ms = now + ag->full_sync_ms;
-		ag->full_pending = 2;
-		if (read_catalog(ag, 5) < 0 || read_catalog(ag, 6) < 0) {
+		ag->full_pending = 3;
+		if (read_catalog(ag, 5) < 0 || read_catalog(ag, 6) < 0 || read_catalog(ag, 1) < 0) {
 			ag->full_pending = 0;
 			ag->next_full_ms = now + RETRY_MS;
 		}

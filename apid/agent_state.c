@@ -553,6 +553,18 @@ void agent_state_reconcile(struct agent_state *st, const struct proto_service *s
 	st->node_gen = ++st->gen;
 }
 
+uint64_t agent_sync_interval_ms(uint64_t base_ms, uint64_t nodes)
+{
+	uint64_t factor = 1, n = 128;
+
+	/* ceil(log2(nodes / 128)) + 1, in integers */
+	while (n < nodes) {
+		n *= 2;
+		factor++;
+	}
+	return base_ms * factor;
+}
+
 static int rank(const char *status)
 {
 	if (!strcmp(status, "critical"))

@@ -160,6 +160,11 @@ const char *agent_service_health(const struct agent_state *st, const struct agen
 void agent_state_reconcile(struct agent_state *st, const struct proto_service *svcs, size_t n_svcs,
 			   const struct proto_check *checks, size_t n_checks);
 
+/* Consul's anti-entropy scaling (agent/ae scaleFactor): the full-sync
+ * period base_ms, multiplied by ceil(log2(nodes) - log2(128)) + 1 beyond
+ * 128 nodes, so that large clusters do not flood the servers. */
+uint64_t agent_sync_interval_ms(uint64_t base_ms, uint64_t nodes);
+
 /* Marks the service's (or, NULL, the node's) state changed. */
 void agent_state_touch(struct agent_state *st, const char *service_id);
 

@@ -208,6 +208,13 @@ START_TEST(anti_entropy_decisions)
 	ck_assert_uint_ne(agent_service_find(&st, "web")->synced_gen,
 			  agent_service_find(&st, "web")->gen);
 	ck_assert_uint_ne(st.node_synced_gen, st.node_gen);
+	/* Consul's scaling of the full-sync period */
+	ck_assert_uint_eq(agent_sync_interval_ms(60000, 3), 60000);
+	ck_assert_uint_eq(agent_sync_interval_ms(60000, 128), 60000);
+	ck_assert_uint_eq(agent_sync_interval_ms(60000, 129), 120000);
+	ck_assert_uint_eq(agent_sync_interval_ms(60000, 256), 120000);
+	ck_assert_uint_eq(agent_sync_interval_ms(60000, 257), 180000);
+	ck_assert_uint_eq(agent_sync_interval_ms(60000, 10000), 60000 * 8);
 	/* a second read queues nothing twice */
 	agent_state_reconcile(&st, remote, 2, rchecks, 4);
 	ck_assert_uint_eq(st.n_removed_services, 1);
