@@ -864,8 +864,12 @@ static json_t *render_view(const struct routes_env *env, unsigned view,
 	case VIEW_NODE_SERVICES: {
 		json_t *svcs;
 
-		if (!r->found || r->nodes.n == 0)
+		/* Consul: /node/ answers null for an unknown node (its reply is a
+		 * pointer); /node-services/ a struct: {"Node": null, "Services": []} */
+		if ((!r->found || r->nodes.n == 0) && view == VIEW_NODE)
 			return json_null();
+		if (!r->found || r->nodes.n == 0)
+			return json_pack("{s:n,s:[]}", "Node", "Services");
 		j = json_object();
 		if (!j)
 			return NULL;

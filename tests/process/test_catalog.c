@@ -154,6 +154,10 @@ START_TEST(register_and_read_views)
 	j = get_ok("/v1/catalog/node/nosuch", NULL);
 	ck_assert(json_is_null(j));
 	json_decref(j);
+	j = get_ok("/v1/catalog/node-services/nosuch", NULL);
+	ck_assert(json_is_null(json_object_get(j, "Node")));
+	ck_assert_uint_eq(json_array_size(json_object_get(j, "Services")), 0);
+	json_decref(j);
 	j = get_ok("/v1/catalog/node-services/ext2", NULL);
 	ck_assert_uint_eq(json_array_size(json_object_get(j, "Services")), 1);
 	json_decref(j);
