@@ -90,6 +90,9 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r.u.members_reply.members.v = m;
 		r.u.members_reply.members.n = 1;
 		break;
+	case ROUTES_OP_AGENT_GOSSIP:
+		r = proto_msg_make(n % 2 ? PROTO_GOSSIP_DONE : PROTO_GOSSIP_JOIN_REPLY);
+		break;
 	case ROUTES_OP_CATALOG_WRITE:
 		r = proto_msg_make(PROTO_WRITE_REPLY);
 		r.u.write_reply.ok = true;

@@ -101,6 +101,7 @@ enum route {
 	ROUTE_STATUS_PEERS,
 	ROUTE_AGENT_SELF,
 	ROUTE_AGENT_MEMBERS,
+	ROUTE_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave */
 	ROUTE_CATALOG, /* /v1/catalog/ and /v1/health/: catalog_api.c */
 	ROUTE_AGENT_LOCAL, /* agent services, checks, maintenance: agent_api.c */
 };
@@ -118,6 +119,9 @@ static const struct route_def route_defs[] = {
     {"/v1/status/peers", ROUTE_STATUS_PEERS, "OPTIONS,GET"},
     {"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
     {"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
+    {"/v1/agent/join/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
+    {"/v1/agent/leave", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
+    {"/v1/agent/force-leave/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
     {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
     {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
@@ -381,6 +385,45 @@ no_dc:
 	return routes_text(a, 500, "No path to datacenter", &out->resp);
 }
 
+/* PUT /v1/agent/join/<address>[?wan], /v1/agent/leave,
+ * /v1/agent/force-leave/<node>[?prune][&wan]: one request to gossipd,
+ * answered with an empty 200 as Consul does. */
+static int agent_gossip_dispatch(const char *path, const struct query *q, struct arena *a,
+				 struct routes_action *out)
+{
+	struct proto_msg *m = &out->call.msg;
+
+	if (strncmp(path, "/v1/agent/join/", 15) == 0) {
+		const char **v = arena_alloc(a, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		if (!path[15])
+			return routes_text(a, 400, "Missing address to join", &out->resp);
+		v[0] = path + 15;
+		*m = proto_msg_make(PROTO_GOSSIP_JOIN);
+		m->u.gossip_join.addresses.v = v;
+		m->u.gossip_join.addresses.n = 1;
+		m->u.gossip_join.wan = query_has(q, "wan");
+	} else if (strncmp(path, "/v1/agent/force-leave/", 22) == 0) {
+		if (!path[22])
+			return routes_text(a, 400, "Missing node name", &out->resp);
+		*m = proto_msg_make(PROTO_GOSSIP_FORCE_LEAVE);
+		m->u.gossip_force_leave.node = path + 22;
+		m->u.gossip_force_leave.prune = query_has(q, "prune");
+		m->u.gossip_force_leave.wan = query_has(q, "wan");
+	} else if (strcmp(path, "/v1/agent/leave") == 0) {
+		*m = proto_msg_make(PROTO_GOSSIP_LEAVE);
+	} else {
+		return routes_text(a, 404, "404 page not found", &out->resp);
+	}
+	out->respond = false;
+	out->call.op = ROUTES_OP_AGENT_GOSSIP;
+	out->call.peer = ROUTES_PEER_GOSSIPD;
+	out->call.timeout_ms = 15000; /* gossipd waits up to 5 s for a join or leave */
+	return 0;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 int routes_dispatch(const struct routes_env *env, const struct routes_req *req, struct arena *a,
@@ -458,6 +501,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		    d->route == ROUTE_AGENT_MEMBERS && query_has(&q, "wan");
 		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
 		return 0;
+	case ROUTE_AGENT_GOSSIP:
+		return agent_gossip_dispatch(path, &q, a, out);
 	case ROUTE_CATALOG:
 		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
@@ -491,6 +536,8 @@ static enum proto_type expected_reply(enum routes_op op)
 	case ROUTES_OP_AGENT_SELF:
 	case ROUTES_OP_AGENT_MEMBERS:
 		return PROTO_MEMBERS_REPLY;
+	case ROUTES_OP_AGENT_GOSSIP:
+		return PROTO_GOSSIP_DONE; /* or GOSSIP_JOIN_REPLY: see routes_finish */
 	case ROUTES_OP_CATALOG_WRITE:
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_CATALOG_QUERY:
@@ -639,6 +686,12 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	}
 	if (reply->type == PROTO_ERROR)
 		return error_reply(call, &reply->u.error, a, out);
+	if (call->op == ROUTES_OP_AGENT_GOSSIP &&
+	    (reply->type == PROTO_GOSSIP_DONE || reply->type == PROTO_GOSSIP_JOIN_REPLY)) {
+		memset(out, 0, sizeof(*out));
+		out->status = 200; /* Consul answers these with an empty body */
+		return 0;
+	}
 	if (reply->type != expected_reply(call->op)) {
 		const char *msg = arena_printf(a, "rpc error: %s sent an unexpected %s reply",
 					       peer_name(call->peer), proto_type_name(reply->type));
@@ -679,6 +732,7 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	case ROUTES_OP_CATALOG_QUERY:
 		return catalog_api_finish(env, call, reply, a, out);
 	case ROUTES_OP_AGENT_SELF:
+	case ROUTES_OP_AGENT_GOSSIP: /* answered above */
 	case ROUTES_OP_NONE:
 		break;
 	}

@@ -73,6 +73,7 @@ enum routes_op {
 	ROUTES_OP_STATUS_PEERS,
 	ROUTES_OP_AGENT_SELF,
 	ROUTES_OP_AGENT_MEMBERS,
+	ROUTES_OP_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave: gossipd */
 	ROUTES_OP_CATALOG_WRITE, /* catalog_api.c: /v1/catalog/register, deregister */
 	ROUTES_OP_CATALOG_QUERY, /* catalog_api.c: /v1/catalog/..., /v1/health/... */
 };

@@ -18,7 +18,15 @@ struct gossip_api {
 	void *pub;
 	const struct members *lan;
 	const struct members *wan;
+	gossip_api_cmd_fn cmd;
+	void *cmd_ctx;
 };
+
+void gossip_api_set_commands(struct gossip_api *g, gossip_api_cmd_fn fn, void *ctx)
+{
+	g->cmd = fn;
+	g->cmd_ctx = ctx;
+}
 
 static void answer_members(struct gossip_api *g, struct rpc_req *req)
 {
@@ -53,6 +61,8 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		(void)rpc_reply(req, &reply);
 		break;
 	default:
+		if (g->cmd)
+			return g->cmd(g->cmd_ctx, req) ? RPC_KEEP : RPC_DONE;
 		log_debug("gossip: %s is not served here", proto_type_name(req->msg.type));
 		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "gossipd does not serve %s",
 				      proto_type_name(req->msg.type));

@@ -24,6 +24,13 @@ struct gossip_api *gossip_api_new(struct loop *l, void *zctx, const char *rpc_en
 /* Closes both sockets. NULL is fine. */
 void gossip_api_free(struct gossip_api *g);
 
+/* Requests other than MEMBERS and PING (GOSSIP_JOIN, GOSSIP_LEAVE ...) go
+ * to fn, which replies or keeps the request (rpc.h). Without fn they get
+ * an error reply. */
+struct rpc_req;
+typedef int (*gossip_api_cmd_fn)(void *ctx, struct rpc_req *req);
+void gossip_api_set_commands(struct gossip_api *g, gossip_api_cmd_fn fn, void *ctx);
+
 /* Publishes MEMBER_EVENT {seq, kind, [m]}. Returns 0 or a negative code. */
 int gossip_api_publish(struct gossip_api *g, uint64_t seq, enum member_event kind,
 		       const struct member *m);

@@ -1,75 +1,404 @@
-/* cairn-gossipd: membership. For now it knows only its own member (LAN,
- * and WAN on servers), serves MEMBERS/PING and publishes its own join;
- * SWIM plugs into the member tables in a later issue. Only wiring here. */
+/* cairn-gossipd: membership. Wires the config, the keyring, one gossip
+ * pool per network (LAN; WAN on servers), the local API and the persisted
+ * state together; the protocol lives in swim.c, the sockets in gossip_io.c. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "config.h"
 #include "daemon.h"
 #include "err.h"
 #include "gossip_api.h"
+#include "gossip_io.h"
+#include "keyring.h"
 #include "log.h"
 #include "loop.h"
 #include "members.h"
+#include "proto.h"
+#include "rpc.h"
+
+#define JOIN_WAIT_MS 5000
+#define LEAVE_WAIT_MS 5000
+#define MAX_REJOIN 16
+
+struct waiter {
+	struct rpc_req *req;
+	struct gossip_net *net; /* join: the pool */
+	uint64_t before;	/* join: replies before */
+	uint64_t deadline_ms;
+	bool leave;
+};
+
+struct gossipd {
+	struct config *cfg;
+	struct loop *l;
+	struct keyring keyring;
+	struct members lan, wan;
+	struct gossip_net *lan_net, *wan_net;
+	struct gossip_api *api;
+	struct waiter waiters[32];
+	size_t n_waiters;
+	uint64_t waiter_timer;
+	/* automatic (re)join: persisted members, -join and -retry-join */
+	char **join_addrs;
+	size_t n_join;
+	uint64_t join_backoff_ms;
+	uint64_t join_timer;
+	uint64_t join_replies0;
+	uint64_t leave_deadline_ms;
+};
+
+static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, const struct member *m,
+		     uint64_t seq)
+{
+	struct gossipd *g = ctx;
+
+	if (n != g->lan_net && g->lan_net)
+		return; /* subscribers follow the LAN pool only */
+	if (!g->api)
+		return;
+	log_info("member %s: %s", m->name,
+		 ev == MEMBER_EVENT_JOIN	 ? "join"
+		 : ev == MEMBER_EVENT_UPDATE ? "update"
+		 : ev == MEMBER_EVENT_LEAVE  ? "leave"
+		 : ev == MEMBER_EVENT_FAIL   ? "failed"
+					     : "reap");
+	if (gossip_api_publish(g->api, seq, ev, m) < 0)
+		log_warn("publishing member event %llu failed", (unsigned long long)seq);
+}
+
+/* ---- parked commands ------------------------------------------------------ */
+
+static bool leave_done(struct gossipd *g)
+{
+	return (!g->lan_net || swim_leave_done(gossip_net_swim(g->lan_net))) &&
+	       (!g->wan_net || swim_leave_done(gossip_net_swim(g->wan_net)));
+}
+
+static int64_t on_waiters(struct loop *l, void *ctx)
+{
+	struct gossipd *g = ctx;
+	uint64_t now = clock_now_ms();
+
+	(void)l;
+	for (size_t i = 0; i < g->n_waiters;) {
+		struct waiter *w = &g->waiters[i];
+		bool done = false;
+
+		if (w->leave) {
+			if (leave_done(g) || now >= w->deadline_ms) {
+				struct proto_msg r = proto_msg_make(PROTO_GOSSIP_DONE);
+
+				(void)rpc_reply(w->req, &r); /* a gone caller is not our problem */
+				done = true;
+			}
+		} else {
+			uint64_t got = gossip_net_join_replies(w->net) - w->before;
+
+			if (got > 0) {
+				struct proto_msg r = proto_msg_make(PROTO_GOSSIP_JOIN_REPLY);
+
+				r.u.gossip_join_reply.joined = got;
+				(void)rpc_reply(w->req, &r);
+				done = true;
+			} else if (now >= w->deadline_ms) {
+				(void)rpc_reply_error(w->req, -ETIMEDOUT,
+						      "failed to join: no member answered");
+				done = true;
+			}
+		}
+		if (done) {
+			g->waiters[i] = g->waiters[--g->n_waiters];
+			continue;
+		}
+		i++;
+	}
+	if (g->n_waiters == 0) {
+		g->waiter_timer = 0;
+		return LOOP_TIMER_STOP;
+	}
+	return 50;
+}
+
+static int park(struct gossipd *g, struct waiter w)
+{
+	if (g->n_waiters == sizeof(g->waiters) / sizeof(g->waiters[0]))
+		return -EBUSY;
+	g->waiters[g->n_waiters++] = w;
+	if (!g->waiter_timer)
+		g->waiter_timer = loop_timer_add(g->l, 50, on_waiters, g);
+	return g->waiter_timer ? 0 : -ENOMEM;
+}
+
+static void do_leave(struct gossipd *g)
+{
+	if (g->lan_net) {
+		(void)swim_leave(gossip_net_swim(g->lan_net));
+		gossip_net_mark_left(g->lan_net);
+		gossip_net_kick(g->lan_net);
+	}
+	if (g->wan_net) {
+		(void)swim_leave(gossip_net_swim(g->wan_net));
+		gossip_net_mark_left(g->wan_net);
+		gossip_net_kick(g->wan_net);
+	}
+	if (g->join_timer) {
+		loop_timer_del(g->l, g->join_timer);
+		g->join_timer = 0;
+	}
+}
+
+static int64_t on_leave_wait(struct loop *l, void *ctx)
+{
+	struct gossipd *g = ctx;
+
+	if (leave_done(g) || clock_now_ms() >= g->leave_deadline_ms) {
+		loop_stop(l);
+		return LOOP_TIMER_STOP;
+	}
+	return 50;
+}
+
+/* Returns 1 when the request was kept, 0 when answered. */
+static int on_command(void *ctx, struct rpc_req *req)
+{
+	struct gossipd *g = ctx;
+	struct proto_msg r;
+
+	switch (req->msg.type) {
+	case PROTO_GOSSIP_JOIN: {
+		const struct proto_gossip_join *j = &req->msg.u.gossip_join;
+		struct gossip_net *n = j->wan ? g->wan_net : g->lan_net;
+		struct waiter w = {0};
+
+		if (!n) {
+			(void)rpc_reply_error(req, CAIRN_E_BADREQ, "this agent has no WAN pool");
+			return 0;
+		}
+		w.req = req;
+		w.net = n;
+		w.before = gossip_net_join_replies(n);
+		w.deadline_ms = clock_now_ms() + JOIN_WAIT_MS;
+		if (gossip_net_join(n, (const char *const *)j->addresses.v, j->addresses.n) == 0) {
+			(void)rpc_reply_error(req, -EINVAL, "failed to join: no address resolved");
+			return 0;
+		}
+		if (park(g, w) < 0) {
+			(void)rpc_reply_error(req, -EBUSY, "too many joins in progress");
+			return 0;
+		}
+		return 1;
+	}
+	case PROTO_GOSSIP_LEAVE: {
+		struct waiter w = {0};
+
+		log_info("leaving the cluster (requested)");
+		do_leave(g);
+		w.req = req;
+		w.leave = true;
+		w.deadline_ms = clock_now_ms() + LEAVE_WAIT_MS;
+		if (park(g, w) < 0) {
+			r = proto_msg_make(PROTO_GOSSIP_DONE);
+			(void)rpc_reply(req, &r);
+			return 0;
+		}
+		return 1;
+	}
+	case PROTO_GOSSIP_FORCE_LEAVE: {
+		const struct proto_gossip_force_leave *f = &req->msg.u.gossip_force_leave;
+		struct gossip_net *n = f->wan ? g->wan_net : g->lan_net;
+		int rc;
+
+		if (!n || !f->node) {
+			(void)rpc_reply_error(req, CAIRN_E_NOTFOUND, "no such member");
+			return 0;
+		}
+		rc = swim_force_leave(gossip_net_swim(n), f->node, f->prune);
+		gossip_net_kick(n);
+		if (rc == -ENOENT) {
+			(void)rpc_reply_error(req, CAIRN_E_NOTFOUND, "no such member: %s", f->node);
+			return 0;
+		}
+		r = proto_msg_make(PROTO_GOSSIP_DONE);
+		r.u.gossip_done.count = rc == 0 ? 1 : 0; /* alive (-EBUSY): nothing to do */
+		(void)rpc_reply(req, &r);
+		return 0;
+	}
+	default:
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "gossipd does not serve %s",
+				      proto_type_name(req->msg.type));
+		return 0;
+	}
+}
+
+/* ---- automatic join -------------------------------------------------------- */
+
+static int64_t on_join_timer(struct loop *l, void *ctx)
+{
+	struct gossipd *g = ctx;
+
+	(void)l;
+	if (gossip_net_join_replies(g->lan_net) > g->join_replies0 ||
+	    swim_num_live(gossip_net_swim(g->lan_net)) > 1) {
+		log_info("joined the LAN pool (%zu members alive)",
+			 swim_num_live(gossip_net_swim(g->lan_net)));
+		g->join_timer = 0;
+		return LOOP_TIMER_STOP;
+	}
+	if (gossip_net_join(g->lan_net, (const char *const *)g->join_addrs, g->n_join) == 0)
+		log_warn("join: no address resolved; retrying");
+	g->join_backoff_ms = g->join_backoff_ms ? g->join_backoff_ms * 2 : 1000;
+	if (g->join_backoff_ms > 30000)
+		g->join_backoff_ms = 30000;
+	return (int64_t)g->join_backoff_ms;
+}
+
+static int add_join_addr(struct gossipd *g, const char *a)
+{
+	char **v = realloc(g->join_addrs, (g->n_join + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	g->join_addrs = v;
+	v[g->n_join] = strdup(a);
+	if (!v[g->n_join])
+		return -ENOMEM;
+	g->n_join++;
+	return 0;
+}
+
+/* ---- set-up ----------------------------------------------------------------- */
+
+static int load_keyring(struct gossipd *g, char *err, size_t errlen)
+{
+	json_t *enc = json_object_get(g->cfg->json, "encrypt");
+	uint8_t key[KEYRING_KEY_LEN];
+
+	keyring_init(&g->keyring);
+	if (!enc || (json_is_string(enc) && !*json_string_value(enc)))
+		return 0;
+	if (!json_is_string(enc) || keyring_key_decode(json_string_value(enc), key) < 0) {
+		snprintf(err, errlen, "encrypt: not a base64 32-byte key (see cairn keygen)");
+		return -EINVAL;
+	}
+	return keyring_add(&g->keyring, key);
+}
+
+static bool cfg_bool(const struct config *cfg, const char *name, bool def)
+{
+	json_t *v = json_object_get(cfg->json, name);
+
+	return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+static struct gossip_net *start_pool(struct gossipd *g, bool wan, uint32_t *io_inc,
+				     const char *state_path, struct member *self_out)
+{
+	struct members_self self = {
+	    .node_name = g->cfg->node_name,
+	    .addr = g->cfg->advertise_addr,
+	    .port = (uint16_t)(wan ? g->cfg->ports.serf_wan : g->cfg->ports.serf_lan),
+	    .datacenter = g->cfg->datacenter,
+	    .node_id = g->cfg->node_id,
+	    .server = g->cfg->server,
+	    .server_port = g->cfg->ports.server,
+	    .bootstrap_expect = g->cfg->bootstrap_expect,
+	    .build = CAIRN_VERSION,
+	};
+	struct gossip_net_config c = {0};
+	struct gossip_net *n;
+	char err[512];
+
+	if (members_self_build(&self, wan, self_out) < 0) {
+		log_error("local member: missing name or address");
+		return NULL;
+	}
+	c.bind_addr = g->cfg->bind_addr;
+	c.port = self.port;
+	c.state_path = state_path;
+	c.keyring = &g->keyring;
+	if (wan)
+		swim_config_wan(&c.swim);
+	else
+		swim_config_lan(&c.swim);
+	c.self = self_out;
+	c.incarnation = *io_inc;
+	c.table = wan ? &g->wan : &g->lan;
+	c.on_event = on_event;
+	c.ctx = g;
+	n = gossip_net_new(g->l, &c, err, sizeof(err));
+	if (!n)
+		log_error("%s pool: %s", wan ? "WAN" : "LAN", err);
+	return n;
+}
 
 int main(int argc, char **argv)
 {
 	struct config cfg = {0};
-	struct members lan, wan;
+	struct gossipd g = {0};
 	struct member self_lan = {0}, self_wan = {0};
-	struct loop *l = NULL;
 	void *zctx = NULL;
-	struct gossip_api *api = NULL;
-	enum member_event ev;
-	char err[512], rpc_ep[512], pub_ep[512];
+	char err[512], rpc_ep[512], pub_ep[512], dir[4096], lan_path[4200], wan_path[4200];
+	char *saved[MAX_REJOIN];
+	size_t n_saved = 0;
+	uint32_t inc_lan = 0, inc_wan = 0;
+	bool left = false, leave_on_term;
 	int rc, level;
 
-	members_init(&lan);
-	members_init(&wan);
+	members_init(&g.lan);
+	members_init(&g.wan);
 	log_init("cairn-gossipd", LOGL_INFO);
 	rc = config_load(argc, argv, &cfg, err, sizeof(err));
 	if (rc < 0) {
 		log_error("config: %s", err);
 		return 2;
 	}
+	g.cfg = &cfg;
 	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
 	log_init("cairn-gossipd", level < 0 ? LOGL_INFO : (enum log_level)level);
-
-	struct members_self self = {
-	    .node_name = cfg.node_name,
-	    .addr = cfg.advertise_addr,
-	    .port = (uint16_t)cfg.ports.serf_lan,
-	    .datacenter = cfg.datacenter,
-	    .node_id = cfg.node_id,
-	    .server = cfg.server,
-	    .server_port = cfg.ports.server,
-	    .bootstrap_expect = cfg.bootstrap_expect,
-	    .build = CAIRN_VERSION,
-	};
-	rc = members_self_build(&self, false, &self_lan);
-	if (rc == 0)
-		rc = members_upsert(&lan, &self_lan, &ev);
-	if (rc == 0 && cfg.server) {
-		self.port = (uint16_t)cfg.ports.serf_wan;
-		rc = members_self_build(&self, true, &self_wan);
-		if (rc == 0)
-			rc = members_upsert(&wan, &self_wan, NULL);
-	}
+	rc = load_keyring(&g, err, sizeof(err));
 	if (rc < 0) {
-		log_error("local member: %s", err_str(rc));
+		log_error("config: %s", err);
+		config_close(&cfg);
+		return 2;
+	}
+	/* Consul: servers stay in the cluster on SIGTERM, clients leave */
+	leave_on_term = cfg_bool(&cfg, "leave_on_terminate", !cfg.server);
+
+	snprintf(dir, sizeof(dir), "%s/gossip", cfg.data_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_error("mkdir %s: %s", dir, strerror(errno));
+		rc = -errno;
 		goto out;
+	}
+	snprintf(lan_path, sizeof(lan_path), "%s/lan.json", dir);
+	snprintf(wan_path, sizeof(wan_path), "%s/wan.json", dir);
+	/* a restart re-enters with a higher incarnation, so that the pool
+	 * takes our ALIVE over its memory of us failed */
+	if (gossip_state_load(lan_path, &inc_lan, &left, saved, MAX_REJOIN, &n_saved) == 0)
+		inc_lan++;
+	{
+		bool wl;
+		char *ws[1];
+		size_t wn = 0;
+
+		if (gossip_state_load(wan_path, &inc_wan, &wl, ws, 0, &wn) == 0)
+			inc_wan++;
 	}
 
 	rc = -ENOMEM;
-	l = loop_new();
+	g.l = loop_new();
 	zctx = zmq_ctx_new();
-	if (!l || !zctx) {
+	if (!g.l || !zctx) {
 		log_error("out of memory");
 		goto out;
 	}
-	rc = loop_handle_signals(l);
+	rc = loop_handle_signals(g.l);
 	if (rc < 0) {
 		log_error("signals: %s", err_str(rc));
 		goto out;
@@ -81,34 +410,72 @@ int main(int argc, char **argv)
 		log_error("endpoints: %s", err_str(rc));
 		goto out;
 	}
-	api = gossip_api_new(l, zctx, rpc_ep, pub_ep, &lan, cfg.server ? &wan : NULL, err,
-			     sizeof(err));
-	if (!api) {
+	g.api = gossip_api_new(g.l, zctx, rpc_ep, pub_ep, &g.lan, cfg.server ? &g.wan : NULL, err,
+			       sizeof(err));
+	if (!g.api) {
 		log_error("%s", err);
 		rc = -EADDRINUSE;
 		goto out;
 	}
-	/* our own join, seq 1; subscribers that come later take the snapshot */
-	rc = gossip_api_publish(api, lan.seq, ev, members_find(&lan, cfg.node_name));
-	if (rc < 0)
-		log_warn("publishing our join: %s", err_str(rc));
-	log_info("member %s (%s:%d, %s) in %s; serving %s, events on %s", cfg.node_name,
-		 cfg.advertise_addr, cfg.ports.serf_lan, cfg.server ? "server" : "client",
-		 cfg.datacenter, rpc_ep, pub_ep);
+	gossip_api_set_commands(g.api, on_command, &g);
+	rc = -EADDRINUSE;
+	g.lan_net = start_pool(&g, false, &inc_lan, lan_path, &self_lan);
+	if (!g.lan_net)
+		goto out;
+	if (cfg.server) {
+		g.wan_net = start_pool(&g, true, &inc_wan, wan_path, &self_wan);
+		if (!g.wan_net)
+			goto out;
+	}
+	rc = 0;
+
+	/* where to join: members we knew (unless we had left), then -join and
+	 * -retry-join, retried with back-off until someone answers */
+	if (!left)
+		for (size_t i = 0; i < n_saved; i++)
+			(void)add_join_addr(&g, saved[i]); /* best effort */
+	for (char **p = cfg.start_join; p && *p; p++)
+		(void)add_join_addr(&g, *p);
+	for (char **p = cfg.retry_join; p && *p; p++)
+		(void)add_join_addr(&g, *p);
+	if (g.n_join > 0) {
+		g.join_replies0 = gossip_net_join_replies(g.lan_net);
+		g.join_timer = loop_timer_add(g.l, 0, on_join_timer, &g);
+	}
+
+	log_info("member %s (%s:%d, %s) in %s, incarnation %u%s; serving %s, events on %s",
+		 cfg.node_name, cfg.advertise_addr, cfg.ports.serf_lan,
+		 cfg.server ? "server" : "client", cfg.datacenter, inc_lan,
+		 keyring_enabled(&g.keyring) ? ", encrypted" : "", rpc_ep, pub_ep);
 	daemon_notify_ready();
-	rc = loop_run(l);
+	rc = loop_run(g.l);
 	daemon_notify_stopping();
 	if (rc < 0)
 		log_error("event loop: %s", err_str(rc));
+	else if (leave_on_term && !swim_leave_done(gossip_net_swim(g.lan_net))) {
+		/* graceful leave: let the news spread before we go */
+		log_info("leaving the cluster");
+		do_leave(&g);
+		g.leave_deadline_ms = clock_now_ms() + 3000;
+		if (loop_timer_add(g.l, 50, on_leave_wait, &g))
+			(void)loop_run(g.l); /* until spread or the deadline */
+	}
 out:
-	gossip_api_free(api);
+	gossip_api_free(g.api);
+	gossip_net_free(g.wan_net);
+	gossip_net_free(g.lan_net);
 	if (zctx)
 		zmq_ctx_term(zctx);
-	loop_free(l);
+	loop_free(g.l);
+	for (size_t i = 0; i < n_saved; i++)
+		free(saved[i]);
+	for (size_t i = 0; i < g.n_join; i++)
+		free(g.join_addrs[i]);
+	free(g.join_addrs);
 	member_free_fields(&self_lan);
 	member_free_fields(&self_wan);
-	members_close(&lan);
-	members_close(&wan);
+	members_close(&g.lan);
+	members_close(&g.wan);
 	config_close(&cfg);
 	return rc < 0 ? 1 : 0;
 }

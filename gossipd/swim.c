@@ -1142,10 +1142,11 @@ static bool handle_msg(struct swim *s, const msgpack_object *o, const struct swi
 		get_addr(&a, 4, 5, &src);
 		if (a.bad || a.n < 7 || a.o[6].type != MSGPACK_OBJECT_ARRAY)
 			return false;
-		(void)join; /* joins and periodic exchanges merge the same way */
 		merge_state(s, &a.o[6]);
 		if (!reply)
-			send_pushpull(s, &src, false, true);
+			send_pushpull(s, &src, join, true); /* echo join: see join_replies */
+		else if (join)
+			s->stats.join_replies++;
 		break;
 	}
 	default:

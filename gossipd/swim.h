@@ -110,6 +110,7 @@ struct swim_stats {
 	uint64_t streams_sent, stream_bytes_sent;
 	uint64_t packets_recv, bad_packets;
 	uint64_t probes, probe_failures, refutes;
+	uint64_t join_replies; /* push/pull answers to our joins */
 };
 
 /* A new node. self: name, address (IP literal), port and tags of the local
