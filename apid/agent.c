@@ -479,6 +479,7 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	size_t n;
 
 	(void)agent_check_ttl_expire(&ag->st, now);
+	(void)agent_check_flush_outputs(&ag->st, now);
 	update_aliases(ag, now);
 	checks_tick(ag->runner, now);
 	n = agent_reap_candidates(&ag->st, now, reap, 16);

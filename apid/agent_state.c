@@ -374,15 +374,43 @@ static bool set_status(struct agent_state *st, struct agent_check *c, const char
 		free(o);
 		return false;
 	}
-	if (strcmp(c->status, status) != 0)
+	bool status_changed = strcmp(c->status, status) != 0;
+
+	if (status_changed)
 		c->critical_since_ms = !strcmp(status, "critical") ? (now_ms ? now_ms : 1) : 0;
 	free(c->status);
 	free(c->output);
 	c->status = s;
 	c->output = o;
 	c->gen++;
-	agent_state_touch(st, c->service_id);
+	if (status_changed) {
+		c->output_pending_ms = 0;
+		agent_state_touch(st, c->service_id);
+	} else {
+		/* Consul's check_update_interval: a new output alone reaches
+		 * the catalog at most this often, or with the next status
+		 * change; locally it shows at once */
+		if (!c->output_pending_ms)
+			c->output_pending_ms = now_ms ? now_ms : 1;
+		st->dirty = true;
+	}
 	return true;
+}
+
+size_t agent_check_flush_outputs(struct agent_state *st, uint64_t now_ms)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->n_checks; i++) {
+		struct agent_check *c = st->checks[i];
+
+		if (!c->output_pending_ms || now_ms - c->output_pending_ms < AGENT_CHECK_UPDATE_MS)
+			continue;
+		c->output_pending_ms = 0;
+		agent_state_touch(st, c->service_id);
+		n++;
+	}
+	return n;
 }
 
 bool agent_check_result(struct agent_state *st, struct agent_check *c, const char *status,

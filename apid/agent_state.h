@@ -8,6 +8,11 @@
  * query; agent.c persists and syncs. Every string in these structs is
  * malloc'd and owned by the state.
  *
+ * A status change is synced to the catalog at once; a new output with the
+ * same status waits up to AGENT_CHECK_UPDATE_MS (Consul's
+ * check_update_interval), so thousands of checks with changing output do
+ * not turn into a stream of Raft writes.
+ *
  * Check statuses follow Consul's agent/checks StatusHandler: a passing or
  * warning result is applied once SuccessBeforePassing consecutive
  * successes were seen, a critical one once FailuresBeforeCritical
@@ -35,6 +40,9 @@ enum agent_check_kind {
 
 /* Output is bounded, as Consul's check output buffer. */
 #define AGENT_OUTPUT_MAX 4096
+/* Consul's check_update_interval: how long a changed output alone (same
+ * status) may wait before it is synced to the catalog. */
+#define AGENT_CHECK_UPDATE_MS (5u * 60u * 1000u)
 
 struct agent_check {
 	char *id;	  /* CheckID, unique on the agent */
@@ -65,6 +73,7 @@ struct agent_check {
 	uint64_t ttl_deadline_ms;	/* TTL: when it expires */
 	uint64_t next_run_ms;		/* runner: next start */
 	uint64_t critical_since_ms;	/* 0 when not critical */
+	uint64_t output_pending_ms;	/* output changed, not yet synced: since */
 	bool running;			/* the runner has a run in flight */
 	uint64_t run_id;		/* which run (checks.c) */
 	uint64_t gen;			/* bumped on every visible change */
@@ -126,6 +135,10 @@ void agent_check_free(struct agent_check *c);
  * output visibly changed. */
 bool agent_check_result(struct agent_state *st, struct agent_check *c, const char *status,
 			const char *output, uint64_t now_ms);
+/* Syncs outputs that waited AGENT_CHECK_UPDATE_MS (marks their service
+ * changed). Returns how many. */
+size_t agent_check_flush_outputs(struct agent_state *st, uint64_t now_ms);
+
 /* Sets a TTL check (pass/warn/fail/update): the status applies at once
  * and the TTL restarts. Returns 0, -EINVAL for a non-TTL check. */
 int agent_check_ttl_update(struct agent_state *st, struct agent_check *c, const char *status,

@@ -78,6 +78,21 @@ START_TEST(thresholds)
 	ck_assert(agent_check_result(&st, c, "critical", "bad", 9000));
 	ck_assert_str_eq(c->status, "critical");
 	ck_assert_uint_eq(c->critical_since_ms, 9000);
+
+	/* a new output alone shows locally but reaches the catalog only after
+	 * check_update_interval (or with the next status change) */
+	{
+		struct agent_service *s = agent_service_find(&st, "web");
+		uint64_t g = s->gen;
+
+		c->failures = c->failures_before_critical;
+		ck_assert(agent_check_result(&st, c, "critical", "worse", 10000));
+		ck_assert_str_eq(c->output, "worse");
+		ck_assert_uint_eq(s->gen, g);
+		ck_assert_uint_eq(agent_check_flush_outputs(&st, 10000 + AGENT_CHECK_UPDATE_MS - 1), 0);
+		ck_assert_uint_eq(agent_check_flush_outputs(&st, 10000 + AGENT_CHECK_UPDATE_MS), 1);
+		ck_assert_uint_gt(s->gen, g);
+	}
 }
 END_TEST
 
