@@ -460,7 +460,7 @@ static enum rpc_disposition park_until_leader(struct cluster *c, struct rpc_req 
 static bool is_write(unsigned type)
 {
 	return type == PROTO_KV_PUT || type == PROTO_KV_DELETE || type == PROTO_CATALOG_REGISTER ||
-	       type == PROTO_CATALOG_WRITE;
+	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE;
 }
 
 static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
@@ -474,6 +474,9 @@ static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 		return true;
 	case PROTO_CATALOG_QUERY:
 		*mode = m->u.catalog_query.mode;
+		return true;
+	case PROTO_OPERATOR_RAFT_CONFIG:
+		*mode = 0; /* the leader's view, as Consul serves it */
 		return true;
 	default:
 		return false;

@@ -919,6 +919,44 @@ bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, 
 	return !*out_failed && raft_read_ready(&rp->raft, seq) && rp->last_applied >= index;
 }
 
+int replica_remove_server(struct replica *rp, const char *id, void *ud, uint64_t *out_index)
+{
+	uint64_t index;
+	int rc;
+
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	if (ud && rp->n_out == rp->cap_out) {
+		size_t cap = rp->cap_out ? rp->cap_out * 2 : 64;
+		struct outstanding *o = realloc(rp->out, cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		rp->out = o;
+		rp->cap_out = cap;
+	}
+	rc = raft_remove_server(&rp->raft, id, &index);
+	if (rc < 0)
+		return rc;
+	if (ud) {
+		struct outstanding *o = &rp->out[rp->n_out++];
+		memset(o, 0, sizeof(*o));
+		o->index = index;
+		o->term = rp->raft.current_term;
+		o->ud = ud;
+	}
+	*out_index = index;
+	return 0;
+}
+
+uint64_t replica_config_index(const struct replica *rp) { return rp->raft.config_index; }
+
+const char *replica_leader_id(const struct replica *rp)
+{
+	if (rp->raft.role == RAFT_LEADER)
+		return rp->raft.id;
+	return replica_known_leader(rp) ? rp->raft.leader_id : "";
+}
+
 bool replica_has_config(const struct replica *rp) { return rp->raft.config.n > 0; }
 
 const char *replica_leader_addr(const struct replica *rp)

@@ -112,6 +112,15 @@ int replica_add_server(struct replica *rp, const char *id, const char *address);
 int replica_read_index(struct replica *rp, uint64_t *out_seq, uint64_t *out_index);
 bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, bool *out_failed);
 
+/* Leader: proposes removing server id; ud comes back in the applied
+ * callback once the change is committed (like replica_propose). Returns 0
+ * with the entry's index, CAIRN_E_NOLEADER, -EBUSY, -ENOENT or -EINVAL. */
+int replica_remove_server(struct replica *rp, const char *id, void *ud, uint64_t *out_index);
+/* Log index of the configuration in force, 0 when none (single server). */
+uint64_t replica_config_index(const struct replica *rp);
+/* Id of the known leader, "" when none. */
+const char *replica_leader_id(const struct replica *rp);
+
 /* True once the replica has a configuration (bootstrapped or replicated). */
 bool replica_has_config(const struct replica *rp);
 /* The leader's RPC address, "" when unknown (this server's own when it

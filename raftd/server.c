@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mp.h"
+#include "operator.h"
 #include "raft/raft.h"
 #include "replica.h"
 #include "rpc.h"
@@ -606,6 +607,9 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		return handle_catalog_write(s, req);
 	case PROTO_CATALOG_QUERY:
 		return handle_read(s, req);
+	case PROTO_OPERATOR_RAFT_CONFIG:
+	case PROTO_OPERATOR_RAFT_REMOVE:
+		return operator_handle(s->rp, req);
 	default:
 		rpc_reply_error(req, CAIRN_E_BADREQ, "raftd does not serve %s",
 				proto_type_name(req->msg.type));

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "arena.h"
+#include "proto.h"
 #include "ptest.h"
 
 #define N 3
@@ -397,6 +399,93 @@ START_TEST(no_leader_answers_500_after_a_bounded_wait)
 }
 END_TEST
 
+/* One request to agent i's raftd over its ipc socket. */
+static int raftd_call(int i, struct proto_msg *m, struct arena *ar, struct proto_msg *out)
+{
+	char ep[512];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	m->version = PROTO_VERSION;
+	m->id = 7;
+	rc = proto_encode(m, &buf, &len);
+	if (rc < 0)
+		return rc;
+	harness_ipc_endpoint(&ags[i], "raftd", ep, sizeof(ep));
+	rc = zmq_roundtrip(ep, buf, len, 10000, ar, out);
+	free(buf);
+	return rc;
+}
+
+START_TEST(operator_configuration_and_remove_peer)
+{
+	REQUIRE_CLUSTER();
+	struct arena ar;
+	struct proto_msg q, r;
+	int l = wait_leader(20000, -1);
+	ck_assert_int_ge(l, 0);
+	int f = (l + 1) % N, gone = (l + 2) % N;
+
+	arena_init(&ar, 4096);
+	/* The configuration, asked of a follower (answered by the leader). */
+	q = proto_msg_make(PROTO_OPERATOR_RAFT_CONFIG);
+	ck_assert_int_eq(raftd_call(f, &q, &ar, &r), 0);
+	ck_assert_int_eq(r.type, PROTO_OPERATOR_RAFT_CONFIG_REPLY);
+	const struct proto_operator_raft_config_reply *c = &r.u.operator_raft_config_reply;
+	ck_assert_uint_eq(c->servers.n, N);
+	ck_assert_uint_ge(c->index, 1);
+	unsigned leaders = 0;
+	for (size_t k = 0; k < c->servers.n; k++) {
+		const struct proto_raft_server *sv = &c->servers.v[k];
+		bool known = false;
+		for (int i = 0; i < N; i++)
+			known |= strcmp(sv->address, join_args[i]) == 0 &&
+				 strcmp(sv->node, ags[i].name) == 0;
+		ck_assert_msg(known, "server %s at %s (node %s) unknown", sv->id, sv->address,
+			      sv->node);
+		ck_assert(sv->voter);
+		if (sv->leader) {
+			leaders++;
+			ck_assert_str_eq(sv->address, join_args[l]);
+		}
+	}
+	ck_assert_uint_eq(leaders, 1);
+	/* Unknown address: refused. */
+	arena_reset(&ar);
+	q = proto_msg_make(PROTO_OPERATOR_RAFT_REMOVE);
+	q.u.operator_raft_remove.address = "127.0.0.1:1";
+	ck_assert_int_eq(raftd_call(f, &q, &ar, &r), 0);
+	ck_assert_int_eq(r.type, PROTO_ERROR);
+	/* Remove the third server by address, through a follower. */
+	arena_reset(&ar);
+	q = proto_msg_make(PROTO_OPERATOR_RAFT_REMOVE);
+	q.u.operator_raft_remove.address = join_args[gone];
+	ck_assert_int_eq(raftd_call(f, &q, &ar, &r), 0);
+	ck_assert_msg(r.type == PROTO_WRITE_REPLY, "reply %s: %s", proto_type_name(r.type),
+		      r.type == PROTO_ERROR ? r.u.error.message : "");
+	/* Two voters remain, and they still commit writes. */
+	uint64_t deadline = harness_now_ms() + 10000;
+	for (;;) {
+		struct http_resp hr;
+		http_get(&ags[l], "/v1/status/peers", &hr);
+		json_t *j = http_json(&hr);
+		size_t n = j ? json_array_size(j) : 0;
+		json_decref(j);
+		http_resp_free(&hr);
+		if (n == 2)
+			break;
+		ck_assert_msg(harness_now_ms() < deadline, "%zu peers after the removal", n);
+		harness_pause_ms(50);
+	}
+	struct http_resp hr;
+	http_put(&ags[f], "/v1/kv/after-removal", "x", &hr);
+	EXPECT_STATUS(hr, 200);
+	http_resp_free(&hr);
+	arena_close(&ar);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft-cluster");
@@ -408,6 +497,7 @@ int main(void)
 	tcase_add_test(tc, write_anywhere_read_everywhere);
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
 	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
+	tcase_add_test(tc, operator_configuration_and_remove_peer); /* last: shrinks the cluster */
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }
