@@ -4,13 +4,18 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "gossip_cmds.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: cairn <command> [args]\n\n"
 		   "Commands:\n"
 		   "    agent      Runs a Cairn agent (the four daemons, supervised)\n"
+		   "    force-leave Forces a member of the cluster to enter the \"left\" state\n"
+		   "    join       Tells a running agent to join the cluster\n"
+		   "    keygen     Generates a new encryption key\n"
 		   "    kv         Get, put and delete keys (get|put|delete)\n"
+		   "    leave      Gracefully leaves the cluster\n"
 		   "    members    Lists the members of the cluster\n"
 		   "    version    Prints the Cairn version\n");
 }
@@ -30,6 +35,14 @@ int main(int argc, char **argv)
 		return cmd_kv(argc - 2, argv + 2);
 	if (strcmp(cmd, "members") == 0)
 		return cmd_members(argc - 2, argv + 2);
+	if (strcmp(cmd, "join") == 0)
+		return cmd_join(argc - 2, argv + 2);
+	if (strcmp(cmd, "leave") == 0)
+		return cmd_leave(argc - 2, argv + 2);
+	if (strcmp(cmd, "force-leave") == 0)
+		return cmd_force_leave(argc - 2, argv + 2);
+	if (strcmp(cmd, "keygen") == 0)
+		return cmd_keygen(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 ||
 	    strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0)
 		return cmd_version(0, argv + 2);

@@ -4,6 +4,7 @@
  * gossipd fail and come back, see a crashed agent fail and rejoin after a
  * restart, see a graceful leave and a force-leave; an agent with another
  * key cannot join and changes nothing. */
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ptest.h"
@@ -17,15 +18,31 @@ static const char *args_first[8], *args_rest[8], *args_stranger[8];
 static char start_err[4096];
 static int start_rc = -1;
 
+/* Runs `cairn <args>` and copies its first output line (stdout and
+ * stderr) into out; returns the exit status. */
+static int run_cli(const char *args, char *out, size_t outlen)
+{
+	char cmd[1024];
+	const char *root = getenv("CAIRN_BUILD_ROOT");
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s/cli/cairn %s 2>&1", root ? root : ".", args);
+	p = popen(cmd, "r");
+	ck_assert_msg(p != NULL, "popen %s", cmd);
+	out[0] = 0;
+	if (!fgets(out, (int)outlen, p))
+		out[0] = 0;
+	out[strcspn(out, "\n")] = 0;
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A key from `cairn keygen`: 44 characters of base64. */
 static void make_key(char *out)
 {
-	unsigned char k[32];
-	FILE *f = fopen("/dev/urandom", "rb");
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_uint_eq(fread(k, 1, sizeof(k), f), sizeof(k));
-	fclose(f);
-	harness_base64(k, sizeof(k), out);
+	ck_assert_int_eq(run_cli("keygen", out, 64), 0);
+	ck_assert_uint_eq(strlen(out), 44);
 }
 
 static void setup(void)
@@ -153,11 +170,18 @@ START_TEST(wrong_key_cannot_join)
 	ck_assert_int_eq(member_status(&ags[0], stranger.name, &n), 0);
 	ck_assert_uint_eq(n, N_AG);
 	/* the right address with the right key works (c is already a member:
-	 * a join is a full state exchange) */
-	snprintf(path, sizeof(path), "/v1/agent/join/127.0.0.1:%d", ags[0].serf_lan_port);
-	ck_assert_int_eq(http_put(&ags[2], path, "", &r), 0);
-	EXPECT_STATUS(r, 200);
-	http_resp_free(&r);
+	 * a join is a full state exchange), here through the CLI */
+	{
+		char args[256], out[256];
+
+		snprintf(args, sizeof(args), "join -http-addr=127.0.0.1:%d 127.0.0.1:%d",
+			 ags[2].http_port, ags[0].serf_lan_port);
+		ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+		ck_assert_str_eq(out, "Successfully joined cluster by contacting 1 nodes.");
+		snprintf(args, sizeof(args), "join -http-addr=127.0.0.1:%d 127.0.0.1:%d",
+			 stranger.http_port, ags[0].serf_lan_port);
+		ck_assert_int_eq(run_cli(args, out, sizeof(out)), 1);
+	}
 	/* GET is not how Consul joins */
 	ck_assert_int_eq(http_get(&ags[2], path, &r), 0);
 	EXPECT_STATUS(r, 405);
@@ -225,11 +249,14 @@ START_TEST(leave_and_force_leave)
 	EXPECT_STATUS(r, 200);
 	http_resp_free(&r);
 	ck_assert_int_eq(member_status(&ags[0], ags[2].name, NULL), 3);
-	/* ... and ?prune forgets it */
-	snprintf(path, sizeof(path), "/v1/agent/force-leave/%s?prune", ags[2].name);
-	ck_assert_int_eq(http_put(&ags[0], path, "", &r), 0);
-	EXPECT_STATUS(r, 200);
-	http_resp_free(&r);
+	/* ... and -prune forgets it (through the CLI) */
+	{
+		char args[256], out[256];
+
+		snprintf(args, sizeof(args), "force-leave -prune -http-addr=127.0.0.1:%d %s",
+			 ags[0].http_port, ags[2].name);
+		ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+	}
 	ck_assert_int_eq(member_status(&ags[0], ags[2].name, NULL), 0);
 	ck_assert_int_eq(http_put(&ags[0], "/v1/agent/force-leave/nobody", "", &r), 0);
 	EXPECT_STATUS(r, 404);

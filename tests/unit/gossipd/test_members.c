@@ -207,6 +207,7 @@ END_TEST
 
 Suite *gossip_api_suite(void);
 Suite *swim_suite(void);
+Suite *keyring_suite(void);
 
 static Suite *members_suite(void)
 {
@@ -229,6 +230,7 @@ int main(void)
 
 	srunner_add_suite(sr, gossip_api_suite());
 	srunner_add_suite(sr, swim_suite());
+	srunner_add_suite(sr, keyring_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -1,0 +1,188 @@
+/* The gossip subcommands of `cairn`: join, leave, force-leave (through the
+ * local agent's HTTP API, as Consul's CLI does) and keygen (local). */
+#include "gossip_cmds.h"
+
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "client.h"
+
+static struct client *open_http(const struct args_http *h)
+{
+	char base[512];
+	struct client *c;
+
+	if (args_http_base(h->http_addr, getenv("CAIRN_HTTP_ADDR"), getenv("CONSUL_HTTP_ADDR"),
+			   base, sizeof(base)) < 0) {
+		fprintf(stderr, "Error! Unsupported HTTP address (want host:port or "
+				"http://host:port)\n");
+		return NULL;
+	}
+	c = client_new(base,
+		       args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"),
+				       getenv("CONSUL_HTTP_TOKEN")),
+		       h->datacenter);
+	if (!c)
+		fprintf(stderr, "Error! Out of memory\n");
+	return c;
+}
+
+/* PUT /v1/<path>?<query>; prints Consul's error wording on failure. */
+static int put(const struct args_http *h, const char *path, const char *query, const char *what)
+{
+	struct client_resp r = {0};
+	struct client *c = open_http(h);
+	char err[512];
+	int ret = 1;
+
+	if (!c)
+		return 1;
+	if (client_request(c, "PUT", path, query, NULL, 0, &r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "Error %s: %s\n", what, err);
+	} else if (r.status != 200) {
+		size_t len = r.len;
+
+		while (len > 0 && (r.body[len - 1] == '\n' || r.body[len - 1] == '\r'))
+			len--;
+		fprintf(stderr, "Error %s: Unexpected response code: %ld (%.*s)\n", what, r.status,
+			(int)len, r.body);
+	} else {
+		ret = 0;
+	}
+	client_resp_close(&r);
+	client_free(c);
+	return ret;
+}
+
+/* Parses the HTTP flags plus extra ones; returns the first positional
+ * index, or -1 after printing usage or an error. */
+static int parse(int argc, char **argv, struct args_flag *extra, size_t n_extra,
+		 struct args_http *h, const char *usage)
+{
+	struct args_flag flags[8] = {
+	    {"http-addr", ARGS_STR, &h->http_addr, NULL},
+	    {"token", ARGS_STR, &h->token, NULL},
+	    {"datacenter", ARGS_STR, &h->datacenter, NULL},
+	};
+	size_t n = 3;
+	char err[512];
+	int next, rc;
+
+	for (size_t i = 0; i < n_extra && n < 8; i++)
+		flags[n++] = extra[i];
+	rc = args_parse_flags(flags, n, argc, argv, &next, err, sizeof(err));
+	if (rc == -ECANCELED) {
+		printf("%s\n", usage);
+		return -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return next;
+}
+
+int cmd_join(int argc, char **argv)
+{
+	struct args_http h = {0};
+	bool wan = false;
+	struct args_flag extra[] = {{"wan", ARGS_BOOL, &wan, NULL}};
+	int next = parse(argc, argv, extra, 1, &h,
+			 "Usage: cairn join [-wan] [-http-addr=host:port] address ...");
+	int joined = 0;
+
+	if (next < 0)
+		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+	if (next >= argc) {
+		fprintf(stderr, "At least one address to join must be specified.\n");
+		return 1;
+	}
+	for (int i = next; i < argc; i++) {
+		char *path = client_escape_key(argv[i]);
+		char full[1024];
+
+		if (!path) {
+			fprintf(stderr, "Error! Out of memory\n");
+			return 1;
+		}
+		snprintf(full, sizeof(full), "agent/join/%s", path);
+		free(path);
+		if (put(&h, full, wan ? "wan=1" : NULL, "joining the cluster") == 0)
+			joined++;
+	}
+	if (joined == 0)
+		return 1;
+	printf("Successfully joined cluster by contacting %d nodes.\n", joined);
+	return 0;
+}
+
+int cmd_leave(int argc, char **argv)
+{
+	struct args_http h = {0};
+	int next = parse(argc, argv, NULL, 0, &h, "Usage: cairn leave [-http-addr=host:port]");
+
+	if (next < 0)
+		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+	if (next < argc) {
+		fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - next);
+		return 1;
+	}
+	if (put(&h, "agent/leave", NULL, "leaving") != 0)
+		return 1;
+	printf("Graceful leave complete\n");
+	return 0;
+}
+
+int cmd_force_leave(int argc, char **argv)
+{
+	struct args_http h = {0};
+	bool prune = false, wan = false;
+	struct args_flag extra[] = {{"prune", ARGS_BOOL, &prune, NULL},
+				    {"wan", ARGS_BOOL, &wan, NULL}};
+	int next = parse(argc, argv, extra, 2, &h,
+			 "Usage: cairn force-leave [-prune] [-wan] [-http-addr=host:port] name");
+	char *node;
+	char full[1024], query[32];
+
+	if (next < 0)
+		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+	if (argc - next != 1) {
+		fprintf(stderr, "A single node name must be specified to force leave.\n");
+		return 1;
+	}
+	node = client_escape_key(argv[next]);
+	if (!node) {
+		fprintf(stderr, "Error! Out of memory\n");
+		return 1;
+	}
+	snprintf(full, sizeof(full), "agent/force-leave/%s", node);
+	free(node);
+	snprintf(query, sizeof(query), "%s%s%s", prune ? "prune=1" : "",
+		 prune && wan ? "&" : "", wan ? "wan=1" : "");
+	return put(&h, full, query, "force leaving");
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+	unsigned char key[32];
+	gnutls_datum_t in = {key, sizeof(key)}, out = {NULL, 0};
+
+	(void)argv;
+	if (argc > 0) {
+		fprintf(stderr, "Usage: cairn keygen\n");
+		return 1;
+	}
+	if (gnutls_rnd(GNUTLS_RND_KEY, key, sizeof(key)) < 0 ||
+	    gnutls_base64_encode2(&in, &out) < 0) {
+		fprintf(stderr, "Error reading random data\n");
+		return 1;
+	}
+	printf("%.*s\n", (int)out.size, out.data);
+	gnutls_free(out.data);
+	return 0;
+}
