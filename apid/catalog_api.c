@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "config.h"
 #include "err.h"
+#include "catalog_json.h"
 #include "filter.h"
 #include "query.h"
 #include "render.h"
@@ -831,6 +832,37 @@ static json_t *checks_array(const struct proto_check *v, size_t n)
 	return arr;
 }
 
+size_t catalog_api_check_group(const struct proto_catalog_query_reply *r, size_t k,
+			       const struct proto_service *s)
+{
+	/* raftd sends one group per instance: its service's checks, then its
+	 * node's, each in check ID order; a node check not after the previous
+	 * one starts the next instance's group */
+	const char *last_node_check = NULL;
+
+	for (; k < r->checks.n; k++) {
+		const struct proto_check *ck = &r->checks.v[k];
+
+		if (strcasecmp(ck->node, s->node) != 0)
+			break;
+		if (*ck->service_id) {
+			if (last_node_check || strcmp(ck->service_id, s->id) != 0)
+				break;
+		} else {
+			if (last_node_check && strcmp(ck->check_id, last_node_check) <= 0)
+				break;
+			last_node_check = ck->check_id;
+		}
+	}
+	return k;
+}
+
+const struct proto_node *catalog_api_find_node(const struct proto_catalog_query_reply *r,
+					       const char *name)
+{
+	return find_node(r, name);
+}
+
 static json_t *render_view(const struct routes_env *env, unsigned view,
 			   const struct proto_catalog_query_reply *r)
 {
@@ -900,30 +932,12 @@ static json_t *render_view(const struct routes_env *env, unsigned view,
 			const struct proto_node *n = find_node(r, s->node);
 			json_t *e = json_object(), *checks = json_array();
 
-			/* raftd sends one group per instance: its service's
-			 * checks, then its node's, each in check ID order; a
-			 * node check not after the previous one starts the next
-			 * instance's group */
-			const char *last_node_check = NULL;
+			size_t end = catalog_api_check_group(r, k, s);
 
-			while (checks && k < r->checks.n) {
-				const struct proto_check *ck = &r->checks.v[k];
-
-				if (strcasecmp(ck->node, s->node) != 0)
-					break;
-				if (*ck->service_id) {
-					if (last_node_check || strcmp(ck->service_id, s->id) != 0)
-						break;
-				} else {
-					if (last_node_check &&
-					    strcmp(ck->check_id, last_node_check) <= 0)
-						break;
-					last_node_check = ck->check_id;
-				}
-				if (json_array_append_new(checks, catalog_api_check_json(ck)) < 0)
+			for (; checks && k < end; k++)
+				if (json_array_append_new(checks,
+							  catalog_api_check_json(&r->checks.v[k])) < 0)
 					bad = true;
-				k++;
-			}
 			if (!e) {
 				json_decref(checks);
 				bad = true;
@@ -1031,6 +1045,8 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 {
 	static const char *const consistency[] = {"leader", "consistent", "stale"};
 	const struct proto_catalog_query_reply *r;
+	char *fast;
+	size_t fast_len;
 	int rc = 0;
 
 	if (call->op == ROUTES_OP_CATALOG_WRITE)
@@ -1050,6 +1066,18 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 		out->content_type = CT_JSON;
 		out->body = body;
 		out->body_len = hit->len;
+	} else if (!call->pretty && !call->filter &&
+		   (rc = catalog_json_render(a, (unsigned)call->msg.u.catalog_query.view, r, &fast,
+					     &fast_len)) != -ENOTSUP) {
+		/* the hot views, written directly (same bytes as jansson's) */
+		if (rc < 0)
+			return rc;
+		memset(out, 0, sizeof(*out));
+		out->status = 200;
+		out->content_type = CT_JSON;
+		out->body = fast;
+		out->body_len = fast_len;
+		cache_put(env->catalog_cache, key, fast, fast_len);
 	} else {
 		json_t *j = render_view(env, (unsigned)call->msg.u.catalog_query.view, r);
 		struct filter *f = NULL;

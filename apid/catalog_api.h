@@ -38,6 +38,13 @@ struct catalog_api_cache;
 struct catalog_api_cache *catalog_api_cache_new(void);
 void catalog_api_cache_free(struct catalog_api_cache *c);
 
+/* Health-service replies: the end of instance s's check group starting at
+ * k (see raftd's health view), and a node of the reply by name. */
+size_t catalog_api_check_group(const struct proto_catalog_query_reply *r, size_t k,
+			       const struct proto_service *s);
+const struct proto_node *catalog_api_find_node(const struct proto_catalog_query_reply *r,
+					       const char *name);
+
 /* Looks up key in object o ignoring case and underscores ("ServiceID",
  * "service_id" and "serviceid" are the same key). NULL when absent or o is
  * not an object. */
