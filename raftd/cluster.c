@@ -51,6 +51,7 @@ struct forward {
 	struct cluster *c;
 	struct rpc_req *req;
 	uint64_t call_id;
+	struct rpc_client *cli; /* the client the call went through */
 	struct forward *next, *prev;
 };
 
@@ -79,6 +80,7 @@ struct cluster {
 	/* leader connection for forwarding */
 	char leader_addr[RAFT_ADDR_MAX + 1];
 	struct rpc_client *leader_cli;
+	struct rpc_client *retired[8]; /* former leaders' clients, until answered */
 	/* self registration */
 	struct proto_msg reg;
 	struct proto_node reg_node;
@@ -310,6 +312,27 @@ static enum rpc_disposition handle_hello(struct cluster *c, struct rpc_req *req)
 
 /* ---- routing ------------------------------------------------------------------ */
 
+static void forward_unlink(struct cluster *c, struct forward *f);
+
+/* Frees cli, answering the forwards that went through it. */
+static void drop_client(struct cluster *c, struct rpc_client *cli)
+{
+	struct forward *f = c->forwards;
+
+	while (f) {
+		struct forward *nx = f->next;
+		if (f->cli == cli) {
+			forward_unlink(c, f);
+			rpc_reply_error(f->req, CAIRN_E_UNAVAILABLE,
+					"the leader changed before answering");
+			free(f);
+		}
+		f = nx;
+	}
+	rpc_client_free(cli); /* cancels a registration too */
+	c->reg_inflight = false;
+}
+
 static struct rpc_client *leader_client(struct cluster *c)
 {
 	const char *addr = replica_leader_addr(c->rp);
@@ -319,20 +342,21 @@ static struct rpc_client *leader_client(struct cluster *c)
 		return NULL;
 	if (c->leader_cli && strcmp(addr, c->leader_addr) == 0)
 		return c->leader_cli;
-	/* A new leader: calls in flight to the old one run to their time-out
-	 * through their own client, which we keep until then... simplest is to
-	 * free it and answer them now. */
+	/* A new leader: calls in flight to the old one keep their client
+	 * until they are answered or time out (a write there may have been
+	 * applied: only its answer can tell). */
 	if (c->leader_cli) {
-		struct forward *f = c->forwards;
-		while (f) {
-			struct forward *nx = f->next;
-			rpc_reply_error(f->req, CAIRN_E_NOLEADER, "No cluster leader");
-			free(f);
-			f = nx;
+		unsigned k;
+		for (k = 0; k < 8 && c->retired[k]; k++)
+			;
+		if (k == 8) {
+			/* Too many leader changes at once: the oldest goes and
+			 * its calls are answered as failed here. */
+			k = 0;
+			drop_client(c, c->retired[0]);
 		}
-		c->forwards = NULL;
-		rpc_client_free(c->leader_cli); /* cancels a registration too */
-		c->reg_inflight = false;
+		c->retired[k] = c->leader_cli;
+		c->leader_cli = NULL;
 	}
 	snprintf(c->leader_addr, sizeof(c->leader_addr), "%s", addr);
 	snprintf(ep, sizeof(ep), "tcp://%s", addr);
@@ -427,6 +451,7 @@ static enum rpc_disposition forward(struct cluster *c, struct rpc_req *req)
 	}
 	f->c = c;
 	f->req = req;
+	f->cli = cli;
 	rc = rpc_call(cli, &copy, FORWARD_TIMEOUT_MS + wait, on_forward_reply, f, &f->call_id);
 	if (rc < 0) {
 		free(f);
@@ -679,6 +704,12 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	}
 	redispatch_waiting(c, now);
 	check_barriers(c, now);
+	for (unsigned k = 0; k < 8; k++) {
+		if (c->retired[k] && rpc_client_pending(c->retired[k]) == 0) {
+			rpc_client_free(c->retired[k]);
+			c->retired[k] = NULL;
+		}
+	}
 	return TICK_MS;
 }
 
@@ -782,6 +813,8 @@ void cluster_free(struct cluster *c)
 		free(f);
 	}
 	rpc_client_free(c->leader_cli);
+	for (unsigned k = 0; k < 8; k++)
+		rpc_client_free(c->retired[k]);
 	for (unsigned i = 0; i < c->n_join; i++)
 		rpc_client_free(c->join_cli[i]);
 	for (size_t i = 0; i < c->n_peers; i++)
