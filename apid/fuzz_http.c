@@ -93,6 +93,13 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 	case ROUTES_OP_AGENT_GOSSIP:
 		r = proto_msg_make(n % 2 ? PROTO_GOSSIP_DONE : PROTO_GOSSIP_JOIN_REPLY);
 		break;
+	case ROUTES_OP_EVENT_FIRE:
+		r = proto_msg_make(PROTO_EVENT_FIRE_REPLY);
+		break;
+	case ROUTES_OP_EVENT_LIST:
+		r = proto_msg_make(PROTO_EVENT_LIST_REPLY);
+		r.u.event_list_reply.index = n;
+		break;
 	case ROUTES_OP_CATALOG_WRITE:
 		r = proto_msg_make(PROTO_WRITE_REPLY);
 		r.u.write_reply.ok = true;

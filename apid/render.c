@@ -397,3 +397,49 @@ int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bo
 	*out_len = (size_t)(o - buf);
 	return 0;
 }
+
+json_t *render_user_event(const struct proto_user_event *e)
+{
+	json_t *o = json_object();
+	json_t *payload = json_null();
+
+	if (!o)
+		return NULL;
+	if (e->payload.len > 0) {
+		/* render_base64 wants an arena; a small one just for this */
+		struct arena a;
+		char *b64;
+
+		arena_init(&a, 0);
+		b64 = render_base64(&a, e->payload.ptr, e->payload.len);
+		payload = b64 ? json_string(b64) : NULL;
+		arena_close(&a);
+	}
+	if (json_object_set_new(o, "ID", json_string(e->id ? e->id : "")) < 0 ||
+	    json_object_set_new(o, "Name", json_string(e->name ? e->name : "")) < 0 ||
+	    json_object_set_new(o, "Payload", payload) < 0 ||
+	    json_object_set_new(o, "NodeFilter", json_string(e->node_filter ? e->node_filter : "")) <
+		0 ||
+	    json_object_set_new(o, "ServiceFilter",
+				json_string(e->service_filter ? e->service_filter : "")) < 0 ||
+	    json_object_set_new(o, "TagFilter", json_string(e->tag_filter ? e->tag_filter : "")) <
+		0 ||
+	    json_object_set_new(o, "Version", json_integer(1)) < 0 ||
+	    json_object_set_new(o, "LTime", json_integer((json_int_t)e->ltime)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *render_user_events(const struct proto_user_event *v, size_t n)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, render_user_event(&v[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	return arr;
+}

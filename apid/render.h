@@ -47,6 +47,12 @@ json_t *render_strs(const struct proto_strs *s);
 json_t *render_member(const struct proto_member *m);
 json_t *render_members(const struct proto_member *v, size_t n);
 
+/* One user event as Consul shows it: {ID, Name, Payload (base64, null when
+ * empty), NodeFilter, ServiceFilter, TagFilter, Version 1, LTime}. */
+struct proto_user_event;
+json_t *render_user_event(const struct proto_user_event *e);
+json_t *render_user_events(const struct proto_user_event *v, size_t n);
+
 /* GET /v1/agent/self: {Config, DebugConfig, Coord, Member, Stats, Meta}.
  * member is the local member (from gossipd, or made up from the config). */
 json_t *render_agent_self(const struct config *cfg, const struct proto_member *member);

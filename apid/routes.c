@@ -102,6 +102,7 @@ enum route {
 	ROUTE_AGENT_SELF,
 	ROUTE_AGENT_MEMBERS,
 	ROUTE_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave */
+	ROUTE_EVENT,	    /* event/fire, event/list */
 	ROUTE_CATALOG, /* /v1/catalog/ and /v1/health/: catalog_api.c */
 	ROUTE_AGENT_LOCAL, /* agent services, checks, maintenance: agent_api.c */
 };
@@ -122,6 +123,8 @@ static const struct route_def route_defs[] = {
     {"/v1/agent/join/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
     {"/v1/agent/leave", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
     {"/v1/agent/force-leave/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
+    {"/v1/event/fire/", ROUTE_EVENT, "OPTIONS,PUT"},
+    {"/v1/event/list", ROUTE_EVENT, "OPTIONS,GET"},
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
     {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
     {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
@@ -424,6 +427,55 @@ static int agent_gossip_dispatch(const char *path, const struct query *q, struct
 	return 0;
 }
 
+/* PUT /v1/event/fire/<name>[?node=][&service=][&tag=] (body: payload) and
+ * GET /v1/event/list[?name=][&index=&wait=]: gossipd keeps the events. */
+static int event_dispatch(const struct routes_req *req, const char *path, const struct query *q,
+			  struct arena *a, struct routes_action *out)
+{
+	struct proto_msg *m = &out->call.msg;
+
+	if (strncmp(path, "/v1/event/fire/", 15) == 0) {
+		struct proto_user_event *ev = arena_zalloc(a, sizeof(*ev));
+
+		if (!ev)
+			return -ENOMEM;
+		if (!path[15])
+			return routes_text(a, 400, "Missing name", &out->resp);
+		ev->name = path + 15;
+		ev->payload.ptr = req->body_len ? req->body : NULL;
+		ev->payload.len = req->body_len;
+		ev->node_filter = query_get(q, "node");
+		ev->service_filter = query_get(q, "service");
+		ev->tag_filter = query_get(q, "tag");
+		if (ev->tag_filter && *ev->tag_filter &&
+		    !(ev->service_filter && *ev->service_filter))
+			return routes_text(a, 400, "Cannot provide tag filter without service filter.",
+					   &out->resp);
+		*m = proto_msg_make(PROTO_EVENT_FIRE);
+		m->u.event_fire.events.v = ev;
+		m->u.event_fire.events.n = 1;
+		out->call.op = ROUTES_OP_EVENT_FIRE;
+		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+	} else if (strcmp(path, "/v1/event/list") == 0) {
+		struct read_opts o;
+		const char *bad = parse_read_opts(a, q, &o);
+
+		if (bad)
+			return routes_text(a, 400, bad, &out->resp);
+		*m = proto_msg_make(PROTO_EVENT_LIST);
+		m->u.event_list.name = query_get(q, "name");
+		m->u.event_list.min_index = o.min_index;
+		m->u.event_list.wait_ms = o.wait_ms;
+		out->call.op = ROUTES_OP_EVENT_LIST;
+		out->call.timeout_ms = o.timeout_ms;
+	} else {
+		return routes_text(a, 404, "404 page not found", &out->resp);
+	}
+	out->respond = false;
+	out->call.peer = ROUTES_PEER_GOSSIPD;
+	return 0;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 int routes_dispatch(const struct routes_env *env, const struct routes_req *req, struct arena *a,
@@ -503,6 +555,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return 0;
 	case ROUTE_AGENT_GOSSIP:
 		return agent_gossip_dispatch(path, &q, a, out);
+	case ROUTE_EVENT:
+		return event_dispatch(req, path, &q, a, out);
 	case ROUTE_CATALOG:
 		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
@@ -538,6 +592,10 @@ static enum proto_type expected_reply(enum routes_op op)
 		return PROTO_MEMBERS_REPLY;
 	case ROUTES_OP_AGENT_GOSSIP:
 		return PROTO_GOSSIP_DONE; /* or GOSSIP_JOIN_REPLY: see routes_finish */
+	case ROUTES_OP_EVENT_FIRE:
+		return PROTO_EVENT_FIRE_REPLY;
+	case ROUTES_OP_EVENT_LIST:
+		return PROTO_EVENT_LIST_REPLY;
 	case ROUTES_OP_CATALOG_WRITE:
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_CATALOG_QUERY:
@@ -732,6 +790,17 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	case ROUTES_OP_CATALOG_QUERY:
 		return catalog_api_finish(env, call, reply, a, out);
 	case ROUTES_OP_AGENT_SELF:
+	case ROUTES_OP_EVENT_FIRE:
+		if (reply->u.event_fire_reply.events.n != 1)
+			break;
+		return resp_json(a, 200, render_user_event(&reply->u.event_fire_reply.events.v[0]),
+				 call->pretty, out);
+	case ROUTES_OP_EVENT_LIST:
+		rc = resp_json(a, 200,
+			       render_user_events(reply->u.event_list_reply.events.v,
+						  reply->u.event_list_reply.events.n),
+			       call->pretty, out);
+		return rc < 0 ? rc : add_meta(a, out, reply->u.event_list_reply.index, true, 0);
 	case ROUTES_OP_AGENT_GOSSIP: /* answered above */
 	case ROUTES_OP_NONE:
 		break;

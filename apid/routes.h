@@ -74,6 +74,8 @@ enum routes_op {
 	ROUTES_OP_AGENT_SELF,
 	ROUTES_OP_AGENT_MEMBERS,
 	ROUTES_OP_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave: gossipd */
+	ROUTES_OP_EVENT_FIRE,	/* event/fire: gossipd */
+	ROUTES_OP_EVENT_LIST,	/* event/list: gossipd, blocking */
 	ROUTES_OP_CATALOG_WRITE, /* catalog_api.c: /v1/catalog/register, deregister */
 	ROUTES_OP_CATALOG_QUERY, /* catalog_api.c: /v1/catalog/..., /v1/health/... */
 };

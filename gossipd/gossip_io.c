@@ -40,6 +40,7 @@ struct gossip_net {
 	struct keyring *keyring;
 	struct members *table;
 	gossip_event_fn on_event;
+	void (*on_user_event)(void *ctx, const struct swim_user_event *ev);
 	void *ctx;
 	int udp_fd, tcp_fd;
 	int family;
@@ -253,6 +254,14 @@ static void io_member_event(void *ctx, enum member_event ev, const struct member
 	n->dirty = true;
 	if (n->on_event)
 		n->on_event(n->ctx, n, ev, m, seq);
+}
+
+static void io_user_event(void *ctx, const struct swim_user_event *ev)
+{
+	struct gossip_net *n = ctx;
+
+	if (n->on_user_event)
+		n->on_user_event(n->ctx, ev);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -493,6 +502,7 @@ struct gossip_net *gossip_net_new(struct loop *l, const struct gossip_net_config
 	    .now_ms = io_now,
 	    .rand_u32 = io_rand,
 	    .member_event = io_member_event,
+	    .user_event = io_user_event,
 	};
 	static const uint8_t v4pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -505,6 +515,7 @@ struct gossip_net *gossip_net_new(struct loop *l, const struct gossip_net_config
 	n->keyring = c->keyring;
 	n->table = c->table;
 	n->on_event = c->on_event;
+	n->on_user_event = c->on_user_event;
 	n->ctx = c->ctx;
 	n->port = c->port;
 	n->rng = clock_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();

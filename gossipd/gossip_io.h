@@ -35,6 +35,8 @@ struct gossip_net_config {
 	uint32_t incarnation;
 	struct members *table;	  /* borrowed */
 	gossip_event_fn on_event; /* member table changed */
+	/* a user event arrived for the first time (may be NULL) */
+	void (*on_user_event)(void *ctx, const struct swim_user_event *ev);
 	void *ctx;
 };
 

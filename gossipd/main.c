@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <gnutls/crypto.h>
 #include <zmq.h>
 
 #include "clock.h"
@@ -14,6 +15,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "gossip_api.h"
+#include "events.h"
 #include "gossip_io.h"
 #include "keyring.h"
 #include "log.h"
@@ -26,12 +28,14 @@
 #define LEAVE_WAIT_MS 5000
 #define MAX_REJOIN 16
 
+enum waiter_kind { WAIT_JOIN, WAIT_LEAVE, WAIT_EVENTS };
+
 struct waiter {
 	struct rpc_req *req;
+	enum waiter_kind kind;
 	struct gossip_net *net; /* join: the pool */
-	uint64_t before;	/* join: replies before */
+	uint64_t before;	/* join: replies before; events: min_index */
 	uint64_t deadline_ms;
-	bool leave;
 };
 
 struct gossipd {
@@ -51,6 +55,7 @@ struct gossipd {
 	uint64_t join_timer;
 	uint64_t join_replies0;
 	uint64_t leave_deadline_ms;
+	struct events events;
 };
 
 static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, const struct member *m,
@@ -72,6 +77,85 @@ static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, cons
 		log_warn("publishing member event %llu failed", (unsigned long long)seq);
 }
 
+/* ---- user events ------------------------------------------------------------ */
+
+static void on_user_event(void *ctx, const struct swim_user_event *ev)
+{
+	struct gossipd *g = ctx;
+
+	if (events_add(&g->events, ev, g->cfg->node_name) < 0)
+		log_warn("user event %s: out of memory", ev->name);
+}
+
+static void answer_events(struct gossipd *g, struct rpc_req *req)
+{
+	struct proto_msg r = proto_msg_make(PROTO_EVENT_LIST_REPLY);
+	const char *name = req->msg.u.event_list.name;
+
+	r.u.event_list_reply.index = g->events.index ? g->events.index : 1;
+	if (events_to_proto(&g->events, name, &req->arena, &r.u.event_list_reply.events.v,
+			    &r.u.event_list_reply.events.n) < 0) {
+		(void)rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	(void)rpc_reply(req, &r); /* a gone caller is not our problem */
+}
+
+static void fire_event(struct gossipd *g, struct rpc_req *req)
+{
+	const struct proto_event_fire *f = &req->msg.u.event_fire;
+	struct proto_msg r = proto_msg_make(PROTO_EVENT_FIRE_REPLY);
+	struct proto_user_event *out;
+	struct swim_user_event ev = {0};
+	uint8_t u[16];
+	char id[40];
+	int rc;
+
+	if (f->events.n != 1 || !f->events.v[0].name || !*f->events.v[0].name) {
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "one named event expected");
+		return;
+	}
+	if (gnutls_rnd(GNUTLS_RND_NONCE, u, sizeof(u)) < 0) {
+		(void)rpc_reply_error(req, -EIO, "no randomness for the event id");
+		return;
+	}
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* UUID v4 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+	snprintf(id, sizeof(id),
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+		 u[14], u[15]);
+	ev.id = id;
+	ev.name = f->events.v[0].name;
+	ev.payload = f->events.v[0].payload.ptr;
+	ev.payload_len = f->events.v[0].payload.len;
+	ev.node_filter = f->events.v[0].node_filter ? f->events.v[0].node_filter : "";
+	ev.service_filter = f->events.v[0].service_filter ? f->events.v[0].service_filter : "";
+	ev.tag_filter = f->events.v[0].tag_filter ? f->events.v[0].tag_filter : "";
+	rc = swim_fire_event(gossip_net_swim(g->lan_net), &ev);
+	if (rc == -EINVAL) {
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ,
+				      "user event exceeds the limit of %d bytes", SWIM_EVENT_MAX);
+		return;
+	}
+	gossip_net_kick(g->lan_net);
+	out = arena_zalloc(&req->arena, sizeof(*out));
+	if (rc < 0 || !out) {
+		(void)rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	out->id = arena_strdup(&req->arena, id);
+	out->name = ev.name;
+	out->payload = f->events.v[0].payload;
+	out->node_filter = ev.node_filter;
+	out->service_filter = ev.service_filter;
+	out->tag_filter = ev.tag_filter;
+	out->ltime = ev.ltime;
+	r.u.event_fire_reply.events.v = out;
+	r.u.event_fire_reply.events.n = 1;
+	(void)rpc_reply(req, &r);
+}
+
 /* ---- parked commands ------------------------------------------------------ */
 
 static bool leave_done(struct gossipd *g)
@@ -90,7 +174,12 @@ static int64_t on_waiters(struct loop *l, void *ctx)
 		struct waiter *w = &g->waiters[i];
 		bool done = false;
 
-		if (w->leave) {
+		if (w->kind == WAIT_EVENTS) {
+			if (g->events.index > w->before || now >= w->deadline_ms) {
+				answer_events(g, w->req);
+				done = true;
+			}
+		} else if (w->kind == WAIT_LEAVE) {
 			if (leave_done(g) || now >= w->deadline_ms) {
 				struct proto_msg r = proto_msg_make(PROTO_GOSSIP_DONE);
 
@@ -181,6 +270,7 @@ static int on_command(void *ctx, struct rpc_req *req)
 			return 0;
 		}
 		w.req = req;
+		w.kind = WAIT_JOIN;
 		w.net = n;
 		w.before = gossip_net_join_replies(n);
 		w.deadline_ms = clock_now_ms() + JOIN_WAIT_MS;
@@ -200,11 +290,32 @@ static int on_command(void *ctx, struct rpc_req *req)
 		log_info("leaving the cluster (requested)");
 		do_leave(g);
 		w.req = req;
-		w.leave = true;
+		w.kind = WAIT_LEAVE;
 		w.deadline_ms = clock_now_ms() + LEAVE_WAIT_MS;
 		if (park(g, w) < 0) {
 			r = proto_msg_make(PROTO_GOSSIP_DONE);
 			(void)rpc_reply(req, &r);
+			return 0;
+		}
+		return 1;
+	}
+	case PROTO_EVENT_FIRE:
+		fire_event(g, req);
+		return 0;
+	case PROTO_EVENT_LIST: {
+		const struct proto_event_list *q = &req->msg.u.event_list;
+		struct waiter w = {0};
+
+		if (q->min_index == 0 || g->events.index > q->min_index) {
+			answer_events(g, req);
+			return 0;
+		}
+		w.req = req;
+		w.kind = WAIT_EVENTS;
+		w.before = q->min_index;
+		w.deadline_ms = clock_now_ms() + (q->wait_ms ? q->wait_ms : 300000);
+		if (park(g, w) < 0) {
+			answer_events(g, req);
 			return 0;
 		}
 		return 1;
@@ -330,6 +441,7 @@ static struct gossip_net *start_pool(struct gossipd *g, bool wan, uint32_t *io_i
 	c.incarnation = *io_inc;
 	c.table = wan ? &g->wan : &g->lan;
 	c.on_event = on_event;
+	c.on_user_event = wan ? NULL : on_user_event; /* user events are LAN only */
 	c.ctx = g;
 	n = gossip_net_new(g->l, &c, err, sizeof(err));
 	if (!n)
@@ -352,6 +464,7 @@ int main(int argc, char **argv)
 
 	members_init(&g.lan);
 	members_init(&g.wan);
+	events_init(&g.events);
 	log_init("cairn-gossipd", LOGL_INFO);
 	rc = config_load(argc, argv, &cfg, err, sizeof(err));
 	if (rc < 0) {
@@ -476,6 +589,7 @@ out:
 	member_free_fields(&self_wan);
 	members_close(&g.lan);
 	members_close(&g.wan);
+	events_close(&g.events);
 	config_close(&cfg);
 	return rc < 0 ? 1 : 0;
 }

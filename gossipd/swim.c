@@ -18,7 +18,10 @@ enum {
 	MSG_ALIVE = 6,	   /* [6, incarnation, node, ip, port, meta] */
 	MSG_DEAD = 7,	   /* [7, incarnation, node, from, left, prune] */
 	MSG_PUSHPULL = 8,  /* [8, join, reply, src_name, src_ip, src_port, states] */
+	MSG_USER = 9,	   /* [9, ltime, id, name, payload, node_f, service_f, tag_f] */
 };
+
+#define EVENT_SEEN 512 /* ids remembered for de-duplication */
 
 #define NAME_MAX_LEN 255
 #define META_MAX_LEN 1024
@@ -99,6 +102,9 @@ struct swim {
 	    next_reap_ms;
 	uint64_t wake_ms;
 	struct swim_stats stats;
+	uint64_t event_clock;		/* Lamport clock of user events */
+	uint64_t event_seen[EVENT_SEEN]; /* id hashes, a ring */
+	size_t event_seen_pos;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -994,6 +1000,52 @@ static void get_addr(struct arr *a, uint32_t ip_i, uint32_t port_i, struct swim_
 	out->port = (uint16_t)get_u(a, port_i, 65535);
 }
 
+static void enc_user(struct enc *e, const struct swim_user_event *ev)
+{
+	msgpack_pack_array(&e->pk, 8);
+	msgpack_pack_uint8(&e->pk, MSG_USER);
+	msgpack_pack_uint64(&e->pk, ev->ltime);
+	pack_str(&e->pk, ev->id);
+	pack_str(&e->pk, ev->name);
+	pack_bin(&e->pk, ev->payload, ev->payload_len);
+	pack_str(&e->pk, ev->node_filter ? ev->node_filter : "");
+	pack_str(&e->pk, ev->service_filter ? ev->service_filter : "");
+	pack_str(&e->pk, ev->tag_filter ? ev->tag_filter : "");
+}
+
+/* First sight of an event: remember, deliver, re-gossip. False if seen. */
+static bool user_event_new(struct swim *s, const struct swim_user_event *ev)
+{
+	uint64_t h = name_hash(ev->id);
+	struct enc e;
+
+	for (size_t i = 0; i < EVENT_SEEN; i++)
+		if (s->event_seen[i] == h)
+			return false;
+	s->event_seen[s->event_seen_pos] = h;
+	s->event_seen_pos = (s->event_seen_pos + 1) % EVENT_SEEN;
+	if (ev->ltime >= s->event_clock)
+		s->event_clock = ev->ltime + 1; /* Lamport: witness */
+	if (s->io.user_event)
+		s->io.user_event(s->io.ctx, ev);
+	enc_init(&e);
+	enc_user(&e, ev);
+	queue_bcast(s, ev->id, &e, false);
+	enc_close(&e);
+	return true;
+}
+
+int swim_fire_event(struct swim *s, struct swim_user_event *ev)
+{
+	if (!ev->id || !ev->name || !*ev->name ||
+	    strlen(ev->name) + ev->payload_len > SWIM_EVENT_MAX)
+		return -EINVAL;
+	ev->ltime = s->event_clock;
+	(void)user_event_new(s, ev);
+	want_wake(s, now(s));
+	return 0;
+}
+
 static void send_pushpull(struct swim *s, const struct swim_addr *to, bool join, bool reply);
 static void merge_state(struct swim *s, const msgpack_object *states);
 
@@ -1147,6 +1199,27 @@ static bool handle_msg(struct swim *s, const msgpack_object *o, const struct swi
 			send_pushpull(s, &src, join, true); /* echo join: see join_replies */
 		else if (join)
 			s->stats.join_replies++;
+		break;
+	}
+	case MSG_USER: {
+		struct swim_user_event ev = {0};
+		char id[64], nf[256], sf[256], tf[256];
+
+		ev.ltime = get_u(&a, 1, UINT64_MAX);
+		get_s(&a, 2, id, sizeof(id));
+		get_s(&a, 3, name, sizeof(name));
+		ev.payload = get_bin(&a, 4, SWIM_EVENT_MAX, &ev.payload_len);
+		get_s(&a, 5, nf, sizeof(nf));
+		get_s(&a, 6, sf, sizeof(sf));
+		get_s(&a, 7, tf, sizeof(tf));
+		if (a.bad || !id[0] || !name[0])
+			break;
+		ev.id = id;
+		ev.name = name;
+		ev.node_filter = nf;
+		ev.service_filter = sf;
+		ev.tag_filter = tf;
+		(void)user_event_new(s, &ev);
 		break;
 	}
 	default:

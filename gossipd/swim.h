@@ -62,6 +62,21 @@ enum swim_state {
 	SWIM_LEFT = 4,
 };
 
+/* A user event (Consul's /v1/event/fire), spread by gossip with
+ * de-duplication by id and ordered by a Lamport clock. Strings borrowed. */
+struct swim_user_event {
+	const char *id;		    /* UUID chosen by the firing agent */
+	const char *name;
+	const uint8_t *payload;
+	size_t payload_len;
+	const char *node_filter;    /* regular expressions, "" for none */
+	const char *service_filter;
+	const char *tag_filter;
+	uint64_t ltime;		    /* Lamport time (set by swim_fire_event) */
+};
+
+#define SWIM_EVENT_MAX 512 /* name + payload bytes, serf's limit */
+
 struct swim_io {
 	void *ctx;
 	/* Sends one datagram; may drop it. buf is borrowed for the call. */
@@ -77,6 +92,8 @@ struct swim_io {
 	 * the removed member), seq the table's new sequence. */
 	void (*member_event)(void *ctx, enum member_event ev, const struct member *m,
 			     uint64_t seq);
+	/* Optional: a user event seen for the first time (ours included). */
+	void (*user_event)(void *ctx, const struct swim_user_event *ev);
 };
 
 struct swim_config {
@@ -146,6 +163,11 @@ bool swim_leave_done(const struct swim *s);
 /* serf's force-leave: a failed member becomes left (cluster-wide), with
  * prune also forgotten. Returns 0, -ENOENT (unknown) or -EBUSY (alive). */
 int swim_force_leave(struct swim *s, const char *name, bool prune);
+
+/* Fires a user event: stamps ev->ltime, delivers it locally through
+ * io->user_event and queues it for gossip. Returns 0, -EINVAL (name
+ * missing, or name + payload over SWIM_EVENT_MAX) or -ENOMEM. */
+int swim_fire_event(struct swim *s, struct swim_user_event *ev);
 
 /* Adds m (name, address, port, tags) as alive without any message
  * (simulation set-up only). Returns 0, -EEXIST, -EINVAL or -ENOMEM. */

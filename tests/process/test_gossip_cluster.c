@@ -226,6 +226,105 @@ START_TEST(crashed_agent_fails_then_rejoins)
 }
 END_TEST
 
+/* The event named name in a's /v1/event/list (a new reference), or NULL;
+ * *out_index gets X-Consul-Index. */
+static json_t *find_event(const struct agent *a, const char *name, uint64_t *out_index)
+{
+	struct http_resp r;
+	json_t *doc, *e, *found = NULL;
+	size_t i;
+
+	if (http_get(a, "/v1/event/list", &r) < 0 || r.status != 200) {
+		http_resp_free(&r);
+		return NULL;
+	}
+	if (out_index)
+		*out_index = http_index(&r);
+	doc = http_json(&r);
+	http_resp_free(&r);
+	json_array_foreach(doc, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "Name"));
+
+		if (n && strcmp(n, name) == 0)
+			found = json_incref(e);
+	}
+	json_decref(doc);
+	return found;
+}
+
+static json_t *wait_event(const struct agent *a, const char *name)
+{
+	uint64_t end = harness_now_ms() + WAIT_MS;
+
+	for (;;) {
+		json_t *e = find_event(a, name, NULL);
+
+		if (e || harness_now_ms() >= end)
+			return e;
+		harness_pause_ms(100);
+	}
+}
+
+START_TEST(user_events)
+{
+	struct http_resp r;
+	json_t *doc, *e;
+	uint64_t idx = 0;
+	char path[256];
+
+	REQUIRE_CLUSTER();
+	EXPECT_SEES(ags[0], ags[2].name, 1);
+	/* fired on a, filtered to a alone */
+	snprintf(path, sizeof(path), "/v1/event/fire/only-a?node=^%s$", ags[0].name);
+	ck_assert_int_eq(http_put(&ags[0], path, "", &r), 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	/* fired on a for everyone, with a payload */
+	ck_assert_int_eq(http_put(&ags[0], "/v1/event/fire/deploy", "hello", &r), 0);
+	EXPECT_STATUS(r, 200);
+	EXPECT_CTYPE(r, "application/json");
+	doc = http_json(&r);
+	http_resp_free(&r);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "Name")), "deploy");
+	ck_assert_str_eq(json_string_value(json_object_get(doc, "Payload")), "aGVsbG8=");
+	ck_assert_uint_eq(strlen(json_string_value(json_object_get(doc, "ID"))), 36);
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "Version")), 1);
+
+	/* it reaches c by gossip, same ID */
+	e = wait_event(&ags[2], "deploy");
+	ck_assert_msg(e != NULL, "event did not reach %s", ags[2].name);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "ID")),
+			 json_string_value(json_object_get(doc, "ID")));
+	ck_assert_str_eq(json_string_value(json_object_get(e, "Payload")), "aGVsbG8=");
+	json_decref(e);
+	json_decref(doc);
+	e = wait_event(&ags[0], "only-a");
+	ck_assert_ptr_nonnull(e);
+	json_decref(e);
+	ck_assert_ptr_null(find_event(&ags[2], "only-a", &idx));
+	ck_assert_uint_gt(idx, 0);
+
+	/* blocking: an index already passed answers at once; the current one
+	 * waits out ?wait and answers the same index */
+	ck_assert_int_eq(http_get(&ags[2], "/v1/event/list?index=0&wait=1s", &r), 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/event/list?index=%llu&wait=1s",
+		 (unsigned long long)idx);
+	ck_assert_int_eq(http_get(&ags[2], path, &r), 0);
+	EXPECT_STATUS(r, 200);
+	ck_assert_uint_eq(http_index(&r), idx);
+	http_resp_free(&r);
+	/* filtered by name */
+	ck_assert_int_eq(http_get(&ags[2], "/v1/event/list?name=nothing", &r), 0);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "[]");
+	http_resp_free(&r);
+}
+END_TEST
+
 START_TEST(leave_and_force_leave)
 {
 	struct http_resp r;
@@ -275,6 +374,7 @@ int main(void)
 	tcase_add_test(tc, wrong_key_cannot_join);
 	tcase_add_test(tc, stopped_gossipd_fails_then_refutes);
 	tcase_add_test(tc, crashed_agent_fails_then_rejoins);
+	tcase_add_test(tc, user_events);
 	tcase_add_test(tc, leave_and_force_leave);
 	suite_add_tcase(s, tc);
 	{

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
+#include "events.h"
 #include "members.h"
+#include "proto.h"
 #include "swim.h"
 
 Suite *swim_suite(void);
@@ -32,6 +35,8 @@ static struct {
 	size_t nq;
 	int events[NN][6]; /* per node: count per member_event kind */
 	uint64_t last_seq[NN];
+	int user_events[NN];
+	uint64_t last_ltime[NN];
 } F;
 
 static int node_of(const struct swim_addr *a)
@@ -91,6 +96,14 @@ static void io_event(void *ctx, enum member_event ev, const struct member *m, ui
 	F.events[i][ev]++;
 }
 
+static void io_user(void *ctx, const struct swim_user_event *ev)
+{
+	int i = (int)(intptr_t)ctx;
+
+	F.user_events[i]++;
+	F.last_ltime[i] = ev->ltime;
+}
+
 /* Delivers queued messages (dropping those to or from a down node). */
 static void drain(void)
 {
@@ -141,6 +154,7 @@ static void setup(void)
 		    .now_ms = io_now,
 		    .rand_u32 = io_rand,
 		    .member_event = io_event,
+		    .user_event = io_user,
 		};
 
 		snprintf(ip, sizeof(ip), "127.0.0.%d", i + 1);
@@ -301,6 +315,71 @@ START_TEST(test_malformed_dropped)
 }
 END_TEST
 
+START_TEST(test_user_events_once_each)
+{
+	struct swim_user_event ev = {.id = "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+				     .name = "deploy",
+				     .payload = (const uint8_t *)"v2",
+				     .payload_len = 2};
+	struct swim_user_event ev2 = ev;
+	char big[SWIM_EVENT_MAX + 1];
+
+	join_all();
+	ck_assert_int_eq(swim_fire_event(F.s[0], &ev), 0);
+	ck_assert_uint_eq(ev.ltime, 0);
+	run(3000);
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(F.user_events[i], 1); /* once, though re-gossiped */
+	/* the next event on another node is later in Lamport time */
+	ev2.id = "2b4e28ba-2fa1-11d2-883f-0016d3cca427";
+	ck_assert_int_eq(swim_fire_event(F.s[2], &ev2), 0);
+	ck_assert_uint_eq(ev2.ltime, 1);
+	run(3000);
+	for (int i = 0; i < NN; i++) {
+		ck_assert_int_eq(F.user_events[i], 2);
+		ck_assert_uint_eq(F.last_ltime[i], 1);
+	}
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	ev2.name = big;
+	ck_assert_int_eq(swim_fire_event(F.s[0], &ev2), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_events_store)
+{
+	static struct events e;
+	struct swim_user_event ev = {.id = "x", .name = "a", .node_filter = "^web-"};
+	struct proto_user_event *v;
+	struct arena a;
+	size_t n;
+	char id[16];
+
+	events_init(&e);
+	arena_init(&a, 0);
+	ck_assert_int_eq(events_add(&e, &ev, "db-1"), 0); /* filtered out */
+	ck_assert_int_eq(events_add(&e, &ev, "web-1"), 1);
+	ev.node_filter = "([";				 /* invalid: matches nothing */
+	ck_assert_int_eq(events_add(&e, &ev, "web-1"), 0);
+	ev.node_filter = "";
+	for (int i = 0; i < EVENTS_KEEP + 10; i++) {
+		snprintf(id, sizeof(id), "id%d", i);
+		ev.id = id;
+		ev.name = i % 2 ? "odd" : "even";
+		ck_assert_int_eq(events_add(&e, &ev, "web-1"), 1);
+	}
+	ck_assert_uint_eq(e.index, EVENTS_KEEP + 11);
+	ck_assert_int_eq(events_to_proto(&e, NULL, &a, &v, &n), 0);
+	ck_assert_uint_eq(n, EVENTS_KEEP);
+	ck_assert_str_eq(v[0].id, "id10"); /* the oldest kept */
+	ck_assert_str_eq(v[n - 1].id, "id265");
+	ck_assert_int_eq(events_to_proto(&e, "odd", &a, &v, &n), 0);
+	ck_assert_uint_eq(n, EVENTS_KEEP / 2);
+	arena_close(&a);
+	events_close(&e);
+}
+END_TEST
+
 START_TEST(test_addr_and_config)
 {
 	struct swim_addr a;
@@ -334,6 +413,8 @@ Suite *swim_suite(void)
 	tcase_add_test(tc, test_leave_and_force_leave);
 	tcase_add_test(tc, test_refute_suspicion);
 	tcase_add_test(tc, test_malformed_dropped);
+	tcase_add_test(tc, test_user_events_once_each);
+	tcase_add_test(tc, test_events_store);
 	tcase_add_test(tc, test_addr_and_config);
 	suite_add_tcase(s, tc);
 	return s;
