@@ -406,6 +406,15 @@ static int io_send(void *ctx, const struct raft_msg *m)
 	free(ents);
 	if (rc < 0)
 		return rc;
+	if (m->type != RAFT_MSG_APPEND_REPLY) {
+		/* Nothing here acknowledges log entries: votes were made durable
+		 * before, and a leader's AppendEntries may leave before its own
+		 * fsync (it counts itself only once durable), so the followers'
+		 * fsyncs run in parallel with the leader's. */
+		rp->send_fn(rp->send_ctx, addr, buf, len);
+		free(buf);
+		return 0;
+	}
 	if (rp->n_msgs == rp->cap_msgs) {
 		size_t cap = rp->cap_msgs ? rp->cap_msgs * 2 : 16;
 		struct outmsg *nm = realloc(rp->msgs, cap * sizeof(*nm));
@@ -732,6 +741,11 @@ int replica_flush(struct replica *rp)
 	}
 	if (!replica_has_pending(rp))
 		return 0;
+	/* Batching: every entry proposed during this loop iteration goes out
+	 * now, in as few AppendEntries as possible, before the fsync. */
+	rc = raft_flush(&rp->raft);
+	if (rc < 0)
+		goto fail;
 	if (rp->n_pend == 0 && !rp->trunc_from && rp->commit_target <= rp->last_applied) {
 		send_msgs(rp); /* votes, heartbeats, acks of durable entries */
 		return 0;
