@@ -446,10 +446,10 @@ START_TEST(config_dir_merged)
 	extra[0] = "-config-dir";
 	extra[1] = dir;
 	extra[2] = NULL;
+	/* The files stay until the agent is gone: every daemon reads them when
+	 * it starts, and the agent starts them one after another (and again
+	 * after a crash). */
 	rc = harness_agent_start(&c, "cfg-node", extra, 90000, err, sizeof(err));
-	(void)remove(f1);
-	(void)remove(f2);
-	(void)rmdir(dir);
 	ck_assert_msg(rc == 0, "agent with -config-dir: %s", err);
 
 	{
@@ -483,6 +483,9 @@ START_TEST(config_dir_merged)
 	ck_assert_uint_eq(d.a_ttl, 30);
 	ck_assert_msg(harness_agent_terminate(&c, SIGTERM, 20000, err, sizeof(err)) == 0, "%s", err);
 	harness_agent_stop(&c);
+	(void)remove(f1);
+	(void)remove(f2);
+	(void)rmdir(dir);
 }
 END_TEST
 
