@@ -16,6 +16,10 @@
 #include "proto.h"
 #include "ptest.h"
 
+/* The register linearizability checker of tests/sim, compiled in here so
+ * that this program needs nothing beyond the shared process-test build. */
+#include "../sim/lin.c"
+
 #define N 3
 #define PORTS_PER 5
 
@@ -285,6 +289,103 @@ static int acked_count(const struct writer *ws)
 	return n;
 }
 
+/* ---- a recorded history for the linearizability checker ---- */
+
+#define LIN_CLIENTS 3
+#define LIN_MAX_OPS 3000
+
+struct lin_client {
+	int id;
+	atomic_bool *stop;
+	struct lin_op ops[LIN_MAX_OPS];
+	size_t n;
+	atomic_int *next_value;
+};
+
+static int b64val(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+}
+
+/* The integer stored (as decimal text) in a KV GET answer; 0 if absent. */
+static bool read_value(const struct http_resp *r, int64_t *out)
+{
+	char dec[64];
+	size_t n = 0;
+	unsigned acc = 0;
+	int bits = 0;
+
+	if (r->status == 404) {
+		*out = 0;
+		return true;
+	}
+	if (r->status != 200)
+		return false;
+	json_t *j = http_json(r);
+	const char *v = json_string_value(json_object_get(json_array_get(j, 0), "Value"));
+	for (; v && *v && *v != '=' && n + 1 < sizeof(dec); v++) {
+		int x = b64val(*v);
+		if (x < 0)
+			break;
+		acc = (acc << 6) | (unsigned)x;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			dec[n++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	dec[n] = '\0';
+	json_decref(j);
+	*out = atoll(dec);
+	return n > 0;
+}
+
+/* Random put/get on three keys through random servers, recording call
+ * and return times; reads alternate between default and ?consistent. */
+static void *lin_run(void *arg)
+{
+	struct lin_client *c = arg;
+	unsigned seed = (unsigned)c->id * 7919u + 1;
+
+	while (!atomic_load(c->stop) && c->n < LIN_MAX_OPS) {
+		struct lin_op *op = &c->ops[c->n];
+		int srv = (int)(rand_r(&seed) % N);
+		char path[96];
+		struct http_resp r;
+
+		memset(op, 0, sizeof(*op));
+		op->key = (unsigned)(rand_r(&seed) % 3);
+		op->kind = rand_r(&seed) % 2 ? LIN_PUT : LIN_GET;
+		op->call_ms = harness_now_ms();
+		if (op->kind == LIN_PUT) {
+			char val[32];
+			op->a = atomic_fetch_add(c->next_value, 1);
+			snprintf(val, sizeof(val), "%lld", (long long)op->a);
+			snprintf(path, sizeof(path), "/v1/kv/lin/%u", op->key);
+			http_put(&ags[srv], path, val, &r);
+			op->ret_ms = harness_now_ms();
+			if (!(r.status == 200 && r.body_len == 4 && !memcmp(r.body, "true", 4)))
+				op->ret_ms = LIN_UNKNOWN; /* may or may not have happened */
+			c->n++;
+		} else {
+			snprintf(path, sizeof(path), "/v1/kv/lin/%u%s", op->key,
+				 rand_r(&seed) % 2 ? "?consistent" : "");
+			http_get(&ags[srv], path, &r);
+			op->ret_ms = harness_now_ms();
+			if (read_value(&r, &op->out))
+				c->n++; /* a failed read has no effect: left out */
+		}
+		http_resp_free(&r);
+	}
+	return NULL;
+}
+
 START_TEST(leader_raftd_killed_under_writes)
 {
 	REQUIRE_CLUSTER();
@@ -294,10 +395,21 @@ START_TEST(leader_raftd_killed_under_writes)
 	int l = wait_leader(10000, -1);
 	ck_assert_int_ge(l, 0);
 
+	static struct lin_client lc[LIN_CLIENTS];
+	pthread_t lth[LIN_CLIENTS];
+	atomic_int next_value = 1;
+
 	for (int k = 0; k < WRITERS; k++) {
 		ws[k].id = k;
 		ws[k].stop = &stop;
 		ck_assert_int_eq(pthread_create(&th[k], NULL, writer_run, &ws[k]), 0);
+	}
+	for (int k = 0; k < LIN_CLIENTS; k++) {
+		lc[k].id = k;
+		lc[k].n = 0;
+		lc[k].stop = &stop;
+		lc[k].next_value = &next_value;
+		ck_assert_int_eq(pthread_create(&lth[k], NULL, lin_run, &lc[k]), 0);
 	}
 	/* Let writes flow, then kill -9 the leader's raftd. */
 	uint64_t t0 = harness_now_ms();
@@ -329,6 +441,22 @@ START_TEST(leader_raftd_killed_under_writes)
 	atomic_store(&stop, true);
 	for (int k = 0; k < WRITERS; k++)
 		pthread_join(th[k], NULL);
+	for (int k = 0; k < LIN_CLIENTS; k++)
+		pthread_join(lth[k], NULL);
+	{
+		/* The history of put/get across the fail-over is linearizable. */
+		static struct lin_op all[LIN_CLIENTS * LIN_MAX_OPS];
+		size_t n = 0;
+		unsigned bad = 0;
+		for (int k = 0; k < LIN_CLIENTS; k++)
+			for (size_t i = 0; i < lc[k].n; i++)
+				all[n++] = lc[k].ops[i];
+		int lrc = lin_check(all, n, &bad);
+		fprintf(stderr, "linearizability: %zu operations checked: %s\n", n,
+			lrc == 1 ? "ok" : "NOT linearizable");
+		ck_assert_msg(lrc == 1, "history of lin/%u is not linearizable (%d)", bad, lrc);
+		ck_assert_uint_gt(n, 50);
+	}
 	int total = acked_count(ws);
 	ck_assert_int_ge(total, at_election + 100);
 	fprintf(stderr, "fail-over: leader (srv%d, was srv%d) agreed %" PRIu64 " ms after kill -9; "
