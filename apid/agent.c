@@ -111,6 +111,16 @@ static int save(struct agent *ag)
 	close(fd);
 	fd = -1;
 	rc = rename(tmp, ag->path) < 0 ? -errno : 0;
+	if (rc == 0) {
+		/* the rename itself must survive a power loss */
+		int dfd = open(ag->cfg->data_dir ? ag->cfg->data_dir : ".",
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0) {
+			(void)fsync(dfd); /* best effort: the file itself is synced */
+			close(dfd);
+		}
+	}
 out:
 	if (fd >= 0)
 		close(fd);
@@ -263,6 +273,33 @@ static void fill_check(const struct agent *ag, const struct agent_check *c, stru
 	pc->type = type_name(c->kind);
 }
 
+/* Consul's HealthCheckDefinition as the catalog shows it: the runnable
+ * parts of the check's definition (empty fields left out). Returns a
+ * malloc'd compact JSON text, or NULL (then the catalog shows {}). */
+static char *definition_text(const struct agent_check *c)
+{
+	static const char *const keys[] = {
+	    "HTTP",	"Header",   "Method",	 "Body",
+	    "TLSSkipVerify", "TCP", "Interval", "Timeout",
+	    "DeregisterCriticalServiceAfter", "ScriptArgs", "Args", "AliasService",
+	};
+	json_t *o = json_object();
+	char *text = NULL;
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = catalog_api_jget(c->def, keys[i]);
+
+		if (v && !json_is_null(v))
+			json_object_set(o, !strcmp(keys[i], "Args") ? "ScriptArgs" : keys[i], v);
+	}
+	if (json_object_size(o))
+		text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
 /* Pushes one service with its checks (or, svc NULL, the node's checks). */
 static int push(struct agent *ag, struct agent_service *svc)
 {
@@ -278,8 +315,10 @@ static int push(struct agent *ag, struct agent_service *svc)
 	for (size_t i = 0; i < ag->st.n_checks; i++) {
 		const struct agent_check *c = ag->st.checks[i];
 
-		if (svc ? !strcmp(c->service_id, svc->svc.id) : !*c->service_id)
-			fill_check(ag, c, &checks[nc++]);
+		if (svc ? !strcmp(c->service_id, svc->svc.id) : !*c->service_id) {
+			fill_check(ag, c, &checks[nc]);
+			checks[nc++].definition = definition_text(c);
+		}
 	}
 	w->nodes.v = &n;
 	w->nodes.n = 1;
@@ -292,6 +331,8 @@ static int push(struct agent *ag, struct agent_service *svc)
 	w->checks.n = nc;
 	rc = send_op(ag, &m, svc ? OP_SERVICE : OP_NODE, svc ? svc->svc.id : NULL,
 		     svc ? svc->gen : ag->st.node_gen);
+	for (size_t i = 0; i < nc; i++)
+		free((char *)checks[i].definition);
 	free(checks);
 	return rc;
 }
