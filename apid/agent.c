@@ -38,8 +38,8 @@ struct agent {
 	bool sync_failed; /* a call of the round failed: retry later */
 	uint64_t retry_at_ms;
 	uint64_t next_full_ms;
-	int full_pending; /* catalog reads of a full sync outstanding */
-	struct op *ops;	  /* calls in flight, cancelled by agent_free */
+	int full_pending;      /* catalog reads of a full sync outstanding */
+	struct op *ops;	       /* calls in flight, cancelled by agent_free */
 	uint64_t full_sync_ms; /* AGENT_FULL_SYNC_MS, or the test hook's */
 };
 
@@ -63,10 +63,7 @@ struct op {
 	uint64_t gen;
 };
 
-struct agent_state *agent_local_state(struct agent *ag)
-{
-	return &ag->st;
-}
+struct agent_state *agent_local_state(struct agent *ag) { return &ag->st; }
 
 static struct routes_env env_of(struct agent *ag)
 {
@@ -166,7 +163,8 @@ static int load(struct agent *ag, char *err, size_t errlen)
 		} else {
 			bad = agent_api_register_check(&ag->st, &env, def, NULL, NULL, NULL, &a);
 			if (!bad) {
-				const char *id = json_string_value(catalog_api_jget(def, "CheckID"));
+				const char *id =
+				    json_string_value(catalog_api_jget(def, "CheckID"));
 				struct agent_check *c = NULL;
 
 				if (!id || !*id)
@@ -176,8 +174,10 @@ static int load(struct agent *ag, char *err, size_t errlen)
 				if (id)
 					c = agent_check_find(&ag->st, id);
 				if (c) {
-					const char *s = json_string_value(json_object_get(v, "Status"));
-					const char *o = json_string_value(json_object_get(v, "Output"));
+					const char *s =
+					    json_string_value(json_object_get(v, "Status"));
+					const char *o =
+					    json_string_value(json_object_get(v, "Output"));
 
 					/* the last known status, not a fresh critical: the
 					 * catalog must not flap across a restart */
@@ -279,9 +279,10 @@ static void fill_check(const struct agent *ag, const struct agent_check *c, stru
 static char *definition_text(const struct agent_check *c)
 {
 	static const char *const keys[] = {
-	    "HTTP",	"Header",   "Method",	 "Body",
-	    "TLSSkipVerify", "TCP", "Interval", "Timeout",
-	    "DeregisterCriticalServiceAfter", "ScriptArgs", "Args", "AliasService",
+	    "HTTP",	  "Header",	   "Method",
+	    "Body",	  "TLSSkipVerify", "TCP",
+	    "Interval",	  "Timeout",	   "DeregisterCriticalServiceAfter",
+	    "ScriptArgs", "Args",	   "AliasService",
 	};
 	json_t *o = json_object();
 	char *text = NULL;
@@ -431,7 +432,8 @@ static void on_sync_reply(void *ctx, int status, const struct proto_msg *reply)
 			/* the next full sync comes later in a large cluster */
 			ag->next_full_ms =
 			    loop_now_ms(ag->loop) +
-			    agent_sync_interval_ms(ag->full_sync_ms, reply->u.catalog_query_reply.nodes.n);
+			    agent_sync_interval_ms(ag->full_sync_ms,
+						   reply->u.catalog_query_reply.nodes.n);
 			ag->full_pending--;
 			break;
 		}
@@ -546,8 +548,8 @@ static void before_sleep(struct loop *l, void *ctx)
 		ag->st.dirty = false;
 		rc = save(ag);
 		if (rc < 0)
-			log_error("cannot save the agent's services and checks to %s: %s",
-				  ag->path, err_str(rc));
+			log_error("cannot save the agent's services and checks to %s: %s", ag->path,
+				  err_str(rc));
 	}
 	sync_kick(ag);
 }

@@ -114,10 +114,7 @@ static bool script_checks_enabled(const struct routes_env *env)
 	       json_is_true(json_object_get(doc, "enable_local_script_checks"));
 }
 
-static char *sdup(const char *s)
-{
-	return strdup(s ? s : "");
-}
+static char *sdup(const char *s) { return strdup(s ? s : ""); }
 
 const char *agent_api_register_check(struct agent_state *st, const struct routes_env *env,
 				     const json_t *body, const char *service_id,
@@ -352,9 +349,9 @@ json_t *agent_api_check_json(const struct routes_env *env, const struct agent_st
 			     const struct agent_check *c)
 {
 	static const char *const types[] = {
-	    [AGENT_CHECK_TTL] = "ttl",	     [AGENT_CHECK_HTTP] = "http",
-	    [AGENT_CHECK_TCP] = "tcp",	     [AGENT_CHECK_SCRIPT] = "script",
-	    [AGENT_CHECK_ALIAS] = "alias",   [AGENT_CHECK_MAINT] = "maintenance",
+	    [AGENT_CHECK_TTL] = "ttl",	   [AGENT_CHECK_HTTP] = "http",
+	    [AGENT_CHECK_TCP] = "tcp",	   [AGENT_CHECK_SCRIPT] = "script",
+	    [AGENT_CHECK_ALIAS] = "alias", [AGENT_CHECK_MAINT] = "maintenance",
 	};
 	struct agent_service *s = *c->service_id ? agent_service_find(st, c->service_id) : NULL;
 	struct proto_check pc = {
@@ -383,7 +380,8 @@ json_t *agent_api_check_json(const struct routes_env *env, const struct agent_st
 	if (c->kind == AGENT_CHECK_HTTP || c->kind == AGENT_CHECK_TCP ||
 	    c->kind == AGENT_CHECK_SCRIPT) {
 		if (c->timeout_ms % 1000 == 0)
-			snprintf(buf, sizeof(buf), "%llus", (unsigned long long)(c->timeout_ms / 1000));
+			snprintf(buf, sizeof(buf), "%llus",
+				 (unsigned long long)(c->timeout_ms / 1000));
 		else
 			snprintf(buf, sizeof(buf), "%llums", (unsigned long long)c->timeout_ms);
 		json_object_set_new(o, "Timeout", json_string(buf));
@@ -472,8 +470,8 @@ static unsigned health_code(const char *status)
 	return 503;
 }
 
-static int health_service(const struct routes_env *env, struct agent_state *st,
-			  const char *rest, const struct query *q, struct arena *a, bool pretty,
+static int health_service(const struct routes_env *env, struct agent_state *st, const char *rest,
+			  const struct query *q, struct arena *a, bool pretty,
 			  struct routes_action *out)
 {
 	bool as_text = query_has(q, "format") && !strcmp(query_get(q, "format"), "text");
@@ -542,9 +540,8 @@ static bool enable_param(const struct query *q, bool *out_enable)
 	return true;
 }
 
-int agent_api_dispatch(const struct routes_env *env, const struct routes_req *req,
-		       const char *path, const struct query *q, struct arena *a,
-		       struct routes_action *out)
+int agent_api_dispatch(const struct routes_env *env, const struct routes_req *req, const char *path,
+		       const struct query *q, struct arena *a, struct routes_action *out)
 {
 	struct agent_state *st = env->agent;
 	bool put = !strcmp(req->method, "PUT"), get = !strcmp(req->method, "GET");
@@ -580,7 +577,8 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 
 			if (rc < 0) {
 				json_decref(o);
-				return rc == -ENOMEM ? rc : text(a, 400, arena_strdup(a, ferr), out);
+				return rc == -ENOMEM ? rc
+						     : text(a, 400, arena_strdup(a, ferr), out);
 			}
 			filter_object(f, o);
 			filter_free(f);
@@ -626,8 +624,8 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			if (!put && !get)
 				return method_not_allowed(a, req, out);
 			if (agent_service_remove(st, id) < 0)
-				return text(a, 404, arena_printf(a, "Unknown service ID \"%s\"", id),
-					    out);
+				return text(a, 404,
+					    arena_printf(a, "Unknown service ID \"%s\"", id), out);
 			return empty_ok(out);
 		}
 		if (prefixed(rest, "maintenance/", &id)) {
@@ -642,8 +640,8 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 				return text(a, 400, "Invalid value for enable", out);
 			rc = agent_maintenance(st, id, enable, query_get(q, "reason"), env->now_ms);
 			if (rc == -ENOENT)
-				return text(a, 404, arena_printf(a, "Unknown service ID \"%s\"", id),
-					    out);
+				return text(a, 404,
+					    arena_printf(a, "Unknown service ID \"%s\"", id), out);
 			if (rc < 0)
 				return -ENOMEM;
 			return empty_ok(out);
@@ -655,8 +653,8 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			struct agent_service *s = agent_service_find(st, rest);
 
 			if (!s)
-				return text(a, 404,
-					    arena_printf(a, "unknown service ID: %s", rest), out);
+				return text(a, 404, arena_printf(a, "unknown service ID: %s", rest),
+					    out);
 			return json_out(a, 200, service_json(env, s), pretty, out);
 		}
 	}
@@ -699,10 +697,13 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			if (!c)
 				return text(a, 404, arena_printf(a, "Unknown check ID \"%s\"", id),
 					    out);
-			if (agent_check_ttl_update(st, c, status, note ? note : "", env->now_ms) < 0)
+			if (agent_check_ttl_update(st, c, status, note ? note : "", env->now_ms) <
+			    0)
 				return text(a, 500,
-					    arena_printf(a, "CheckID \"%s\" does not have "
-							    "associated TTL", id),
+					    arena_printf(a,
+							 "CheckID \"%s\" does not have "
+							 "associated TTL",
+							 id),
 					    out);
 			return empty_ok(out);
 		}
@@ -731,8 +732,10 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			json_decref(body);
 			if (agent_check_ttl_update(st, c, status, output, env->now_ms) < 0)
 				return text(a, 500,
-					    arena_printf(a, "CheckID \"%s\" does not have "
-							    "associated TTL", id),
+					    arena_printf(a,
+							 "CheckID \"%s\" does not have "
+							 "associated TTL",
+							 id),
 					    out);
 			return empty_ok(out);
 		}

@@ -23,9 +23,8 @@ bool agent_api_owns(const char *path);
 
 /* Handles such a request into out (always a response). Returns 0 or
  * -ENOMEM. */
-int agent_api_dispatch(const struct routes_env *env, const struct routes_req *req,
-		       const char *path, const struct query *q, struct arena *a,
-		       struct routes_action *out);
+int agent_api_dispatch(const struct routes_env *env, const struct routes_req *req, const char *path,
+		       const struct query *q, struct arena *a, struct routes_action *out);
 
 /* Registers a service definition (the /v1/agent/service/register body,
  * also as persisted) with its Check/Checks into st. Returns NULL, or a

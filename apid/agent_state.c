@@ -8,10 +8,7 @@
 #define MAINT_NODE_ID "_node_maintenance"
 #define MAINT_SERVICE_PREFIX "_service_maintenance:"
 
-static char *dupz(const char *s)
-{
-	return strdup(s ? s : "");
-}
+static char *dupz(const char *s) { return strdup(s ? s : ""); }
 
 static int push(void ***arr, size_t *n, size_t *cap, void *item)
 {
@@ -35,10 +32,7 @@ static void strs_free(char **v, size_t n)
 	free(v);
 }
 
-void agent_state_init(struct agent_state *st)
-{
-	memset(st, 0, sizeof(*st));
-}
+void agent_state_init(struct agent_state *st) { memset(st, 0, sizeof(*st)); }
 
 static void svc_free_fields(struct proto_service *s)
 {

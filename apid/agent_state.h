@@ -58,25 +58,25 @@ struct agent_check {
 	uint64_t deregister_after_ms; /* DeregisterCriticalServiceAfter; 0 = never */
 	uint32_t success_before_passing;
 	uint32_t failures_before_critical;
-	char *http;	     /* HTTP: URL */
-	char *method;	     /* HTTP: method (default GET) */
-	char *body;	     /* HTTP: request body or NULL */
-	json_t *header;	     /* HTTP: {"Name": ["v", ...]} or NULL */
+	char *http;	      /* HTTP: URL */
+	char *method;	      /* HTTP: method (default GET) */
+	char *body;	      /* HTTP: request body or NULL */
+	json_t *header;	      /* HTTP: {"Name": ["v", ...]} or NULL */
 	bool tls_skip_verify; /* HTTP: TLSSkipVerify */
-	char *tcp;	     /* TCP: host:port */
-	json_t *args;	     /* script: argv array */
-	char *alias_service; /* alias: the service ID mirrored */
-	json_t *def;	     /* the definition as registered (persisted) */
+	char *tcp;	      /* TCP: host:port */
+	json_t *args;	      /* script: argv array */
+	char *alias_service;  /* alias: the service ID mirrored */
+	json_t *def;	      /* the definition as registered (persisted) */
 
 	/* runtime */
-	uint32_t successes, failures;	/* consecutive, for the thresholds */
-	uint64_t ttl_deadline_ms;	/* TTL: when it expires */
-	uint64_t next_run_ms;		/* runner: next start */
-	uint64_t critical_since_ms;	/* 0 when not critical */
-	uint64_t output_pending_ms;	/* output changed, not yet synced: since */
-	bool running;			/* the runner has a run in flight */
-	uint64_t run_id;		/* which run (checks.c) */
-	uint64_t gen;			/* bumped on every visible change */
+	uint32_t successes, failures; /* consecutive, for the thresholds */
+	uint64_t ttl_deadline_ms;     /* TTL: when it expires */
+	uint64_t next_run_ms;	      /* runner: next start */
+	uint64_t critical_since_ms;   /* 0 when not critical */
+	uint64_t output_pending_ms;   /* output changed, not yet synced: since */
+	bool running;		      /* the runner has a run in flight */
+	uint64_t run_id;	      /* which run (checks.c) */
+	uint64_t gen;		      /* bumped on every visible change */
 };
 
 struct agent_service {
@@ -92,8 +92,8 @@ struct agent_state {
 	size_t n_services, cap_services;
 	struct agent_check **checks;
 	size_t n_checks, cap_checks;
-	uint64_t gen;		 /* global change counter */
-	uint64_t node_gen;	 /* bumped when node-level checks change */
+	uint64_t gen;	   /* global change counter */
+	uint64_t node_gen; /* bumped when node-level checks change */
 	uint64_t node_synced_gen;
 	char **removed_services; /* deregistered locally, to remove from the catalog */
 	size_t n_removed_services, cap_removed_services;

@@ -8,9 +8,9 @@
 #include <strings.h>
 
 #include "arena.h"
+#include "catalog_json.h"
 #include "config.h"
 #include "err.h"
-#include "catalog_json.h"
 #include "filter.h"
 #include "query.h"
 #include "render.h"
@@ -78,10 +78,7 @@ static void jset(json_t *o, const char *key, json_t *v, bool *bad)
 		*bad = true;
 }
 
-static json_t *jstr(const char *s)
-{
-	return json_string(s ? s : "");
-}
+static json_t *jstr(const char *s) { return json_string(s ? s : ""); }
 
 static json_t *jmap(const struct proto_map *m)
 {
@@ -121,8 +118,9 @@ static json_t *jraw(const char *text_or_null, bool null_if_none)
 
 static json_t *jweights(const struct proto_service *s)
 {
-	return json_pack("{s:I,s:I}", "Passing", (json_int_t)(s->weight_passing ? s->weight_passing : 1),
-			 "Warning", (json_int_t)s->weight_warning);
+	return json_pack("{s:I,s:I}", "Passing",
+			 (json_int_t)(s->weight_passing ? s->weight_passing : 1), "Warning",
+			 (json_int_t)s->weight_warning);
 }
 
 json_t *catalog_api_node_json(const struct proto_node *n)
@@ -413,7 +411,8 @@ const char *catalog_api_parse_service(const json_t *o, struct arena *a, struct p
 	s->address = body_str(o, "Address", a, &bad);
 	s->kind = body_str(o, "Kind", a, &bad);
 	s->port = body_uint(o, "Port", 0, a, &bad);
-	if (body_strs(o, "Tags", a, &s->tags, &bad) < 0 || body_map(o, "Meta", a, &s->meta, &bad) < 0)
+	if (body_strs(o, "Tags", a, &s->tags, &bad) < 0 ||
+	    body_map(o, "Meta", a, &s->meta, &bad) < 0)
 		return "out of memory";
 	s->tagged_addresses = body_raw(o, "TaggedAddresses", a);
 	w = JGET(o, "EnableTagOverride");
@@ -473,8 +472,8 @@ static const char *parse_check(const json_t *o, struct arena *a, const char *nod
 		return "Missing check ID or name";
 	if (!c->name || !*c->name)
 		c->name = c->check_id;
-	if (c->status && *c->status && strcmp(c->status, "passing") && strcmp(c->status, "warning") &&
-	    strcmp(c->status, "critical"))
+	if (c->status && *c->status && strcmp(c->status, "passing") &&
+	    strcmp(c->status, "warning") && strcmp(c->status, "critical"))
 		return arena_printf(a, "Invalid check status: \"%s\"", c->status);
 	return NULL;
 }
@@ -542,7 +541,8 @@ static const char *parse_register(const struct routes_env *env, const json_t *b,
 	chks = JGET(b, "Checks");
 	if (chks && !json_is_null(chks) && !json_is_array(chks))
 		return "Request decode failed: Checks must be an array";
-	cap = (chk && !json_is_null(chk) ? 1 : 0) + (json_is_array(chks) ? json_array_size(chks) : 0);
+	cap =
+	    (chk && !json_is_null(chk) ? 1 : 0) + (json_is_array(chks) ? json_array_size(chks) : 0);
 	if (cap) {
 		w->checks.v = arena_zalloc(a, cap * sizeof(*w->checks.v));
 		if (!w->checks.v)
@@ -564,8 +564,8 @@ static const char *parse_register(const struct routes_env *env, const json_t *b,
 	return NULL;
 }
 
-static const char *parse_deregister(const struct routes_env *env, const json_t *b,
-				    struct arena *a, struct proto_catalog_write *w)
+static const char *parse_deregister(const struct routes_env *env, const json_t *b, struct arena *a,
+				    struct proto_catalog_write *w)
 {
 	const char *bad = NULL, *dc;
 	struct proto_node *n = arena_zalloc(a, sizeof(*n));
@@ -887,8 +887,8 @@ static json_t *render_view(const struct routes_env *env, unsigned view,
 		for (size_t i = 0; j && i < r->services.n; i++) {
 			const struct proto_service *s = &r->services.v[i];
 
-			if (json_array_append_new(j, catalog_service_entry(find_node(r, s->node),
-									   s)) < 0)
+			if (json_array_append_new(
+				j, catalog_service_entry(find_node(r, s->node), s)) < 0)
 				bad = true;
 		}
 		break;
@@ -935,8 +935,8 @@ static json_t *render_view(const struct routes_env *env, unsigned view,
 			size_t end = catalog_api_check_group(r, k, s);
 
 			for (; checks && k < end; k++)
-				if (json_array_append_new(checks,
-							  catalog_api_check_json(&r->checks.v[k])) < 0)
+				if (json_array_append_new(
+					checks, catalog_api_check_json(&r->checks.v[k])) < 0)
 					bad = true;
 			if (!e) {
 				json_decref(checks);
@@ -1090,7 +1090,8 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 		}
 		if (f && json_is_array(j))
 			filter_array(f, j);
-		else if (f && json_is_object(j) && call->msg.u.catalog_query.view == VIEW_NODE_SERVICES)
+		else if (f && json_is_object(j) &&
+			 call->msg.u.catalog_query.view == VIEW_NODE_SERVICES)
 			filter_array(f, json_object_get(j, "Services"));
 		filter_free(f);
 		rc = json_resp(a, j, call->pretty, out);

@@ -293,9 +293,10 @@ static void http_finish(struct run *r, CURLcode code, uint64_t now)
 	} else {
 		snprintf(out, AGENT_OUTPUT_MAX + 600, "HTTP %s %s: %ld Output: %s", r->method,
 			 url ? url : "", status, r->buf);
-		report(r, status >= 200 && status < 300 ? "passing"
-			  : status == 429		  ? "warning"
-							  : "critical",
+		report(r,
+		       status >= 200 && status < 300 ? "passing"
+		       : status == 429		     ? "warning"
+						     : "critical",
 		       out, now);
 	}
 	free(out);
@@ -608,7 +609,4 @@ void checks_tick(struct checks *ck, uint64_t now)
 	}
 }
 
-size_t checks_running(const struct checks *ck)
-{
-	return ck ? ck->n_running : 0;
-}
+size_t checks_running(const struct checks *ck) { return ck ? ck->n_running : 0; }

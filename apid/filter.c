@@ -41,8 +41,8 @@ enum tok { T_END, T_WORD, T_STRING, T_EQ, T_NE, T_LP, T_RP, T_DOT, T_LB, T_RB, T
 
 struct lexer {
 	const char *p;
-	enum tok t;   /* current token */
-	char *text;   /* its text (WORD, STRING), malloc'd */
+	enum tok t; /* current token */
+	char *text; /* its text (WORD, STRING), malloc'd */
 	bool oom;
 	char err[160];
 	int depth;
@@ -80,7 +80,11 @@ static void next(struct lexer *lx)
 		lx->t = T_NE;
 		p += 2;
 	} else if (*p == '(' || *p == ')' || *p == '.' || *p == '[' || *p == ']') {
-		lx->t = *p == '(' ? T_LP : *p == ')' ? T_RP : *p == '.' ? T_DOT : *p == '[' ? T_LB : T_RB;
+		lx->t = *p == '('   ? T_LP
+			: *p == ')' ? T_RP
+			: *p == '.' ? T_DOT
+			: *p == '[' ? T_LB
+				    : T_RB;
 		p++;
 	} else if (*p == '"' || *p == '`') {
 		char q = *p++, *o;
@@ -451,8 +455,9 @@ int filter_parse(const char *expr, struct filter **out, char *err, size_t errlen
 
 	*out = NULL;
 	if (strlen(expr) > FILTER_MAX_LEN) {
-		snprintf(err, errlen, "Failed to create boolean expression evaluator: expression "
-				      "too long");
+		snprintf(err, errlen,
+			 "Failed to create boolean expression evaluator: expression "
+			 "too long");
 		return -EINVAL;
 	}
 	next(&lx);
@@ -468,7 +473,8 @@ int filter_parse(const char *expr, struct filter **out, char *err, size_t errlen
 		return -ENOMEM;
 	}
 	if (!root) {
-		snprintf(err, errlen, "Failed to create boolean expression evaluator: %s at offset %zu",
+		snprintf(err, errlen,
+			 "Failed to create boolean expression evaluator: %s at offset %zu",
 			 lx.err[0] ? lx.err : "empty expression", (size_t)(lx.p - expr));
 		return -EINVAL;
 	}
@@ -633,10 +639,7 @@ static bool eval(const struct fnode *n, const json_t *v)
 	}
 }
 
-bool filter_match(const struct filter *f, const json_t *v)
-{
-	return eval(f->root, v);
-}
+bool filter_match(const struct filter *f, const json_t *v) { return eval(f->root, v); }
 
 void filter_array(const struct filter *f, json_t *arr)
 {

@@ -449,7 +449,8 @@ static int collect_chk(void *ctx, struct store_val k, struct store_val v)
 	rc = chk_from_val(v, c->a, &chk);
 	if (rc < 0)
 		return rc;
-	if (c->only_service_id && *chk.service_id && strcmp(chk.service_id, c->only_service_id) != 0)
+	if (c->only_service_id && *chk.service_id &&
+	    strcmp(chk.service_id, c->only_service_id) != 0)
 		return 0;
 	if (c->only_service_id && !*chk.service_id && !c->also_node_checks)
 		return 0;
@@ -462,16 +463,15 @@ static int collect_chk(void *ctx, struct store_val k, struct store_val v)
 }
 
 /* Entries of table t under "lcnode\0". */
-static int scan_node(struct store_txn *txn, enum store_table t, const char *node,
-		     struct collect *c)
+static int scan_node(struct store_txn *txn, enum store_table t, const char *node, struct collect *c)
 {
 	char key[STORE_KEY_MAX + 1];
 	int klen = pair_key(key, node, "", false);
 
 	if (klen < 0)
 		return 0;
-	return store_scan_prefix(txn, t, key, (size_t)klen, t == STORE_SERVICES ? collect_svc : collect_chk,
-				 c);
+	return store_scan_prefix(txn, t, key, (size_t)klen,
+				 t == STORE_SERVICES ? collect_svc : collect_chk, c);
 }
 
 /* The i-th key pushed by key_push. */
@@ -822,8 +822,8 @@ static int apply_register(struct store_txn *txn, struct arena *a, uint64_t index
 		}
 		mp_writer_init(&w);
 		fsm_cmd_node_register(&w, &node);
-		rc = w.err ? w.err
-			   : fsm_apply(txn, index, w.buf, w.len, &nres, forward_change, &nc);
+		rc =
+		    w.err ? w.err : fsm_apply(txn, index, w.buf, w.len, &nres, forward_change, &nc);
 		mp_writer_close(&w);
 		if (rc < 0)
 			return rc;
@@ -863,8 +863,8 @@ int catalog_apply_register(struct store_txn *txn, uint64_t index, struct mp_read
 }
 
 /* Deletes the checks collected in c (their keys), bumping indexes. */
-static int delete_checks(struct store_txn *txn, struct arena *a, uint64_t index,
-			 struct collect *c, fsm_change_fn change, void *ctx)
+static int delete_checks(struct store_txn *txn, struct arena *a, uint64_t index, struct collect *c,
+			 fsm_change_fn change, void *ctx)
 {
 	size_t pos = 0, klen;
 	const char *k;
@@ -1099,8 +1099,8 @@ static int add_node(struct store_txn *txn, struct builder *b, const char *name, 
 static int add_svc(struct builder *b, const struct proto_service *s)
 {
 	struct catalog_answer *o = b->out;
-	int rc = grow(b->a, (void **)&o->services, &b->cap_svcs, o->n_services,
-		      sizeof(*o->services));
+	int rc =
+	    grow(b->a, (void **)&o->services, &b->cap_svcs, o->n_services, sizeof(*o->services));
 
 	if (rc == 0)
 		o->services[o->n_services++] = *s;
@@ -1227,7 +1227,8 @@ static int service_view_index(struct store_txn *txn, struct arena *a, const char
 static int health_checks_for(struct store_txn *txn, struct builder *b, const char *node,
 			     const char *service_id, bool node_checks_too)
 {
-	struct collect c = {.a = b->a, .only_service_id = service_id ? service_id : "",
+	struct collect c = {.a = b->a,
+			    .only_service_id = service_id ? service_id : "",
 			    .also_node_checks = node_checks_too};
 	int rc;
 
@@ -1425,8 +1426,8 @@ int catalog_query(struct store_txn *txn, struct arena *a, const struct proto_cat
 			return rc;
 		inst = *out;
 		for (size_t i = 0; rc == 0 && i < inst.n_services; i++)
-			rc = health_checks_for(txn, &b, inst.services[i].node,
-					       inst.services[i].id, false);
+			rc = health_checks_for(txn, &b, inst.services[i].node, inst.services[i].id,
+					       false);
 		out->n_services = 0;
 		return rc;
 	}

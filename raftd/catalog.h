@@ -39,15 +39,15 @@ struct store_txn;
 
 /* Read views (the CATALOG_QUERY view field). */
 enum catalog_view {
-	CATALOG_VIEW_NODES = 1,		/* /v1/catalog/nodes */
-	CATALOG_VIEW_SERVICES = 2,	/* /v1/catalog/services */
-	CATALOG_VIEW_SERVICE = 3,	/* /v1/catalog/service/<name> */
-	CATALOG_VIEW_NODE = 4,		/* /v1/catalog/node/<node> */
-	CATALOG_VIEW_NODE_SERVICES = 5, /* /v1/catalog/node-services/<node> */
-	CATALOG_VIEW_HEALTH_NODE = 6,	/* /v1/health/node/<node> */
-	CATALOG_VIEW_HEALTH_CHECKS = 7, /* /v1/health/checks/<service> */
+	CATALOG_VIEW_NODES = 1,		 /* /v1/catalog/nodes */
+	CATALOG_VIEW_SERVICES = 2,	 /* /v1/catalog/services */
+	CATALOG_VIEW_SERVICE = 3,	 /* /v1/catalog/service/<name> */
+	CATALOG_VIEW_NODE = 4,		 /* /v1/catalog/node/<node> */
+	CATALOG_VIEW_NODE_SERVICES = 5,	 /* /v1/catalog/node-services/<node> */
+	CATALOG_VIEW_HEALTH_NODE = 6,	 /* /v1/health/node/<node> */
+	CATALOG_VIEW_HEALTH_CHECKS = 7,	 /* /v1/health/checks/<service> */
 	CATALOG_VIEW_HEALTH_SERVICE = 8, /* /v1/health/service/<service> */
-	CATALOG_VIEW_HEALTH_STATE = 9,	/* /v1/health/state/<state> */
+	CATALOG_VIEW_HEALTH_STATE = 9,	 /* /v1/health/state/<state> */
 };
 
 /* Encodes a register command into w (reset first). node is required;

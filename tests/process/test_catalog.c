@@ -148,8 +148,8 @@ START_TEST(register_and_read_views)
 
 	j = get_ok("/v1/catalog/node/ext1", NULL);
 	ck_assert_str_eq(sfield(json_object_get(j, "Node"), "Node"), "ext1");
-	ck_assert_str_eq(sfield(json_object_get(json_object_get(j, "Services"), "redis1"), "Service"),
-			 "redis");
+	ck_assert_str_eq(
+	    sfield(json_object_get(json_object_get(j, "Services"), "redis1"), "Service"), "redis");
 	json_decref(j);
 	j = get_ok("/v1/catalog/node/nosuch", NULL);
 	ck_assert(json_is_null(j));
@@ -259,9 +259,10 @@ START_TEST(bad_requests)
 	put_400("/v1/catalog/register",
 		"{\"Node\":\"x\",\"Address\":\"1.2.3.4\",\"Service\":{\"Port\":1}}",
 		"Missing service name");
-	put_400("/v1/catalog/register",
-		"{\"Node\":\"x\",\"Address\":\"1.2.3.4\",\"Check\":{\"Name\":\"c\",\"Status\":\"ok\"}}",
-		"Invalid check status");
+	put_400(
+	    "/v1/catalog/register",
+	    "{\"Node\":\"x\",\"Address\":\"1.2.3.4\",\"Check\":{\"Name\":\"c\",\"Status\":\"ok\"}}",
+	    "Invalid check status");
 	put_400("/v1/catalog/register",
 		"{\"Node\":\"x\",\"Address\":\"1.2.3.4\",\"Check\":{\"Name\":\"c\","
 		"\"ServiceID\":\"nosuch\"}}",
@@ -297,7 +298,4 @@ static Suite *catalog_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return ptest_run(catalog_suite());
-}
+int main(void) { return ptest_run(catalog_suite()); }

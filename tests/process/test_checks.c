@@ -46,8 +46,6 @@ static void ptest_teardown(void)
 	(void)unlink(flag_path);
 }
 
-
-
 /* ---- a tiny HTTP server whose status the test sets ------------------- */
 
 static atomic_int http_status = 200;
@@ -225,8 +223,8 @@ START_TEST(ttl_script_and_maintenance)
 	wait_passing("api", 0, 10000);
 	put_expect("/v1/agent/service/maintenance/api1?enable=false", NULL, 200);
 	wait_passing("api", 1, 10000);
-	put_expect("/v1/agent/check/update/service:api1", "{\"Status\":\"critical\",\"Output\":\"x\"}",
-		   200);
+	put_expect("/v1/agent/check/update/service:api1",
+		   "{\"Status\":\"critical\",\"Output\":\"x\"}", 200);
 	wait_passing("api", 0, 10000);
 	put_expect("/v1/agent/check/pass/nosuch", NULL, 404);
 
@@ -256,10 +254,11 @@ START_TEST(registrations_survive_apid_restart)
 	json_t *j;
 
 	REQUIRE_AGENT();
-	put_expect("/v1/agent/service/register",
-		   "{\"Name\":\"keep\",\"ID\":\"keep1\",\"Tags\":[\"x\"],\"Check\":{\"TTL\":\"60s\","
-		   "\"Status\":\"passing\"}}",
-		   200);
+	put_expect(
+	    "/v1/agent/service/register",
+	    "{\"Name\":\"keep\",\"ID\":\"keep1\",\"Tags\":[\"x\"],\"Check\":{\"TTL\":\"60s\","
+	    "\"Status\":\"passing\"}}",
+	    200);
 	wait_passing("keep", 1, 10000);
 	old = harness_daemon_pid(&ag, "apid");
 	ck_assert_int_gt(old, 0);
@@ -347,9 +346,10 @@ START_TEST(bad_definitions)
 	EXPECT_STATUS(r, 400);
 	ck_assert_ptr_nonnull(strstr(r.body, "Missing service name"));
 	http_resp_free(&r);
-	http_put(&ag, "/v1/agent/service/register",
-		 "{\"Name\":\"x\",\"Check\":{\"HTTP\":\"http://127.0.0.1:1/\",\"Interval\":\"-5s\"}}",
-		 &r);
+	http_put(
+	    &ag, "/v1/agent/service/register",
+	    "{\"Name\":\"x\",\"Check\":{\"HTTP\":\"http://127.0.0.1:1/\",\"Interval\":\"-5s\"}}",
+	    &r);
 	EXPECT_STATUS(r, 400);
 	ck_assert_ptr_nonnull(strstr(r.body, "Invalid check"));
 	http_resp_free(&r);
@@ -357,8 +357,8 @@ START_TEST(bad_definitions)
 		 "{\"Name\":\"x\",\"Check\":{\"GRPC\":\"127.0.0.1:1\",\"Interval\":\"5s\"}}", &r);
 	EXPECT_STATUS(r, 400);
 	http_resp_free(&r);
-	http_put(&ag, "/v1/agent/service/register", "{\"Name\":\"x\",\"Check\":{\"Interval\":\"5s\"}}",
-		 &r);
+	http_put(&ag, "/v1/agent/service/register",
+		 "{\"Name\":\"x\",\"Check\":{\"Interval\":\"5s\"}}", &r);
 	EXPECT_STATUS(r, 400);
 	ck_assert_ptr_nonnull(strstr(r.body, "required"));
 	http_resp_free(&r);
@@ -393,7 +393,4 @@ static Suite *checks_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return ptest_run(checks_suite());
-}
+int main(void) { return ptest_run(checks_suite()); }

@@ -55,8 +55,9 @@ START_TEST(thresholds)
 {
 	struct agent_check *c;
 
-	ck_assert_ptr_null(reg("{\"Name\":\"web\",\"Check\":{\"HTTP\":\"http://x/\",\"Interval\":"
-			       "\"10s\",\"SuccessBeforePassing\":2,\"FailuresBeforeCritical\":3}}"));
+	ck_assert_ptr_null(
+	    reg("{\"Name\":\"web\",\"Check\":{\"HTTP\":\"http://x/\",\"Interval\":"
+		"\"10s\",\"SuccessBeforePassing\":2,\"FailuresBeforeCritical\":3}}"));
 	c = agent_check_find(&st, "service:web");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_str_eq(c->status, "critical");
@@ -89,7 +90,8 @@ START_TEST(thresholds)
 		ck_assert(agent_check_result(&st, c, "critical", "worse", 10000));
 		ck_assert_str_eq(c->output, "worse");
 		ck_assert_uint_eq(s->gen, g);
-		ck_assert_uint_eq(agent_check_flush_outputs(&st, 10000 + AGENT_CHECK_UPDATE_MS - 1), 0);
+		ck_assert_uint_eq(agent_check_flush_outputs(&st, 10000 + AGENT_CHECK_UPDATE_MS - 1),
+				  0);
 		ck_assert_uint_eq(agent_check_flush_outputs(&st, 10000 + AGENT_CHECK_UPDATE_MS), 1);
 		ck_assert_uint_gt(s->gen, g);
 	}

@@ -17,30 +17,61 @@ static const char *mk[] = {"rack", "ctl"};
 static const char *mv[] = {"a/b", "\x01\x1f\t\n\r\b\f"};
 
 static struct proto_node nodes[2] = {
-    {.id = "11111111-2222-3333-4444-555555555555", .node = "n1", .address = "10.0.0.1",
-     .datacenter = "dc1", .meta = {mk, mv, 2}, .create_index = 5, .modify_index = 9},
+    {.id = "11111111-2222-3333-4444-555555555555",
+     .node = "n1",
+     .address = "10.0.0.1",
+     .datacenter = "dc1",
+     .meta = {mk, mv, 2},
+     .create_index = 5,
+     .modify_index = 9},
     {.node = "n\xc3\xa9", .address = "10.0.0.2", .datacenter = "dc1"},
 };
 static struct proto_service svcs[3] = {
-    {.node = "n1", .id = "web1", .service = "web", .tags = {tags, 3}, .port = 80,
-     .weight_passing = 3, .weight_warning = 1, .create_index = 7, .modify_index = 8,
+    {.node = "n1",
+     .id = "web1",
+     .service = "web",
+     .tags = {tags, 3},
+     .port = 80,
+     .weight_passing = 3,
+     .weight_warning = 1,
+     .create_index = 7,
+     .modify_index = 8,
      .tagged_addresses = "{\"lan\":{\"Address\":\"10.0.0.1\",\"Port\":80}}"},
-    {.node = "n1", .id = "web2", .service = "web", .kind = "connect-proxy",
-     .enable_tag_override = true, .meta = {mk, mv, 1}},
+    {.node = "n1",
+     .id = "web2",
+     .service = "web",
+     .kind = "connect-proxy",
+     .enable_tag_override = true,
+     .meta = {mk, mv, 1}},
     {.node = "n\xc3\xa9", .id = "web3", .service = "web", .port = 65535},
 };
 static struct proto_check checks[5] = {
     /* web1: its check, then n1's node check */
-    {.node = "n1", .check_id = "c1", .name = "C \"one\"", .status = "passing",
-     .output = "HTTP GET http://x/: 200 Output: {\"ok\":true}\n", .service_id = "web1",
-     .service_name = "web", .service_tags = {tags, 1}, .type = "http",
-     .definition = "{\"HTTP\":\"http://x/\",\"Interval\":\"10s\"}", .create_index = 7,
+    {.node = "n1",
+     .check_id = "c1",
+     .name = "C \"one\"",
+     .status = "passing",
+     .output = "HTTP GET http://x/: 200 Output: {\"ok\":true}\n",
+     .service_id = "web1",
+     .service_name = "web",
+     .service_tags = {tags, 1},
+     .type = "http",
+     .definition = "{\"HTTP\":\"http://x/\",\"Interval\":\"10s\"}",
+     .create_index = 7,
      .modify_index = 8},
-    {.node = "n1", .check_id = "serfHealth", .name = "Serf", .status = "passing",
-     .service_id = "", .service_name = ""},
+    {.node = "n1",
+     .check_id = "serfHealth",
+     .name = "Serf",
+     .status = "passing",
+     .service_id = "",
+     .service_name = ""},
     /* web2: no check of its own, n1's node check again */
-    {.node = "n1", .check_id = "serfHealth", .name = "Serf", .status = "passing",
-     .service_id = "", .service_name = ""},
+    {.node = "n1",
+     .check_id = "serfHealth",
+     .name = "Serf",
+     .status = "passing",
+     .service_id = "",
+     .service_name = ""},
     /* web3: two of its own */
     {.node = "n\xc3\xa9", .check_id = "a", .status = "critical", .service_id = "web3"},
     {.node = "n\xc3\xa9", .check_id = "b", .status = "warning", .service_id = "web3"},
@@ -72,7 +103,8 @@ static void compare(unsigned view)
 	call.filter = "Nope is empty";
 	ck_assert_int_eq(catalog_api_finish(&env, &call, &reply, &a, &slow), 0);
 	ck_assert_int_eq(fast.status, 200);
-	ck_assert_msg(fast.body_len == slow.body_len && !memcmp(fast.body, slow.body, fast.body_len),
+	ck_assert_msg(fast.body_len == slow.body_len &&
+			  !memcmp(fast.body, slow.body, fast.body_len),
 		      "view %u differs:\nfast %.*s\nslow %.*s", view, (int)fast.body_len, fast.body,
 		      (int)slow.body_len, slow.body);
 	arena_close(&a);

@@ -24,10 +24,7 @@ static void setup(void)
 	ck_assert_ptr_nonnull(entry);
 }
 
-static void teardown(void)
-{
-	json_decref(entry);
-}
+static void teardown(void) { json_decref(entry); }
 
 /* Parses expr (must succeed) and evaluates it on the entry. */
 static bool eval(const char *expr)
@@ -49,7 +46,8 @@ static void parse_fails(const char *expr)
 
 	ck_assert_msg(filter_parse(expr, &f, err, sizeof(err)) == -EINVAL, "[%s] parsed", expr);
 	ck_assert_ptr_null(f);
-	ck_assert_msg(strstr(err, "Failed to create boolean expression evaluator"), "err [%s]", err);
+	ck_assert_msg(strstr(err, "Failed to create boolean expression evaluator"), "err [%s]",
+		      err);
 }
 
 START_TEST(equality)
@@ -80,7 +78,7 @@ START_TEST(collections)
 	ck_assert(eval("\"v1\" in Service.Tags"));
 	ck_assert(eval("v2 not in Service.Tags"));
 	ck_assert(!eval("v1 not in Service.Tags"));
-	ck_assert(eval("rack in Node.Meta"));		 /* map keys */
+	ck_assert(eval("rack in Node.Meta"));		/* map keys */
 	ck_assert(eval("Service.Service contains eb")); /* substrings */
 	/* through an array: any element */
 	ck_assert(eval("Checks.Status == critical"));
@@ -146,8 +144,8 @@ START_TEST(arrays_and_objects)
 	char err[256];
 	json_t *arr = json_pack("[{s:s},{s:s},{s:s}]", "Status", "passing", "Status", "critical",
 				"Status", "passing");
-	json_t *obj = json_pack("{s:{s:s},s:{s:s}}", "a", "Status", "passing", "b", "Status",
-				"critical");
+	json_t *obj =
+	    json_pack("{s:{s:s},s:{s:s}}", "a", "Status", "passing", "b", "Status", "critical");
 
 	ck_assert_int_eq(filter_parse("Status == passing", &f, err, sizeof(err)), 0);
 	filter_array(f, arr);

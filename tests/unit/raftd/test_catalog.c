@@ -106,10 +106,13 @@ static struct fsm_result reg(uint64_t index, const char *node, const char *addr,
 			     const char *status, const char *check_sid)
 {
 	struct proto_node n = {.node = node, .address = addr, .datacenter = "dc1"};
-	struct proto_service s = {.id = sid, .service = sname, .port = 80,
-				  .tags = {web_tags, ntags}};
-	struct proto_check c = {.check_id = cid, .name = cid, .status = status,
-				.service_id = check_sid ? check_sid : "", .type = "ttl"};
+	struct proto_service s = {
+	    .id = sid, .service = sname, .port = 80, .tags = {web_tags, ntags}};
+	struct proto_check c = {.check_id = cid,
+				.name = cid,
+				.status = status,
+				.service_id = check_sid ? check_sid : "",
+				.type = "ttl"};
 
 	if (rack) {
 		n.meta.keys = meta_k;
@@ -120,8 +123,8 @@ static struct fsm_result reg(uint64_t index, const char *node, const char *addr,
 	return apply_w(index);
 }
 
-static struct catalog_answer query(unsigned view, const char *name, bool passing,
-				   const char **tags, size_t ntags, const char *rack)
+static struct catalog_answer query(unsigned view, const char *name, bool passing, const char **tags,
+				   size_t ntags, const char *rack)
 {
 	struct proto_catalog_query q = {.view = view, .name = name, .passing = passing};
 	struct store_txn *txn;
