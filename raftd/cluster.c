@@ -89,6 +89,7 @@ struct cluster {
 	uint64_t next_reg_ms;
 	char logged_leader[RAFT_ADDR_MAX + 1]; /* last leader we logged */
 	struct barrier *barriers;	       /* consistent reads in progress */
+	uint64_t leave_timer, leave_deadline_ms; /* leaving: waiting for the transfer */
 	struct rpc_req *bypass;		       /* being served after its barrier */
 };
 
@@ -713,6 +714,41 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	return TICK_MS;
 }
 
+/* ---- leaving ------------------------------------------------------------------ */
+
+static int64_t on_leave_tick(struct loop *l, void *ctx)
+{
+	struct cluster *c = ctx;
+
+	if (replica_is_leader(c->rp) && loop_now_ms(l) < c->leave_deadline_ms)
+		return TICK_MS;
+	if (!replica_is_leader(c->rp))
+		log_info("raft: leadership transferred (now %s); leaving",
+			 *replica_leader_addr(c->rp) ? replica_leader_addr(c->rp) : "electing");
+	else
+		log_warn("raft: leadership transfer did not complete; leaving anyway");
+	c->leave_timer = 0;
+	loop_stop(l);
+	return LOOP_TIMER_STOP;
+}
+
+bool cluster_leave_begin(struct cluster *c)
+{
+	int rc;
+
+	if (!c || !replica_is_leader(c->rp))
+		return false;
+	rc = replica_transfer(c->rp);
+	if (rc < 0) {
+		if (rc != -ENOENT)
+			log_warn("raft: cannot transfer leadership before leaving: %s", err_str(rc));
+		return false;
+	}
+	c->leave_deadline_ms = loop_now_ms(c->loop) + 3000;
+	c->leave_timer = loop_timer_add(c->loop, TICK_MS, on_leave_tick, c);
+	return c->leave_timer != 0;
+}
+
 /* ---- lifecycle -------------------------------------------------------------- */
 
 static void add_join(struct cluster *c, const char *a)
@@ -794,6 +830,8 @@ void cluster_free(struct cluster *c)
 		return;
 	if (c->timer)
 		loop_timer_del(c->loop, c->timer);
+	if (c->leave_timer)
+		loop_timer_del(c->loop, c->leave_timer);
 	while (c->waiting) {
 		struct waiting *w = c->waiting;
 		c->waiting = w->next;

@@ -50,6 +50,12 @@ int cluster_new(struct loop *l, void *zctx, const struct config *cfg, struct rep
 /* Answers waiting requests with NOLEADER, closes sockets. NULL is fine. */
 void cluster_free(struct cluster *c);
 
+/* A leaving leader hands leadership to another voter first (TimeoutNow),
+ * so the cluster does not wait out an election timeout. Call after
+ * loop_run returned; when this returns true, run the loop again: it stops
+ * once leadership moved or after 3 s. */
+bool cluster_leave_begin(struct cluster *c);
+
 /* Takes RAFT_RPC and RAFT_HELLO, and requests that must go to (or wait
  * for) the leader; sets *handled. When *handled is false the server
  * serves req itself. */

@@ -58,6 +58,10 @@ int main(int argc, char **argv)
 	daemon_notify_ready();
 	rc = loop_run(l);
 	daemon_notify_stopping();
+	/* A leader hands over before leaving (Consul's leave_on_terminate
+	 * does the same), so the cluster does not wait out a timeout. */
+	if (rc == 0 && server_leave_begin(srv))
+		rc = loop_run(l);
 	if (rc < 0)
 		log_error("event loop: %s", err_str(rc));
 	if (server_failed(srv))

@@ -962,6 +962,13 @@ int replica_remove_server(struct replica *rp, const char *id, void *ud, uint64_t
 	return 0;
 }
 
+int replica_transfer(struct replica *rp)
+{
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	return raft_transfer(&rp->raft, NULL);
+}
+
 uint64_t replica_config_index(const struct replica *rp) { return rp->raft.config_index; }
 
 const char *replica_leader_id(const struct replica *rp)

@@ -112,6 +112,10 @@ int replica_add_server(struct replica *rp, const char *id, const char *address);
 int replica_read_index(struct replica *rp, uint64_t *out_seq, uint64_t *out_index);
 bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, bool *out_failed);
 
+/* Leader: hands leadership to the most up-to-date voter (raft_transfer).
+ * Returns 0, CAIRN_E_NOLEADER, -ENOENT (no other voter) or -EBUSY. */
+int replica_transfer(struct replica *rp);
+
 /* Leader: proposes removing server id; ud comes back in the applied
  * callback once the change is committed (like replica_propose). Returns 0
  * with the entry's index, CAIRN_E_NOLEADER, -EBUSY, -ENOENT or -EINVAL. */

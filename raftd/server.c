@@ -786,4 +786,9 @@ void server_free(struct server *s)
 	free(s);
 }
 
+bool server_leave_begin(struct server *s)
+{
+	return s && !s->failed && cluster_leave_begin(s->cl);
+}
+
 bool server_failed(const struct server *s) { return s && s->failed; }

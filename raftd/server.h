@@ -32,6 +32,10 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
  * after loop_run returned, before loop_free. */
 void server_free(struct server *s);
 
+/* After loop_run returned on a signal: a cluster leader starts handing
+ * its leadership over; true means run the loop again until it is done. */
+bool server_leave_begin(struct server *s);
+
 /* True once the store failed (the loop was stopped): exit non-zero so the
  * supervisor restarts raftd, which then recovers from the log. */
 bool server_failed(const struct server *s);

@@ -527,6 +527,41 @@ START_TEST(no_leader_answers_500_after_a_bounded_wait)
 }
 END_TEST
 
+static bool log_contains(const struct agent *a, const char *needle)
+{
+	char line[2048];
+	bool found = false;
+	FILE *f = fopen(a->log_path, "r");
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+START_TEST(leaving_leader_transfers_leadership)
+{
+	REQUIRE_CLUSTER();
+	int l = wait_leader(20000, -1);
+	ck_assert_int_ge(l, 0);
+	pid_t p = harness_daemon_pid(&ags[l], "raftd");
+	ck_assert_int_gt(p, 0);
+	/* SIGTERM: the leader hands over to another voter, then exits. */
+	ck_assert_int_eq(kill(p, SIGTERM), 0);
+	int nl = wait_leader(20000, l);
+	ck_assert_msg(nl >= 0 && nl != l, "no other leader after the leader left");
+	uint64_t deadline = harness_now_ms() + 10000;
+	while (!log_contains(&ags[l], "leadership transferred") && harness_now_ms() < deadline)
+		harness_pause_ms(50);
+	ck_assert_msg(log_contains(&ags[l], "leadership transferred"),
+		      "the leaving leader did not hand over");
+	/* Its agent brings raftd back; the cluster has three servers again. */
+	ck_assert_int_gt(harness_wait_daemon(&ags[l], "raftd", p, 20000), 0);
+	ck_assert_int_ge(wait_leader(20000, -1), 0);
+}
+END_TEST
+
 /* One request to agent i's raftd over its ipc socket. */
 static int raftd_call(int i, struct proto_msg *m, struct arena *ar, struct proto_msg *out)
 {
@@ -625,6 +660,7 @@ int main(void)
 	tcase_add_test(tc, write_anywhere_read_everywhere);
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
 	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
+	tcase_add_test(tc, leaving_leader_transfers_leadership);
 	tcase_add_test(tc, operator_configuration_and_remove_peer); /* last: shrinks the cluster */
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
