@@ -910,6 +910,23 @@ static int maybe_send_timeout_now(struct raft *r, unsigned i)
 	return send_msg(r, &m, r->transfer_to);
 }
 
+static int change_config(struct raft *r, const struct raft_config *c, uint64_t *out_index);
+static int can_change(const struct raft *r);
+
+/* Promotes config.s[i], a non-voter, once it caught up with the commit
+ * index (and no other change is in progress). */
+static int maybe_promote(struct raft *r, unsigned i)
+{
+	struct raft_config c;
+	uint64_t index;
+
+	if (r->config.s[i].voter || r->prog[i].match_index < r->commit_index || can_change(r) < 0)
+		return 0;
+	c = r->config;
+	c.s[i].voter = true;
+	return change_config(r, &c, &index);
+}
+
 static int on_append_reply(struct raft *r, const struct raft_msg *m)
 {
 	int i = raft_config_find(&r->config, m->from);
@@ -943,6 +960,9 @@ static int on_append_reply(struct raft *r, const struct raft_msg *m)
 		if (r->role != RAFT_LEADER)
 			return 0;
 		rc = maybe_send_timeout_now(r, (unsigned)i);
+		if (rc < 0)
+			return rc;
+		rc = maybe_promote(r, (unsigned)i);
 		if (rc < 0)
 			return rc;
 		return raft_flush(r);
@@ -1128,7 +1148,10 @@ int raft_add_server(struct raft *r, const char *id, const char *address, uint64_
 	strcpy(c.s[c.n].id, id);
 	if (address)
 		strcpy(c.s[c.n].address, address);
-	c.s[c.n].voter = true;
+	/* A new server starts as a non-voter: with an empty log it could not
+	 * help commit anything, and counting it at once would raise the
+	 * quorum before it can vote sensibly (dissertation §4.2.1). */
+	c.s[c.n].voter = false;
 	c.n++;
 	return change_config(r, &c, out_index);
 }

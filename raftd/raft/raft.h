@@ -28,7 +28,8 @@
  * - single-server membership changes (§4.1): a configuration entry takes
  *   effect as soon as it is appended, one change at a time, only after the
  *   leader committed an entry of its term; a leader removed from the
- *   configuration steps down once the change committed;
+ *   configuration steps down once the change committed; a new server
+ *   joins as a non-voter and is promoted once it caught up;
  * - leadership transfer (§3.10) with TimeoutNow;
  * - a leader lease for default-mode reads (the followers' stickiness makes
  *   a new leader impossible before lease_ms after a majority's last ack).
@@ -306,8 +307,10 @@ int raft_flush(struct raft *r);
  * Returns 0 or the io's error. */
 int raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 
-/* Leader: proposes adding (voter) or removing one server. Only one change
- * at a time, and only once the leader committed an entry of its term.
+/* Leader: proposes adding or removing one server. Only one change at a
+ * time, and only once the leader committed an entry of its term. A new
+ * server joins as a non-voter; the leader promotes it to voter (a second
+ * change) as soon as its log has caught up with the commit index.
  * Returns 0 with the entry's index, CAIRN_E_NOLEADER, -EBUSY (a change is
  * in progress or the no-op not committed yet), -EEXIST / -ENOENT (already
  * a member / not a member), -ENOSPC (configuration full), -EINVAL. */

@@ -143,6 +143,16 @@ START_TEST(leadership_transfer)
 END_TEST
 
 static bool n4_has_value(struct sim *s) { return sim_value(s, 3, 1) == 99; }
+static bool n4_votes(struct sim *s)
+{
+	int l = sim_leader(s);
+	if (l < 0)
+		return false;
+	const struct raft_config *c = &sim_raft(s, (unsigned)l)->config;
+	int i = raft_config_find(c, "n4");
+	return i >= 0 && c->s[i].voter && sim_raft(s, (unsigned)l)->commit_index >=
+						  sim_raft(s, (unsigned)l)->config_index;
+}
 static bool leader_not_n1(struct sim *s)
 {
 	int l = sim_leader(s);
@@ -166,6 +176,8 @@ START_TEST(membership_add_remove)
 	ck_assert_int_eq(sim_put(s, (unsigned)l, 1, 99), 0);
 	RUN_OK(sim_run_until(s, n4_has_value, 2000));
 	ck_assert_uint_eq(sim_raft(s, 3)->config.n, 4);
+	/* It joined as a non-voter and was promoted once caught up. */
+	RUN_OK(sim_run_until(s, n4_votes, 2000));
 	ck_assert_int_eq(raft_add_server(lr, "n4", "", &idx), -EEXIST);
 	/* Make n1 the leader, then remove it: it steps down and the other
 	 * three carry on. */
