@@ -595,6 +595,8 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 		return handle_hello(c, req);
 	if (is_write(t)) {
 		if (replica_is_leader(c->rp)) {
+			if (replica_transferring(c->rp))
+				return park_until_leader(c, req); /* then to the new one */
 			*handled = false;
 			return RPC_DONE;
 		}

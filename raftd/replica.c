@@ -962,6 +962,11 @@ int replica_remove_server(struct replica *rp, const char *id, void *ud, uint64_t
 	return 0;
 }
 
+bool replica_transferring(const struct replica *rp)
+{
+	return rp->raft.role == RAFT_LEADER && rp->raft.transfer_to[0];
+}
+
 int replica_transfer(struct replica *rp)
 {
 	if (rp->failed)

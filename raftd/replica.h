@@ -112,6 +112,9 @@ int replica_add_server(struct replica *rp, const char *id, const char *address);
 int replica_read_index(struct replica *rp, uint64_t *out_seq, uint64_t *out_index);
 bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, bool *out_failed);
 
+/* Leader handing its leadership over (proposals are refused meanwhile). */
+bool replica_transferring(const struct replica *rp);
+
 /* Leader: hands leadership to the most up-to-date voter (raft_transfer).
  * Returns 0, CAIRN_E_NOLEADER, -ENOENT (no other voter) or -EBUSY. */
 int replica_transfer(struct replica *rp);
