@@ -7,6 +7,7 @@
 #include "err.h"
 #include "fsm.h"
 #include "mp.h"
+#include "proto.h"
 #include "raft/raft.h"
 #include "replica.h"
 #include "store.h"
@@ -263,6 +264,133 @@ START_TEST(map_grows_when_full)
 }
 END_TEST
 
+/* ---- a follower replica driven by hand ---- */
+
+static int n_sent;
+static struct proto_msg sent_msgs[16];
+static struct arena sent_arena;
+
+static void on_send(void *ctx, const char *address, const uint8_t *buf, size_t len)
+{
+	char err[128];
+	(void)ctx;
+	ck_assert_str_eq(address, "10.0.0.2:8300");
+	ck_assert_int_lt(n_sent, 16);
+	ck_assert_int_eq(proto_decode(buf, len, &sent_arena, &sent_msgs[n_sent], err, sizeof(err)),
+			 0);
+	n_sent++;
+}
+
+static void open_follower(void)
+{
+	char err[256];
+	struct replica_config c = {.dir = sub, .map_size = 64ull << 20, .server_id = "n1",
+				   .address = "10.0.0.1:8300", .await_config = true};
+
+	ck_assert_msg(replica_open(&c, on_applied, on_change, NULL, &rp, err, sizeof(err)) == 0,
+		      "%s", err);
+	replica_set_transport(rp, on_send, NULL);
+	ck_assert_int_eq(replica_start(rp), 0);
+}
+
+/* An AppendEntries from leader n2 (term) with commands setting key=val
+ * at prev+1.. (terms[i] for each). */
+static void append(uint64_t term, uint64_t prev, uint64_t prev_term, uint64_t commit,
+		   const uint64_t *terms, const char *const *vals, size_t n)
+{
+	struct proto_raft_rpc q = {0};
+	struct proto_raft_entry e[8];
+	static struct mp_writer cmds[8];
+
+	q.kind = RAFT_MSG_APPEND;
+	q.from = "n2";
+	q.from_addr = "10.0.0.2:8300";
+	q.to = "n1";
+	q.term = term;
+	q.prev_index = prev;
+	q.prev_term = prev_term;
+	q.commit = commit;
+	for (size_t i = 0; i < n; i++) {
+		mp_writer_init(&cmds[i]);
+		fsm_cmd_kv_set(&cmds[i], "k", (const uint8_t *)vals[i], strlen(vals[i]), 0, false,
+			       0);
+		e[i] = (struct proto_raft_entry){.index = prev + 1 + i, .term = terms[i],
+						 .type = RAFT_ENTRY_COMMAND};
+		e[i].payload.ptr = cmds[i].buf;
+		e[i].payload.len = cmds[i].len;
+	}
+	q.entries.v = e;
+	q.entries.n = n;
+	ck_assert_int_eq(replica_receive(rp, &q), 0);
+	for (size_t i = 0; i < n; i++)
+		mp_writer_close(&cmds[i]);
+}
+
+START_TEST(follower_appends_truncates_and_reloads)
+{
+	struct raft_config cfg = {.n = 3};
+	const uint64_t t2[] = {2, 2, 2};
+	const char *v1[] = {"a", "b", "c"};
+	const uint64_t t3[] = {3};
+	const char *v2[] = {"z"};
+
+	replica_close(rp);
+	test_rmtree(dir);
+	test_tmpdir(dir, sizeof(dir));
+	snprintf(sub, sizeof(sub), "%s/raft", dir);
+	arena_init(&sent_arena, 0);
+	n_sent = 0;
+	open_follower();
+	ck_assert(!replica_has_config(rp));
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(cfg.s[i].id, sizeof(cfg.s[i].id), "n%u", i + 1);
+		snprintf(cfg.s[i].address, sizeof(cfg.s[i].address), "10.0.0.%u:8300", i + 1);
+		cfg.s[i].voter = true;
+	}
+	ck_assert_int_eq(replica_bootstrap(rp, &cfg), 0);
+	ck_assert_int_eq(replica_bootstrap(rp, &cfg), -EEXIST); /* never twice */
+	ck_assert(replica_has_config(rp));
+
+	/* Three entries of term 2, commit 2: nothing is acknowledged before
+	 * the flush made them durable. */
+	append(2, 1, 1, 2, t2, v1, 3);
+	ck_assert_int_eq(n_sent, 0);
+	ck_assert(replica_has_pending(rp));
+	ck_assert_int_eq(replica_flush(rp), 0);
+	ck_assert_int_eq(n_sent, 1);
+	ck_assert_int_eq(sent_msgs[0].u.raft_rpc.kind, RAFT_MSG_APPEND_REPLY);
+	ck_assert_uint_eq(sent_msgs[0].u.raft_rpc.flags & 8u, 8u);
+	ck_assert_uint_eq(sent_msgs[0].u.raft_rpc.match_index, 4);
+	ck_assert_uint_eq(replica_last_applied(rp), 2);
+	ck_assert_str_eq(replica_leader_addr(rp), "10.0.0.2:8300");
+
+	/* A leader of term 3 overwrites entries 4 (uncommitted) with its own. */
+	append(3, 3, 2, 3, t3, v2, 1);
+	ck_assert_int_eq(replica_flush(rp), 0);
+	ck_assert_uint_eq(replica_last_index(rp), 4);
+	ck_assert_uint_eq(replica_last_applied(rp), 3);
+	struct fsm_kv_answer a = get("k");
+	ck_assert_uint_eq(a.n_entries, 1);
+	ck_assert_uint_eq(a.entries[0].value.len, 1);
+	ck_assert_int_eq(a.entries[0].value.ptr[0], 'b');
+
+	/* Restart: the log (with its terms) and the configuration reload. */
+	replica_close(rp);
+	open_follower();
+	ck_assert(replica_has_config(rp));
+	ck_assert_uint_eq(replica_last_index(rp), 4);
+	ck_assert_uint_eq(replica_term(rp), 3);
+	/* The entry at 4 is term 3's: a heartbeat naming 4/3 matches, and
+	 * commit 4 applies "z". */
+	append(3, 4, 3, 4, NULL, NULL, 0);
+	ck_assert_int_eq(replica_flush(rp), 0);
+	ck_assert_uint_eq(replica_last_applied(rp), 4);
+	a = get("k");
+	ck_assert_int_eq(a.entries[0].value.ptr[0], 'z');
+	arena_close(&sent_arena);
+}
+END_TEST
+
 Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -274,6 +402,7 @@ Suite *replica_suite(void)
 	tcase_add_test(tc, replay_unapplied_log);
 	tcase_add_test(tc, unflushed_is_lost_not_acked);
 	tcase_add_test(tc, map_grows_when_full);
+	tcase_add_test(tc, follower_appends_truncates_and_reloads);
 	suite_add_tcase(s, tc);
 	return s;
 }
