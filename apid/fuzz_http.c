@@ -96,6 +96,10 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 	case ROUTES_OP_EVENT_FIRE:
 		r = proto_msg_make(PROTO_EVENT_FIRE_REPLY);
 		break;
+	case ROUTES_OP_KEYRING:
+		r = proto_msg_make(PROTO_KEYRING_REPLY);
+		r.u.keyring_reply.num_nodes = n;
+		break;
 	case ROUTES_OP_EVENT_LIST:
 		r = proto_msg_make(PROTO_EVENT_LIST_REPLY);
 		r.u.event_list_reply.index = n;

@@ -103,6 +103,7 @@ enum route {
 	ROUTE_AGENT_MEMBERS,
 	ROUTE_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave */
 	ROUTE_EVENT,	    /* event/fire, event/list */
+	ROUTE_KEYRING,	    /* operator/keyring */
 	ROUTE_CATALOG, /* /v1/catalog/ and /v1/health/: catalog_api.c */
 	ROUTE_AGENT_LOCAL, /* agent services, checks, maintenance: agent_api.c */
 };
@@ -125,6 +126,7 @@ static const struct route_def route_defs[] = {
     {"/v1/agent/force-leave/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
     {"/v1/event/fire/", ROUTE_EVENT, "OPTIONS,PUT"},
     {"/v1/event/list", ROUTE_EVENT, "OPTIONS,GET"},
+    {"/v1/operator/keyring", ROUTE_KEYRING, "OPTIONS,GET,POST,PUT,DELETE"},
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
     {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
     {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
@@ -476,6 +478,91 @@ static int event_dispatch(const struct routes_req *req, const char *path, const 
 	return 0;
 }
 
+/* /v1/operator/keyring: GET lists, POST installs, PUT uses, DELETE
+ * removes the key of the body {"Key": "<base64>"}, across the LAN pool. */
+static int keyring_dispatch(const struct routes_req *req, struct arena *a,
+			    struct routes_action *out)
+{
+	struct proto_msg *m = &out->call.msg;
+	const char *op = strcmp(req->method, "GET") == 0	? "list"
+			 : strcmp(req->method, "POST") == 0 ? "install"
+			 : strcmp(req->method, "PUT") == 0	? "use"
+								: "remove";
+	const char *key = NULL;
+
+	if (strcmp(op, "list") != 0) {
+		json_t *doc = req->body ? json_loadb((const char *)req->body, req->body_len, 0, NULL)
+					: NULL;
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(doc, k, v)
+		{
+			if (strcasecmp(k, "Key") == 0 && json_is_string(v))
+				key = arena_strdup(a, json_string_value(v));
+		}
+		json_decref(doc);
+		if (!key)
+			return routes_text(a, 400, "Request body must have a Key", &out->resp);
+	}
+	*m = proto_msg_make(PROTO_KEYRING_OP);
+	m->u.keyring_op.op = op;
+	m->u.keyring_op.key = key;
+	out->respond = false;
+	out->call.op = ROUTES_OP_KEYRING;
+	out->call.peer = ROUTES_PEER_GOSSIPD;
+	out->call.timeout_ms = 15000; /* gossipd gathers answers for up to 3 s */
+	return 0;
+}
+
+static int keyring_reply(const struct routes_env *env, const struct routes_call *call,
+			 const struct proto_keyring_reply *kr, struct arena *a,
+			 struct routes_resp *out)
+{
+	json_t *arr, *o, *keys, *prim, *msgs;
+
+	if (strcmp(call->msg.u.keyring_op.op, "list") != 0) {
+		if (kr->errors.n > 0) {
+			const char *msg = arena_printf(a, "%zu nodes reported failure: %s",
+						       kr->errors.n, kr->errors.v[0]);
+
+			return msg ? routes_text(a, 500, msg, out) : -ENOMEM;
+		}
+		memset(out, 0, sizeof(*out));
+		out->status = 200;
+		return 0;
+	}
+	arr = json_array();
+	o = json_object();
+	keys = json_object();
+	prim = json_object();
+	msgs = json_object();
+	for (size_t i = 0; keys && i < kr->keys.n; i++)
+		(void)json_object_set_new(keys, kr->keys.keys[i],
+					  json_integer(strtoll(kr->keys.vals[i], NULL, 10)));
+	for (size_t i = 0; prim && i < kr->primary_keys.n; i++)
+		(void)json_object_set_new(
+		    prim, kr->primary_keys.keys[i],
+		    json_integer(strtoll(kr->primary_keys.vals[i], NULL, 10)));
+	if (!arr || !o || !keys || !prim || !msgs) {
+		json_decref(arr);
+		json_decref(o);
+		json_decref(keys);
+		json_decref(prim);
+		json_decref(msgs);
+		return -ENOMEM;
+	}
+	(void)json_object_set_new(o, "WAN", json_false());
+	(void)json_object_set_new(o, "Datacenter", json_string(env->cfg->datacenter));
+	(void)json_object_set_new(o, "Segment", json_string(""));
+	(void)json_object_set_new(o, "Messages", msgs);
+	(void)json_object_set_new(o, "Keys", keys);
+	(void)json_object_set_new(o, "PrimaryKeys", prim);
+	(void)json_object_set_new(o, "NumNodes", json_integer((json_int_t)kr->num_nodes));
+	(void)json_array_append_new(arr, o);
+	return resp_json(a, 200, arr, call->pretty, out);
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 int routes_dispatch(const struct routes_env *env, const struct routes_req *req, struct arena *a,
@@ -557,6 +644,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return agent_gossip_dispatch(path, &q, a, out);
 	case ROUTE_EVENT:
 		return event_dispatch(req, path, &q, a, out);
+	case ROUTE_KEYRING:
+		return keyring_dispatch(req, a, out);
 	case ROUTE_CATALOG:
 		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
@@ -596,6 +685,8 @@ static enum proto_type expected_reply(enum routes_op op)
 		return PROTO_EVENT_FIRE_REPLY;
 	case ROUTES_OP_EVENT_LIST:
 		return PROTO_EVENT_LIST_REPLY;
+	case ROUTES_OP_KEYRING:
+		return PROTO_KEYRING_REPLY;
 	case ROUTES_OP_CATALOG_WRITE:
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_CATALOG_QUERY:
@@ -801,6 +892,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 						  reply->u.event_list_reply.events.n),
 			       call->pretty, out);
 		return rc < 0 ? rc : add_meta(a, out, reply->u.event_list_reply.index, true, 0);
+	case ROUTES_OP_KEYRING:
+		return keyring_reply(env, call, &reply->u.keyring_reply, a, out);
 	case ROUTES_OP_AGENT_GOSSIP: /* answered above */
 	case ROUTES_OP_NONE:
 		break;

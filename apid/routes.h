@@ -76,6 +76,7 @@ enum routes_op {
 	ROUTES_OP_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave: gossipd */
 	ROUTES_OP_EVENT_FIRE,	/* event/fire: gossipd */
 	ROUTES_OP_EVENT_LIST,	/* event/list: gossipd, blocking */
+	ROUTES_OP_KEYRING,	/* operator/keyring: gossipd */
 	ROUTES_OP_CATALOG_WRITE, /* catalog_api.c: /v1/catalog/register, deregister */
 	ROUTES_OP_CATALOG_QUERY, /* catalog_api.c: /v1/catalog/..., /v1/health/... */
 };

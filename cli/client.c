@@ -146,7 +146,8 @@ int client_request(struct client *c, const char *method, const char *path, const
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "cairn/" CAIRN_VERSION);
-	if (strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0) {
+	if (strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0 ||
+	    (strcmp(method, "DELETE") == 0 && body)) { /* DELETE operator/keyring has one */
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 		/* No "Expect: 100-continue" round trip for large values. */

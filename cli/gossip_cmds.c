@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,4 +186,76 @@ int cmd_keygen(int argc, char **argv)
 	printf("%.*s\n", (int)out.size, out.data);
 	gnutls_free(out.data);
 	return 0;
+}
+
+int cmd_keyring(int argc, char **argv)
+{
+	struct args_http h = {0};
+	bool list = false;
+	const char *install = NULL, *use = NULL, *rm = NULL;
+	struct args_flag extra[] = {{"list", ARGS_BOOL, &list, NULL},
+				    {"install", ARGS_STR, &install, NULL},
+				    {"use", ARGS_STR, &use, NULL},
+				    {"remove", ARGS_STR, &rm, NULL}};
+	int next = parse(argc, argv, extra, 4, &h,
+			 "Usage: cairn keyring [-list | -install=KEY | -use=KEY | -remove=KEY] "
+			 "[-http-addr=host:port]");
+	struct client_resp r = {0};
+	struct client *c;
+	char err[512], body[256];
+	const char *method, *key;
+	int ret = 1, n = (list ? 1 : 0) + (install ? 1 : 0) + (use ? 1 : 0) + (rm ? 1 : 0);
+
+	if (next < 0)
+		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+	if (n != 1 || next < argc) {
+		fprintf(stderr, "Exactly one of -list, -install, -use, or -remove is required\n");
+		return 1;
+	}
+	method = list ? "GET" : install ? "POST" : use ? "PUT" : "DELETE";
+	key = install ? install : use ? use : rm;
+	if (key)
+		snprintf(body, sizeof(body), "{\"Key\": \"%.200s\"}", key);
+	c = open_http(&h);
+	if (!c)
+		return 1;
+	if (client_request(c, method, "operator/keyring", NULL, key ? body : NULL,
+			   key ? strlen(body) : 0, &r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "Error: %s\n", err);
+		goto out;
+	}
+	if (r.status != 200) {
+		fprintf(stderr, "Error: Unexpected response code: %ld (%.*s)\n", r.status,
+			(int)r.len, r.body);
+		goto out;
+	}
+	if (list) {
+		json_t *doc = json_loadb(r.body, r.len, 0, NULL), *pool, *keys, *v;
+		size_t i;
+		const char *k;
+
+		printf("==> Gathering installed encryption keys...\n");
+		json_array_foreach(doc, i, pool)
+		{
+			long long nodes = json_integer_value(json_object_get(pool, "NumNodes"));
+
+			printf("\n%s (%s):\n",
+			       json_string_value(json_object_get(pool, "Datacenter")),
+			       json_is_true(json_object_get(pool, "WAN")) ? "WAN" : "LAN");
+			keys = json_object_get(pool, "Keys");
+			json_object_foreach(keys, k, v)
+			{
+				printf("  %s [%lld/%lld]\n", k, json_integer_value(v), nodes);
+			}
+		}
+		json_decref(doc);
+	} else {
+		printf("==> %s key: success\n", install ? "Installing" : use ? "Changing primary"
+										  : "Removing");
+	}
+	ret = 0;
+out:
+	client_resp_close(&r);
+	client_free(c);
+	return ret;
 }

@@ -9,6 +9,8 @@ int cmd_join(int argc, char **argv);
 int cmd_leave(int argc, char **argv);
 /* `cairn force-leave [-prune] [-wan] node`: PUT /v1/agent/force-leave/<node>. */
 int cmd_force_leave(int argc, char **argv);
+/* `cairn keyring -list | -install K | -use K | -remove K`: /v1/operator/keyring. */
+int cmd_keyring(int argc, char **argv);
 /* `cairn keygen`: prints a new base64 32-byte gossip key. */
 int cmd_keygen(int argc, char **argv);
 

@@ -14,6 +14,7 @@ static void usage(FILE *f)
 		   "    force-leave Forces a member of the cluster to enter the \"left\" state\n"
 		   "    join       Tells a running agent to join the cluster\n"
 		   "    keygen     Generates a new encryption key\n"
+		   "    keyring    Manages gossip layer encryption keys\n"
 		   "    kv         Get, put and delete keys (get|put|delete)\n"
 		   "    leave      Gracefully leaves the cluster\n"
 		   "    members    Lists the members of the cluster\n"
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
 		return cmd_force_leave(argc - 2, argv + 2);
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(argc - 2, argv + 2);
+	if (strcmp(cmd, "keyring") == 0)
+		return cmd_keyring(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 ||
 	    strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0)
 		return cmd_version(0, argv + 2);

@@ -41,6 +41,10 @@ struct gossip_net {
 	struct members *table;
 	gossip_event_fn on_event;
 	void (*on_user_event)(void *ctx, const struct swim_user_event *ev);
+	void (*on_query)(void *ctx, const char *op, const uint8_t *arg, size_t arg_len,
+			 uint8_t *out, size_t *out_len);
+	void (*on_query_response)(void *ctx, const char *id, const char *node,
+				  const uint8_t *payload, size_t len);
 	void *ctx;
 	int udp_fd, tcp_fd;
 	int family;
@@ -262,6 +266,26 @@ static void io_user_event(void *ctx, const struct swim_user_event *ev)
 
 	if (n->on_user_event)
 		n->on_user_event(n->ctx, ev);
+}
+
+static void io_query(void *ctx, const char *op, const uint8_t *arg, size_t arg_len, uint8_t *out,
+		     size_t *out_len)
+{
+	struct gossip_net *n = ctx;
+
+	if (n->on_query)
+		n->on_query(n->ctx, op, arg, arg_len, out, out_len);
+	else
+		*out_len = 0;
+}
+
+static void io_query_response(void *ctx, const char *id, const char *node,
+			      const uint8_t *payload, size_t len)
+{
+	struct gossip_net *n = ctx;
+
+	if (n->on_query_response)
+		n->on_query_response(n->ctx, id, node, payload, len);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -503,6 +527,8 @@ struct gossip_net *gossip_net_new(struct loop *l, const struct gossip_net_config
 	    .rand_u32 = io_rand,
 	    .member_event = io_member_event,
 	    .user_event = io_user_event,
+	    .query = io_query,
+	    .query_response = io_query_response,
 	};
 	static const uint8_t v4pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -516,6 +542,8 @@ struct gossip_net *gossip_net_new(struct loop *l, const struct gossip_net_config
 	n->table = c->table;
 	n->on_event = c->on_event;
 	n->on_user_event = c->on_user_event;
+	n->on_query = c->on_query;
+	n->on_query_response = c->on_query_response;
 	n->ctx = c->ctx;
 	n->port = c->port;
 	n->rng = clock_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();

@@ -37,6 +37,11 @@ struct gossip_net_config {
 	gossip_event_fn on_event; /* member table changed */
 	/* a user event arrived for the first time (may be NULL) */
 	void (*on_user_event)(void *ctx, const struct swim_user_event *ev);
+	/* queries (swim_query) and their answers (may be NULL) */
+	void (*on_query)(void *ctx, const char *op, const uint8_t *arg, size_t arg_len,
+			 uint8_t *out, size_t *out_len);
+	void (*on_query_response)(void *ctx, const char *id, const char *node,
+				  const uint8_t *payload, size_t len);
 	void *ctx;
 };
 

@@ -28,7 +28,7 @@
 #define LEAVE_WAIT_MS 5000
 #define MAX_REJOIN 16
 
-enum waiter_kind { WAIT_JOIN, WAIT_LEAVE, WAIT_EVENTS };
+enum waiter_kind { WAIT_JOIN, WAIT_LEAVE, WAIT_EVENTS, WAIT_KEYRING };
 
 struct waiter {
 	struct rpc_req *req;
@@ -36,6 +36,21 @@ struct waiter {
 	struct gossip_net *net; /* join: the pool */
 	uint64_t before;	/* join: replies before; events: min_index */
 	uint64_t deadline_ms;
+};
+
+#define KQ_MAX_KEYS 32
+
+/* The keyring operation in progress (one at a time, as Consul's). */
+struct keyring_query {
+	bool active;
+	char id[48];
+	struct rpc_req *req;
+	uint64_t expected, responses;
+	uint8_t keys[KQ_MAX_KEYS][KEYRING_KEY_LEN];
+	uint64_t count[KQ_MAX_KEYS], primary[KQ_MAX_KEYS];
+	size_t n_keys;
+	char errors[8][128];
+	size_t n_errors;
 };
 
 struct gossipd {
@@ -56,6 +71,8 @@ struct gossipd {
 	uint64_t join_replies0;
 	uint64_t leave_deadline_ms;
 	struct events events;
+	char keyring_path[4200];
+	struct keyring_query kq;
 };
 
 static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, const struct member *m,
@@ -156,6 +173,192 @@ static void fire_event(struct gossipd *g, struct rpc_req *req)
 	(void)rpc_reply(req, &r);
 }
 
+/* ---- keyring --------------------------------------------------------------- */
+
+/* Saves the keyring (primary first) so that a restart keeps a rotation;
+ * it then takes precedence over `encrypt`, as Consul's local.keyring. */
+static void keyring_save(struct gossipd *g)
+{
+	json_t *arr = json_array();
+	char tmp[4300];
+
+	for (size_t i = 0; arr && i < g->keyring.n; i++) {
+		gnutls_datum_t in = {g->keyring.keys[i], KEYRING_KEY_LEN}, out = {NULL, 0};
+
+		if (gnutls_base64_encode2(&in, &out) == 0) {
+			char b64[64];
+
+			snprintf(b64, sizeof(b64), "%.*s", (int)out.size, out.data);
+			(void)json_array_append_new(arr, json_string(b64));
+			gnutls_free(out.data);
+		}
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", g->keyring_path);
+	if (!arr || json_dump_file(arr, tmp, JSON_COMPACT) < 0 || rename(tmp, g->keyring_path) < 0)
+		log_warn("saving %s: %s", g->keyring_path, strerror(errno));
+	json_decref(arr);
+}
+
+/* A keyring query arrived (ours too): apply it, answer [status][keys...]. */
+static void on_query(void *ctx, const char *op, const uint8_t *arg, size_t arg_len, uint8_t *out,
+		     size_t *out_len)
+{
+	struct gossipd *g = ctx;
+	int rc = 0;
+	size_t n = 1;
+
+	if (strncmp(op, "keyring-", 8) != 0) {
+		*out_len = 0;
+		return;
+	}
+	op += 8;
+	if (strcmp(op, "list") != 0 && arg_len != KEYRING_KEY_LEN)
+		rc = -EINVAL;
+	else if (strcmp(op, "install") == 0)
+		rc = keyring_add(&g->keyring, arg);
+	else if (strcmp(op, "use") == 0)
+		rc = keyring_use(&g->keyring, arg);
+	else if (strcmp(op, "remove") == 0)
+		rc = keyring_remove(&g->keyring, arg);
+	else if (strcmp(op, "list") != 0)
+		rc = -EINVAL;
+	if (rc == -EEXIST)
+		rc = 0; /* installing twice is fine */
+	if (rc == 0 && strcmp(op, "list") != 0) {
+		log_info("keyring: %s done", op);
+		keyring_save(g);
+	}
+	out[0] = (uint8_t)(rc < 0 ? -rc : 0);
+	for (size_t i = 0; i < g->keyring.n && n + KEYRING_KEY_LEN <= *out_len; i++) {
+		memcpy(out + n, g->keyring.keys[i], KEYRING_KEY_LEN);
+		n += KEYRING_KEY_LEN;
+	}
+	*out_len = n;
+}
+
+static void on_query_response(void *ctx, const char *id, const char *node, const uint8_t *p,
+			      size_t len)
+{
+	struct gossipd *g = ctx;
+	struct keyring_query *q = &g->kq;
+
+	if (!q->active || strcmp(id, q->id) != 0 || len < 1 || (len - 1) % KEYRING_KEY_LEN)
+		return;
+	q->responses++;
+	if (p[0] && q->n_errors < 8)
+		snprintf(q->errors[q->n_errors++], sizeof(q->errors[0]), "%s: %s", node,
+			 strerror(p[0]));
+	for (size_t off = 1; off < len; off += KEYRING_KEY_LEN) {
+		size_t k;
+
+		for (k = 0; k < q->n_keys; k++)
+			if (memcmp(q->keys[k], p + off, KEYRING_KEY_LEN) == 0)
+				break;
+		if (k == q->n_keys) {
+			if (q->n_keys == KQ_MAX_KEYS)
+				continue;
+			memcpy(q->keys[q->n_keys++], p + off, KEYRING_KEY_LEN);
+			q->count[k] = q->primary[k] = 0;
+		}
+		q->count[k]++;
+		if (off == 1)
+			q->primary[k]++;
+	}
+}
+
+static void keyring_answer(struct gossipd *g)
+{
+	struct keyring_query *q = &g->kq;
+	struct rpc_req *req = q->req;
+	struct proto_msg r = proto_msg_make(PROTO_KEYRING_REPLY);
+	struct proto_keyring_reply *kr = &r.u.keyring_reply;
+	struct arena *a = &req->arena;
+
+	q->active = false;
+	kr->num_nodes = q->expected;
+	kr->responses = q->responses;
+	kr->keys.keys = arena_zalloc(a, (q->n_keys + 1) * sizeof(char *));
+	kr->keys.vals = arena_zalloc(a, (q->n_keys + 1) * sizeof(char *));
+	kr->primary_keys.keys = arena_zalloc(a, (q->n_keys + 1) * sizeof(char *));
+	kr->primary_keys.vals = arena_zalloc(a, (q->n_keys + 1) * sizeof(char *));
+	kr->errors.v = arena_zalloc(a, (q->n_errors + 1) * sizeof(char *));
+	if (!kr->keys.keys || !kr->keys.vals || !kr->primary_keys.keys || !kr->primary_keys.vals ||
+	    !kr->errors.v) {
+		(void)rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t k = 0; k < q->n_keys; k++) {
+		gnutls_datum_t in = {q->keys[k], KEYRING_KEY_LEN}, out = {NULL, 0};
+		char *b64 = NULL;
+
+		if (gnutls_base64_encode2(&in, &out) == 0) {
+			b64 = arena_strndup(a, (const char *)out.data, out.size);
+			gnutls_free(out.data);
+		}
+		if (!b64)
+			continue;
+		kr->keys.keys[kr->keys.n] = b64;
+		kr->keys.vals[kr->keys.n++] =
+		    arena_printf(a, "%llu", (unsigned long long)q->count[k]);
+		if (q->primary[k]) {
+			kr->primary_keys.keys[kr->primary_keys.n] = b64;
+			kr->primary_keys.vals[kr->primary_keys.n++] =
+			    arena_printf(a, "%llu", (unsigned long long)q->primary[k]);
+		}
+	}
+	for (size_t i = 0; i < q->n_errors; i++)
+		kr->errors.v[kr->errors.n++] = arena_strdup(a, q->errors[i]);
+	(void)rpc_reply(req, &r);
+}
+
+static int keyring_start(struct gossipd *g, struct rpc_req *req)
+{
+	const struct proto_keyring_op *op = &req->msg.u.keyring_op;
+	struct keyring_query *q = &g->kq;
+	uint8_t key[KEYRING_KEY_LEN], u[8];
+	char qop[64];
+	bool list = op->op && strcmp(op->op, "list") == 0;
+	int rc;
+
+	if (!op->op || (!list && strcmp(op->op, "install") && strcmp(op->op, "use") &&
+			strcmp(op->op, "remove"))) {
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "unknown keyring operation");
+		return 0;
+	}
+	if (!keyring_enabled(&g->keyring)) {
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "gossip encryption is not enabled");
+		return 0;
+	}
+	if (!list && (!op->key || keyring_key_decode(op->key, key) < 0)) {
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "key must be 32 bytes, base64");
+		return 0;
+	}
+	if (q->active) {
+		(void)rpc_reply_error(req, -EBUSY, "a keyring operation is in progress");
+		return 0;
+	}
+	memset(q, 0, sizeof(*q));
+	if (gnutls_rnd(GNUTLS_RND_NONCE, u, sizeof(u)) < 0) {
+		(void)rpc_reply_error(req, -EIO, "no randomness");
+		return 0;
+	}
+	snprintf(q->id, sizeof(q->id), "kq-%02x%02x%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+		 u[3], u[4], u[5], u[6], u[7]);
+	snprintf(qop, sizeof(qop), "keyring-%s", op->op);
+	q->active = true;
+	q->req = req;
+	q->expected = swim_num_live(gossip_net_swim(g->lan_net));
+	rc = swim_query(gossip_net_swim(g->lan_net), q->id, qop, list ? NULL : key,
+			list ? 0 : KEYRING_KEY_LEN);
+	gossip_net_kick(g->lan_net);
+	if (rc < 0) {
+		q->active = false;
+		(void)rpc_reply_error(req, rc, "keyring query failed");
+		return 0;
+	}
+	return 1;
+}
+
 /* ---- parked commands ------------------------------------------------------ */
 
 static bool leave_done(struct gossipd *g)
@@ -174,7 +377,12 @@ static int64_t on_waiters(struct loop *l, void *ctx)
 		struct waiter *w = &g->waiters[i];
 		bool done = false;
 
-		if (w->kind == WAIT_EVENTS) {
+		if (w->kind == WAIT_KEYRING) {
+			if (g->kq.responses >= g->kq.expected || now >= w->deadline_ms) {
+				keyring_answer(g);
+				done = true;
+			}
+		} else if (w->kind == WAIT_EVENTS) {
 			if (g->events.index > w->before || now >= w->deadline_ms) {
 				answer_events(g, w->req);
 				done = true;
@@ -299,6 +507,20 @@ static int on_command(void *ctx, struct rpc_req *req)
 		}
 		return 1;
 	}
+	case PROTO_KEYRING_OP: {
+		struct waiter w = {0};
+
+		if (!keyring_start(g, req))
+			return 0;
+		w.req = req;
+		w.kind = WAIT_KEYRING;
+		w.deadline_ms = clock_now_ms() + 3000; /* then answer what we have */
+		if (park(g, w) < 0) {
+			keyring_answer(g);
+			return 0;
+		}
+		return 1;
+	}
 	case PROTO_EVENT_FIRE:
 		fire_event(g, req);
 		return 0;
@@ -390,7 +612,24 @@ static int load_keyring(struct gossipd *g, char *err, size_t errlen)
 	json_t *enc = json_object_get(g->cfg->json, "encrypt");
 	uint8_t key[KEYRING_KEY_LEN];
 
+	json_t *saved = json_load_file(g->keyring_path, 0, NULL);
+
 	keyring_init(&g->keyring);
+	if (json_is_array(saved) && json_array_size(saved) > 0) {
+		size_t i;
+		json_t *v;
+
+		/* a rotated keyring survives restarts and wins over `encrypt` */
+		json_array_foreach(saved, i, v)
+		{
+			if (json_is_string(v) && keyring_key_decode(json_string_value(v), key) == 0)
+				(void)keyring_add(&g->keyring, key); /* duplicates: skip */
+		}
+		json_decref(saved);
+		if (g->keyring.n > 0)
+			return 0;
+	}
+	json_decref(saved);
 	if (!enc || (json_is_string(enc) && !*json_string_value(enc)))
 		return 0;
 	if (!json_is_string(enc) || keyring_key_decode(json_string_value(enc), key) < 0) {
@@ -442,6 +681,8 @@ static struct gossip_net *start_pool(struct gossipd *g, bool wan, uint32_t *io_i
 	c.table = wan ? &g->wan : &g->lan;
 	c.on_event = on_event;
 	c.on_user_event = wan ? NULL : on_user_event; /* user events are LAN only */
+	c.on_query = wan ? NULL : on_query;	      /* the keyring is shared */
+	c.on_query_response = wan ? NULL : on_query_response;
 	c.ctx = g;
 	n = gossip_net_new(g->l, &c, err, sizeof(err));
 	if (!n)
@@ -474,6 +715,7 @@ int main(int argc, char **argv)
 	g.cfg = &cfg;
 	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
 	log_init("cairn-gossipd", level < 0 ? LOGL_INFO : (enum log_level)level);
+	snprintf(g.keyring_path, sizeof(g.keyring_path), "%s/gossip/keyring.json", cfg.data_dir);
 	rc = load_keyring(&g, err, sizeof(err));
 	if (rc < 0) {
 		log_error("config: %s", err);

@@ -19,6 +19,8 @@ enum {
 	MSG_DEAD = 7,	   /* [7, incarnation, node, from, left, prune] */
 	MSG_PUSHPULL = 8,  /* [8, join, reply, src_name, src_ip, src_port, states] */
 	MSG_USER = 9,	   /* [9, ltime, id, name, payload, node_f, service_f, tag_f] */
+	MSG_QUERY = 10,	   /* [10, id, op, arg, origin_name, origin_ip, origin_port] */
+	MSG_QUERY_RESP = 11, /* [11, id, node, payload] */
 };
 
 #define EVENT_SEEN 512 /* ids remembered for de-duplication */
@@ -1000,6 +1002,8 @@ static void get_addr(struct arr *a, uint32_t ip_i, uint32_t port_i, struct swim_
 	out->port = (uint16_t)get_u(a, port_i, 65535);
 }
 
+static bool seen_before(struct swim *s, const char *id);
+
 static void enc_user(struct enc *e, const struct swim_user_event *ev)
 {
 	msgpack_pack_array(&e->pk, 8);
@@ -1016,14 +1020,10 @@ static void enc_user(struct enc *e, const struct swim_user_event *ev)
 /* First sight of an event: remember, deliver, re-gossip. False if seen. */
 static bool user_event_new(struct swim *s, const struct swim_user_event *ev)
 {
-	uint64_t h = name_hash(ev->id);
 	struct enc e;
 
-	for (size_t i = 0; i < EVENT_SEEN; i++)
-		if (s->event_seen[i] == h)
-			return false;
-	s->event_seen[s->event_seen_pos] = h;
-	s->event_seen_pos = (s->event_seen_pos + 1) % EVENT_SEEN;
+	if (seen_before(s, ev->id))
+		return false;
 	if (ev->ltime >= s->event_clock)
 		s->event_clock = ev->ltime + 1; /* Lamport: witness */
 	if (s->io.user_event)
@@ -1042,6 +1042,78 @@ int swim_fire_event(struct swim *s, struct swim_user_event *ev)
 		return -EINVAL;
 	ev->ltime = s->event_clock;
 	(void)user_event_new(s, ev);
+	want_wake(s, now(s));
+	return 0;
+}
+
+static bool seen_before(struct swim *s, const char *id)
+{
+	uint64_t h = name_hash(id);
+
+	for (size_t i = 0; i < EVENT_SEEN; i++)
+		if (s->event_seen[i] == h)
+			return true;
+	s->event_seen[s->event_seen_pos] = h;
+	s->event_seen_pos = (s->event_seen_pos + 1) % EVENT_SEEN;
+	return false;
+}
+
+struct query_msg {
+	const char *id, *op, *origin;
+	const uint8_t *arg;
+	size_t arg_len;
+	struct swim_addr origin_addr;
+};
+
+/* First sight of a query: re-gossip it, handle it, answer the origin. */
+static void query_new(struct swim *s, const struct query_msg *q)
+{
+	struct enc e;
+	uint8_t out[SWIM_QUERY_MAX];
+	size_t out_len = sizeof(out);
+
+	if (seen_before(s, q->id))
+		return;
+	enc_init(&e);
+	msgpack_pack_array(&e.pk, 7);
+	msgpack_pack_uint8(&e.pk, MSG_QUERY);
+	pack_str(&e.pk, q->id);
+	pack_str(&e.pk, q->op);
+	pack_bin(&e.pk, q->arg, q->arg_len);
+	pack_str(&e.pk, q->origin);
+	pack_addr_ip(&e.pk, &q->origin_addr);
+	msgpack_pack_uint16(&e.pk, q->origin_addr.port);
+	queue_bcast(s, q->id, &e, false);
+	enc_close(&e);
+	if (!s->io.query)
+		return;
+	s->io.query(s->io.ctx, q->op, q->arg, q->arg_len, out, &out_len);
+	if (out_len > sizeof(out))
+		return;
+	if (strcmp(q->origin, s->v[0].name) == 0) {
+		if (s->io.query_response)
+			s->io.query_response(s->io.ctx, q->id, s->v[0].name, out, out_len);
+		return;
+	}
+	enc_init(&e);
+	msgpack_pack_array(&e.pk, 4);
+	msgpack_pack_uint8(&e.pk, MSG_QUERY_RESP);
+	pack_str(&e.pk, q->id);
+	pack_str(&e.pk, s->v[0].name);
+	pack_bin(&e.pk, out, out_len);
+	send_stream(s, &q->origin_addr, &e); /* reliable: answers must not be lost */
+	enc_close(&e);
+}
+
+int swim_query(struct swim *s, const char *id, const char *op, const uint8_t *arg,
+	       size_t arg_len)
+{
+	struct query_msg q = {id, op, s->v[0].name, arg, arg_len, s->v[0].addr};
+
+	if (!id || !*id || !op || arg_len > SWIM_QUERY_MAX || strlen(id) >= 64 ||
+	    strlen(op) >= 64)
+		return -EINVAL;
+	query_new(s, &q);
 	want_wake(s, now(s));
 	return 0;
 }
@@ -1220,6 +1292,35 @@ static bool handle_msg(struct swim *s, const msgpack_object *o, const struct swi
 		ev.service_filter = sf;
 		ev.tag_filter = tf;
 		(void)user_event_new(s, &ev);
+		break;
+	}
+	case MSG_QUERY: {
+		struct query_msg q = {0};
+		char id[64], op[64];
+
+		get_s(&a, 1, id, sizeof(id));
+		get_s(&a, 2, op, sizeof(op));
+		q.arg = get_bin(&a, 3, SWIM_QUERY_MAX, &q.arg_len);
+		get_s(&a, 4, name, sizeof(name));
+		get_addr(&a, 5, 6, &q.origin_addr);
+		if (a.bad || !id[0] || !name[0])
+			break;
+		q.id = id;
+		q.op = op;
+		q.origin = name;
+		query_new(s, &q);
+		break;
+	}
+	case MSG_QUERY_RESP: {
+		char id[64];
+		size_t len;
+		const uint8_t *p;
+
+		get_s(&a, 1, id, sizeof(id));
+		get_s(&a, 2, name, sizeof(name));
+		p = get_bin(&a, 3, SWIM_QUERY_MAX, &len);
+		if (!a.bad && s->io.query_response)
+			s->io.query_response(s->io.ctx, id, name, p, len);
 		break;
 	}
 	default:

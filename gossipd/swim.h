@@ -94,7 +94,17 @@ struct swim_io {
 			     uint64_t seq);
 	/* Optional: a user event seen for the first time (ours included). */
 	void (*user_event)(void *ctx, const struct swim_user_event *ev);
+	/* Optional: a query (swim_query) seen for the first time, ours
+	 * included: handle it and write the answer (at most *out_len bytes)
+	 * into out, setting *out_len; it goes back to the querying node. */
+	void (*query)(void *ctx, const char *op, const uint8_t *arg, size_t arg_len,
+		      uint8_t *out, size_t *out_len);
+	/* Optional: an answer to one of our queries (id, answering node). */
+	void (*query_response)(void *ctx, const char *id, const char *node,
+			       const uint8_t *payload, size_t len);
 };
+
+#define SWIM_QUERY_MAX 1024 /* bytes of a query's argument or answer */
 
 struct swim_config {
 	uint64_t probe_interval_ms;	    /* LAN 1000, WAN 5000 */
@@ -168,6 +178,13 @@ int swim_force_leave(struct swim *s, const char *name, bool prune);
  * io->user_event and queues it for gossip. Returns 0, -EINVAL (name
  * missing, or name + payload over SWIM_EVENT_MAX) or -ENOMEM. */
 int swim_fire_event(struct swim *s, struct swim_user_event *ev);
+
+/* Sends a query to every member (as serf's queries): it is gossiped like
+ * a user event, each node (this one included) handles it through
+ * io->query and answers this node directly; answers arrive through
+ * io->query_response. id must be unique. Returns 0, -EINVAL or -ENOMEM. */
+int swim_query(struct swim *s, const char *id, const char *op, const uint8_t *arg,
+	       size_t arg_len);
 
 /* Adds m (name, address, port, tags) as alive without any message
  * (simulation set-up only). Returns 0, -EEXIST, -EINVAL or -ENOMEM. */

@@ -325,6 +325,83 @@ START_TEST(user_events)
 }
 END_TEST
 
+/* Keys[key] and NumNodes of a's /v1/operator/keyring (LAN entry). */
+static long keyring_count(const struct agent *a, const char *key, long *out_nodes)
+{
+	struct http_resp r;
+	json_t *doc, *pool;
+	long n = -1;
+
+	if (http_get(a, "/v1/operator/keyring", &r) < 0 || r.status != 200) {
+		fprintf(stderr, "keyring list: %ld %s\n", r.status, r.body ? r.body : "");
+		http_resp_free(&r);
+		return -1;
+	}
+	doc = http_json(&r);
+	http_resp_free(&r);
+	pool = json_array_get(doc, 0);
+	if (json_is_object(pool)) {
+		json_t *v = json_object_get(json_object_get(pool, "Keys"), key);
+
+		n = v ? (long)json_integer_value(v) : 0;
+		if (out_nodes)
+			*out_nodes = (long)json_integer_value(json_object_get(pool, "NumNodes"));
+	}
+	json_decref(doc);
+	return n;
+}
+
+START_TEST(key_rotation)
+{
+	char key3[64], args[256], out[256];
+	long nodes = 0;
+
+	REQUIRE_CLUSTER();
+	for (int i = 0; i < N_AG; i++)
+		for (int j = 0; j < N_AG; j++)
+			EXPECT_SEES(ags[i], ags[j].name, 1);
+	make_key(key3);
+	ck_assert_int_eq(keyring_count(&ags[0], key1, &nodes), N_AG);
+	ck_assert_int_eq(nodes, N_AG);
+	/* install everywhere, make primary, remove the old one: Consul's
+	 * rotation, through the CLI on different agents */
+	snprintf(args, sizeof(args), "keyring -install=%s -http-addr=127.0.0.1:%d", key3,
+		 ags[0].http_port);
+	ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+	ck_assert_int_eq(keyring_count(&ags[2], key3, NULL), N_AG);
+	snprintf(args, sizeof(args), "keyring -use=%s -http-addr=127.0.0.1:%d", key3,
+		 ags[1].http_port);
+	ck_assert_msg(run_cli(args, out, sizeof(out)) == 0, "use: %s", out);
+	snprintf(args, sizeof(args), "keyring -remove=%s -http-addr=127.0.0.1:%d", key1,
+		 ags[2].http_port);
+	ck_assert_msg(run_cli(args, out, sizeof(out)) == 0, "remove: %s", out);
+	ck_assert_int_eq(keyring_count(&ags[0], key1, NULL), 0);
+	ck_assert_int_eq(keyring_count(&ags[0], key3, &nodes), N_AG);
+	snprintf(args, sizeof(args), "keyring -list -http-addr=127.0.0.1:%d", ags[0].http_port);
+	ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "==> Gathering installed encryption keys...");
+	/* the pool still works on the new key alone: an event goes round */
+	{
+		struct http_resp r;
+		json_t *e;
+
+		ck_assert_int_eq(http_put(&ags[1], "/v1/event/fire/after-rotation", "", &r), 0);
+		EXPECT_STATUS(r, 200);
+		http_resp_free(&r);
+		e = wait_event(&ags[2], "after-rotation");
+		ck_assert_ptr_nonnull(e);
+		json_decref(e);
+	}
+	for (int i = 0; i < N_AG; i++)
+		for (int j = 0; j < N_AG; j++)
+			ck_assert_int_eq(member_status(&ags[i], ags[j].name, NULL), 1);
+	/* the primary key cannot be removed */
+	snprintf(args, sizeof(args), "keyring -remove=%s -http-addr=127.0.0.1:%d", key3,
+		 ags[0].http_port);
+	ck_assert_int_eq(run_cli(args, out, sizeof(out)), 1);
+}
+END_TEST
+
 START_TEST(leave_and_force_leave)
 {
 	struct http_resp r;
@@ -375,6 +452,7 @@ int main(void)
 	tcase_add_test(tc, stopped_gossipd_fails_then_refutes);
 	tcase_add_test(tc, crashed_agent_fails_then_rejoins);
 	tcase_add_test(tc, user_events);
+	tcase_add_test(tc, key_rotation);
 	tcase_add_test(tc, leave_and_force_leave);
 	suite_add_tcase(s, tc);
 	{

@@ -36,6 +36,7 @@ static struct {
 	int events[NN][6]; /* per node: count per member_event kind */
 	uint64_t last_seq[NN];
 	int user_events[NN];
+	int queries[NN], answers[NN];
 	uint64_t last_ltime[NN];
 } F;
 
@@ -104,6 +105,30 @@ static void io_user(void *ctx, const struct swim_user_event *ev)
 	F.last_ltime[i] = ev->ltime;
 }
 
+static void io_query(void *ctx, const char *op, const uint8_t *arg, size_t arg_len, uint8_t *out,
+		     size_t *out_len)
+{
+	int i = (int)(intptr_t)ctx;
+
+	F.queries[i]++;
+	ck_assert_str_eq(op, "echo");
+	ck_assert_uint_le(arg_len + 1, *out_len);
+	out[0] = (uint8_t)i;
+	memcpy(out + 1, arg, arg_len);
+	*out_len = arg_len + 1;
+}
+
+static void io_answer(void *ctx, const char *id, const char *node, const uint8_t *p, size_t len)
+{
+	int i = (int)(intptr_t)ctx;
+
+	(void)node;
+	ck_assert_str_eq(id, "q1");
+	ck_assert_uint_eq(len, 3);
+	ck_assert_mem_eq(p + 1, "hi", 2);
+	F.answers[i]++;
+}
+
 /* Delivers queued messages (dropping those to or from a down node). */
 static void drain(void)
 {
@@ -155,6 +180,8 @@ static void setup(void)
 		    .rand_u32 = io_rand,
 		    .member_event = io_event,
 		    .user_event = io_user,
+		    .query = io_query,
+		    .query_response = io_answer,
 		};
 
 		snprintf(ip, sizeof(ip), "127.0.0.%d", i + 1);
@@ -346,6 +373,18 @@ START_TEST(test_user_events_once_each)
 }
 END_TEST
 
+START_TEST(test_query_answered_by_all)
+{
+	join_all();
+	ck_assert_int_eq(swim_query(F.s[1], "q1", "echo", (const uint8_t *)"hi", 2), 0);
+	run(3000);
+	for (int i = 0; i < NN; i++)
+		ck_assert_int_eq(F.queries[i], 1);
+	ck_assert_int_eq(F.answers[1], NN); /* everyone, itself included */
+	ck_assert_int_eq(F.answers[0] + F.answers[2], 0);
+}
+END_TEST
+
 START_TEST(test_events_store)
 {
 	static struct events e;
@@ -414,6 +453,7 @@ Suite *swim_suite(void)
 	tcase_add_test(tc, test_refute_suspicion);
 	tcase_add_test(tc, test_malformed_dropped);
 	tcase_add_test(tc, test_user_events_once_each);
+	tcase_add_test(tc, test_query_answered_by_all);
 	tcase_add_test(tc, test_events_store);
 	tcase_add_test(tc, test_addr_and_config);
 	suite_add_tcase(s, tc);
