@@ -24,10 +24,10 @@ static struct client *open_http(const struct args_http *h)
 				"http://host:port)\n");
 		return NULL;
 	}
-	c = client_new(base,
-		       args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"),
-				       getenv("CONSUL_HTTP_TOKEN")),
-		       h->datacenter);
+	c = client_new(
+	    base,
+	    args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"), getenv("CONSUL_HTTP_TOKEN")),
+	    h->datacenter);
 	if (!c)
 		fprintf(stderr, "Error! Out of memory\n");
 	return c;
@@ -163,8 +163,8 @@ int cmd_force_leave(int argc, char **argv)
 	}
 	snprintf(full, sizeof(full), "agent/force-leave/%s", node);
 	free(node);
-	snprintf(query, sizeof(query), "%s%s%s", prune ? "prune=1" : "",
-		 prune && wan ? "&" : "", wan ? "wan=1" : "");
+	snprintf(query, sizeof(query), "%s%s%s", prune ? "prune=1" : "", prune && wan ? "&" : "",
+		 wan ? "wan=1" : "");
 	return put(&h, full, query, "force leaving");
 }
 
@@ -250,8 +250,9 @@ int cmd_keyring(int argc, char **argv)
 		}
 		json_decref(doc);
 	} else {
-		printf("==> %s key: success\n", install ? "Installing" : use ? "Changing primary"
-										  : "Removing");
+		printf("==> %s key: success\n", install ? "Installing"
+						: use	? "Changing primary"
+							: "Removing");
 	}
 	ret = 0;
 out:

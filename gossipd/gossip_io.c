@@ -24,9 +24,9 @@
 
 struct conn {
 	int fd;
-	bool out;	   /* we connect and write; else we accept and read */
-	uint8_t *buf;	   /* frame being written or read */
-	size_t len, off;   /* frame size (0: length not read yet), bytes done */
+	bool out;	 /* we connect and write; else we accept and read */
+	uint8_t *buf;	 /* frame being written or read */
+	size_t len, off; /* frame size (0: length not read yet), bytes done */
 	uint8_t hdr[4];
 	size_t hdr_off;
 	struct swim_addr peer;
@@ -279,8 +279,8 @@ static void io_query(void *ctx, const char *op, const uint8_t *arg, size_t arg_l
 		*out_len = 0;
 }
 
-static void io_query_response(void *ctx, const char *id, const char *node,
-			      const uint8_t *payload, size_t len)
+static void io_query_response(void *ctx, const char *id, const char *node, const uint8_t *payload,
+			      size_t len)
 {
 	struct gossip_net *n = ctx;
 
@@ -395,7 +395,8 @@ static void tcp_acceptable(struct loop *l, void *ctx, unsigned events)
 	for (int i = 0; i < 16; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		int fd = accept4(n->tcp_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		    accept4(n->tcp_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
 		if (fd < 0)
@@ -444,8 +445,8 @@ out:
 	json_decref(doc);
 }
 
-int gossip_state_load(const char *path, uint32_t *out_incarnation, bool *out_left,
-		      char **out_addrs, size_t max, size_t *out_n)
+int gossip_state_load(const char *path, uint32_t *out_incarnation, bool *out_left, char **out_addrs,
+		      size_t max, size_t *out_n)
 {
 	json_error_t jerr;
 	json_t *doc = json_load_file(path, 0, &jerr), *arr, *v;

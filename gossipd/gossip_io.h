@@ -26,10 +26,10 @@ typedef void (*gossip_event_fn)(void *ctx, struct gossip_net *n, enum member_eve
 				const struct member *m, uint64_t seq);
 
 struct gossip_net_config {
-	const char *bind_addr;	  /* IP literal to bind (0.0.0.0 / ::) */
-	uint16_t port;		  /* UDP and TCP */
-	const char *state_path;	  /* persisted state file, or NULL */
-	struct keyring *keyring;  /* borrowed; shared by the pools */
+	const char *bind_addr;	 /* IP literal to bind (0.0.0.0 / ::) */
+	uint16_t port;		 /* UDP and TCP */
+	const char *state_path;	 /* persisted state file, or NULL */
+	struct keyring *keyring; /* borrowed; shared by the pools */
 	struct swim_config swim;
 	const struct member *self; /* copied by swim */
 	uint32_t incarnation;
@@ -68,7 +68,7 @@ uint64_t gossip_net_decrypt_failures(const struct gossip_net *n);
 /* Reads a state file: the incarnation, whether we had left, and up to
  * max addresses ("ip:port", caller frees each with free()). Returns 0 or
  * -ENOENT / -EINVAL. */
-int gossip_state_load(const char *path, uint32_t *out_incarnation, bool *out_left,
-		      char **out_addrs, size_t max, size_t *out_n);
+int gossip_state_load(const char *path, uint32_t *out_incarnation, bool *out_left, char **out_addrs,
+		      size_t max, size_t *out_n);
 
 #endif

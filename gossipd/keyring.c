@@ -101,8 +101,7 @@ int keyring_seal(const struct keyring *k, const uint8_t *in, size_t len, uint8_t
 	return 0;
 }
 
-int keyring_open(struct keyring *k, const uint8_t *in, size_t len, uint8_t *out,
-		 size_t *out_len)
+int keyring_open(struct keyring *k, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len)
 {
 	if (k->n == 0) {
 		memcpy(out, in, len);

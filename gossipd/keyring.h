@@ -44,7 +44,6 @@ int keyring_seal(const struct keyring *k, const uint8_t *in, size_t len, uint8_t
 /* Opens a sealed message into out (room for len bytes); counts and
  * returns -EBADMSG when no key authenticates it (then out is garbage and
  * must not be used). Without keys, copies. */
-int keyring_open(struct keyring *k, const uint8_t *in, size_t len, uint8_t *out,
-		 size_t *out_len);
+int keyring_open(struct keyring *k, const uint8_t *in, size_t len, uint8_t *out, size_t *out_len);
 
 #endif

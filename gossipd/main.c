@@ -2,20 +2,20 @@
  * pool per network (LAN; WAN on servers), the local API and the persisted
  * state together; the protocol lives in swim.c, the sockets in gossip_io.c. */
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <gnutls/crypto.h>
 #include <zmq.h>
 
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
 #include "err.h"
-#include "gossip_api.h"
 #include "events.h"
+#include "gossip_api.h"
 #include "gossip_io.h"
 #include "keyring.h"
 #include "log.h"
@@ -85,7 +85,7 @@ static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, cons
 	if (!g->api)
 		return;
 	log_info("member %s: %s", m->name,
-		 ev == MEMBER_EVENT_JOIN	 ? "join"
+		 ev == MEMBER_EVENT_JOIN     ? "join"
 		 : ev == MEMBER_EVENT_UPDATE ? "update"
 		 : ev == MEMBER_EVENT_LEAVE  ? "leave"
 		 : ev == MEMBER_EVENT_FAIL   ? "failed"
@@ -139,9 +139,9 @@ static void fire_event(struct gossipd *g, struct rpc_req *req)
 	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* UUID v4 */
 	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
 	snprintf(id, sizeof(id),
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+		 u[15]);
 	ev.id = id;
 	ev.name = f->events.v[0].name;
 	ev.payload = f->events.v[0].payload.ptr;

@@ -10,16 +10,16 @@
 
 /* Message types on the wire (docs/gossip.md). Pinned: never renumber. */
 enum {
-	MSG_PING = 1,	   /* [1, seq, target, src_name, src_ip, src_port] */
-	MSG_PING_REQ = 2,  /* [2, seq, target, target_ip, target_port, nack] */
-	MSG_ACK = 3,	   /* [3, seq] */
-	MSG_NACK = 4,	   /* [4, seq] */
-	MSG_SUSPECT = 5,   /* [5, incarnation, node, from] */
-	MSG_ALIVE = 6,	   /* [6, incarnation, node, ip, port, meta] */
-	MSG_DEAD = 7,	   /* [7, incarnation, node, from, left, prune] */
-	MSG_PUSHPULL = 8,  /* [8, join, reply, src_name, src_ip, src_port, states] */
-	MSG_USER = 9,	   /* [9, ltime, id, name, payload, node_f, service_f, tag_f] */
-	MSG_QUERY = 10,	   /* [10, id, op, arg, origin_name, origin_ip, origin_port] */
+	MSG_PING = 1,	     /* [1, seq, target, src_name, src_ip, src_port] */
+	MSG_PING_REQ = 2,    /* [2, seq, target, target_ip, target_port, nack] */
+	MSG_ACK = 3,	     /* [3, seq] */
+	MSG_NACK = 4,	     /* [4, seq] */
+	MSG_SUSPECT = 5,     /* [5, incarnation, node, from] */
+	MSG_ALIVE = 6,	     /* [6, incarnation, node, ip, port, meta] */
+	MSG_DEAD = 7,	     /* [7, incarnation, node, from, left, prune] */
+	MSG_PUSHPULL = 8,    /* [8, join, reply, src_name, src_ip, src_port, states] */
+	MSG_USER = 9,	     /* [9, ltime, id, name, payload, node_f, service_f, tag_f] */
+	MSG_QUERY = 10,	     /* [10, id, op, arg, origin_name, origin_ip, origin_port] */
 	MSG_QUERY_RESP = 11, /* [11, id, node, payload] */
 };
 
@@ -32,8 +32,8 @@ enum {
 struct suspicion {
 	uint64_t start_ms;
 	uint64_t min_ms, max_ms, timeout_ms;
-	unsigned k, n;	    /* expected and received confirmations */
-	uint64_t from[8];   /* hashes of the confirmers (first one: the accuser) */
+	unsigned k, n;	  /* expected and received confirmations */
+	uint64_t from[8]; /* hashes of the confirmers (first one: the accuser) */
 	unsigned n_from;
 };
 
@@ -50,7 +50,7 @@ struct node {
 };
 
 struct bcast {
-	uint64_t key;	/* name hash: a newer message about the name replaces this */
+	uint64_t key; /* name hash: a newer message about the name replaces this */
 	uint8_t *buf;
 	size_t len;
 	unsigned transmits;
@@ -59,8 +59,8 @@ struct bcast {
 };
 
 struct relay {
-	uint32_t seq;	      /* our PING to the target */
-	uint32_t origin_seq;  /* the asker's seq */
+	uint32_t seq;	     /* our PING to the target */
+	uint32_t origin_seq; /* the asker's seq */
 	struct swim_addr origin;
 	uint64_t deadline_ms; /* then NACK */
 	bool nack;
@@ -69,7 +69,7 @@ struct relay {
 struct probe {
 	bool active;
 	uint32_t seq;
-	uint64_t hash;		/* target name hash */
+	uint64_t hash; /* target name hash */
 	char *target;
 	uint64_t direct_deadline_ms;
 	uint64_t end_ms;
@@ -90,7 +90,7 @@ struct swim {
 	uint32_t *suspects; /* indices of SUSPECT nodes */
 	size_t n_suspects, cap_suspects;
 	size_t n_live;
-	struct bcast *q;	/* sorted: fewest transmits, then newest, first */
+	struct bcast *q;       /* sorted: fewest transmits, then newest, first */
 	struct bcast *scratch; /* capq entries, for add_broadcasts */
 	size_t nq, capq;
 	uint64_t next_bcast_id;
@@ -100,11 +100,10 @@ struct swim {
 	uint32_t seq;
 	unsigned awareness;
 	bool leaving;
-	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms,
-	    next_reap_ms;
+	uint64_t next_probe_ms, next_gossip_ms, next_pushpull_ms, next_reconnect_ms, next_reap_ms;
 	uint64_t wake_ms;
 	struct swim_stats stats;
-	uint64_t event_clock;		/* Lamport clock of user events */
+	uint64_t event_clock;		 /* Lamport clock of user events */
 	uint64_t event_seen[EVENT_SEEN]; /* id hashes, a ring */
 	size_t event_seen_pos;
 };
@@ -380,8 +379,10 @@ static int meta_to_tags(const uint8_t *meta, size_t len, struct member *m)
 			const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
 			char k[128], val[512];
 
-			if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR ||
-			    kv->key.via.str.size >= sizeof(k) || kv->val.via.str.size >= sizeof(val))
+			if (kv->key.type != MSGPACK_OBJECT_STR ||
+			    kv->val.type != MSGPACK_OBJECT_STR ||
+			    kv->key.via.str.size >= sizeof(k) ||
+			    kv->val.via.str.size >= sizeof(val))
 				continue;
 			memcpy(k, kv->key.via.str.ptr, kv->key.via.str.size);
 			k[kv->key.via.str.size] = 0;
@@ -426,9 +427,8 @@ static void table_sync(struct swim *s, const struct node *n)
 	m.addr = ip;
 	m.port = n->addr.port;
 	m.status = table_status(s, n);
-	if (meta_to_tags(n->meta, n->meta_len, &m) == 0 &&
-	    members_upsert(s->table, &m, &ev) == 0 && ev != MEMBER_EVENT_NONE &&
-	    s->io.member_event)
+	if (meta_to_tags(n->meta, n->meta_len, &m) == 0 && members_upsert(s->table, &m, &ev) == 0 &&
+	    ev != MEMBER_EVENT_NONE && s->io.member_event)
 		s->io.member_event(s->io.ctx, ev, members_find(s->table, n->name), s->table->seq);
 	for (size_t i = 0; i < m.n_tags; i++) {
 		free(m.tags[i].key);
@@ -923,9 +923,10 @@ static void on_dead(struct swim *s, uint32_t inc, const char *name, const char *
 			copy.addr = strdup(m->addr);
 			copy.port = m->port;
 			copy.status = m->status;
-			if (members_remove(s->table, name) == 0 && s->io.member_event && copy.name &&
-			    copy.addr)
-				s->io.member_event(s->io.ctx, MEMBER_EVENT_REAP, &copy, s->table->seq);
+			if (members_remove(s->table, name) == 0 && s->io.member_event &&
+			    copy.name && copy.addr)
+				s->io.member_event(s->io.ctx, MEMBER_EVENT_REAP, &copy,
+						   s->table->seq);
 			member_free_fields(&copy);
 		}
 		node_remove(s, (size_t)(n - s->v));
@@ -1105,13 +1106,11 @@ static void query_new(struct swim *s, const struct query_msg *q)
 	enc_close(&e);
 }
 
-int swim_query(struct swim *s, const char *id, const char *op, const uint8_t *arg,
-	       size_t arg_len)
+int swim_query(struct swim *s, const char *id, const char *op, const uint8_t *arg, size_t arg_len)
 {
 	struct query_msg q = {id, op, s->v[0].name, arg, arg_len, s->v[0].addr};
 
-	if (!id || !*id || !op || arg_len > SWIM_QUERY_MAX || strlen(id) >= 64 ||
-	    strlen(op) >= 64)
+	if (!id || !*id || !op || arg_len > SWIM_QUERY_MAX || strlen(id) >= 64 || strlen(op) >= 64)
 		return -EINVAL;
 	query_new(s, &q);
 	want_wake(s, now(s));
@@ -1329,8 +1328,8 @@ static bool handle_msg(struct swim *s, const msgpack_object *o, const struct swi
 	return !a.bad;
 }
 
-static int recv_common(struct swim *s, const struct swim_addr *from, const uint8_t *buf,
-		       size_t len, bool stream)
+static int recv_common(struct swim *s, const struct swim_addr *from, const uint8_t *buf, size_t len,
+		       bool stream)
 {
 	msgpack_unpacked u;
 	size_t off = 0;
@@ -1339,8 +1338,7 @@ static int recv_common(struct swim *s, const struct swim_addr *from, const uint8
 	s->stats.packets_recv++;
 	msgpack_unpacked_init(&u);
 	while (off < len) {
-		msgpack_unpack_return r =
-		    msgpack_unpack_next(&u, (const char *)buf, len, &off);
+		msgpack_unpack_return r = msgpack_unpack_next(&u, (const char *)buf, len, &off);
 
 		if (r != MSGPACK_UNPACK_SUCCESS || !handle_msg(s, &u.data, from, stream)) {
 			rc = -EINVAL;
@@ -1355,14 +1353,12 @@ static int recv_common(struct swim *s, const struct swim_addr *from, const uint8
 	return rc;
 }
 
-int swim_recv_packet(struct swim *s, const struct swim_addr *from, const uint8_t *buf,
-		     size_t len)
+int swim_recv_packet(struct swim *s, const struct swim_addr *from, const uint8_t *buf, size_t len)
 {
 	return recv_common(s, from, buf, len, false);
 }
 
-int swim_recv_stream(struct swim *s, const struct swim_addr *from, const uint8_t *buf,
-		     size_t len)
+int swim_recv_stream(struct swim *s, const struct swim_addr *from, const uint8_t *buf, size_t len)
 {
 	return recv_common(s, from, buf, len, true);
 }
@@ -1578,9 +1574,8 @@ static void probe_fail(struct swim *s, struct node *target)
 	s->stats.probe_failures++;
 	/* Lifeguard: missing nacks mean our own links are the problem */
 	if (p->expected_nacks > 0)
-		awareness_delta(s, p->nacks < p->expected_nacks
-				       ? (int)(p->expected_nacks - p->nacks)
-				       : 0);
+		awareness_delta(
+		    s, p->nacks < p->expected_nacks ? (int)(p->expected_nacks - p->nacks) : 0);
 	else
 		awareness_delta(s, 1);
 	if (target && target->state == SWIM_ALIVE)
@@ -1686,7 +1681,7 @@ static void reap_tick(struct swim *s, uint64_t t)
 	s->next_reap_ms = t + 10000;
 	for (size_t i = 1; i < s->n;) {
 		struct node *n = &s->v[i];
-		uint64_t after = n->state == SWIM_DEAD ? s->cfg.reap_failed_ms
+		uint64_t after = n->state == SWIM_DEAD	 ? s->cfg.reap_failed_ms
 				 : n->state == SWIM_LEFT ? s->cfg.reap_left_ms
 							 : UINT64_MAX;
 

@@ -65,14 +65,14 @@ enum swim_state {
 /* A user event (Consul's /v1/event/fire), spread by gossip with
  * de-duplication by id and ordered by a Lamport clock. Strings borrowed. */
 struct swim_user_event {
-	const char *id;		    /* UUID chosen by the firing agent */
+	const char *id; /* UUID chosen by the firing agent */
 	const char *name;
 	const uint8_t *payload;
 	size_t payload_len;
-	const char *node_filter;    /* regular expressions, "" for none */
+	const char *node_filter; /* regular expressions, "" for none */
 	const char *service_filter;
 	const char *tag_filter;
-	uint64_t ltime;		    /* Lamport time (set by swim_fire_event) */
+	uint64_t ltime; /* Lamport time (set by swim_fire_event) */
 };
 
 #define SWIM_EVENT_MAX 512 /* name + payload bytes, serf's limit */
@@ -83,46 +83,44 @@ struct swim_io {
 	void (*send_packet)(void *ctx, const struct swim_addr *to, const uint8_t *buf, size_t len);
 	/* Sends one message over a reliable stream (a fresh TCP connection). */
 	void (*send_stream)(void *ctx, const struct swim_addr *to, const uint8_t *buf, size_t len);
-	uint64_t (*now_ms)(void *ctx);	/* monotonic milliseconds */
+	uint64_t (*now_ms)(void *ctx);	 /* monotonic milliseconds */
 	uint32_t (*rand_u32)(void *ctx); /* uniform random */
 	/* Optional: a member's SWIM state changed (name borrowed). */
-	void (*state_change)(void *ctx, const char *name, enum swim_state from,
-			     enum swim_state to);
+	void (*state_change)(void *ctx, const char *name, enum swim_state from, enum swim_state to);
 	/* Optional: the member table changed; m borrowed (for REAP a copy of
 	 * the removed member), seq the table's new sequence. */
-	void (*member_event)(void *ctx, enum member_event ev, const struct member *m,
-			     uint64_t seq);
+	void (*member_event)(void *ctx, enum member_event ev, const struct member *m, uint64_t seq);
 	/* Optional: a user event seen for the first time (ours included). */
 	void (*user_event)(void *ctx, const struct swim_user_event *ev);
 	/* Optional: a query (swim_query) seen for the first time, ours
 	 * included: handle it and write the answer (at most *out_len bytes)
 	 * into out, setting *out_len; it goes back to the querying node. */
-	void (*query)(void *ctx, const char *op, const uint8_t *arg, size_t arg_len,
-		      uint8_t *out, size_t *out_len);
+	void (*query)(void *ctx, const char *op, const uint8_t *arg, size_t arg_len, uint8_t *out,
+		      size_t *out_len);
 	/* Optional: an answer to one of our queries (id, answering node). */
-	void (*query_response)(void *ctx, const char *id, const char *node,
-			       const uint8_t *payload, size_t len);
+	void (*query_response)(void *ctx, const char *id, const char *node, const uint8_t *payload,
+			       size_t len);
 };
 
 #define SWIM_QUERY_MAX 1024 /* bytes of a query's argument or answer */
 
 struct swim_config {
-	uint64_t probe_interval_ms;	    /* LAN 1000, WAN 5000 */
-	uint64_t probe_timeout_ms;	    /* LAN 500, WAN 3000 */
-	unsigned indirect_checks;	    /* k for PING_REQ: 3 */
-	unsigned suspicion_mult;	    /* LAN 4, WAN 6 */
-	unsigned suspicion_max_mult;	    /* 6 */
-	unsigned retransmit_mult;	    /* 4 */
-	uint64_t gossip_interval_ms;	    /* LAN 200, WAN 500 */
-	unsigned gossip_nodes;		    /* LAN 3, WAN 4 */
-	uint64_t gossip_to_dead_ms;	    /* keep gossiping to the dead: 30 s */
-	uint64_t pushpull_interval_ms;	    /* LAN 30 s, WAN 60 s; 0 = never */
-	uint64_t reconnect_interval_ms;	    /* retry a failed member: 30 s; 0 = never */
-	uint64_t reap_failed_ms;	    /* forget failed members: 72 h */
-	uint64_t reap_left_ms;		    /* forget left members: 72 h */
-	unsigned awareness_max;		    /* 8 */
-	size_t mtu;			    /* datagram payload limit: 1400 */
-	bool tcp_fallback;		    /* stream PING when the direct one fails */
+	uint64_t probe_interval_ms;	/* LAN 1000, WAN 5000 */
+	uint64_t probe_timeout_ms;	/* LAN 500, WAN 3000 */
+	unsigned indirect_checks;	/* k for PING_REQ: 3 */
+	unsigned suspicion_mult;	/* LAN 4, WAN 6 */
+	unsigned suspicion_max_mult;	/* 6 */
+	unsigned retransmit_mult;	/* 4 */
+	uint64_t gossip_interval_ms;	/* LAN 200, WAN 500 */
+	unsigned gossip_nodes;		/* LAN 3, WAN 4 */
+	uint64_t gossip_to_dead_ms;	/* keep gossiping to the dead: 30 s */
+	uint64_t pushpull_interval_ms;	/* LAN 30 s, WAN 60 s; 0 = never */
+	uint64_t reconnect_interval_ms; /* retry a failed member: 30 s; 0 = never */
+	uint64_t reap_failed_ms;	/* forget failed members: 72 h */
+	uint64_t reap_left_ms;		/* forget left members: 72 h */
+	unsigned awareness_max;		/* 8 */
+	size_t mtu;			/* datagram payload limit: 1400 */
+	bool tcp_fallback;		/* stream PING when the direct one fails */
 };
 
 /* memberlist's DefaultLANConfig / DefaultWANConfig values. */
@@ -152,11 +150,9 @@ void swim_free(struct swim *s);
 
 /* A datagram from `from`. Malformed content is counted and dropped (the
  * messages before the bad one are kept). Returns 0 or -EINVAL. */
-int swim_recv_packet(struct swim *s, const struct swim_addr *from, const uint8_t *buf,
-		     size_t len);
+int swim_recv_packet(struct swim *s, const struct swim_addr *from, const uint8_t *buf, size_t len);
 /* One stream message (PING fallback, ACK, push/pull). Returns 0 or -EINVAL. */
-int swim_recv_stream(struct swim *s, const struct swim_addr *from, const uint8_t *buf,
-		     size_t len);
+int swim_recv_stream(struct swim *s, const struct swim_addr *from, const uint8_t *buf, size_t len);
 /* Runs all work that is due (probes, gossip, push/pull, suspicion and
  * relay time-outs, reaping). Returns the time (ms) it should next be
  * called; swim_wake_ms() tells the same after a receive. */
@@ -183,8 +179,7 @@ int swim_fire_event(struct swim *s, struct swim_user_event *ev);
  * a user event, each node (this one included) handles it through
  * io->query and answers this node directly; answers arrive through
  * io->query_response. id must be unique. Returns 0, -EINVAL or -ENOMEM. */
-int swim_query(struct swim *s, const char *id, const char *op, const uint8_t *arg,
-	       size_t arg_len);
+int swim_query(struct swim *s, const char *id, const char *op, const uint8_t *arg, size_t arg_len);
 
 /* Adds m (name, address, port, tags) as alive without any message
  * (simulation set-up only). Returns 0, -EEXIST, -EINVAL or -ENOMEM. */

@@ -330,9 +330,11 @@ static void step(struct swim_sim *sim)
 			if (!link_up(sim, &sim->nodes[e.from], sn))
 				break; /* partitioned while in flight */
 			if (e.kind == EV_PACKET)
-				(void)swim_recv_packet(sn->s, &sim->nodes[e.from].addr, e.buf, e.len);
+				(void)swim_recv_packet(sn->s, &sim->nodes[e.from].addr, e.buf,
+						       e.len);
 			else
-				(void)swim_recv_stream(sn->s, &sim->nodes[e.from].addr, e.buf, e.len);
+				(void)swim_recv_stream(sn->s, &sim->nodes[e.from].addr, e.buf,
+						       e.len);
 			schedule_tick(sn, swim_wake_ms(sn->s));
 			break;
 		default:

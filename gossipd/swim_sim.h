@@ -18,20 +18,20 @@
 #include "swim.h"
 
 struct swim_sim_config {
-	size_t n;		/* nodes created (and converged) at start */
+	size_t n; /* nodes created (and converged) at start */
 	uint64_t seed;
-	double loss;		/* datagram loss, 0..1 */
-	uint32_t delay_min_ms;	/* default 1 */
-	uint32_t delay_max_ms;	/* default 5 */
-	struct swim_config swim; /* applied to every node */
+	double loss;		       /* datagram loss, 0..1 */
+	uint32_t delay_min_ms;	       /* default 1 */
+	uint32_t delay_max_ms;	       /* default 5 */
+	struct swim_config swim;       /* applied to every node */
 	const struct member_tag *tags; /* every node's tags (borrowed), or NULL */
 	size_t n_tags;
 };
 
 /* Per-node counters kept by the simulator. */
 struct swim_sim_declared {
-	uint64_t dead_ms;  /* first time this node was declared dead by anyone */
-	uint64_t n_dead;   /* how many times anyone declared it dead */
+	uint64_t dead_ms; /* first time this node was declared dead by anyone */
+	uint64_t n_dead;  /* how many times anyone declared it dead */
 };
 
 struct swim_sim;

@@ -16,14 +16,9 @@
 #include "swim_sim.h"
 
 static const struct member_tag tags[] = {
-    {"build", "0.1.0"},
-    {"dc", "dc1"},
-    {"id", "6a1f6e4c-9c5e-4b6e-8f7e-0d3c2b1a0f99"},
-    {"role", "node"},
-    {"segment", ""},
-    {"vsn", "2"},
-    {"vsn_max", "3"},
-    {"vsn_min", "2"},
+    {"build", "0.1.0"}, {"dc", "dc1"},	  {"id", "6a1f6e4c-9c5e-4b6e-8f7e-0d3c2b1a0f99"},
+    {"role", "node"},	{"segment", ""},  {"vsn", "2"},
+    {"vsn_max", "3"},	{"vsn_min", "2"},
 };
 
 static bool no_fallback;
@@ -89,7 +84,8 @@ static void bench_n(size_t n, unsigned seeds)
 		fail_first += (double)(swim_sim_declared(sim, 3)->dead_ms - t0);
 		swim_sim_free(sim);
 	}
-	printf("N=%zu (%u trials, %.1f s CPU)\n", n, seeds, (double)(clock() - c0) / CLOCKS_PER_SEC);
+	printf("N=%zu (%u trials, %.1f s CPU)\n", n, seeds,
+	       (double)(clock() - c0) / CLOCKS_PER_SEC);
 	/* memberlist: gossip fan-out 3 every 200 ms plus piggybacking on
 	 * probes; an epidemic reaches everyone in about log_(fanout+1)(N)
 	 * rounds plus a tail of ln(N)/fanout rounds (SWIM §4.1) */
@@ -122,9 +118,10 @@ static void bench_loss(size_t n, double loss, uint64_t dur_ms)
 	}
 	printf("  loss %2.0f%%%s, %llu s: %llu probes, %.4f%% failed (suspicions), %llu refuted, "
 	       "%llu members declared dead (false positives: %.4f%% of probes)\n",
-	       loss * 100, no_fallback ? " (no TCP fallback)" : "", (unsigned long long)dur_ms / 1000, (unsigned long long)probes,
-	       probes ? 100.0 * (double)fails / (double)probes : 0.0,
-	       (unsigned long long)refutes, (unsigned long long)false_dead,
+	       loss * 100, no_fallback ? " (no TCP fallback)" : "",
+	       (unsigned long long)dur_ms / 1000, (unsigned long long)probes,
+	       probes ? 100.0 * (double)fails / (double)probes : 0.0, (unsigned long long)refutes,
+	       (unsigned long long)false_dead,
 	       probes ? 100.0 * (double)false_dead / (double)probes : 0.0);
 	swim_sim_free(sim);
 }

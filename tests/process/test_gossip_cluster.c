@@ -54,8 +54,8 @@ static void setup(void)
 	args_first[0] = "-encrypt";
 	args_first[1] = key1;
 	args_first[2] = NULL;
-	start_rc = harness_agent_start(&ags[0], names[0], args_first, 90000, start_err,
-				       sizeof(start_err));
+	start_rc =
+	    harness_agent_start(&ags[0], names[0], args_first, 90000, start_err, sizeof(start_err));
 	if (start_rc < 0)
 		return;
 	snprintf(join_arg, sizeof(join_arg), "127.0.0.1:%d", ags[0].serf_lan_port);
@@ -134,7 +134,7 @@ static bool wait_status(const struct agent *a, const char *name, int want, uint6
 #define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "agents did not start: %s", start_err)
 
 #define EXPECT_SEES(ag_, who_, want_)                                                              \
-	ck_assert_msg(wait_status(&(ag_), (who_), (want_), WAIT_MS),                              \
+	ck_assert_msg(wait_status(&(ag_), (who_), (want_), WAIT_MS),                               \
 		      "%s does not see %s with Status %d (has %d)", (ag_).name, (who_), (want_),   \
 		      member_status(&(ag_), (who_), NULL))
 
@@ -311,8 +311,7 @@ START_TEST(user_events)
 	ck_assert_int_eq(http_get(&ags[2], "/v1/event/list?index=0&wait=1s", &r), 0);
 	EXPECT_STATUS(r, 200);
 	http_resp_free(&r);
-	snprintf(path, sizeof(path), "/v1/event/list?index=%llu&wait=1s",
-		 (unsigned long long)idx);
+	snprintf(path, sizeof(path), "/v1/event/list?index=%llu&wait=1s", (unsigned long long)idx);
 	ck_assert_int_eq(http_get(&ags[2], path, &r), 0);
 	EXPECT_STATUS(r, 200);
 	ck_assert_uint_eq(http_index(&r), idx);

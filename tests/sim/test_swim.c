@@ -3,9 +3,9 @@
  * SWIM_SIM_SEED (printed on failure), virtual time only. */
 #include <check.h>
 #include <math.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "swim_sim.h"
 
@@ -81,11 +81,12 @@ START_TEST(test_join_reaches_all)
 	v.mask = M(SWIM_ALIVE);
 	ck_assert_msg(swim_sim_run_pred(sim, all_see, &v, 100, 30000),
 		      "join known to %zu of %zu after 30 s (seed %llu)",
-		      swim_sim_count_view(sim, v.about, v.mask), n,
-		      (unsigned long long)sim_seed());
+		      swim_sim_count_view(sim, v.about, v.mask), n, (unsigned long long)sim_seed());
 	/* the joiner learned everyone through push/pull */
 	ck_assert_uint_eq(swim_num_live(swim_sim_node(sim, (size_t)j)), n + 1);
-	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC, (unsigned long long)swim_sim_now(sim) / 1000, (unsigned long long)swim_sim_events(sim));
+	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC,
+		(unsigned long long)swim_sim_now(sim) / 1000,
+		(unsigned long long)swim_sim_events(sim));
 	swim_sim_free(sim);
 }
 END_TEST
@@ -111,7 +112,9 @@ START_TEST(test_killed_member_declared_failed)
 	for (size_t i = 0; i < swim_sim_size(sim); i++)
 		if (i != 7)
 			ck_assert_uint_eq(swim_sim_declared(sim, i)->n_dead, 0);
-	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC, (unsigned long long)swim_sim_now(sim) / 1000, (unsigned long long)swim_sim_events(sim));
+	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC,
+		(unsigned long long)swim_sim_now(sim) / 1000,
+		(unsigned long long)swim_sim_events(sim));
 	swim_sim_free(sim);
 }
 END_TEST
@@ -125,7 +128,9 @@ START_TEST(test_lossy_member_not_declared_dead)
 	swim_sim_run_until(sim, 120000);
 	ck_assert_uint_eq(swim_sim_declared(sim, 5)->n_dead, 0);
 	ck_assert(all_see(sim, &v));
-	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC, (unsigned long long)swim_sim_now(sim) / 1000, (unsigned long long)swim_sim_events(sim));
+	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC,
+		(unsigned long long)swim_sim_now(sim) / 1000,
+		(unsigned long long)swim_sim_events(sim));
 	swim_sim_free(sim);
 }
 END_TEST
@@ -163,7 +168,9 @@ START_TEST(test_partition_heals)
 		}
 	}
 	ck_assert_msg(healed, "partition did not heal (seed %llu)", (unsigned long long)sim_seed());
-	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC, (unsigned long long)swim_sim_now(sim) / 1000, (unsigned long long)swim_sim_events(sim));
+	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC,
+		(unsigned long long)swim_sim_now(sim) / 1000,
+		(unsigned long long)swim_sim_events(sim));
 	swim_sim_free(sim);
 }
 END_TEST
@@ -191,7 +198,9 @@ START_TEST(test_leave_and_restart)
 	swim_sim_restart(sim, 4, 9);
 	ck_assert(swim_sim_run_pred(sim, all_see, &alive, 100, 60000));
 	ck_assert_uint_ge(swim_incarnation(swim_sim_node(sim, 4)), 1);
-	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC, (unsigned long long)swim_sim_now(sim) / 1000, (unsigned long long)swim_sim_events(sim));
+	fprintf(stderr, "cpu %.1fs at t=%llus events %llu\n", (double)clock() / CLOCKS_PER_SEC,
+		(unsigned long long)swim_sim_now(sim) / 1000,
+		(unsigned long long)swim_sim_events(sim));
 	swim_sim_free(sim);
 }
 END_TEST

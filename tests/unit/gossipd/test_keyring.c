@@ -20,7 +20,7 @@ START_TEST(test_key_decode)
 	ck_assert_int_eq(keyring_key_decode(k1_b64, k), 0);
 	ck_assert_uint_eq(k[0], 0);
 	ck_assert_uint_eq(k[31], 31);
-	ck_assert_int_eq(keyring_key_decode("AAEC", k), -EINVAL);	 /* 3 bytes */
+	ck_assert_int_eq(keyring_key_decode("AAEC", k), -EINVAL); /* 3 bytes */
 	ck_assert_int_eq(keyring_key_decode("not base64!", k), -EINVAL);
 }
 END_TEST

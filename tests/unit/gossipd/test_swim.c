@@ -292,8 +292,8 @@ END_TEST
 START_TEST(test_refute_suspicion)
 {
 	/* [5, incarnation 0, "beta", "alpha"]: beta is told it is suspect */
-	static const uint8_t suspect[] = {0x94, 0x05, 0x00, 0xa4, 'b', 'e', 't', 'a',
-					  0xa5, 'a', 'l', 'p', 'h', 'a'};
+	static const uint8_t suspect[] = {0x94, 0x05, 0x00, 0xa4, 'b', 'e', 't',
+					  'a',	0xa5, 'a',  'l',  'p', 'h', 'a'};
 
 	join_all();
 	ck_assert_uint_eq(swim_incarnation(F.s[1]), 0);
@@ -332,8 +332,8 @@ START_TEST(test_malformed_dropped)
 			 -EINVAL);
 	ck_assert_int_eq(swim_recv_packet(F.s[0], &F.addr[1], not_array, sizeof(not_array)),
 			 -EINVAL);
-	ck_assert_int_eq(
-	    swim_recv_packet(F.s[0], &F.addr[1], ack_then_junk, sizeof(ack_then_junk)), -EINVAL);
+	ck_assert_int_eq(swim_recv_packet(F.s[0], &F.addr[1], ack_then_junk, sizeof(ack_then_junk)),
+			 -EINVAL);
 	ck_assert_int_eq(swim_recv_stream(F.s[0], &F.addr[1], garbage, sizeof(garbage)), -EINVAL);
 	ck_assert_int_eq(swim_recv_packet(F.s[0], &F.addr[1], unknown, sizeof(unknown)), 0);
 	ck_assert_uint_eq(swim_stats(F.s[0])->bad_packets, 6);
@@ -398,7 +398,7 @@ START_TEST(test_events_store)
 	arena_init(&a, 0);
 	ck_assert_int_eq(events_add(&e, &ev, "db-1"), 0); /* filtered out */
 	ck_assert_int_eq(events_add(&e, &ev, "web-1"), 1);
-	ev.node_filter = "([";				 /* invalid: matches nothing */
+	ev.node_filter = "(["; /* invalid: matches nothing */
 	ck_assert_int_eq(events_add(&e, &ev, "web-1"), 0);
 	ev.node_filter = "";
 	for (int i = 0; i < EVENTS_KEEP + 10; i++) {
