@@ -197,6 +197,65 @@ static bool wait_value(int i, const char *key, const char *want_b64, uint64_t ti
 	}
 }
 
+struct blocking_get {
+	int agent;
+	char path[160];
+	struct http_resp r;
+};
+
+static void *blocking_get_run(void *arg)
+{
+	struct blocking_get *b = arg;
+	http_get(&ags[b->agent], b->path, &b->r);
+	return NULL;
+}
+
+START_TEST(blocking_queries_on_followers)
+{
+	REQUIRE_CLUSTER();
+	int l = wait_leader(10000, -1);
+	ck_assert_int_ge(l, 0);
+	int f1 = (l + 1) % N, f2 = (l + 2) % N;
+	struct http_resp r;
+	char b64[64];
+
+	http_put(&ags[l], "/v1/kv/block/k", "v1", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	harness_base64("v1", 2, b64);
+	ck_assert(wait_value(f1, "block/k", b64, 10000));
+	ck_assert(wait_value(f2, "block/k", b64, 10000));
+	http_get(&ags[f1], "/v1/kv/block/k?stale", &r);
+	uint64_t idx = http_index(&r);
+	http_resp_free(&r);
+	ck_assert_uint_gt(idx, 0);
+	/* Default mode on a follower blocks on the leader; ?stale blocks on
+	 * the follower itself. Both wake on the write, long before 30 s. */
+	static struct blocking_get g[2];
+	pthread_t th[2];
+	g[0].agent = f1;
+	snprintf(g[0].path, sizeof(g[0].path), "/v1/kv/block/k?index=%" PRIu64 "&wait=30s", idx);
+	g[1].agent = f2;
+	snprintf(g[1].path, sizeof(g[1].path), "/v1/kv/block/k?stale&index=%" PRIu64 "&wait=30s",
+		 idx);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, blocking_get_run, &g[i]), 0);
+	harness_pause_ms(300); /* only to let both park; correctness does not depend on it */
+	http_put(&ags[f2], "/v1/kv/block/k", "v2", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	harness_base64("v2", 2, b64);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_STATUS(g[i].r, 200);
+		ck_assert_msg(strstr(g[i].r.body, b64), "blocking query %d answered %s", i,
+			      g[i].r.body);
+		ck_assert_uint_gt(http_index(&g[i].r), idx);
+		http_resp_free(&g[i].r);
+	}
+}
+END_TEST
+
 START_TEST(write_anywhere_read_everywhere)
 {
 	REQUIRE_CLUSTER();
@@ -658,6 +717,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, one_leader_three_peers);
 	tcase_add_test(tc, write_anywhere_read_everywhere);
+	tcase_add_test(tc, blocking_queries_on_followers);
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
 	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
 	tcase_add_test(tc, leaving_leader_transfers_leadership);
