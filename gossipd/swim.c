@@ -363,6 +363,78 @@ static int suspects_add(struct swim *s, uint32_t idx)
 	return 0;
 }
 
+static uint64_t be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Checks that p[0..len) starts with one complete msgpack object whose
+ * every length and count fits in the bytes that remain, and sets *out_used
+ * to its size. msgpack-c's unpacker allocates what a header claims before
+ * reading on, so a 20-byte datagram claiming 2^32 elements must never get
+ * there (STYLE.md: validate counts against the bytes remaining). Returns
+ * false on anything malformed or truncated. */
+static bool mp_check(const uint8_t *p, size_t len, size_t *out_used)
+{
+	/* c4..df: bytes of the length field (bin, ext, str, array, map) or the
+	 * size of the fixed-size value (float, ints, fixext incl. type) */
+	static const uint8_t hdr[] = {1, 2, 4, 1, 2, 4, 4,  8, 1, 2, 4, 8, 1, 2,
+				      4, 8, 2, 3, 5, 9, 17, 1, 2, 4, 2, 4, 2, 4};
+	size_t pos = 0;
+	uint64_t pending = 1;
+
+	while (pending > 0) {
+		uint64_t skip = 0, items = 0;
+		uint8_t b;
+
+		if (pos >= len)
+			return false;
+		b = p[pos++];
+		pending--;
+		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+			/* fixint, nil, bool: nothing more */
+		} else if (b <= 0x8f) {
+			items = 2u * (b & 0x0fu);
+		} else if (b <= 0x9f) {
+			items = b & 0x0fu;
+		} else if (b <= 0xbf) {
+			skip = b & 0x1fu;
+		} else if (b == 0xc1) {
+			return false;
+		} else if (b >= 0xca && b <= 0xd8) {
+			skip = hdr[b - 0xc4];
+		} else {
+			unsigned f = hdr[b - 0xc4];
+			uint64_t n;
+
+			if (len - pos < f)
+				return false;
+			n = be(p + pos, f);
+			pos += f;
+			if (b <= 0xc6 || (b >= 0xd9 && b <= 0xdb))
+				skip = n; /* bin, str */
+			else if (b <= 0xc9)
+				skip = n + 1; /* ext: type byte and data */
+			else if (b == 0xdc || b == 0xdd)
+				items = n;
+			else
+				items = 2 * n; /* map16, map32 */
+		}
+		if (skip > len - pos)
+			return false;
+		pos += (size_t)skip;
+		pending += items;
+		if (pending > len - pos)
+			return false; /* every object takes at least one byte */
+	}
+	*out_used = pos;
+	return true;
+}
+
 /* Decodes meta (a msgpack map of strings) into m's tags. */
 static int meta_to_tags(const uint8_t *meta, size_t len, struct member *m)
 {
@@ -370,7 +442,9 @@ static int meta_to_tags(const uint8_t *meta, size_t len, struct member *m)
 	size_t off = 0;
 	int rc = 0;
 
-	if (!meta || len == 0)
+	size_t used;
+
+	if (!meta || len == 0 || !mp_check(meta, len, &used))
 		return 0;
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, (const char *)meta, len, &off) == MSGPACK_UNPACK_SUCCESS &&
@@ -384,9 +458,11 @@ static int meta_to_tags(const uint8_t *meta, size_t len, struct member *m)
 			    kv->key.via.str.size >= sizeof(k) ||
 			    kv->val.via.str.size >= sizeof(val))
 				continue;
-			memcpy(k, kv->key.via.str.ptr, kv->key.via.str.size);
+			if (kv->key.via.str.size) /* ptr may be NULL when empty */
+				memcpy(k, kv->key.via.str.ptr, kv->key.via.str.size);
 			k[kv->key.via.str.size] = 0;
-			memcpy(val, kv->val.via.str.ptr, kv->val.via.str.size);
+			if (kv->val.via.str.size)
+				memcpy(val, kv->val.via.str.ptr, kv->val.via.str.size);
 			val[kv->val.via.str.size] = 0;
 			rc = member_tag_set(m, k, val);
 		}
@@ -965,8 +1041,13 @@ static bool get_b(struct arr *a, uint32_t i)
 static void get_s(struct arr *a, uint32_t i, char *buf, size_t len)
 {
 	buf[0] = 0;
-	if (i >= a->n || a->o[i].type != MSGPACK_OBJECT_STR || a->o[i].via.str.size >= len ||
-	    memchr(a->o[i].via.str.ptr, 0, a->o[i].via.str.size)) {
+	if (i >= a->n || a->o[i].type != MSGPACK_OBJECT_STR || a->o[i].via.str.size >= len) {
+		a->bad = true;
+		return;
+	}
+	if (a->o[i].via.str.size == 0)
+		return; /* ptr may be NULL */
+	if (memchr(a->o[i].via.str.ptr, 0, a->o[i].via.str.size)) {
 		a->bad = true;
 		return;
 	}
@@ -1338,8 +1419,11 @@ static int recv_common(struct swim *s, const struct swim_addr *from, const uint8
 	s->stats.packets_recv++;
 	msgpack_unpacked_init(&u);
 	while (off < len) {
-		msgpack_unpack_return r = msgpack_unpack_next(&u, (const char *)buf, len, &off);
+		size_t used;
+		msgpack_unpack_return r = MSGPACK_UNPACK_PARSE_ERROR;
 
+		if (mp_check(buf + off, len - off, &used))
+			r = msgpack_unpack_next(&u, (const char *)buf, off + used, &off);
 		if (r != MSGPACK_UNPACK_SUCCESS || !handle_msg(s, &u.data, from, stream)) {
 			rc = -EINVAL;
 			break;
