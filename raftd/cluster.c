@@ -88,6 +88,7 @@ struct cluster {
 	bool registered, reg_inflight;
 	uint64_t next_reg_ms;
 	char logged_leader[RAFT_ADDR_MAX + 1]; /* last leader we logged */
+	bool recovering;		       /* logged a peers.json recovery */
 	struct barrier *barriers;	       /* consistent reads in progress */
 	uint64_t leave_timer, leave_deadline_ms; /* leaving: waiting for the transfer */
 	struct rpc_req *bypass;		       /* being served after its barrier */
@@ -681,6 +682,10 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	rc = replica_tick(c->rp);
 	if (rc < 0)
 		log_error("raft: tick failed: %s", err_str(rc));
+	if (c->recovering && !replica_recovering(c->rp)) {
+		c->recovering = false;
+		log_info("raft: recovery complete: peers.json configuration committed, file removed");
+	}
 	const char *la = replica_leader_addr(c->rp);
 	if (strcmp(la, c->logged_leader) != 0) {
 		if (*la)
@@ -816,6 +821,10 @@ int cluster_new(struct loop *l, void *zctx, const struct config *cfg, struct rep
 	c->reg.u.catalog_register.nodes.v = &c->reg_node;
 	c->reg.u.catalog_register.nodes.n = 1;
 	replica_set_transport(rp, send_to, c);
+	c->recovering = replica_recovering(rp);
+	if (c->recovering)
+		log_warn("raft: recovering with the configuration of peers.json (%u servers)",
+			 replica_config_of(rp)->n);
 	c->timer = loop_timer_add(l, TICK_MS, on_tick, c);
 	if (!c->timer) {
 		snprintf(err, errlen, "out of memory");

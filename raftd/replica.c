@@ -2,6 +2,8 @@
 #include "replica.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ struct replica {
 	uint64_t trunc_from;   /* delete store entries from here at the flush, 0: none */
 	uint64_t commit_target; /* apply up to here at the flush */
 	char address[RAFT_ADDR_MAX + 1];
+	char peers_json[4200]; /* <dir>/peers.json while a recovery is pending, else "" */
 	replica_send_fn send_fn;
 	void *send_ctx;
 	struct {
@@ -562,6 +565,7 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	}
 	rp->last_applied = boot.last_applied;
 	rp->commit_target = boot.last_applied;
+	rp->peers_json[0] = '\0';
 	rp->disk_last = boot.last_index;
 	/* The configuration in force is the latest in the log (committed or
 	 * not); the one before it is kept for a truncation. */
@@ -587,6 +591,60 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	return 0;
 }
 
+
+/* Manual recovery (Consul's peers.json, format v3): <dir>/peers.json is
+ * [{"id": ..., "address": "host:port", "non_voter": false}, ...]. It
+ * overrides the configuration; the file is removed once the recovered
+ * configuration is committed in the log (replica_flush). */
+static int load_peers_json(struct replica *rp, const char *dir, char *err, size_t errlen)
+{
+	char path[sizeof(rp->peers_json)];
+	struct raft_config c;
+	json_error_t je;
+	json_t *j;
+	size_t i;
+	int rc = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/peers.json", dir) >= sizeof(path))
+		return 0;
+	if (access(path, F_OK) != 0)
+		return 0;
+	j = json_load_file(path, 0, &je);
+	if (!j || !json_is_array(j) || json_array_size(j) == 0 ||
+	    json_array_size(j) > RAFT_MAX_SERVERS) {
+		snprintf(err, errlen, "%s: not a list of 1 to %d servers (%s)", path,
+			 RAFT_MAX_SERVERS, j ? "wrong shape" : je.text);
+		json_decref(j);
+		return -EINVAL;
+	}
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < json_array_size(j); i++) {
+		json_t *o = json_array_get(j, i);
+		const char *id = json_string_value(json_object_get(o, "id"));
+		const char *addr = json_string_value(json_object_get(o, "address"));
+		json_t *nv = json_object_get(o, "non_voter");
+		if (!id || !*id || !addr || strlen(id) > RAFT_ID_MAX ||
+		    strlen(addr) > RAFT_ADDR_MAX || strchr(id, ' ') || strchr(addr, ' ') ||
+		    raft_config_find(&c, id) >= 0) {
+			snprintf(err, errlen, "%s: entry %zu needs a unique \"id\" and an \"address\"",
+				 path, i);
+			rc = -EINVAL;
+			break;
+		}
+		strcpy(c.s[c.n].id, id);
+		strcpy(c.s[c.n].address, addr);
+		c.s[c.n].voter = !json_is_true(nv);
+		c.n++;
+	}
+	json_decref(j);
+	if (rc == 0 && raft_recover_config(&rp->raft, &c) < 0) {
+		snprintf(err, errlen, "%s: cannot apply", path);
+		rc = -EINVAL;
+	}
+	if (rc == 0)
+		snprintf(rp->peers_json, sizeof(rp->peers_json), "%s", path);
+	return rc;
+}
 
 int replica_open(const struct replica_config *cfg, replica_applied_fn applied, fsm_change_fn change,
 		 void *ctx, struct replica **out, char *err, size_t errlen)
@@ -618,6 +676,9 @@ int replica_open(const struct replica_config *cfg, replica_applied_fn applied, f
 	if (rc < 0)
 		goto fail;
 	rc = load(rp, cfg, err, errlen);
+	if (rc < 0)
+		goto fail;
+	rc = load_peers_json(rp, cfg->dir, err, errlen);
 	if (rc < 0)
 		goto fail;
 	*out = rp;
@@ -730,9 +791,27 @@ static void send_msgs(struct replica *rp)
 	drop_msgs(rp);
 }
 
+/* Drops the first n batched entries (written), keeping later ones. */
+static void batch_consume(struct replica *rp, size_t n)
+{
+	if (n >= rp->n_pend) {
+		batch_reset(rp);
+		return;
+	}
+	size_t off = rp->pend[n].off;
+	memmove(rp->batch.buf, rp->batch.buf + off, rp->batch.len - off);
+	rp->batch.len -= off;
+	memmove(rp->pend, rp->pend + n, (rp->n_pend - n) * sizeof(*rp->pend));
+	rp->n_pend -= n;
+	for (size_t i = 0; i < rp->n_pend; i++)
+		rp->pend[i].off -= off;
+	mp_writer_reset(&rp->changes);
+}
+
 int replica_flush(struct replica *rp)
 {
 	struct store_txn *txn = NULL;
+	size_t n_flushed = 0;
 	int rc;
 
 	if (rp->failed) {
@@ -767,7 +846,8 @@ int replica_flush(struct replica *rp)
 		}
 		rp->disk_last = rp->trunc_from - 1;
 	}
-	for (size_t i = 0; i < rp->n_pend; i++) {
+	n_flushed = rp->n_pend;
+	for (size_t i = 0; i < n_flushed; i++) {
 		uint8_t key[8];
 		store_u64_to_be(rp->pend[i].index, key);
 		rc = store_put(txn, STORE_LOG, key, sizeof(key), rp->batch.buf + rp->pend[i].off,
@@ -780,8 +860,8 @@ int replica_flush(struct replica *rp)
 	 * at all, which is what raft_persisted() asks of us here. Messages
 	 * it triggers (a follower's ack) wait in rp->msgs until the commit. */
 	rp->txn = txn;
-	if (rp->n_pend) {
-		uint64_t last = rp->pend[rp->n_pend - 1].index;
+	if (n_flushed) {
+		uint64_t last = rp->pend[n_flushed - 1].index;
 		rc = raft_persisted(&rp->raft, last, raft_term_at(&rp->raft, last));
 	}
 	if (rc == 0 && rp->commit_target > rp->last_applied)
@@ -793,12 +873,20 @@ int replica_flush(struct replica *rp)
 	txn = NULL;
 	if (rc < 0)
 		goto fail;
-	if (rp->n_pend && rp->pend[rp->n_pend - 1].index > rp->disk_last)
-		rp->disk_last = rp->pend[rp->n_pend - 1].index;
+	if (n_flushed && rp->pend[n_flushed - 1].index > rp->disk_last)
+		rp->disk_last = rp->pend[n_flushed - 1].index;
 	rp->trunc_from = 0;
 	report(rp);
-	batch_reset(rp);
+	/* Entries the core appended during this flush (a leader's
+	 * configuration change triggered by a commit) go in the next one. */
+	batch_consume(rp, n_flushed);
 	send_msgs(rp);
+	if (rp->peers_json[0] && raft_recovered(&rp->raft)) {
+		/* The recovered configuration is committed in the log now:
+		 * the file must not override a later configuration. */
+		(void)unlink(rp->peers_json); /* a leftover would be re-applied: see docs/raft.md */
+		rp->peers_json[0] = '\0';
+	}
 	return 0;
 fail:
 	rp->txn = NULL;
@@ -961,6 +1049,8 @@ int replica_remove_server(struct replica *rp, const char *id, void *ud, uint64_t
 	*out_index = index;
 	return 0;
 }
+
+bool replica_recovering(const struct replica *rp) { return rp->peers_json[0] != '\0'; }
 
 bool replica_transferring(const struct replica *rp)
 {

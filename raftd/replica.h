@@ -112,6 +112,9 @@ int replica_add_server(struct replica *rp, const char *id, const char *address);
 int replica_read_index(struct replica *rp, uint64_t *out_seq, uint64_t *out_index);
 bool replica_read_ready(const struct replica *rp, uint64_t seq, uint64_t index, bool *out_failed);
 
+/* A peers.json recovery is pending (until its configuration commits). */
+bool replica_recovering(const struct replica *rp);
+
 /* Leader handing its leadership over (proposals are refused meanwhile). */
 bool replica_transferring(const struct replica *rp);
 

@@ -432,6 +432,23 @@ int raft_start(struct raft *r)
 	return 0;
 }
 
+int raft_recover_config(struct raft *r, const struct raft_config *cfg)
+{
+	if (r->started || cfg->n == 0 || cfg->n > RAFT_MAX_SERVERS)
+		return -EINVAL;
+	set_config(r, cfg, r->last_index);
+	/* A truncation must not bring the old configuration back. */
+	r->prev_config = *cfg;
+	r->prev_config_index = 0;
+	r->recovering = true;
+	return 0;
+}
+
+bool raft_recovered(const struct raft *r)
+{
+	return !r->recovering && r->config_index <= r->commit_index;
+}
+
 int raft_bootstrap(struct raft *r, const struct raft_config *cfg)
 {
 	struct raft_entry e;
@@ -485,8 +502,15 @@ static int log_append(struct raft *r, const struct raft_entry *e)
 		struct raft_config c;
 		/* A leader only appends valid configurations; a bad one from
 		 * the wire was rejected before anything was appended. */
-		if (raft_config_decode(e->payload, e->len, &c) == 0)
-			set_config(r, &c, e->index);
+		if (raft_config_decode(e->payload, e->len, &c) == 0) {
+			/* During a recovery, configurations older than the
+			 * forced one (re-sent from the leader's old log) do not
+			 * replace it; the leader's recovery entry does. */
+			if (!r->recovering || e->term == r->current_term)
+				set_config(r, &c, e->index);
+			if (e->term == r->current_term)
+				r->recovering = false;
+		}
 	}
 	return 0;
 }
@@ -542,6 +566,9 @@ static int cmp_u64_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
+static int change_config(struct raft *r, const struct raft_config *c, uint64_t *out_index);
+static int can_change(const struct raft *r);
+
 /* Leader: the highest index durable on a majority of voters, committed
  * when it belongs to the current term (§3.6.2). A step-down of a removed
  * leader follows once its removal is committed. */
@@ -572,6 +599,15 @@ static int leader_commit(struct raft *r)
 		return rc;
 	if (r->role == RAFT_LEADER && r->config_index <= r->commit_index && !self_is_voter(r))
 		become_follower(r); /* removed: stop leading (§4.2.2) */
+	if (r->role == RAFT_LEADER && r->recovering && can_change(r) == 0) {
+		/* Recovery: make the forced configuration part of the log. */
+		struct raft_config c = r->config;
+		uint64_t index;
+		r->recovering = false;
+		rc = change_config(r, &c, &index);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 

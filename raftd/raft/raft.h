@@ -221,6 +221,7 @@ struct raft {
 	bool await_config;		 /* see raft_boot */
 	bool started;			 /* raft_start was called */
 	uint64_t vote_hold_ms;		 /* no votes before this (after a restart) */
+	bool recovering;		 /* raft_recover_config: not yet in the log */
 	struct raft_progress prog[RAFT_MAX_SERVERS]; /* leader: per config.s[] */
 	bool granted[RAFT_MAX_SERVERS];		     /* (pre)candidate: votes per config.s[] */
 	bool denied[RAFT_MAX_SERVERS];		     /* (pre)candidate: refusals */
@@ -254,6 +255,19 @@ void raft_close(struct raft *r);
  * Call for each one in index order (only the last two matter), between
  * raft_init and raft_start. Returns 0 or -EINVAL (bad payload or index). */
 int raft_boot_config(struct raft *r, uint64_t index, const uint8_t *payload, size_t len);
+
+/* Manual recovery of a cluster that lost its quorum (Consul's peers.json):
+ * overrides the configuration loaded from the log with cfg, before
+ * raft_start. The survivors named in cfg then elect a leader among
+ * themselves (the most up-to-date log wins, as always); that leader
+ * appends cfg as a configuration entry once its no-op is committed, which
+ * makes the recovery durable (raft_recovered() turns true on the servers
+ * that applied it). Unsafe if servers left out of cfg are still running:
+ * the operator must have stopped them for good. Returns 0 or -EINVAL. */
+int raft_recover_config(struct raft *r, const struct raft_config *cfg);
+/* True once no recovery is pending: the configuration in force is in
+ * the log and committed. */
+bool raft_recovered(const struct raft *r);
 
 /* Bootstraps a fresh server: on an empty log with term 0 only, appends
  * the configuration as entry 1 of term 1 (term persisted first). Every

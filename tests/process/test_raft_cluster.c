@@ -708,6 +708,78 @@ START_TEST(operator_configuration_and_remove_peer)
 }
 END_TEST
 
+/* Voters of the configuration as agent i's raftd reports them. */
+static size_t voters_of(int i)
+{
+	struct http_resp r;
+	http_get(&ags[i], "/v1/status/peers", &r);
+	json_t *j = http_json(&r);
+	size_t n = j ? json_array_size(j) : 0;
+	json_decref(j);
+	http_resp_free(&r);
+	return n;
+}
+
+START_TEST(peers_json_recovery_after_losing_quorum)
+{
+	REQUIRE_CLUSTER();
+	/* After the removal test two voters remain; lose both machines. */
+	int l = wait_leader(20000, -1);
+	ck_assert_int_ge(l, 0);
+	ck_assert_uint_eq(voters_of(l), 2);
+	int voters[2], nv = 0;
+	for (int i = 0; i < N; i++) {
+		char me[64];
+		struct http_resp r;
+		snprintf(me, sizeof(me), "\"127.0.0.1:%d\"", ags[i].server_port);
+		http_get(&ags[l], "/v1/status/peers", &r);
+		if (r.body && strstr(r.body, me) && nv < 2)
+			voters[nv++] = i;
+		http_resp_free(&r);
+	}
+	ck_assert_int_eq(nv, 2);
+	struct http_resp r;
+	http_put(&ags[l], "/v1/kv/before-disaster", "kept", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	char b64[32];
+	harness_base64("kept", 4, b64);
+	for (int k = 0; k < 2; k++)
+		ck_assert(wait_value(voters[k], "before-disaster", b64, 10000));
+	harness_agent_kill9(&ags[voters[0]]);
+	harness_agent_kill9(&ags[voters[1]]);
+	/* The operator writes peers.json on the survivor: itself alone. */
+	struct agent *sv = &ags[voters[0]];
+	char path[512], id[128] = "";
+	snprintf(path, sizeof(path), "%s/node-id", sv->data_dir);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(id, sizeof(id), f));
+	fclose(f);
+	id[strcspn(id, "\r\n ")] = '\0';
+	snprintf(path, sizeof(path), "%s/raft/peers.json", sv->data_dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[{\"id\": \"%s\", \"address\": \"127.0.0.1:%d\", \"non_voter\": false}]\n",
+		id, sv->server_port);
+	fclose(f);
+	char err[4096];
+	ck_assert_msg(harness_agent_relaunch(sv, 60000, err, sizeof(err)) == 0, "%s", err);
+	/* It leads alone, kept every committed write and commits again. */
+	http_get(sv, "/v1/status/peers", &r);
+	ck_assert_msg(voters_of(voters[0]) == 1, "peers: %ld %s", r.status, r.body);
+	http_resp_free(&r);
+	ck_assert(wait_value(voters[0], "before-disaster", b64, 10000));
+	http_put(sv, "/v1/kv/after-recovery", "x", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	uint64_t deadline = harness_now_ms() + 10000;
+	while (access(path, F_OK) == 0 && harness_now_ms() < deadline)
+		harness_pause_ms(50);
+	ck_assert_msg(access(path, F_OK) != 0, "peers.json still there after the recovery");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raft-cluster");
@@ -721,7 +793,8 @@ int main(void)
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
 	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
 	tcase_add_test(tc, leaving_leader_transfers_leadership);
-	tcase_add_test(tc, operator_configuration_and_remove_peer); /* last: shrinks the cluster */
+	tcase_add_test(tc, operator_configuration_and_remove_peer); /* shrinks the cluster */
+	tcase_add_test(tc, peers_json_recovery_after_losing_quorum); /* last: breaks it */
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }

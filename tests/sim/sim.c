@@ -539,7 +539,7 @@ static void schedule_tick(struct snode *n)
 	n->next_tick = t > n->sim->now ? t : n->sim->now + 1;
 }
 
-static int boot_node(struct sim *s, struct snode *n)
+static int boot_node(struct sim *s, struct snode *n, const struct raft_config *recover)
 {
 	struct raft_boot b;
 	uint64_t *terms = NULL;
@@ -585,6 +585,11 @@ static int boot_node(struct sim *s, struct snode *n)
 				return rc;
 		}
 	}
+	if (recover) {
+		rc = raft_recover_config(&n->r, recover);
+		if (rc < 0)
+			return rc;
+	}
 	/* The volatile log starts as the disk. */
 	log_trunc(&n->log, 0);
 	for (size_t i = 0; i < n->disk.n; i++)
@@ -628,14 +633,16 @@ void sim_crash(struct sim *s, unsigned node, bool lose_unsynced)
 	}
 }
 
-int sim_restart(struct sim *s, unsigned node)
+int sim_restart(struct sim *s, unsigned node) { return sim_restart_recover(s, node, NULL); }
+
+int sim_restart_recover(struct sim *s, unsigned node, const struct raft_config *recover)
 {
 	struct snode *n = &s->nodes[node];
 	int rc;
 
 	if (n->alive)
 		return 0;
-	rc = boot_node(s, n);
+	rc = boot_node(s, n, recover);
 	if (rc == 0)
 		rc = raft_start(&n->r);
 	if (rc < 0) {
@@ -684,7 +691,7 @@ struct sim *sim_new(const struct sim_opts *o)
 	}
 	for (unsigned i = 0; i < s->o.n_nodes; i++) {
 		struct snode *n = &s->nodes[i];
-		if (boot_node(s, n) < 0)
+		if (boot_node(s, n, NULL) < 0)
 			goto fail;
 		if (i < s->o.n_voters) {
 			if (raft_bootstrap(&n->r, &cfg) < 0)

@@ -74,6 +74,9 @@ void sim_set_group(struct sim *s, unsigned node, unsigned group);
 void sim_heal(struct sim *s);
 void sim_crash(struct sim *s, unsigned node, bool lose_unsynced);
 int sim_restart(struct sim *s, unsigned node);
+/* Restarts node with a recovery configuration (raft_recover_config). */
+struct raft_config;
+int sim_restart_recover(struct sim *s, unsigned node, const struct raft_config *recover);
 /* Stops random faults and client traffic (for a final convergence). */
 void sim_quiesce(struct sim *s);
 

@@ -270,6 +270,67 @@ START_TEST(deposed_leader_serves_no_reads)
 }
 END_TEST
 
+static unsigned survivors_n;
+static unsigned survivors[2];
+static bool survivor_leads_with_value(struct sim *s)
+{
+	int l = sim_leader(s);
+	if (l < 0)
+		return false;
+	for (unsigned k = 0; k < survivors_n; k++)
+		if (sim_value(s, survivors[k], 1) != 77)
+			return false;
+	return raft_recovered(sim_raft(s, (unsigned)l));
+}
+
+START_TEST(recovery_after_losing_quorum)
+{
+	/* 5 servers; 3 are lost for good. The 2 survivors restart with a
+	 * recovery configuration naming just them: they elect a leader,
+	 * keep every committed entry and commit again. */
+	for (uint64_t seed = 20; seed < 30; seed++) {
+		struct sim_opts o = {.seed = seed, .n_nodes = 5};
+		struct sim *s = sim_new(&o);
+		struct raft_config rc = {.n = 2};
+		ck_assert_ptr_nonnull(s);
+		RUN_OK(sim_run_until(s, has_leader, 5000));
+		int l = sim_leader(s);
+		ck_assert_int_eq(sim_put(s, (unsigned)l, 0, 5), 0);
+		RUN_OK(sim_run_for(s, 500));
+		survivors_n = 2;
+		survivors[0] = (unsigned)(l + 1) % 5;
+		survivors[1] = (unsigned)(l + 2) % 5;
+		for (unsigned i = 0; i < 5; i++)
+			sim_crash(s, i, seed % 2);
+		for (unsigned k = 0; k < 2; k++) {
+			snprintf(rc.s[k].id, sizeof(rc.s[k].id), "n%u", survivors[k] + 1);
+			rc.s[k].voter = true;
+		}
+		/* Without recovery two of five cannot elect anyone. */
+		ck_assert_int_eq(sim_restart(s, survivors[0]), 0);
+		ck_assert_int_eq(sim_run_until(s, has_leader, 5000), -2);
+		sim_crash(s, survivors[0], false);
+		for (unsigned k = 0; k < 2; k++)
+			ck_assert_int_eq(sim_restart_recover(s, survivors[k], &rc), 0);
+		RUN_OK(sim_run_until(s, has_leader, 5000));
+		l = sim_leader(s);
+		ck_assert_int_eq(sim_put(s, (unsigned)l, 1, 77), 0);
+		RUN_OK(sim_run_until(s, survivor_leads_with_value, 5000));
+		for (unsigned k = 0; k < 2; k++)
+			ck_assert_int_eq(sim_value(s, survivors[k], 0), 5); /* nothing lost */
+		ck_assert_uint_eq(sim_raft(s, (unsigned)l)->config.n, 2);
+		/* The recovered configuration is in the log: a normal restart
+		 * keeps it. */
+		sim_crash(s, survivors[0], false);
+		sim_crash(s, survivors[1], false);
+		ck_assert_int_eq(sim_restart(s, survivors[0]), 0);
+		ck_assert_int_eq(sim_restart(s, survivors[1]), 0);
+		RUN_OK(sim_run_until(s, has_leader, 5000));
+		sim_free(s);
+	}
+}
+END_TEST
+
 static unsigned env_seeds(void)
 {
 	const char *e = getenv("CAIRN_SIM_SEEDS");
@@ -369,6 +430,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, membership_add_remove);
 	tcase_add_test(tc, crash_losing_unsynced_writes);
 	tcase_add_test(tc, deposed_leader_serves_no_reads);
+	tcase_add_test(tc, recovery_after_losing_quorum);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tr, 600);
 	tcase_add_test(tr, random_three);
