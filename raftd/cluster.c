@@ -87,11 +87,11 @@ struct cluster {
 	const char *tkeys[4], *tvals[4], *mkeys[1], *mvals[1];
 	bool registered, reg_inflight;
 	uint64_t next_reg_ms;
-	char logged_leader[RAFT_ADDR_MAX + 1]; /* last leader we logged */
-	bool recovering;		       /* logged a peers.json recovery */
-	struct barrier *barriers;	       /* consistent reads in progress */
+	char logged_leader[RAFT_ADDR_MAX + 1];	 /* last leader we logged */
+	bool recovering;			 /* logged a peers.json recovery */
+	struct barrier *barriers;		 /* consistent reads in progress */
 	uint64_t leave_timer, leave_deadline_ms; /* leaving: waiting for the transfer */
-	struct rpc_req *bypass;		       /* being served after its barrier */
+	struct rpc_req *bypass;			 /* being served after its barrier */
 };
 
 bool cluster_wanted(const struct config *cfg)
@@ -267,9 +267,8 @@ static void send_hellos(struct cluster *c)
 		m.u.raft_hello.id = c->id;
 		m.u.raft_hello.address = c->self;
 		m.u.raft_hello.datacenter = c->cfg->datacenter;
-		m.u.raft_hello.bootstrap_expect = (uint64_t)(c->cfg->bootstrap_expect > 0
-								 ? c->cfg->bootstrap_expect
-								 : 0);
+		m.u.raft_hello.bootstrap_expect =
+		    (uint64_t)(c->cfg->bootstrap_expect > 0 ? c->cfg->bootstrap_expect : 0);
 		m.u.raft_hello.bootstrapped = replica_has_config(c->rp);
 		m.u.raft_hello.servers.v = known_list(c, &a, &m.u.raft_hello.servers.n);
 		if (!m.u.raft_hello.servers.v)
@@ -304,7 +303,8 @@ static enum rpc_disposition handle_hello(struct cluster *c, struct rpc_req *req)
 	m.u.raft_hello_reply.address = c->self;
 	m.u.raft_hello_reply.bootstrapped = replica_has_config(c->rp);
 	m.u.raft_hello_reply.leader = replica_leader_addr(c->rp);
-	m.u.raft_hello_reply.servers.v = known_list(c, &req->arena, &m.u.raft_hello_reply.servers.n);
+	m.u.raft_hello_reply.servers.v =
+	    known_list(c, &req->arena, &m.u.raft_hello_reply.servers.n);
 	if (!m.u.raft_hello_reply.servers.v)
 		m.u.raft_hello_reply.servers.n = 0;
 	(void)rpc_reply(req, &m);
@@ -398,9 +398,8 @@ static void on_forward_reply(void *ctx, int status, const struct proto_msg *repl
 {
 	struct forward *f = ctx;
 	struct cluster *c = f->c;
-	bool retry = status == CAIRN_E_UNAVAILABLE ||
-		     (status == 0 && reply->type == PROTO_ERROR &&
-		      reply->u.error.code == CAIRN_E_NOLEADER);
+	bool retry = status == CAIRN_E_UNAVAILABLE || (status == 0 && reply->type == PROTO_ERROR &&
+						       reply->u.error.code == CAIRN_E_NOLEADER);
 
 	forward_unlink(c, f);
 	/* Never sent (the leader is gone) or refused by a former leader:
@@ -408,9 +407,9 @@ static void on_forward_reply(void *ctx, int status, const struct proto_msg *repl
 	if (retry && loop_now_ms(c->loop) < deadline_of(c, f->req)) {
 		(void)park_until_leader(c, f->req); /* keeps it, or answers */
 	} else if (status < 0) {
-		rpc_reply_error(f->req, status == -ETIMEDOUT ? -ETIMEDOUT : CAIRN_E_NOLEADER,
-				"%s", status == -ETIMEDOUT ? "leader did not answer in time"
-							   : "No cluster leader");
+		rpc_reply_error(f->req, status == -ETIMEDOUT ? -ETIMEDOUT : CAIRN_E_NOLEADER, "%s",
+				status == -ETIMEDOUT ? "leader did not answer in time"
+						     : "No cluster leader");
 	} else {
 		struct proto_msg copy = *reply;
 		(void)rpc_reply(f->req, &copy);
@@ -684,7 +683,8 @@ static int64_t on_tick(struct loop *l, void *ctx)
 		log_error("raft: tick failed: %s", err_str(rc));
 	if (c->recovering && !replica_recovering(c->rp)) {
 		c->recovering = false;
-		log_info("raft: recovery complete: peers.json configuration committed, file removed");
+		log_info(
+		    "raft: recovery complete: peers.json configuration committed, file removed");
 	}
 	const char *la = replica_leader_addr(c->rp);
 	if (strcmp(la, c->logged_leader) != 0) {
@@ -748,7 +748,8 @@ bool cluster_leave_begin(struct cluster *c)
 	rc = replica_transfer(c->rp);
 	if (rc < 0) {
 		if (rc != -ENOENT)
-			log_warn("raft: cannot transfer leadership before leaving: %s", err_str(rc));
+			log_warn("raft: cannot transfer leadership before leaving: %s",
+				 err_str(rc));
 		return false;
 	}
 	c->leave_deadline_ms = loop_now_ms(c->loop) + 3000;

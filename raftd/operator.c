@@ -86,8 +86,8 @@ static enum rpc_disposition configuration(struct replica *rp, struct rpc_req *re
 		sv[i].node = arena_strdup(&req->arena, name);
 	}
 	store_txn_abort(txn);
-	m.u.operator_raft_config_reply.index = replica_config_index(rp) ? replica_config_index(rp)
-									: 1;
+	m.u.operator_raft_config_reply.index =
+	    replica_config_index(rp) ? replica_config_index(rp) : 1;
 	m.u.operator_raft_config_reply.servers.v = sv;
 	m.u.operator_raft_config_reply.servers.n = n;
 	(void)rpc_reply(req, &m);

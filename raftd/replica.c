@@ -3,10 +3,10 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "err.h"
@@ -60,8 +60,8 @@ struct replica {
 	size_t n_out, cap_out;
 	struct outmsg *msgs; /* messages to send after the flush */
 	size_t n_msgs, cap_msgs;
-	uint64_t disk_last;    /* last log index written to the store */
-	uint64_t trunc_from;   /* delete store entries from here at the flush, 0: none */
+	uint64_t disk_last;	/* last log index written to the store */
+	uint64_t trunc_from;	/* delete store entries from here at the flush, 0: none */
 	uint64_t commit_target; /* apply up to here at the flush */
 	char address[RAFT_ADDR_MAX + 1];
 	char peers_json[4200]; /* <dir>/peers.json while a recovery is pending, else "" */
@@ -378,8 +378,8 @@ static int io_send(void *ctx, const struct raft_msg *m)
 				uint64_t term, type;
 				const uint8_t *payload;
 				size_t plen;
-				rc = read_entry(rp, txn, m->u.append.prev_index + 1 + k, &term, &type,
-						&payload, &plen);
+				rc = read_entry(rp, txn, m->u.append.prev_index + 1 + k, &term,
+						&type, &payload, &plen);
 				ents[k].index = m->u.append.prev_index + 1 + k;
 				ents[k].term = term;
 				ents[k].type = type;
@@ -591,7 +591,6 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	return 0;
 }
 
-
 /* Manual recovery (Consul's peers.json, format v3): <dir>/peers.json is
  * [{"id": ..., "address": "host:port", "non_voter": false}, ...]. It
  * overrides the configuration; the file is removed once the recovered
@@ -626,8 +625,8 @@ static int load_peers_json(struct replica *rp, const char *dir, char *err, size_
 		if (!id || !*id || !addr || strlen(id) > RAFT_ID_MAX ||
 		    strlen(addr) > RAFT_ADDR_MAX || strchr(id, ' ') || strchr(addr, ' ') ||
 		    raft_config_find(&c, id) >= 0) {
-			snprintf(err, errlen, "%s: entry %zu needs a unique \"id\" and an \"address\"",
-				 path, i);
+			snprintf(err, errlen,
+				 "%s: entry %zu needs a unique \"id\" and an \"address\"", path, i);
 			rc = -EINVAL;
 			break;
 		}
@@ -787,7 +786,8 @@ static void send_msgs(struct replica *rp)
 {
 	for (size_t i = 0; i < rp->n_msgs; i++)
 		if (rp->send_fn)
-			rp->send_fn(rp->send_ctx, rp->msgs[i].addr, rp->msgs[i].buf, rp->msgs[i].len);
+			rp->send_fn(rp->send_ctx, rp->msgs[i].addr, rp->msgs[i].buf,
+				    rp->msgs[i].len);
 	drop_msgs(rp);
 }
 
@@ -1107,8 +1107,8 @@ const struct raft_config *replica_config_of(const struct replica *rp) { return &
 bool replica_known_leader(const struct replica *rp)
 {
 	return !rp->failed && (rp->raft.role == RAFT_LEADER ||
-			       (rp->raft.leader_id[0] && raft_last_contact_ms(&rp->raft) <
-							     2 * rp->raft.opts.election_ms));
+			       (rp->raft.leader_id[0] &&
+				raft_last_contact_ms(&rp->raft) < 2 * rp->raft.opts.election_ms));
 }
 
 uint64_t replica_last_contact_ms(const struct replica *rp)

@@ -59,10 +59,7 @@ int raft_config_find(const struct raft_config *cfg, const char *id)
 
 /* The configuration in force: the implicit {self} when none is known and
  * the host did not ask to wait for one. */
-static bool implicit_single(const struct raft *r)
-{
-	return r->config.n == 0 && !r->await_config;
-}
+static bool implicit_single(const struct raft *r) { return r->config.n == 0 && !r->await_config; }
 
 static bool self_is_voter(const struct raft *r)
 {
@@ -85,7 +82,10 @@ static unsigned n_voters(const struct raft *r)
 	return n;
 }
 
-static bool is_self(const struct raft *r, unsigned i) { return strcmp(r->config.s[i].id, r->id) == 0; }
+static bool is_self(const struct raft *r, unsigned i)
+{
+	return strcmp(r->config.s[i].id, r->id) == 0;
+}
 
 static uint64_t random_timeout(struct raft *r)
 {
@@ -140,8 +140,8 @@ int raft_config_decode(const uint8_t *buf, size_t len, struct raft_config *out)
 		if (memchr(line, '\0', ll))
 			return -EINVAL;
 		if (sscanf(line, "%65s %128s %d%n", id, addr, &voter, &used) != 3 ||
-		    (size_t)used != ll || strlen(id) > RAFT_ID_MAX || strlen(addr) > RAFT_ADDR_MAX ||
-		    (voter != 0 && voter != 1))
+		    (size_t)used != ll || strlen(id) > RAFT_ID_MAX ||
+		    strlen(addr) > RAFT_ADDR_MAX || (voter != 0 && voter != 1))
 			return -EINVAL;
 		if (raft_config_find(&c, id) >= 0)
 			return -EINVAL;
@@ -547,7 +547,8 @@ static int log_truncate(struct raft *r, uint64_t index)
 static bool log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
 {
 	/* §3.6.1: compare the terms of the last entries, then the lengths. */
-	return last_term > r->last_term || (last_term == r->last_term && last_index >= r->last_index);
+	return last_term > r->last_term ||
+	       (last_term == r->last_term && last_index >= r->last_index);
 }
 
 /* ---- commitment ------------------------------------------------------------ */
@@ -935,7 +936,8 @@ static int maybe_send_timeout_now(struct raft *r, unsigned i)
 {
 	struct raft_msg m;
 
-	if (!r->transfer_to[0] || r->transfer_sent || strcmp(r->config.s[i].id, r->transfer_to) != 0)
+	if (!r->transfer_to[0] || r->transfer_sent ||
+	    strcmp(r->config.s[i].id, r->transfer_to) != 0)
 		return 0;
 	if (r->prog[i].match_index < r->last_index)
 		return 0;
@@ -1166,8 +1168,9 @@ int raft_add_server(struct raft *r, const char *id, const char *address, uint64_
 
 	if (rc < 0)
 		return rc;
-	if (!id || !*id || strlen(id) > RAFT_ID_MAX || (address && strlen(address) > RAFT_ADDR_MAX) ||
-	    strchr(id, ' ') || strchr(id, '\n') || (address && (strchr(address, ' ') || strchr(address, '\n'))))
+	if (!id || !*id || strlen(id) > RAFT_ID_MAX ||
+	    (address && strlen(address) > RAFT_ADDR_MAX) || strchr(id, ' ') || strchr(id, '\n') ||
+	    (address && (strchr(address, ' ') || strchr(address, '\n'))))
 		return -EINVAL;
 	c = r->config;
 	if (c.n == 0) {

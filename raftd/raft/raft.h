@@ -67,20 +67,20 @@ struct raft_entry {
 	size_t len;		/* payload bytes */
 };
 
-#define RAFT_ID_MAX 64	    /* longest server id, bytes, NUL excluded */
-#define RAFT_ADDR_MAX 127   /* longest server address, bytes, NUL excluded */
-#define RAFT_MAX_SERVERS 9  /* most servers in a configuration */
+#define RAFT_ID_MAX 64	   /* longest server id, bytes, NUL excluded */
+#define RAFT_ADDR_MAX 127  /* longest server address, bytes, NUL excluded */
+#define RAFT_MAX_SERVERS 9 /* most servers in a configuration */
 
 /* One server of a configuration. */
 struct raft_server {
-	char id[RAFT_ID_MAX + 1];	/* Raft id (node ID) */
+	char id[RAFT_ID_MAX + 1];	 /* Raft id (node ID) */
 	char address[RAFT_ADDR_MAX + 1]; /* RPC address (host:port), opaque here */
-	bool voter;			/* counts for elections and commitment */
+	bool voter;			 /* counts for elections and commitment */
 };
 
 /* A cluster configuration. */
 struct raft_config {
-	unsigned n;				 /* servers in s */
+	unsigned n;				/* servers in s */
 	struct raft_server s[RAFT_MAX_SERVERS]; /* in insertion order */
 };
 
@@ -95,10 +95,10 @@ enum raft_msg_type {
 /* A message between cores. The sender's host attaches AppendEntries'
  * entries itself (see raft_io.send); the receiver's host passes them in. */
 struct raft_msg {
-	unsigned type;			/* enum raft_msg_type */
-	char from[RAFT_ID_MAX + 1];	/* sender id */
-	char to[RAFT_ID_MAX + 1];	/* recipient id */
-	uint64_t term;			/* sender's term (pre-vote: the term it would use) */
+	unsigned type;		    /* enum raft_msg_type */
+	char from[RAFT_ID_MAX + 1]; /* sender id */
+	char to[RAFT_ID_MAX + 1];   /* recipient id */
+	uint64_t term;		    /* sender's term (pre-vote: the term it would use) */
 	union {
 		struct {
 			bool pre_vote;	     /* a pre-vote: nobody changes term */
@@ -111,21 +111,22 @@ struct raft_msg {
 			bool granted;  /* vote granted */
 		} vote_reply;
 		struct {
-			uint64_t prev_index; /* index before the first entry */
-			uint64_t prev_term;  /* its term */
-			uint64_t commit;     /* leader's commit index */
-			uint64_t n_entries;  /* entries prev_index+1 .. prev_index+n */
+			uint64_t prev_index;		  /* index before the first entry */
+			uint64_t prev_term;		  /* its term */
+			uint64_t commit;		  /* leader's commit index */
+			uint64_t n_entries;		  /* entries prev_index+1 .. prev_index+n */
 			const struct raft_entry *entries; /* NULL when sent by the core */
-			uint64_t seq;	     /* leader's read-barrier sequence, echoed */
+			uint64_t seq; /* leader's read-barrier sequence, echoed */
 		} append;
 		struct {
 			bool success;	       /* log matched; entries durable */
 			uint64_t match_index;  /* success: log matches up to here */
 			uint64_t reject_index; /* failure: prev_index of the request */
 			uint64_t hint_index;   /* failure: retry from here... */
-			uint64_t hint_term;    /* ...or after the leader's last entry of this term (0: none) */
-			uint64_t last_index;   /* follower's last log index */
-			uint64_t seq;	       /* highest append.seq seen from this leader */
+			uint64_t hint_term;  /* ...or after the leader's last entry of this term (0:
+						none) */
+			uint64_t last_index; /* follower's last log index */
+			uint64_t seq;	     /* highest append.seq seen from this leader */
 		} append_reply;
 	} u;
 };
@@ -175,16 +176,16 @@ struct raft_options {
 
 /* What the host loaded from storage at start. */
 struct raft_boot {
-	uint64_t current_term; /* persisted currentTerm */
-	const char *voted_for; /* persisted votedFor, NULL or "" for none */
-	uint64_t last_index;   /* index of the last log entry, 0 if empty */
-	uint64_t last_term;    /* its term, 0 if empty */
-	uint64_t last_applied; /* entries up to here are applied (so committed) */
-	const uint64_t *terms; /* terms of entries 1..last_index; NULL: all last_term
-				* (only valid for a log written by a single server) */
-	bool await_config;     /* with no configuration, wait to be added by a
-				* leader (or bootstrapped) instead of being a
-				* single voter */
+	uint64_t current_term;	  /* persisted currentTerm */
+	const char *voted_for;	  /* persisted votedFor, NULL or "" for none */
+	uint64_t last_index;	  /* index of the last log entry, 0 if empty */
+	uint64_t last_term;	  /* its term, 0 if empty */
+	uint64_t last_applied;	  /* entries up to here are applied (so committed) */
+	const uint64_t *terms;	  /* terms of entries 1..last_index; NULL: all last_term
+				   * (only valid for a log written by a single server) */
+	bool await_config;	  /* with no configuration, wait to be added by a
+				   * leader (or bootstrapped) instead of being a
+				   * single voter */
 	struct raft_options opts; /* timings */
 };
 

@@ -85,13 +85,13 @@ static int agreed_leader(void)
 	return -1;
 }
 
-static int wait_leader(uint64_t timeout_ms, int not)
+static int wait_leader(uint64_t timeout_ms, int not )
 {
 	uint64_t deadline = harness_now_ms() + timeout_ms;
 
 	for (;;) {
 		int l = agreed_leader();
-		if (l >= 0 && l != not)
+		if (l >= 0 && l != not )
 			return l;
 		if (harness_now_ms() >= deadline)
 			return -1;
@@ -275,7 +275,8 @@ START_TEST(write_anywhere_read_everywhere)
 	http_resp_free(&r);
 	harness_base64("via-follower", 12, b64);
 	for (int i = 0; i < N; i++)
-		ck_assert_msg(wait_value(i, "cluster/a", b64, 10000), "srv%d lacks cluster/a", i + 1);
+		ck_assert_msg(wait_value(i, "cluster/a", b64, 10000), "srv%d lacks cluster/a",
+			      i + 1);
 	/* Default mode on a follower is answered by the leader. */
 	http_get(&ags[f], "/v1/kv/cluster/b", &r);
 	EXPECT_STATUS(r, 200);
@@ -314,8 +315,8 @@ END_TEST
 struct writer {
 	int id;
 	atomic_bool *stop;
-	int n;			 /* writes attempted */
-	bool acked[MAX_WRITES];	 /* answered 200 "true" */
+	int n;			/* writes attempted */
+	bool acked[MAX_WRITES]; /* answered 200 "true" */
 };
 
 static void *writer_run(void *arg)
@@ -518,8 +519,9 @@ START_TEST(leader_raftd_killed_under_writes)
 	}
 	int total = acked_count(ws);
 	ck_assert_int_ge(total, at_election + 100);
-	fprintf(stderr, "fail-over: leader (srv%d, was srv%d) agreed %" PRIu64 " ms after kill -9; "
-			"%d writes acked before the kill, %d in all\n",
+	fprintf(stderr,
+		"fail-over: leader (srv%d, was srv%d) agreed %" PRIu64 " ms after kill -9; "
+		"%d writes acked before the kill, %d in all\n",
 		nl + 1, l + 1, elected_ms - kill_ms, before, total);
 	/* The agent restarts the killed raftd, which catches up: every
 	 * acknowledged write is on every server. */
@@ -760,8 +762,8 @@ START_TEST(peers_json_recovery_after_losing_quorum)
 	snprintf(path, sizeof(path), "%s/raft/peers.json", sv->data_dir);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
-	fprintf(f, "[{\"id\": \"%s\", \"address\": \"127.0.0.1:%d\", \"non_voter\": false}]\n",
-		id, sv->server_port);
+	fprintf(f, "[{\"id\": \"%s\", \"address\": \"127.0.0.1:%d\", \"non_voter\": false}]\n", id,
+		sv->server_port);
 	fclose(f);
 	char err[4096];
 	ck_assert_msg(harness_agent_relaunch(sv, 60000, err, sizeof(err)) == 0, "%s", err);
@@ -793,7 +795,7 @@ int main(void)
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
 	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
 	tcase_add_test(tc, leaving_leader_transfers_leadership);
-	tcase_add_test(tc, operator_configuration_and_remove_peer); /* shrinks the cluster */
+	tcase_add_test(tc, operator_configuration_and_remove_peer);  /* shrinks the cluster */
 	tcase_add_test(tc, peers_json_recovery_after_losing_quorum); /* last: breaks it */
 	suite_add_tcase(s, tc);
 	return ptest_run(s);

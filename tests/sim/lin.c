@@ -9,9 +9,9 @@
 #define WORDS (MAX_OPS / 64)
 
 struct event {
-	uint64_t t;	  /* time */
-	bool ret;	  /* return event (else call) */
-	unsigned op;	  /* index into the per-key op array */
+	uint64_t t;  /* time */
+	bool ret;    /* return event (else call) */
+	unsigned op; /* index into the per-key op array */
 	struct event *prev, *next;
 	struct event *match; /* call <-> return */
 };

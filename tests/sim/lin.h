@@ -27,10 +27,10 @@ enum lin_kind {
 };
 
 struct lin_op {
-	unsigned key;	 /* register */
-	unsigned kind;	 /* enum lin_kind */
-	int64_t a, b;	 /* arguments */
-	int64_t out;	 /* GET: value read; CAS: 1 swapped, 0 not; ignored when unknown */
+	unsigned key;	  /* register */
+	unsigned kind;	  /* enum lin_kind */
+	int64_t a, b;	  /* arguments */
+	int64_t out;	  /* GET: value read; CAS: 1 swapped, 0 not; ignored when unknown */
 	uint64_t call_ms; /* invocation time */
 	uint64_t ret_ms;  /* response time (>= call_ms) or LIN_UNKNOWN */
 };

@@ -80,13 +80,13 @@ struct hist {
 
 struct client {
 	bool busy;
-	size_t h;	  /* history index */
-	unsigned node;	  /* where the op was proposed */
-	uint64_t index;	  /* its log index */
+	size_t h;	/* history index */
+	unsigned node;	/* where the op was proposed */
+	uint64_t index; /* its log index */
 	uint64_t deadline;
 	uint64_t next_at;
-	int believed;	     /* node this client takes for the leader, -1: none */
-	bool barrier;	     /* a read waiting for its ReadIndex round */
+	int believed;	      /* node this client takes for the leader, -1: none */
+	bool barrier;	      /* a read waiting for its ReadIndex round */
 	uint64_t seq, rindex; /* ...its sequence and read index */
 };
 
@@ -127,7 +127,7 @@ struct sim {
 	size_t cap_seen;
 	struct {
 		uint64_t index, op_id;
-	} *acked;
+	} * acked;
 	size_t n_acked, cap_acked;
 	struct sim_stats st;
 };
@@ -142,8 +142,9 @@ static bool fail(struct sim *s, const char *fmt, ...)
 		return false;
 	s->failed = true;
 	va_start(ap, fmt);
-	int n = snprintf(s->err, sizeof(s->err), "seed %llu, t=%llu ms: ",
-			 (unsigned long long)s->o.seed, (unsigned long long)s->now);
+	int n = snprintf(s->err, sizeof(s->err),
+			 "seed %llu, t=%llu ms: ", (unsigned long long)s->o.seed,
+			 (unsigned long long)s->now);
 	vsnprintf(s->err + n, sizeof(s->err) - (size_t)n, fmt, ap);
 	va_end(ap);
 	return false;
@@ -253,8 +254,8 @@ static bool note_committed(struct sim *s, uint64_t index, uint64_t chain, const 
 		return true;
 	}
 	if (c->chain != chain)
-		return fail(s, "State Machine Safety: %s has a different committed entry at %llu", who,
-			    (unsigned long long)index);
+		return fail(s, "State Machine Safety: %s has a different committed entry at %llu",
+			    who, (unsigned long long)index);
 	return true;
 }
 
@@ -288,8 +289,8 @@ static int io_append(void *ctx, const struct raft_entry *e)
 	struct sentry se;
 
 	if (e->index != n->log.n + 1) {
-		fail(s, "%s: append at %llu with a log of %zu", n->id,
-		     (unsigned long long)e->index, n->log.n);
+		fail(s, "%s: append at %llu with a log of %zu", n->id, (unsigned long long)e->index,
+		     n->log.n);
 		return -EIO;
 	}
 	se.term = e->term;
@@ -684,7 +685,8 @@ struct sim *sim_new(const struct sim_opts *o)
 		snprintf(n->id, sizeof(n->id), "n%u", i + 1);
 		if (i < s->o.n_voters) {
 			snprintf(cfg.s[cfg.n].id, sizeof(cfg.s[0].id), "%s", n->id);
-			snprintf(cfg.s[cfg.n].address, sizeof(cfg.s[0].address), "10.0.0.%u:8300", i + 1);
+			snprintf(cfg.s[cfg.n].address, sizeof(cfg.s[0].address), "10.0.0.%u:8300",
+				 i + 1);
 			cfg.s[cfg.n].voter = true;
 			cfg.n++;
 		}
@@ -776,7 +778,8 @@ static void client_act(struct sim *s, struct client *c)
 	} else if (h.op.kind == LIN_CAS) {
 		/* Compare against what the node holds now (often right) or
 		 * an older value (often wrong). */
-		h.op.a = rnd_in(s, 0, 1) ? n->kv[h.op.key] : (int64_t)rnd_in(s, 0, (uint64_t)s->next_value);
+		h.op.a = rnd_in(s, 0, 1) ? n->kv[h.op.key]
+					 : (int64_t)rnd_in(s, 0, (uint64_t)s->next_value);
 		h.op.b = s->next_value++;
 	}
 	if (h.op.kind == LIN_GET && rnd_in(s, 0, 1) && raft_lease_valid(&n->r)) {
@@ -948,7 +951,8 @@ static bool check(struct sim *s)
 		if (r->role == RAFT_LEADER) {
 			/* Election Safety. */
 			uint64_t t = r->current_term;
-			if (!grow((void **)&s->leader_of, &s->cap_terms, t + 1, sizeof(*s->leader_of)))
+			if (!grow((void **)&s->leader_of, &s->cap_terms, t + 1,
+				  sizeof(*s->leader_of)))
 				return fail(s, "out of memory");
 			if (!s->leader_of[t][0]) {
 				snprintf(s->leader_of[t], sizeof(s->leader_of[t]), "%s", n->id);
@@ -962,8 +966,10 @@ static bool check(struct sim *s)
 			uint64_t k = s->max_committed;
 			while (k > 0 && (!s->committed[k].set || s->committed[k].term >= t))
 				k--;
-			if (k > 0 && (k > n->log.n || n->log.v[k - 1].chain != s->committed[k].chain))
-				return fail(s, "Leader Completeness: leader %s of term %llu lacks "
+			if (k > 0 &&
+			    (k > n->log.n || n->log.v[k - 1].chain != s->committed[k].chain))
+				return fail(s,
+					    "Leader Completeness: leader %s of term %llu lacks "
 					    "committed entry %llu",
 					    n->id, (unsigned long long)t, (unsigned long long)k);
 		}
@@ -1211,7 +1217,8 @@ int sim_final_check(struct sim *s)
 	if (rc < 0)
 		return fail(s, "linearizability check failed to run (%d)", rc), -1;
 	if (rc == 0)
-		return fail(s, "history of key %u is not linearizable (%zu operations)", bad_key, n),
+		return fail(s, "history of key %u is not linearizable (%zu operations)", bad_key,
+			    n),
 		       -1;
 	return 0;
 }
@@ -1234,7 +1241,8 @@ int sim_run_schedule(const struct sim_opts *o, uint64_t run_ms, char *err, size_
 		sim_quiesce(s);
 		rc = sim_run_until(s, sim_converged, 60000);
 		if (rc == -2)
-			fail(s, "no convergence within 60 s after healing (leader %d)", sim_leader(s));
+			fail(s, "no convergence within 60 s after healing (leader %d)",
+			     sim_leader(s));
 	}
 	if (rc == 0)
 		rc = sim_final_check(s);

@@ -29,12 +29,12 @@
 struct sim;
 
 struct sim_opts {
-	uint64_t seed;	     /* everything derives from it */
-	unsigned n_nodes;    /* nodes n1..nN (<= 7) */
-	unsigned n_voters;   /* the first n_voters bootstrap the cluster; the
-			      * others wait to be added */
-	unsigned loss_pct;   /* message loss, percent */
-	unsigned dup_pct;    /* duplication, percent */
+	uint64_t seed;	       /* everything derives from it */
+	unsigned n_nodes;      /* nodes n1..nN (<= 7) */
+	unsigned n_voters;     /* the first n_voters bootstrap the cluster; the
+				* others wait to be added */
+	unsigned loss_pct;     /* message loss, percent */
+	unsigned dup_pct;      /* duplication, percent */
 	unsigned delay_max_ms; /* delivery delay in [1, delay_max_ms] */
 	unsigned sync_max_ms;  /* disk sync delay in [1, sync_max_ms] */
 	unsigned n_clients;    /* concurrent clients (0: none) */
@@ -96,8 +96,8 @@ int sim_final_check(struct sim *s);
 
 /* Counters for reports. */
 struct sim_stats {
-	uint64_t steps, delivered, dropped, acked, unknown, failed, lease_reads, index_reads, elections,
-	    crashes, config_changes, transfers;
+	uint64_t steps, delivered, dropped, acked, unknown, failed, lease_reads, index_reads,
+	    elections, crashes, config_changes, transfers;
 };
 void sim_stats(const struct sim *s, struct sim_stats *out);
 

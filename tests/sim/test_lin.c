@@ -6,9 +6,18 @@
 
 Suite *lin_suite(void);
 
-#define PUT(k, v, c, r) {(k), LIN_PUT, (v), 0, 0, (c), (r)}
-#define GET(k, v, c, r) {(k), LIN_GET, 0, 0, (v), (c), (r)}
-#define CAS(k, a, b, ok, c, r) {(k), LIN_CAS, (a), (b), (ok), (c), (r)}
+#define PUT(k, v, c, r)                                                                            \
+	{                                                                                          \
+		(k), LIN_PUT, (v), 0, 0, (c), (r)                                                  \
+	}
+#define GET(k, v, c, r)                                                                            \
+	{                                                                                          \
+		(k), LIN_GET, 0, 0, (v), (c), (r)                                                  \
+	}
+#define CAS(k, a, b, ok, c, r)                                                                     \
+	{                                                                                          \
+		(k), LIN_CAS, (a), (b), (ok), (c), (r)                                             \
+	}
 #define U LIN_UNKNOWN
 
 static int check(const struct lin_op *ops, size_t n)
@@ -20,7 +29,7 @@ static int check(const struct lin_op *ops, size_t n)
 
 START_TEST(sequential)
 {
-	struct lin_op h[] = {PUT(0, 1, 0, 10), GET(0, 1, 20, 30), CAS(0, 1, 2, 1, 40, 50),
+	struct lin_op h[] = {PUT(0, 1, 0, 10),	GET(0, 1, 20, 30),	 CAS(0, 1, 2, 1, 40, 50),
 			     GET(0, 2, 60, 70), CAS(0, 1, 3, 0, 80, 90), GET(0, 2, 100, 110)};
 	ck_assert_int_eq(check(h, 6), 1);
 	ck_assert_int_eq(check(h, 0), 1);
@@ -71,7 +80,7 @@ START_TEST(unknown_outcomes)
 	/* A write that timed out may have happened... */
 	struct lin_op took[] = {PUT(0, 5, 0, U), GET(0, 5, 100, 110)};
 	/* ...or not... */
-	struct lin_op not[] = {PUT(0, 5, 0, U), GET(0, 0, 100, 110)};
+	struct lin_op not [] = {PUT(0, 5, 0, U), GET(0, 0, 100, 110)};
 	/* ...but not both ways. */
 	struct lin_op both[] = {PUT(0, 5, 0, U), GET(0, 5, 100, 110), GET(0, 0, 120, 130)};
 	/* It cannot take effect before it was sent. */

@@ -150,8 +150,8 @@ static bool n4_votes(struct sim *s)
 		return false;
 	const struct raft_config *c = &sim_raft(s, (unsigned)l)->config;
 	int i = raft_config_find(c, "n4");
-	return i >= 0 && c->s[i].voter && sim_raft(s, (unsigned)l)->commit_index >=
-						  sim_raft(s, (unsigned)l)->config_index;
+	return i >= 0 && c->s[i].voter &&
+	       sim_raft(s, (unsigned)l)->commit_index >= sim_raft(s, (unsigned)l)->config_index;
 }
 static bool leader_not_n1(struct sim *s)
 {
@@ -258,15 +258,17 @@ START_TEST(deposed_leader_serves_no_reads)
 				continue;
 			if (a->role == RAFT_LEADER)
 				overlaps++;
-			ck_assert_msg(!raft_lease_valid(a), "seed %" PRIu64 ": deposed leader's lease holds",
-				      seed);
+			ck_assert_msg(!raft_lease_valid(a),
+				      "seed %" PRIu64 ": deposed leader's lease holds", seed);
 			ck_assert_msg(!barrier || !raft_read_ready(a, seq),
-				      "seed %" PRIu64 ": deposed leader's read barrier passed", seed);
+				      "seed %" PRIu64 ": deposed leader's read barrier passed",
+				      seed);
 		}
 		ck_assert_msg(wrote, "seed %" PRIu64 ": no new leader", seed);
 		sim_free(s);
 	}
-	fprintf(stderr, "deposed leader still leading after a rival's commit: %u steps\n", overlaps);
+	fprintf(stderr, "deposed leader still leading after a rival's commit: %u steps\n",
+		overlaps);
 }
 END_TEST
 
@@ -364,11 +366,11 @@ static void campaign(const struct sim_opts *base, uint64_t run_ms, uint64_t seed
 	fprintf(stderr,
 		"sim %u nodes/%u voters, %u schedules: %" PRIu64 " steps, %" PRIu64
 		" acked ops, %" PRIu64 " unknown, %" PRIu64 " lease reads, %" PRIu64
-		" read-index reads, %" PRIu64
-		" leaders, %" PRIu64 " crashes, %" PRIu64 " config changes, %" PRIu64
-		" transfers\n",
+		" read-index reads, %" PRIu64 " leaders, %" PRIu64 " crashes, %" PRIu64
+		" config changes, %" PRIu64 " transfers\n",
 		base->n_nodes, base->n_voters, one ? 1 : n, tot.steps, tot.acked, tot.unknown,
-		tot.lease_reads, tot.index_reads, tot.elections, tot.crashes, tot.config_changes, tot.transfers);
+		tot.lease_reads, tot.index_reads, tot.elections, tot.crashes, tot.config_changes,
+		tot.transfers);
 	/* The schedules must actually exercise the system. */
 	ck_assert_uint_gt(tot.acked, 0);
 	ck_assert_uint_gt(tot.elections, 0);
@@ -385,33 +387,48 @@ START_TEST(random_three_fast)
 {
 	/* Short timeouts, slow disks and frequent faults: many elections,
 	 * crashes inside sync windows. */
-	struct sim_opts o = {.n_nodes = 3, .n_clients = 3, .faults = true, .dup_pct = 5,
-			     .fast = true, .sync_max_ms = 25, .delay_max_ms = 15};
+	struct sim_opts o = {.n_nodes = 3,
+			     .n_clients = 3,
+			     .faults = true,
+			     .dup_pct = 5,
+			     .fast = true,
+			     .sync_max_ms = 25,
+			     .delay_max_ms = 15};
 	campaign(&o, 3000, 4000);
 }
 END_TEST
 
 START_TEST(random_five_fast)
 {
-	struct sim_opts o = {.n_nodes = 5, .n_clients = 4, .faults = true, .dup_pct = 5,
-			     .fast = true, .sync_max_ms = 25, .delay_max_ms = 15,
-			     .membership = true, .n_voters = 4};
+	struct sim_opts o = {.n_nodes = 5,
+			     .n_clients = 4,
+			     .faults = true,
+			     .dup_pct = 5,
+			     .fast = true,
+			     .sync_max_ms = 25,
+			     .delay_max_ms = 15,
+			     .membership = true,
+			     .n_voters = 4};
 	campaign(&o, 3000, 5000);
 }
 END_TEST
 
 START_TEST(random_five)
 {
-	struct sim_opts o = {.n_nodes = 5, .n_clients = 4, .faults = true, .dup_pct = 5,
-			     .loss_pct = 5};
+	struct sim_opts o = {
+	    .n_nodes = 5, .n_clients = 4, .faults = true, .dup_pct = 5, .loss_pct = 5};
 	campaign(&o, 3000, 2000);
 }
 END_TEST
 
 START_TEST(random_membership)
 {
-	struct sim_opts o = {.n_nodes = 5, .n_voters = 3, .n_clients = 3, .faults = true,
-			     .membership = true, .dup_pct = 5};
+	struct sim_opts o = {.n_nodes = 5,
+			     .n_voters = 3,
+			     .n_clients = 3,
+			     .faults = true,
+			     .membership = true,
+			     .dup_pct = 5};
 	campaign(&o, 3000, 3000);
 }
 END_TEST

@@ -51,7 +51,8 @@ static int f_apply(void *ctx, uint64_t commit_index)
 }
 
 static struct fake f;
-static struct raft_io io = {.ctx = &f, .persist_vote = f_vote, .append = f_append, .apply = f_apply};
+static struct raft_io io = {
+    .ctx = &f, .persist_vote = f_vote, .append = f_append, .apply = f_apply};
 
 static void setup(void) { memset(&f, 0, sizeof(f)); }
 
@@ -167,9 +168,24 @@ static int m_vote(void *ctx, uint64_t term, const char *v)
 	strcpy(mf.vote, v);
 	return 0;
 }
-static int m_append(void *ctx, const struct raft_entry *e) { (void)ctx; (void)e; return 0; }
-static int m_apply(void *ctx, uint64_t c) { (void)ctx; mf.applied = c; return 0; }
-static int m_truncate(void *ctx, uint64_t i) { (void)ctx; mf.truncated_at = i; return 0; }
+static int m_append(void *ctx, const struct raft_entry *e)
+{
+	(void)ctx;
+	(void)e;
+	return 0;
+}
+static int m_apply(void *ctx, uint64_t c)
+{
+	(void)ctx;
+	mf.applied = c;
+	return 0;
+}
+static int m_truncate(void *ctx, uint64_t i)
+{
+	(void)ctx;
+	mf.truncated_at = i;
+	return 0;
+}
 static int m_send(void *ctx, const struct raft_msg *m)
 {
 	(void)ctx;
@@ -177,20 +193,37 @@ static int m_send(void *ctx, const struct raft_msg *m)
 		mf.sent[mf.n_sent++] = *m;
 	return 0;
 }
-static uint64_t m_now(void *ctx) { (void)ctx; return mf.now; }
-static uint32_t m_rand(void *ctx) { (void)ctx; return 0; }
+static uint64_t m_now(void *ctx)
+{
+	(void)ctx;
+	return mf.now;
+}
+static uint32_t m_rand(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
 
-static const struct raft_io mio = {.ctx = &mf, .persist_vote = m_vote, .append = m_append,
-				   .apply = m_apply, .truncate = m_truncate, .send = m_send,
-				   .now_ms = m_now, .rand_u32 = m_rand};
+static const struct raft_io mio = {.ctx = &mf,
+				   .persist_vote = m_vote,
+				   .append = m_append,
+				   .apply = m_apply,
+				   .truncate = m_truncate,
+				   .send = m_send,
+				   .now_ms = m_now,
+				   .rand_u32 = m_rand};
 
 static const uint8_t cfg3[] = "n1 - 1\nn2 - 1\nn3 - 1\n";
 
 /* A follower n1 with log terms `terms` (entry 1: the 3-voter config). */
 static void boot3(struct raft *r, const uint64_t *terms, uint64_t n, uint64_t term, uint64_t commit)
 {
-	struct raft_boot b = {.current_term = term, .last_index = n, .last_term = terms[n - 1],
-			      .last_applied = commit, .terms = terms, .await_config = true};
+	struct raft_boot b = {.current_term = term,
+			      .last_index = n,
+			      .last_term = terms[n - 1],
+			      .last_applied = commit,
+			      .terms = terms,
+			      .await_config = true};
 	memset(&mf, 0, sizeof(mf));
 	ck_assert_int_eq(raft_init(r, &mio, "n1", &b), 0);
 	ck_assert_int_eq(raft_boot_config(r, 1, cfg3, sizeof(cfg3) - 1), 0);
@@ -278,8 +311,11 @@ START_TEST(follower_acks_only_durable_entries)
 	struct raft r;
 	const uint64_t terms[] = {1};
 	struct raft_entry e[2] = {{.index = 2, .term = 2, .type = RAFT_ENTRY_NOOP},
-				  {.index = 3, .term = 2, .type = RAFT_ENTRY_COMMAND,
-				   .payload = (const uint8_t *)"x", .len = 1}};
+				  {.index = 3,
+				   .term = 2,
+				   .type = RAFT_ENTRY_COMMAND,
+				   .payload = (const uint8_t *)"x",
+				   .len = 1}};
 	struct raft_msg m;
 
 	boot3(&r, terms, 1, 1, 1);

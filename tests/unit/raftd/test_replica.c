@@ -284,8 +284,11 @@ static void on_send(void *ctx, const char *address, const uint8_t *buf, size_t l
 static void open_follower(void)
 {
 	char err[256];
-	struct replica_config c = {.dir = sub, .map_size = 64ull << 20, .server_id = "n1",
-				   .address = "10.0.0.1:8300", .await_config = true};
+	struct replica_config c = {.dir = sub,
+				   .map_size = 64ull << 20,
+				   .server_id = "n1",
+				   .address = "10.0.0.1:8300",
+				   .await_config = true};
 
 	ck_assert_msg(replica_open(&c, on_applied, on_change, NULL, &rp, err, sizeof(err)) == 0,
 		      "%s", err);
@@ -314,8 +317,8 @@ static void append(uint64_t term, uint64_t prev, uint64_t prev_term, uint64_t co
 		mp_writer_init(&cmds[i]);
 		fsm_cmd_kv_set(&cmds[i], "k", (const uint8_t *)vals[i], strlen(vals[i]), 0, false,
 			       0);
-		e[i] = (struct proto_raft_entry){.index = prev + 1 + i, .term = terms[i],
-						 .type = RAFT_ENTRY_COMMAND};
+		e[i] = (struct proto_raft_entry){
+		    .index = prev + 1 + i, .term = terms[i], .type = RAFT_ENTRY_COMMAND};
 		e[i].payload.ptr = cmds[i].buf;
 		e[i].payload.len = cmds[i].len;
 	}
