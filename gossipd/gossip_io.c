@@ -27,6 +27,7 @@ struct conn {
 	bool out;	 /* we connect and write; else we accept and read */
 	uint8_t *buf;	 /* frame being written or read */
 	size_t len, off; /* frame size (0: length not read yet), bytes done */
+	size_t cap;	 /* reading: bytes allocated in buf */
 	uint8_t hdr[4];
 	size_t hdr_off;
 	struct swim_addr peer;
@@ -369,13 +370,25 @@ static void conn_io(struct loop *l, void *ctx, unsigned events)
 			conn_free(n, c);
 			return;
 		}
-		c->buf = malloc(c->len);
-		if (!c->buf) {
+	}
+	/* grow the buffer with what actually arrives: a peer that only sends
+	 * a large length (it cannot be authenticated before the end) costs us
+	 * no more than it sent */
+	if (c->off == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16384;
+		uint8_t *b;
+
+		if (cap > c->len)
+			cap = c->len;
+		b = realloc(c->buf, cap);
+		if (!b) {
 			conn_free(n, c);
 			return;
 		}
+		c->buf = b;
+		c->cap = cap;
 	}
-	r = recv(c->fd, c->buf + c->off, c->len - c->off, 0);
+	r = recv(c->fd, c->buf + c->off, c->cap - c->off, 0);
 	if (r <= 0) {
 		if (r == 0 || (errno != EAGAIN && errno != EINTR))
 			conn_free(n, c);
