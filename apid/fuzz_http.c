@@ -129,6 +129,22 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r.u.catalog_query_reply.checks.n = n % 7 ? 1 : 0;
 		break;
 	}
+	case ROUTES_OP_RAFT_CONFIG: {
+		static struct proto_raft_server sv[2];
+
+		sv[0] = (struct proto_raft_server){.id = s, .node = s, .address = s,
+						   .leader = n % 2, .voter = true};
+		sv[1] = (struct proto_raft_server){.id = "", .node = NULL, .address = s};
+		r = proto_msg_make(PROTO_OPERATOR_RAFT_CONFIG_REPLY);
+		r.u.operator_raft_config_reply.index = n;
+		r.u.operator_raft_config_reply.servers.v = sv;
+		r.u.operator_raft_config_reply.servers.n = n % 3;
+		break;
+	}
+	case ROUTES_OP_RAFT_REMOVE:
+		r = proto_msg_make(PROTO_WRITE_REPLY);
+		r.u.write_reply.ok = true;
+		break;
 	case ROUTES_OP_NONE:
 		break;
 	}

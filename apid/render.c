@@ -443,3 +443,36 @@ json_t *render_user_events(const struct proto_user_event *v, size_t n)
 		}
 	return arr;
 }
+
+json_t *render_raft_configuration(const struct proto_operator_raft_config_reply *r)
+{
+	json_t *o = json_object(), *arr = json_array();
+
+	if (!o || !arr || !put(o, "Servers", arr)) {
+		if (!o)
+			json_decref(arr);
+		json_decref(o);
+		return NULL;
+	}
+	for (size_t i = 0; i < r->servers.n; i++) {
+		const struct proto_raft_server *sv = &r->servers.v[i];
+		json_t *s = json_object();
+
+		/* Raft protocol 3 is what every server speaks (Consul's serf
+		 * tag raft_vsn) */
+		if (!s || json_array_append_new(arr, s) < 0 || !put(s, "ID", render_string(sv->id)) ||
+		    !put(s, "Node", render_string(sv->node)) ||
+		    !put(s, "Address", render_string(sv->address)) ||
+		    !put(s, "Leader", json_boolean(sv->leader)) ||
+		    !put(s, "ProtocolVersion", json_string("3")) ||
+		    !put(s, "Voter", json_boolean(sv->voter))) {
+			json_decref(o);
+			return NULL;
+		}
+	}
+	if (!put(o, "Index", json_integer((json_int_t)r->index))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

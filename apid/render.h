@@ -53,6 +53,11 @@ struct proto_user_event;
 json_t *render_user_event(const struct proto_user_event *e);
 json_t *render_user_events(const struct proto_user_event *v, size_t n);
 
+/* GET /v1/operator/raft/configuration, as Consul's
+ * structs.RaftConfigurationResponse: {Servers: [{ID, Node, Address, Leader,
+ * ProtocolVersion "3", Voter}], Index}. Servers is [] when empty. */
+json_t *render_raft_configuration(const struct proto_operator_raft_config_reply *r);
+
 /* GET /v1/agent/self: {Config, DebugConfig, Coord, Member, Stats, Meta}.
  * member is the local member (from gossipd, or made up from the config). */
 json_t *render_agent_self(const struct config *cfg, const struct proto_member *member);

@@ -106,6 +106,8 @@ enum route {
 	ROUTE_KEYRING,	    /* operator/keyring */
 	ROUTE_CATALOG, /* /v1/catalog/ and /v1/health/: catalog_api.c */
 	ROUTE_AGENT_LOCAL, /* agent services, checks, maintenance: agent_api.c */
+	ROUTE_RAFT_CONFIG, /* operator/raft/configuration */
+	ROUTE_RAFT_PEER,   /* operator/raft/peer */
 };
 
 struct route_def {
@@ -127,6 +129,8 @@ static const struct route_def route_defs[] = {
     {"/v1/event/fire/", ROUTE_EVENT, "OPTIONS,PUT"},
     {"/v1/event/list", ROUTE_EVENT, "OPTIONS,GET"},
     {"/v1/operator/keyring", ROUTE_KEYRING, "OPTIONS,GET,POST,PUT,DELETE"},
+    {"/v1/operator/raft/configuration", ROUTE_RAFT_CONFIG, "OPTIONS,GET"},
+    {"/v1/operator/raft/peer", ROUTE_RAFT_PEER, "OPTIONS,DELETE"},
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
     {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
     {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
@@ -563,6 +567,52 @@ static int keyring_reply(const struct routes_env *env, const struct routes_call 
 	return resp_json(a, 200, arr, call->pretty, out);
 }
 
+/* ---- operator/raft ---------------------------------------------------- */
+
+/* GET /v1/operator/raft/configuration[?stale] and
+ * DELETE /v1/operator/raft/peer?id=...|address=... (Consul's
+ * operator_endpoint.go): one request to raftd, which routes both to the
+ * leader. */
+static int raft_dispatch(const struct routes_env *env, bool config, const struct query *q,
+			 struct arena *a, struct routes_action *out)
+{
+	struct proto_msg *m = &out->call.msg;
+
+	if (other_dc(env, q))
+		return routes_text(a, 500, "No path to datacenter", &out->resp);
+	if (config) {
+		struct read_opts o;
+		const char *bad = parse_read_opts(a, q, &o);
+
+		if (bad)
+			return routes_text(a, 400, bad, &out->resp);
+		/* OPERATOR_RAFT_CONFIG carries no consistency mode: raftd
+		 * answers from the leader whatever the mode asked. */
+		*m = proto_msg_make(PROTO_OPERATOR_RAFT_CONFIG);
+		out->call.op = ROUTES_OP_RAFT_CONFIG;
+		out->call.consistency = o.mode;
+	} else {
+		const char *id = query_get(q, "id"), *addr = query_get(q, "address");
+
+		if (!id && !addr)
+			return routes_text(a, 400,
+					   "Must specify either ?id with the server's ID or "
+					   "?address with IP:port of peer to remove",
+					   &out->resp);
+		if (id && addr)
+			return routes_text(a, 400, "Must specify only one of ?id or ?address",
+					   &out->resp);
+		*m = proto_msg_make(PROTO_OPERATOR_RAFT_REMOVE);
+		m->u.operator_raft_remove.id = id ? id : "";
+		m->u.operator_raft_remove.address = addr ? addr : "";
+		out->call.op = ROUTES_OP_RAFT_REMOVE;
+	}
+	out->respond = false;
+	out->call.peer = ROUTES_PEER_RAFTD;
+	out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+	return 0;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 int routes_dispatch(const struct routes_env *env, const struct routes_req *req, struct arena *a,
@@ -650,6 +700,9 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
 		return agent_api_dispatch(env, req, path, &q, a, out);
+	case ROUTE_RAFT_CONFIG:
+	case ROUTE_RAFT_PEER:
+		return raft_dispatch(env, d->route == ROUTE_RAFT_CONFIG, &q, a, out);
 	case ROUTE_NONE:
 		break;
 	}
@@ -691,6 +744,10 @@ static enum proto_type expected_reply(enum routes_op op)
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_CATALOG_QUERY:
 		return PROTO_CATALOG_QUERY_REPLY;
+	case ROUTES_OP_RAFT_CONFIG:
+		return PROTO_OPERATOR_RAFT_CONFIG_REPLY;
+	case ROUTES_OP_RAFT_REMOVE:
+		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_NONE:
 		break;
 	}
@@ -833,6 +890,15 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 					   peer_name(call->peer), err_str(status));
 		return msg ? routes_text(a, 500, msg, out) : -ENOMEM;
 	}
+	if (reply->type == PROTO_ERROR && reply->u.error.code != CAIRN_E_NOLEADER &&
+	    (call->op == ROUTES_OP_RAFT_CONFIG || call->op == ROUTES_OP_RAFT_REMOVE)) {
+		/* Consul answers a failed operator RPC with its bare message */
+		const struct proto_error *e = &reply->u.error;
+
+		return routes_text(a, 500,
+				   e->message && *e->message ? e->message : err_str((int)e->code),
+				   out);
+	}
 	if (reply->type == PROTO_ERROR)
 		return error_reply(call, &reply->u.error, a, out);
 	if (call->op == ROUTES_OP_AGENT_GOSSIP &&
@@ -894,6 +960,20 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		return rc < 0 ? rc : add_meta(a, out, reply->u.event_list_reply.index, true, 0);
 	case ROUTES_OP_KEYRING:
 		return keyring_reply(env, call, &reply->u.keyring_reply, a, out);
+	case ROUTES_OP_RAFT_CONFIG: {
+		const struct proto_operator_raft_config_reply *r =
+		    &reply->u.operator_raft_config_reply;
+		bool leader = false;
+
+		for (size_t i = 0; i < r->servers.n; i++)
+			leader = leader || r->servers.v[i].leader;
+		rc = resp_json(a, 200, render_raft_configuration(r), call->pretty, out);
+		return rc < 0 ? rc : add_meta(a, out, r->index, leader, 0);
+	}
+	case ROUTES_OP_RAFT_REMOVE:
+		memset(out, 0, sizeof(*out));
+		out->status = 200; /* Consul answers with an empty body */
+		return 0;
 	case ROUTES_OP_AGENT_GOSSIP: /* answered above */
 	case ROUTES_OP_NONE:
 		break;

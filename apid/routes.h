@@ -79,6 +79,8 @@ enum routes_op {
 	ROUTES_OP_KEYRING,	/* operator/keyring: gossipd */
 	ROUTES_OP_CATALOG_WRITE, /* catalog_api.c: /v1/catalog/register, deregister */
 	ROUTES_OP_CATALOG_QUERY, /* catalog_api.c: /v1/catalog/..., /v1/health/... */
+	ROUTES_OP_RAFT_CONFIG,	 /* operator/raft/configuration */
+	ROUTES_OP_RAFT_REMOVE,	 /* DELETE operator/raft/peer */
 };
 
 enum routes_peer {
