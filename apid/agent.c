@@ -25,6 +25,8 @@
 
 #define TICK_MS 50u
 #define RETRY_MS 1000u
+#define STATUS_SAVE_MS 2000u
+#define DEF_SAVE_MS 100u
 
 struct agent {
 	struct loop *loop;
@@ -38,9 +40,10 @@ struct agent {
 	bool sync_failed; /* a call of the round failed: retry later */
 	uint64_t retry_at_ms;
 	uint64_t next_full_ms;
-	int full_pending;      /* catalog reads of a full sync outstanding */
-	struct op *ops;	       /* calls in flight, cancelled by agent_free */
-	uint64_t full_sync_ms; /* AGENT_FULL_SYNC_MS, or the test hook's */
+	int full_pending;	  /* catalog reads of a full sync outstanding */
+	struct op *ops;		  /* calls in flight, cancelled by agent_free */
+	uint64_t full_sync_ms;	  /* AGENT_FULL_SYNC_MS, or the test hook's */
+	uint64_t status_saved_ms; /* last save (statuses are saved lazily) */
 };
 
 /* What one sync call was for. */
@@ -77,7 +80,7 @@ static struct routes_env env_of(struct agent *ag)
 static int save(struct agent *ag)
 {
 	json_t *doc = json_object(), *svcs = json_array(), *chks = json_array();
-	char tmp[4300];
+	char tmp[4300], *text = NULL;
 	int fd = -1, rc = -ENOMEM;
 
 	if (!doc || !svcs || !chks)
@@ -101,7 +104,24 @@ static int save(struct agent *ag)
 	json_object_set(doc, "Checks", chks);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", ag->path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || json_dumpfd(doc, fd, JSON_COMPACT) < 0 || fsync(fd) < 0) {
+	/* one buffer, one write: json_dumpfd writes token by token */
+	text = json_dumps(doc, JSON_COMPACT);
+	if (!text) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t off = 0, len = strlen(text); fd >= 0 && off < len;) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fd < 0 || fsync(fd) < 0) {
 		rc = -errno ? -errno : -EIO;
 		goto out;
 	}
@@ -119,6 +139,7 @@ static int save(struct agent *ag)
 		}
 	}
 out:
+	free(text);
 	if (fd >= 0)
 		close(fd);
 	json_decref(svcs);
@@ -194,6 +215,7 @@ static int load(struct agent *ag, char *err, size_t errlen)
 	arena_close(&a);
 	json_decref(doc);
 	ag->st.dirty = false;
+	ag->st.status_dirty = false;
 	return 0;
 }
 
@@ -521,6 +543,10 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	const char *reap[16];
 	size_t n;
 
+	/* statuses and outputs alone: persisted at most every STATUS_SAVE_MS,
+	 * so thousands of checks do not rewrite the file every iteration */
+	if (ag->st.status_dirty && now - ag->status_saved_ms >= STATUS_SAVE_MS)
+		ag->st.dirty = true; /* before_sleep saves */
 	(void)agent_check_ttl_expire(&ag->st, now);
 	(void)agent_check_flush_outputs(&ag->st, now);
 	update_aliases(ag, now);
@@ -543,9 +569,14 @@ static void before_sleep(struct loop *l, void *ctx)
 	struct agent *ag = ctx;
 	int rc;
 
-	(void)l;
-	if (ag->st.dirty) {
+	/* definitions: saved at the end of the iteration that changed them,
+	 * but not more often than every DEF_SAVE_MS, so that a bulk
+	 * registration does not rewrite the whole file per request (the tick
+	 * catches up); statuses: see on_tick */
+	if (ag->st.dirty && loop_now_ms(l) - ag->status_saved_ms >= DEF_SAVE_MS) {
 		ag->st.dirty = false;
+		ag->st.status_dirty = false;
+		ag->status_saved_ms = loop_now_ms(l);
 		rc = save(ag);
 		if (rc < 0)
 			log_error("cannot save the agent's services and checks to %s: %s", ag->path,
@@ -608,7 +639,7 @@ void agent_free(struct agent *ag)
 		free(op->id);
 		free(op);
 	}
-	if (ag->st.dirty)
+	if (ag->st.dirty || ag->st.status_dirty)
 		(void)save(ag);
 	checks_free(ag->runner);
 	agent_state_close(&ag->st);

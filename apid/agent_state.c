@@ -128,6 +128,17 @@ struct agent_check *agent_check_find(const struct agent_state *st, const char *i
 	return NULL;
 }
 
+/* Bumps the generations the sync follows, without marking a definition
+ * change (status and output are persisted lazily). */
+static void touch_status(struct agent_state *st, const char *service_id)
+{
+	bool dirty = st->dirty;
+
+	agent_state_touch(st, service_id);
+	st->dirty = dirty;
+	st->status_dirty = true;
+}
+
 void agent_state_touch(struct agent_state *st, const char *service_id)
 {
 	st->gen++;
@@ -379,14 +390,14 @@ static bool set_status(struct agent_state *st, struct agent_check *c, const char
 	c->gen++;
 	if (status_changed) {
 		c->output_pending_ms = 0;
-		agent_state_touch(st, c->service_id);
+		touch_status(st, c->service_id);
 	} else {
 		/* Consul's check_update_interval: a new output alone reaches
 		 * the catalog at most this often, or with the next status
 		 * change; locally it shows at once */
 		if (!c->output_pending_ms)
 			c->output_pending_ms = now_ms ? now_ms : 1;
-		st->dirty = true;
+		st->status_dirty = true;
 	}
 	return true;
 }
@@ -401,7 +412,7 @@ size_t agent_check_flush_outputs(struct agent_state *st, uint64_t now_ms)
 		if (!c->output_pending_ms || now_ms - c->output_pending_ms < AGENT_CHECK_UPDATE_MS)
 			continue;
 		c->output_pending_ms = 0;
-		agent_state_touch(st, c->service_id);
+		touch_status(st, c->service_id);
 		n++;
 	}
 	return n;

@@ -99,7 +99,8 @@ struct agent_state {
 	size_t n_removed_services, cap_removed_services;
 	char **removed_checks; /* checks deregistered locally (not with their service) */
 	size_t n_removed_checks, cap_removed_checks;
-	bool dirty; /* something to persist */
+	bool dirty;	   /* a definition changed: persist now */
+	bool status_dirty; /* only statuses/outputs changed: persist soon */
 };
 
 void agent_state_init(struct agent_state *st);
