@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "gossip_cmds.h"
+#include "operator_cmds.h"
 
 static void usage(FILE *f)
 {
@@ -18,6 +19,7 @@ static void usage(FILE *f)
 		   "    kv         Get, put and delete keys (get|put|delete)\n"
 		   "    leave      Gracefully leaves the cluster\n"
 		   "    members    Lists the members of the cluster\n"
+		   "    operator   Raft peers: operator raft list-peers|remove-peer\n"
 		   "    version    Prints the Cairn version\n");
 }
 
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
 		return cmd_keygen(argc - 2, argv + 2);
 	if (strcmp(cmd, "keyring") == 0)
 		return cmd_keyring(argc - 2, argv + 2);
+	if (strcmp(cmd, "operator") == 0)
+		return cmd_operator(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 ||
 	    strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0)
 		return cmd_version(0, argv + 2);

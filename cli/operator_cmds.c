@@ -1,0 +1,286 @@
+/* The `cairn operator raft` subcommands (see operator_cmds.h), as Consul's
+ * command/operator/raft/listpeers and removepeer. */
+#include "operator_cmds.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "client.h"
+
+#define NCOLS 6
+
+static const char *const headers[NCOLS] = {"Node",  "ID",    "Address",
+					   "State", "Voter", "RaftProtocol"};
+
+static const char *str_of(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+int operator_raft_peers_table(const json_t *config, char **out)
+{
+	const json_t *servers = json_object_get(config, "Servers");
+	const char **cells = NULL;
+	size_t nrows, width[NCOLS] = {0};
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = NULL;
+	int rc = 0;
+
+	if (!json_is_array(servers))
+		return -EINVAL;
+	nrows = json_array_size(servers);
+	cells = calloc((nrows + 1) * NCOLS, sizeof(*cells));
+	if (!cells)
+		return -ENOMEM;
+	for (size_t c = 0; c < NCOLS; c++)
+		cells[c] = headers[c];
+	for (size_t r = 0; r < nrows; r++) {
+		const json_t *s = json_array_get(servers, r);
+		const char **row = &cells[(r + 1) * NCOLS];
+		const char *proto = str_of(s, "ProtocolVersion");
+
+		if (!json_is_object(s)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		row[0] = str_of(s, "Node");
+		row[1] = str_of(s, "ID");
+		row[2] = str_of(s, "Address");
+		row[3] = json_is_true(json_object_get(s, "Leader")) ? "leader" : "follower";
+		row[4] = json_is_true(json_object_get(s, "Voter")) ? "true" : "false";
+		row[5] = *proto ? proto : "<=1";
+	}
+	for (size_t i = 0; i < (nrows + 1) * NCOLS; i++)
+		if (strlen(cells[i]) > width[i % NCOLS])
+			width[i % NCOLS] = strlen(cells[i]);
+	f = open_memstream(&buf, &size);
+	if (!f) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t r = 0; r <= nrows; r++)
+		for (size_t c = 0; c < NCOLS; c++) {
+			if (c + 1 < NCOLS)
+				fprintf(f, "%-*s  ", (int)width[c], cells[r * NCOLS + c]);
+			else
+				fprintf(f, "%s\n", cells[r * NCOLS + c]);
+		}
+	if (fclose(f) != 0)
+		rc = -ENOMEM;
+	f = NULL;
+out:
+	if (f)
+		fclose(f);
+	free(cells);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
+static struct client *open_http(const struct args_http *h)
+{
+	char base[512];
+	struct client *c;
+
+	if (args_http_base(h->http_addr, getenv("CAIRN_HTTP_ADDR"), getenv("CONSUL_HTTP_ADDR"),
+			   base, sizeof(base)) < 0) {
+		fprintf(stderr, "Error! Unsupported HTTP address (want host:port or "
+				"http://host:port)\n");
+		return NULL;
+	}
+	c = client_new(
+	    base,
+	    args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"), getenv("CONSUL_HTTP_TOKEN")),
+	    h->datacenter);
+	if (!c)
+		fprintf(stderr, "Error! Out of memory\n");
+	return c;
+}
+
+/* Parses the HTTP flags plus extra ones; returns the first positional
+ * index, -1 after an error (printed), -2 after printing the usage. */
+static int parse(int argc, char **argv, const struct args_flag *extra, size_t n_extra,
+		 struct args_http *h, const char *usage)
+{
+	struct args_flag flags[8] = {
+	    {"http-addr", ARGS_STR, &h->http_addr, NULL},
+	    {"token", ARGS_STR, &h->token, NULL},
+	    {"datacenter", ARGS_STR, &h->datacenter, NULL},
+	};
+	size_t n = 3;
+	char err[512];
+	int next, rc;
+
+	for (size_t i = 0; i < n_extra && n < 8; i++)
+		flags[n++] = extra[i];
+	rc = args_parse_flags(flags, n, argc, argv, &next, err, sizeof(err));
+	if (rc == -ECANCELED) {
+		printf("%s\n", usage);
+		return -2;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return next;
+}
+
+/* Trims the trailing newlines of an error body for one-line messages. */
+static int body_len(const struct client_resp *r)
+{
+	size_t len = r->len;
+
+	while (len > 0 && (r->body[len - 1] == '\n' || r->body[len - 1] == '\r'))
+		len--;
+	return (int)len;
+}
+
+static int list_peers(int argc, char **argv)
+{
+	struct args_http h = {0};
+	bool stale = false;
+	const struct args_flag extra[] = {{"stale", ARGS_BOOL, &stale, NULL}};
+	int next = parse(argc, argv, extra, 1, &h,
+			 "Usage: cairn operator raft list-peers [-stale] [-http-addr=host:port]");
+	struct client_resp r = {0};
+	struct client *c;
+	json_t *doc = NULL;
+	char err[512], *table = NULL;
+	int ret = 1;
+
+	if (next < 0)
+		return next == -2 ? 0 : 1;
+	if (next < argc) {
+		fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - next);
+		return 1;
+	}
+	c = open_http(&h);
+	if (!c)
+		return 1;
+	if (client_request(c, "GET", "operator/raft/configuration", stale ? "stale=" : NULL, NULL,
+			   0, &r, err, sizeof(err)) < 0) {
+		fprintf(stderr, "Error getting peers: %s\n", err);
+		goto out;
+	}
+	if (r.status != 200) {
+		fprintf(stderr, "Error getting peers: Unexpected response code: %ld (%.*s)\n",
+			r.status, body_len(&r), r.body);
+		goto out;
+	}
+	doc = json_loadb(r.body, r.len, 0, NULL);
+	if (!doc || operator_raft_peers_table(doc, &table) < 0) {
+		fprintf(stderr, "Error getting peers: malformed answer\n");
+		goto out;
+	}
+	fputs(table, stdout);
+	ret = 0;
+out:
+	free(table);
+	json_decref(doc);
+	client_resp_close(&r);
+	client_free(c);
+	return ret;
+}
+
+static int remove_peer(int argc, char **argv)
+{
+	struct args_http h = {0};
+	const char *id = NULL, *address = NULL;
+	const struct args_flag extra[] = {{"id", ARGS_STR, &id, NULL},
+					  {"address", ARGS_STR, &address, NULL}};
+	int next = parse(argc, argv, extra, 2, &h,
+			 "Usage: cairn operator raft remove-peer -id=ID | -address=IP:port "
+			 "[-http-addr=host:port]");
+	struct client_resp r = {0};
+	struct client *c;
+	char err[512], *query = NULL, *esc;
+	int ret = 1;
+
+	if (next < 0)
+		return next == -2 ? 0 : 1;
+	if (next < argc) {
+		fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - next);
+		return 1;
+	}
+	if (id && *id && address && *address) {
+		fprintf(stderr, "Error removing peer: cannot give both an address and id\n");
+		return 1;
+	}
+	if (!(id && *id) && !(address && *address)) {
+		fprintf(stderr,
+			"Error removing peer: an address or id is required for the peer to remove\n");
+		return 1;
+	}
+	esc = client_escape_key(id && *id ? id : address);
+	if (!esc || asprintf(&query, "%s=%s", id && *id ? "id" : "address", esc) < 0) {
+		free(esc);
+		fprintf(stderr, "Error! Out of memory\n");
+		return 1;
+	}
+	free(esc);
+	c = open_http(&h);
+	if (!c) {
+		free(query);
+		return 1;
+	}
+	if (client_request(c, "DELETE", "operator/raft/peer", query, NULL, 0, &r, err,
+			   sizeof(err)) < 0) {
+		fprintf(stderr, "Error removing peer: %s\n", err);
+	} else if (r.status != 200) {
+		fprintf(stderr, "Error removing peer: Unexpected response code: %ld (%.*s)\n",
+			r.status, body_len(&r), r.body);
+	} else {
+		if (id && *id)
+			printf("Removed peer with id \"%s\"\n", id);
+		else
+			printf("Removed peer with address \"%s\"\n", address);
+		ret = 0;
+	}
+	free(query);
+	client_resp_close(&r);
+	client_free(c);
+	return ret;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: cairn operator raft <subcommand> [options]\n\n"
+		   "Subcommands:\n"
+		   "    list-peers     Display the current Raft peer configuration\n"
+		   "    remove-peer    Remove a Cairn server from the Raft configuration\n");
+}
+
+int cmd_operator(int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "raft") != 0) {
+		fprintf(stderr, "Usage: cairn operator raft <list-peers|remove-peer> [options]\n");
+		return 1;
+	}
+	if (argc < 2) {
+		usage(stderr);
+		return 1;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
+	    strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "list-peers") == 0)
+		return list_peers(argc - 2, argv + 2);
+	if (strcmp(argv[1], "remove-peer") == 0)
+		return remove_peer(argc - 2, argv + 2);
+	fprintf(stderr, "cairn operator raft: unknown subcommand \"%s\"\n\n", argv[1]);
+	usage(stderr);
+	return 1;
+}
