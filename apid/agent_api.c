@@ -620,8 +620,9 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			return bad ? text(a, 400, bad, out) : empty_ok(out);
 		}
 		if (prefixed(rest, "deregister/", &id)) {
-			/* GET too, for python-consul 0.7.1 (Consul before 1.0) */
-			if (!put && !get)
+			/* PUT only: Consul 1.x answers python-consul 0.7.1's GET
+			 * with 405, and so do we (shared/CLIENTS.md). */
+			if (!put)
 				return method_not_allowed(a, req, out);
 			if (agent_service_remove(st, id) < 0)
 				return text(a, 404,
@@ -661,12 +662,8 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 	if (prefixed(path, "/v1/agent/check/", &rest)) {
 		const char *id, *status = NULL;
 		struct agent_check *c;
-		/* pass/warn/fail/deregister also take GET: Consul did before
-		 * 1.0 and python-consul 0.7.1 still sends it */
-		bool ttl_op = !strncmp(rest, "pass/", 5) || !strncmp(rest, "warn/", 5) ||
-			      !strncmp(rest, "fail/", 5) || !strncmp(rest, "deregister/", 11);
-
-		if (!put && !(get && ttl_op))
+		/* PUT only, as Consul 1.x: GET (python-consul 0.7.1) gets 405. */
+		if (!put)
 			return method_not_allowed(a, req, out);
 		if (!strcmp(rest, "register")) {
 			bad = decode(req, a, &body);

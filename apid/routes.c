@@ -134,7 +134,7 @@ static const struct route_def route_defs[] = {
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
     {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
     {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
-    {"/v1/agent/check/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
+    {"/v1/agent/check/", ROUTE_AGENT_LOCAL, "OPTIONS,PUT"},
     {"/v1/agent/checks", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
     {"/v1/agent/maintenance", ROUTE_AGENT_LOCAL, "OPTIONS,PUT"},
     {"/v1/agent/health/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},

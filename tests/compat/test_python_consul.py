@@ -549,7 +549,11 @@ def _():
     eq(svcs[name + "-1"]["Tags"], ["v1"], "Tags")
     checks = c.agent.checks()
     eq(checks["service:%s-1" % name]["Status"], "critical", "initial TTL status")
-    assert c.agent.check.ttl_pass("service:%s-1" % name, "all good") is True
+    # python-consul 0.7.1 sends GET here; Consul 1.x answers 405 and so do we.
+    assert c.agent.check.ttl_pass("service:%s-1" % name, "all good") is False
+    eq(session.get(BASE + "/v1/agent/check/pass/service:%s-1" % name).status_code, 405, "GET pass")
+    eq(session.put(BASE + "/v1/agent/check/pass/service%%3A%s-1?note=all+good" % name).status_code,
+       200, "PUT pass")
     eq(c.agent.checks()["service:%s-1" % name]["Output"], "all good", "Output")
     deadline = time.monotonic() + 10
     while True:
@@ -567,7 +571,7 @@ def _():
 def _():
     name = "py-mnt-" + SUF
     c.agent.service.register(name, check=consul.Check.ttl("30s"))
-    c.agent.check.ttl_pass("service:" + name)
+    eq(session.put(BASE + "/v1/agent/check/pass/service:" + name).status_code, 200, "PUT pass")
     assert c.agent.service.maintenance(name, "true", "deploy") is True
     ids = [k for k in c.agent.checks()]
     assert "_service_maintenance:" + name in ids, ids
@@ -584,7 +588,9 @@ def _():
     wait_count(0, True)
     c.agent.service.maintenance(name, "false")
     wait_count(1, True)
-    assert c.agent.service.deregister(name) is True
+    # python-consul 0.7.1 deregisters with GET: 405 from Consul 1.x and from us.
+    assert c.agent.service.deregister(name) is False
+    eq(session.put(BASE + "/v1/agent/service/deregister/" + name).status_code, 200, "PUT deregister")
     wait_count(0, False)
 
 
