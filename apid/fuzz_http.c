@@ -132,8 +132,8 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 	case ROUTES_OP_RAFT_CONFIG: {
 		static struct proto_raft_server sv[2];
 
-		sv[0] = (struct proto_raft_server){.id = s, .node = s, .address = s,
-						   .leader = n % 2, .voter = true};
+		sv[0] = (struct proto_raft_server){
+		    .id = s, .node = s, .address = s, .leader = n % 2, .voter = true};
 		sv[1] = (struct proto_raft_server){.id = "", .node = NULL, .address = s};
 		r = proto_msg_make(PROTO_OPERATOR_RAFT_CONFIG_REPLY);
 		r.u.operator_raft_config_reply.index = n;

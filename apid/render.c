@@ -460,7 +460,8 @@ json_t *render_raft_configuration(const struct proto_operator_raft_config_reply 
 
 		/* Raft protocol 3 is what every server speaks (Consul's serf
 		 * tag raft_vsn) */
-		if (!s || json_array_append_new(arr, s) < 0 || !put(s, "ID", render_string(sv->id)) ||
+		if (!s || json_array_append_new(arr, s) < 0 ||
+		    !put(s, "ID", render_string(sv->id)) ||
 		    !put(s, "Node", render_string(sv->node)) ||
 		    !put(s, "Address", render_string(sv->address)) ||
 		    !put(s, "Leader", json_boolean(sv->leader)) ||

@@ -218,8 +218,9 @@ static int remove_peer(int argc, char **argv)
 		return 1;
 	}
 	if (!(id && *id) && !(address && *address)) {
-		fprintf(stderr,
-			"Error removing peer: an address or id is required for the peer to remove\n");
+		fprintf(
+		    stderr,
+		    "Error removing peer: an address or id is required for the peer to remove\n");
 		return 1;
 	}
 	esc = client_escape_key(id && *id ? id : address);

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -642,6 +643,134 @@ static int raftd_call(int i, struct proto_msg *m, struct arena *ar, struct proto
 	return rc;
 }
 
+/* Runs `cairn <args>` (stderr folded into stdout); returns its exit
+ * status and its output in out. */
+static int run_cli(const char *args, char *out, size_t outlen)
+{
+	const char *root = getenv("CAIRN_BUILD_ROOT");
+	char cmd[1024];
+	FILE *p;
+	size_t n = 0;
+	int st;
+
+	ck_assert_msg(root != NULL, "CAIRN_BUILD_ROOT not set");
+	snprintf(cmd, sizeof(cmd), "%s/cli/cairn %s 2>&1", root, args);
+	p = popen(cmd, "r");
+	ck_assert_msg(p != NULL, "popen %s", cmd);
+	while (n + 1 < outlen) {
+		size_t got = fread(out + n, 1, outlen - 1 - n, p);
+		if (got == 0)
+			break;
+		n += got;
+	}
+	out[n] = '\0';
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* /v1/operator/raft/configuration on every server (default and ?stale),
+ * `cairn operator raft list-peers` and remove-peer's errors. */
+START_TEST(operator_http_configuration_and_cli)
+{
+	REQUIRE_CLUSTER();
+	int l = wait_leader(20000, -1);
+	ck_assert_int_ge(l, 0);
+	int f = (l + 1) % N;
+	char args[256], out[4096], ct[128];
+	struct http_resp hr;
+
+	for (int i = 0; i < 2 * N; i++) {
+		http_get(&ags[i % N],
+			 i < N ? "/v1/operator/raft/configuration"
+			       : "/v1/operator/raft/configuration?stale",
+			 &hr);
+		EXPECT_STATUS(hr, 200);
+		ck_assert(http_header(&hr, "Content-Type", ct, sizeof(ct)));
+		ck_assert_str_eq(ct, "application/json");
+		json_t *j = http_json(&hr), *servers = json_object_get(j, "Servers"), *sv;
+		size_t k, leaders = 0;
+		ck_assert_uint_eq(json_array_size(servers), N);
+		ck_assert_int_ge(json_integer_value(json_object_get(j, "Index")), 1);
+		json_array_foreach(servers, k, sv)
+		{
+			const char *addr = json_string_value(json_object_get(sv, "Address"));
+			const char *node = json_string_value(json_object_get(sv, "Node"));
+			const char *id = json_string_value(json_object_get(sv, "ID"));
+			bool known = false;
+			ck_assert(addr && node && id && *id);
+			for (int a = 0; a < N; a++)
+				known |= strcmp(addr, join_args[a]) == 0 &&
+					 strcmp(node, ags[a].name) == 0;
+			ck_assert_msg(known, "server %s at %s (node %s) unknown", id, addr, node);
+			ck_assert(json_is_true(json_object_get(sv, "Voter")));
+			ck_assert_str_eq(json_string_value(json_object_get(sv, "ProtocolVersion")),
+					 "3");
+			if (json_is_true(json_object_get(sv, "Leader"))) {
+				leaders++;
+				ck_assert_str_eq(addr, join_args[l]);
+			}
+		}
+		ck_assert_uint_eq(leaders, 1);
+		json_decref(j);
+		http_resp_free(&hr);
+	}
+
+	/* The CLI, through a follower: a header and one row per server, the
+	 * leader's row saying so. */
+	for (int stale = 0; stale < 2; stale++) {
+		snprintf(args, sizeof(args), "operator raft list-peers%s -http-addr=127.0.0.1:%d",
+			 stale ? " -stale" : "", ags[f].http_port);
+		ck_assert_int_eq(run_cli(args, out, sizeof(out)), 0);
+		char *line = out, *nl;
+		int rows = 0, leader_rows = 0;
+		ck_assert_msg(strncmp(out, "Node ", 5) == 0, "list-peers printed [%s]", out);
+		ck_assert_msg(strstr(out, "  State     Voter  RaftProtocol\n"), "header of [%s]",
+			      out);
+		while ((nl = strchr(line, '\n'))) {
+			*nl = '\0';
+			if (line != out) {
+				int who = -1;
+				for (int a = 0; a < N; a++)
+					if (strncmp(line, ags[a].name, strlen(ags[a].name)) == 0 &&
+					    strstr(line, join_args[a]))
+						who = a;
+				ck_assert_msg(who >= 0, "row [%s]", line);
+				ck_assert_msg(strlen(line) > 10 && strcmp(line + strlen(line) - 10,
+									  "  true   3") == 0,
+					      "row [%s]", line);
+				if (strstr(line, "  leader  ")) {
+					leader_rows++;
+					ck_assert_int_eq(who, l);
+				} else {
+					ck_assert_msg(strstr(line, "  follower  "), "row [%s]",
+						      line);
+				}
+				rows++;
+			}
+			line = nl + 1;
+		}
+		ck_assert_int_eq(rows, N);
+		ck_assert_int_eq(leader_rows, 1);
+	}
+
+	/* Removal errors: no server named, an unknown address (raftd's
+	 * message as a 500, and the CLI's wording around it). */
+	http_delete(&ags[f], "/v1/operator/raft/peer", &hr);
+	EXPECT_STATUS(hr, 400);
+	http_resp_free(&hr);
+	http_delete(&ags[f], "/v1/operator/raft/peer?address=127.0.0.1:1", &hr);
+	EXPECT_STATUS(hr, 500);
+	EXPECT_BODY(hr, "address \"127.0.0.1:1\" was not found in the Raft configuration");
+	http_resp_free(&hr);
+	snprintf(args, sizeof(args),
+		 "operator raft remove-peer -address=127.0.0.1:1 -http-addr=127.0.0.1:%d",
+		 ags[f].http_port);
+	ck_assert_int_eq(run_cli(args, out, sizeof(out)), 1);
+	ck_assert_str_eq(out, "Error removing peer: Unexpected response code: 500 (address "
+			      "\"127.0.0.1:1\" was not found in the Raft configuration)\n");
+}
+END_TEST
+
 START_TEST(operator_configuration_and_remove_peer)
 {
 	REQUIRE_CLUSTER();
@@ -681,13 +810,15 @@ START_TEST(operator_configuration_and_remove_peer)
 	q.u.operator_raft_remove.address = "127.0.0.1:1";
 	ck_assert_int_eq(raftd_call(f, &q, &ar, &r), 0);
 	ck_assert_int_eq(r.type, PROTO_ERROR);
-	/* Remove the third server by address, through a follower. */
-	arena_reset(&ar);
-	q = proto_msg_make(PROTO_OPERATOR_RAFT_REMOVE);
-	q.u.operator_raft_remove.address = join_args[gone];
-	ck_assert_int_eq(raftd_call(f, &q, &ar, &r), 0);
-	ck_assert_msg(r.type == PROTO_WRITE_REPLY, "reply %s: %s", proto_type_name(r.type),
-		      r.type == PROTO_ERROR ? r.u.error.message : "");
+	/* Remove the third server by address, through a follower's HTTP API
+	 * (apid sends OPERATOR_RAFT_REMOVE to its raftd): an empty 200. */
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/operator/raft/peer?address=%s", join_args[gone]);
+	struct http_resp dr;
+	http_delete(&ags[f], path, &dr);
+	EXPECT_STATUS(dr, 200);
+	ck_assert_uint_eq(dr.body_len, 0);
+	http_resp_free(&dr);
 	/* Two voters remain, and they still commit writes. */
 	uint64_t deadline = harness_now_ms() + 10000;
 	for (;;) {
@@ -705,6 +836,16 @@ START_TEST(operator_configuration_and_remove_peer)
 	struct http_resp hr;
 	http_put(&ags[f], "/v1/kv/after-removal", "x", &hr);
 	EXPECT_STATUS(hr, 200);
+	http_resp_free(&hr);
+	/* The configuration no longer lists it. */
+	http_get(&ags[l], "/v1/operator/raft/configuration", &hr);
+	EXPECT_STATUS(hr, 200);
+	json_t *cj = http_json(&hr), *sv;
+	size_t k;
+	ck_assert_uint_eq(json_array_size(json_object_get(cj, "Servers")), 2);
+	json_array_foreach(json_object_get(cj, "Servers"), k, sv)
+	    ck_assert_str_ne(json_string_value(json_object_get(sv, "Address")), join_args[gone]);
+	json_decref(cj);
 	http_resp_free(&hr);
 	arena_close(&ar);
 }
@@ -795,6 +936,7 @@ int main(void)
 	tcase_add_test(tc, leader_raftd_killed_under_writes);
 	tcase_add_test(tc, no_leader_answers_500_after_a_bounded_wait);
 	tcase_add_test(tc, leaving_leader_transfers_leadership);
+	tcase_add_test(tc, operator_http_configuration_and_cli);
 	tcase_add_test(tc, operator_configuration_and_remove_peer);  /* shrinks the cluster */
 	tcase_add_test(tc, peers_json_recovery_after_losing_quorum); /* last: breaks it */
 	suite_add_tcase(s, tc);

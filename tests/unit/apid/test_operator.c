@@ -98,7 +98,8 @@ START_TEST(config_request)
 
 	run("GET", "/v1/operator/raft/configuration?stale&consistent");
 	ck_assert(act.respond);
-	expect_text(&act.resp, 400, "Cannot specify ?stale with ?consistent, conflicting semantics.");
+	expect_text(&act.resp, 400,
+		    "Cannot specify ?stale with ?consistent, conflicting semantics.");
 	run("GET", "/v1/operator/raft/configuration?dc=dc2");
 	expect_text(&act.resp, 500, "No path to datacenter");
 	run("PUT", "/v1/operator/raft/configuration");

@@ -24,27 +24,26 @@ static char *table_of(const char *json, int *rc)
 START_TEST(peers_table)
 {
 	int rc;
-	char *t = table_of(
-	    "{\"Servers\":["
-	    "{\"ID\":\"2a3f9c1e-0000-4000-8000-000000000001\",\"Node\":\"alice\","
-	    "\"Address\":\"10.0.1.8:8300\",\"Leader\":false,\"ProtocolVersion\":\"3\","
-	    "\"Voter\":true},"
-	    "{\"ID\":\"b\",\"Node\":\"bob-the-server\",\"Address\":\"10.0.1.6:8300\","
-	    "\"Leader\":true,\"ProtocolVersion\":\"3\",\"Voter\":true},"
-	    "{\"ID\":\"c\",\"Node\":\"\",\"Address\":\"10.0.1.7:8300\",\"Leader\":false,"
-	    "\"ProtocolVersion\":\"\",\"Voter\":false}],\"Index\":12}",
-	    &rc);
+	char *t =
+	    table_of("{\"Servers\":["
+		     "{\"ID\":\"2a3f9c1e-0000-4000-8000-000000000001\",\"Node\":\"alice\","
+		     "\"Address\":\"10.0.1.8:8300\",\"Leader\":false,\"ProtocolVersion\":\"3\","
+		     "\"Voter\":true},"
+		     "{\"ID\":\"b\",\"Node\":\"bob-the-server\",\"Address\":\"10.0.1.6:8300\","
+		     "\"Leader\":true,\"ProtocolVersion\":\"3\",\"Voter\":true},"
+		     "{\"ID\":\"c\",\"Node\":\"\",\"Address\":\"10.0.1.7:8300\",\"Leader\":false,"
+		     "\"ProtocolVersion\":\"\",\"Voter\":false}],\"Index\":12}",
+		     &rc);
 
 	ck_assert_int_eq(rc, 0);
-	ck_assert_str_eq(t,
-			 "Node            ID                                    Address        "
-			 "State     Voter  RaftProtocol\n"
-			 "alice           2a3f9c1e-0000-4000-8000-000000000001  10.0.1.8:8300  "
-			 "follower  true   3\n"
-			 "bob-the-server  b                                     10.0.1.6:8300  "
-			 "leader    true   3\n"
-			 "                c                                     10.0.1.7:8300  "
-			 "follower  false  <=1\n");
+	ck_assert_str_eq(t, "Node            ID                                    Address        "
+			    "State     Voter  RaftProtocol\n"
+			    "alice           2a3f9c1e-0000-4000-8000-000000000001  10.0.1.8:8300  "
+			    "follower  true   3\n"
+			    "bob-the-server  b                                     10.0.1.6:8300  "
+			    "leader    true   3\n"
+			    "                c                                     10.0.1.7:8300  "
+			    "follower  false  <=1\n");
 	free(t);
 }
 END_TEST
