@@ -39,16 +39,10 @@ int main(int argc, char **argv)
 	struct agent *agent = NULL;
 	char err[512];
 	char raftd_ep[512], gossipd_ep[512];
-	int rc, level;
+	int rc;
 
-	log_init("cairn-apid", LOGL_INFO);
-	rc = config_load(argc, argv, &cfg, err, sizeof(err));
-	if (rc < 0) {
-		log_error("config: %s", err);
+	if (daemon_config("cairn-apid", argc, argv, &cfg) < 0)
 		return 2;
-	}
-	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
-	log_init("cairn-apid", level < 0 ? LOGL_INFO : (enum log_level)level);
 	if (cfg.ports.http <= 0) {
 		log_info("HTTP API disabled (ports.http = %d)", cfg.ports.http);
 		rc = 0;
@@ -56,18 +50,9 @@ int main(int argc, char **argv)
 	}
 	raise_nofile();
 
-	rc = -ENOMEM;
-	l = loop_new();
-	zctx = zmq_ctx_new();
-	if (!l || !zctx) {
-		log_error("out of memory");
+	rc = daemon_loop(&l, &zctx);
+	if (rc < 0)
 		goto out;
-	}
-	rc = loop_handle_signals(l);
-	if (rc < 0) {
-		log_error("signals: %s", err_str(rc));
-		goto out;
-	}
 	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_RAFTD, raftd_ep, sizeof(raftd_ep));
 	if (rc == 0)
 		rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_GOSSIPD, gossipd_ep, sizeof(gossipd_ep));

@@ -48,34 +48,19 @@ int main(int argc, char **argv)
 	size_t n_addrs = 0;
 	char err[512];
 	char endpoint[512];
-	int rc, level;
+	int rc;
 
-	log_init("cairn-dnsd", LOGL_INFO);
-	rc = config_load(argc, argv, &cfg, err, sizeof(err));
-	if (rc < 0) {
-		log_error("config: %s", err);
+	if (daemon_config("cairn-dnsd", argc, argv, &cfg) < 0)
 		return 2;
-	}
-	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
-	log_init("cairn-dnsd", level < 0 ? LOGL_INFO : (enum log_level)level);
 	if (cfg.ports.dns <= 0) {
 		log_info("DNS disabled (ports.dns = %d)", cfg.ports.dns);
 		rc = 0;
 		goto out;
 	}
 
-	rc = -ENOMEM;
-	l = loop_new();
-	zctx = zmq_ctx_new();
-	if (!l || !zctx) {
-		log_error("out of memory");
+	rc = daemon_loop(&l, &zctx);
+	if (rc < 0)
 		goto out;
-	}
-	rc = loop_handle_signals(l);
-	if (rc < 0) {
-		log_error("signals: %s", err_str(rc));
-		goto out;
-	}
 	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_RAFTD, endpoint, sizeof(endpoint));
 	if (rc < 0) {
 		log_error("raftd endpoint: %s", err_str(rc));

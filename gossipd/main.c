@@ -701,20 +701,14 @@ int main(int argc, char **argv)
 	size_t n_saved = 0;
 	uint32_t inc_lan = 0, inc_wan = 0;
 	bool left = false, leave_on_term;
-	int rc, level;
+	int rc;
 
 	members_init(&g.lan);
 	members_init(&g.wan);
 	events_init(&g.events);
-	log_init("cairn-gossipd", LOGL_INFO);
-	rc = config_load(argc, argv, &cfg, err, sizeof(err));
-	if (rc < 0) {
-		log_error("config: %s", err);
+	if (daemon_config("cairn-gossipd", argc, argv, &cfg) < 0)
 		return 2;
-	}
 	g.cfg = &cfg;
-	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
-	log_init("cairn-gossipd", level < 0 ? LOGL_INFO : (enum log_level)level);
 	snprintf(g.keyring_path, sizeof(g.keyring_path), "%s/gossip/keyring.json", cfg.data_dir);
 	rc = load_keyring(&g, err, sizeof(err));
 	if (rc < 0) {
@@ -746,18 +740,9 @@ int main(int argc, char **argv)
 			inc_wan++;
 	}
 
-	rc = -ENOMEM;
-	g.l = loop_new();
-	zctx = zmq_ctx_new();
-	if (!g.l || !zctx) {
-		log_error("out of memory");
+	rc = daemon_loop(&g.l, &zctx);
+	if (rc < 0)
 		goto out;
-	}
-	rc = loop_handle_signals(g.l);
-	if (rc < 0) {
-		log_error("signals: %s", err_str(rc));
-		goto out;
-	}
 	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_GOSSIPD, rpc_ep, sizeof(rpc_ep));
 	if (rc == 0)
 		rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_GOSSIP_EVENTS, pub_ep, sizeof(pub_ep));

@@ -20,34 +20,19 @@ int main(int argc, char **argv)
 	void *zctx = NULL;
 	struct server *srv = NULL;
 	char err[512];
-	int rc, level;
+	int rc;
 
-	log_init("cairn-raftd", LOGL_INFO);
-	rc = config_load(argc, argv, &cfg, err, sizeof(err));
-	if (rc < 0) {
-		log_error("config: %s", err);
+	if (daemon_config("cairn-raftd", argc, argv, &cfg) < 0)
 		return 2;
-	}
-	level = log_level_parse(cfg.log_level ? cfg.log_level : "info");
-	log_init("cairn-raftd", level < 0 ? LOGL_INFO : (enum log_level)level);
 	if (!cfg.data_dir) {
 		log_error("config: data_dir is required");
 		rc = CAIRN_E_CONFIG;
 		goto out;
 	}
 
-	rc = -ENOMEM;
-	l = loop_new();
-	zctx = zmq_ctx_new();
-	if (!l || !zctx) {
-		log_error("out of memory");
+	rc = daemon_loop(&l, &zctx);
+	if (rc < 0)
 		goto out;
-	}
-	rc = loop_handle_signals(l);
-	if (rc < 0) {
-		log_error("signals: %s", err_str(rc));
-		goto out;
-	}
 	rc = server_new(l, zctx, &cfg, &srv, err, sizeof(err));
 	if (rc < 0) {
 		log_error("%s", err);
