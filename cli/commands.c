@@ -13,7 +13,7 @@
 #include "output.h"
 #include "proto.h"
 
-static struct client *open_client(const struct args_http *h)
+struct client *cmd_client(const struct args_http *h)
 {
 	char base[512];
 	struct client *c;
@@ -33,6 +33,32 @@ static struct client *open_client(const struct args_http *h)
 	if (!c)
 		fprintf(stderr, "Error! Out of memory\n");
 	return c;
+}
+
+int cmd_parse_http(int argc, char **argv, const struct args_flag *extra, size_t n_extra,
+		   struct args_http *h, const char *usage)
+{
+	struct args_flag flags[8] = {
+	    {"http-addr", ARGS_STR, &h->http_addr, NULL},
+	    {"token", ARGS_STR, &h->token, NULL},
+	    {"datacenter", ARGS_STR, &h->datacenter, NULL},
+	};
+	size_t n = 3;
+	char err[512];
+	int next, rc;
+
+	for (size_t i = 0; i < n_extra && n < 8; i++)
+		flags[n++] = extra[i];
+	rc = args_parse_flags(flags, n, argc, argv, &next, err, sizeof(err));
+	if (rc == -ECANCELED) {
+		printf("%s\n", usage);
+		return -2;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return next;
 }
 
 /* Prints an API error answer: status and the text body. */
@@ -286,7 +312,7 @@ int cmd_kv(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	c = open_client(&kv.http);
+	c = cmd_client(&kv.http);
 	if (!c)
 		return 1;
 	{
@@ -338,7 +364,7 @@ int cmd_members(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	c = open_client(&m.http);
+	c = cmd_client(&m.http);
 	if (!c)
 		return 1;
 	if (client_request(c, "GET", "agent/members", m.wan ? "wan=1" : NULL, NULL, 0, &r, err,

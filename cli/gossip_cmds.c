@@ -12,32 +12,13 @@
 
 #include "args.h"
 #include "client.h"
-
-static struct client *open_http(const struct args_http *h)
-{
-	char base[512];
-	struct client *c;
-
-	if (args_http_base(h->http_addr, getenv("CAIRN_HTTP_ADDR"), getenv("CONSUL_HTTP_ADDR"),
-			   base, sizeof(base)) < 0) {
-		fprintf(stderr, "Error! Unsupported HTTP address (want host:port or "
-				"http://host:port)\n");
-		return NULL;
-	}
-	c = client_new(
-	    base,
-	    args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"), getenv("CONSUL_HTTP_TOKEN")),
-	    h->datacenter);
-	if (!c)
-		fprintf(stderr, "Error! Out of memory\n");
-	return c;
-}
+#include "commands.h"
 
 /* PUT /v1/<path>?<query>; prints Consul's error wording on failure. */
 static int put(const struct args_http *h, const char *path, const char *query, const char *what)
 {
 	struct client_resp r = {0};
-	struct client *c = open_http(h);
+	struct client *c = cmd_client(h);
 	char err[512];
 	int ret = 1;
 
@@ -60,45 +41,17 @@ static int put(const struct args_http *h, const char *path, const char *query, c
 	return ret;
 }
 
-/* Parses the HTTP flags plus extra ones; returns the first positional
- * index, or -1 after printing usage or an error. */
-static int parse(int argc, char **argv, struct args_flag *extra, size_t n_extra,
-		 struct args_http *h, const char *usage)
-{
-	struct args_flag flags[8] = {
-	    {"http-addr", ARGS_STR, &h->http_addr, NULL},
-	    {"token", ARGS_STR, &h->token, NULL},
-	    {"datacenter", ARGS_STR, &h->datacenter, NULL},
-	};
-	size_t n = 3;
-	char err[512];
-	int next, rc;
-
-	for (size_t i = 0; i < n_extra && n < 8; i++)
-		flags[n++] = extra[i];
-	rc = args_parse_flags(flags, n, argc, argv, &next, err, sizeof(err));
-	if (rc == -ECANCELED) {
-		printf("%s\n", usage);
-		return -1;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	return next;
-}
-
 int cmd_join(int argc, char **argv)
 {
 	struct args_http h = {0};
 	bool wan = false;
 	struct args_flag extra[] = {{"wan", ARGS_BOOL, &wan, NULL}};
-	int next = parse(argc, argv, extra, 1, &h,
+	int next = cmd_parse_http(argc, argv, extra, 1, &h,
 			 "Usage: cairn join [-wan] [-http-addr=host:port] address ...");
 	int joined = 0;
 
 	if (next < 0)
-		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+		return next == -2 ? 0 : 1;
 	if (next >= argc) {
 		fprintf(stderr, "At least one address to join must be specified.\n");
 		return 1;
@@ -125,10 +78,10 @@ int cmd_join(int argc, char **argv)
 int cmd_leave(int argc, char **argv)
 {
 	struct args_http h = {0};
-	int next = parse(argc, argv, NULL, 0, &h, "Usage: cairn leave [-http-addr=host:port]");
+	int next = cmd_parse_http(argc, argv, NULL, 0, &h, "Usage: cairn leave [-http-addr=host:port]");
 
 	if (next < 0)
-		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+		return next == -2 ? 0 : 1;
 	if (next < argc) {
 		fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - next);
 		return 1;
@@ -145,13 +98,13 @@ int cmd_force_leave(int argc, char **argv)
 	bool prune = false, wan = false;
 	struct args_flag extra[] = {{"prune", ARGS_BOOL, &prune, NULL},
 				    {"wan", ARGS_BOOL, &wan, NULL}};
-	int next = parse(argc, argv, extra, 2, &h,
+	int next = cmd_parse_http(argc, argv, extra, 2, &h,
 			 "Usage: cairn force-leave [-prune] [-wan] [-http-addr=host:port] name");
 	char *node;
 	char full[1024], query[32];
 
 	if (next < 0)
-		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+		return next == -2 ? 0 : 1;
 	if (argc - next != 1) {
 		fprintf(stderr, "A single node name must be specified to force leave.\n");
 		return 1;
@@ -197,7 +150,7 @@ int cmd_keyring(int argc, char **argv)
 				    {"install", ARGS_STR, &install, NULL},
 				    {"use", ARGS_STR, &use, NULL},
 				    {"remove", ARGS_STR, &rm, NULL}};
-	int next = parse(argc, argv, extra, 4, &h,
+	int next = cmd_parse_http(argc, argv, extra, 4, &h,
 			 "Usage: cairn keyring [-list | -install=KEY | -use=KEY | -remove=KEY] "
 			 "[-http-addr=host:port]");
 	struct client_resp r = {0};
@@ -207,7 +160,7 @@ int cmd_keyring(int argc, char **argv)
 	int ret = 1, n = (list ? 1 : 0) + (install ? 1 : 0) + (use ? 1 : 0) + (rm ? 1 : 0);
 
 	if (next < 0)
-		return argc > 0 && strstr(argv[0], "help") ? 0 : 1;
+		return next == -2 ? 0 : 1;
 	if (n != 1 || next < argc) {
 		fprintf(stderr, "Exactly one of -list, -install, -use, or -remove is required\n");
 		return 1;
@@ -216,7 +169,7 @@ int cmd_keyring(int argc, char **argv)
 	key = install ? install : use ? use : rm;
 	if (key)
 		snprintf(body, sizeof(body), "{\"Key\": \"%.200s\"}", key);
-	c = open_http(&h);
+	c = cmd_client(&h);
 	if (!c)
 		return 1;
 	if (client_request(c, method, "operator/keyring", NULL, key ? body : NULL,

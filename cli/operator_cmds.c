@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "client.h"
+#include "commands.h"
 
 #define NCOLS 6
 
@@ -88,54 +89,6 @@ out:
 	return 0;
 }
 
-static struct client *open_http(const struct args_http *h)
-{
-	char base[512];
-	struct client *c;
-
-	if (args_http_base(h->http_addr, getenv("CAIRN_HTTP_ADDR"), getenv("CONSUL_HTTP_ADDR"),
-			   base, sizeof(base)) < 0) {
-		fprintf(stderr, "Error! Unsupported HTTP address (want host:port or "
-				"http://host:port)\n");
-		return NULL;
-	}
-	c = client_new(
-	    base,
-	    args_http_token(h->token, getenv("CAIRN_HTTP_TOKEN"), getenv("CONSUL_HTTP_TOKEN")),
-	    h->datacenter);
-	if (!c)
-		fprintf(stderr, "Error! Out of memory\n");
-	return c;
-}
-
-/* Parses the HTTP flags plus extra ones; returns the first positional
- * index, -1 after an error (printed), -2 after printing the usage. */
-static int parse(int argc, char **argv, const struct args_flag *extra, size_t n_extra,
-		 struct args_http *h, const char *usage)
-{
-	struct args_flag flags[8] = {
-	    {"http-addr", ARGS_STR, &h->http_addr, NULL},
-	    {"token", ARGS_STR, &h->token, NULL},
-	    {"datacenter", ARGS_STR, &h->datacenter, NULL},
-	};
-	size_t n = 3;
-	char err[512];
-	int next, rc;
-
-	for (size_t i = 0; i < n_extra && n < 8; i++)
-		flags[n++] = extra[i];
-	rc = args_parse_flags(flags, n, argc, argv, &next, err, sizeof(err));
-	if (rc == -ECANCELED) {
-		printf("%s\n", usage);
-		return -2;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	return next;
-}
-
 /* Trims the trailing newlines of an error body for one-line messages. */
 static int body_len(const struct client_resp *r)
 {
@@ -151,7 +104,7 @@ static int list_peers(int argc, char **argv)
 	struct args_http h = {0};
 	bool stale = false;
 	const struct args_flag extra[] = {{"stale", ARGS_BOOL, &stale, NULL}};
-	int next = parse(argc, argv, extra, 1, &h,
+	int next = cmd_parse_http(argc, argv, extra, 1, &h,
 			 "Usage: cairn operator raft list-peers [-stale] [-http-addr=host:port]");
 	struct client_resp r = {0};
 	struct client *c;
@@ -165,7 +118,7 @@ static int list_peers(int argc, char **argv)
 		fprintf(stderr, "Too many arguments (expected 0, got %d)\n", argc - next);
 		return 1;
 	}
-	c = open_http(&h);
+	c = cmd_client(&h);
 	if (!c)
 		return 1;
 	if (client_request(c, "GET", "operator/raft/configuration", stale ? "stale=" : NULL, NULL,
@@ -199,7 +152,7 @@ static int remove_peer(int argc, char **argv)
 	const char *id = NULL, *address = NULL;
 	const struct args_flag extra[] = {{"id", ARGS_STR, &id, NULL},
 					  {"address", ARGS_STR, &address, NULL}};
-	int next = parse(argc, argv, extra, 2, &h,
+	int next = cmd_parse_http(argc, argv, extra, 2, &h,
 			 "Usage: cairn operator raft remove-peer -id=ID | -address=IP:port "
 			 "[-http-addr=host:port]");
 	struct client_resp r = {0};
@@ -230,7 +183,7 @@ static int remove_peer(int argc, char **argv)
 		return 1;
 	}
 	free(esc);
-	c = open_http(&h);
+	c = cmd_client(&h);
 	if (!c) {
 		free(query);
 		return 1;
