@@ -89,6 +89,8 @@ enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t
 	}
 	if (q->name.kind == DNS_NAME_NODE)
 		return DNS_ACT_NODE;
+	if (q->name.kind == DNS_NAME_SERVICE)
+		return DNS_ACT_SERVICE;
 	return DNS_ACT_REPLY;
 }
 
@@ -136,11 +138,12 @@ static int add_soa(ldns_pkt *reply, ldns_pkt_section section, const struct dns_q
 	return push(reply, section, rr);
 }
 
-/* One record owned by the question's name. Takes ownership of rdata. */
-static int add_record(ldns_pkt *reply, const struct dns_query *q, ldns_rr_type type, uint32_t ttl_s,
-		      ldns_rdf *rdata)
+/* One record owned by owner (borrowed, copied) in section. Takes
+ * ownership of rdata. */
+static int add_record_at(ldns_pkt *reply, ldns_pkt_section section, const ldns_rdf *owner_name,
+			 ldns_rr_type type, uint32_t ttl_s, ldns_rdf *rdata)
 {
-	ldns_rdf *owner = ldns_rdf_clone(query_name(q));
+	ldns_rdf *owner = ldns_rdf_clone(owner_name);
 	ldns_rr *rr = ldns_rr_new();
 
 	if (!rdata || !owner || !rr) {
@@ -158,7 +161,14 @@ static int add_record(ldns_pkt *reply, const struct dns_query *q, ldns_rr_type t
 		ldns_rr_free(rr);
 		return -ENOMEM;
 	}
-	return push(reply, LDNS_SECTION_ANSWER, rr);
+	return push(reply, section, rr);
+}
+
+/* One record owned by the question's name. Takes ownership of rdata. */
+static int add_record(ldns_pkt *reply, const struct dns_query *q, ldns_rr_type type, uint32_t ttl_s,
+		      ldns_rdf *rdata)
+{
+	return add_record_at(reply, LDNS_SECTION_ANSWER, query_name(q), type, ttl_s, rdata);
 }
 
 static bool wants(ldns_rr_type qtype, ldns_rr_type have)
@@ -166,28 +176,28 @@ static bool wants(ldns_rr_type qtype, ldns_rr_type have)
 	return qtype == have || qtype == LDNS_RR_TYPE_ANY;
 }
 
-/* A for IPv4, AAAA for IPv6 (when the question asks for that type or
- * ANY), or a CNAME when the address is a host name, as Consul does. Adds
- * nothing when the type does not match (NODATA). */
-static int add_address(ldns_pkt *reply, const struct dns_query *q, const char *address,
-		       uint32_t ttl_s)
+/* A for IPv4, AAAA for IPv6 (when qtype asks for that type or ANY), or a
+ * CNAME when the address is a host name, as Consul does, owned by owner in
+ * section. Adds nothing when the type does not match (NODATA). */
+static int add_address_at(ldns_pkt *reply, ldns_pkt_section section, const ldns_rdf *owner,
+			  ldns_rr_type qtype, const char *address, uint32_t ttl_s)
 {
 	uint8_t bytes[16];
 
 	if (inet_pton(AF_INET, address, bytes) == 1) {
-		if (!wants(q->qtype, LDNS_RR_TYPE_A))
+		if (!wants(qtype, LDNS_RR_TYPE_A))
 			return 0;
-		return add_record(reply, q, LDNS_RR_TYPE_A, ttl_s,
-				  ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, bytes));
+		return add_record_at(reply, section, owner, LDNS_RR_TYPE_A, ttl_s,
+				     ldns_rdf_new_frm_data(LDNS_RDF_TYPE_A, 4, bytes));
 	}
 	if (inet_pton(AF_INET6, address, bytes) == 1) {
-		if (!wants(q->qtype, LDNS_RR_TYPE_AAAA))
+		if (!wants(qtype, LDNS_RR_TYPE_AAAA))
 			return 0;
-		return add_record(reply, q, LDNS_RR_TYPE_AAAA, ttl_s,
-				  ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, 16, bytes));
+		return add_record_at(reply, section, owner, LDNS_RR_TYPE_AAAA, ttl_s,
+				     ldns_rdf_new_frm_data(LDNS_RDF_TYPE_AAAA, 16, bytes));
 	}
-	if (q->qtype == LDNS_RR_TYPE_A || q->qtype == LDNS_RR_TYPE_AAAA ||
-	    q->qtype == LDNS_RR_TYPE_CNAME || q->qtype == LDNS_RR_TYPE_ANY) {
+	if (qtype == LDNS_RR_TYPE_A || qtype == LDNS_RR_TYPE_AAAA || qtype == LDNS_RR_TYPE_CNAME ||
+	    qtype == LDNS_RR_TYPE_ANY) {
 		ldns_rdf *target = ldns_dname_new_frm_str(address);
 
 		if (!target)
@@ -202,9 +212,16 @@ static int add_address(ldns_pkt *reply, const struct dns_query *q, const char *a
 			}
 			ldns_rdf_deep_free(root);
 		}
-		return add_record(reply, q, LDNS_RR_TYPE_CNAME, ttl_s, target);
+		return add_record_at(reply, section, owner, LDNS_RR_TYPE_CNAME, ttl_s, target);
 	}
 	return 0;
+}
+
+/* The address records of the question's name. */
+static int add_address(ldns_pkt *reply, const struct dns_query *q, const char *address,
+		       uint32_t ttl_s)
+{
+	return add_address_at(reply, LDNS_SECTION_ANSWER, query_name(q), q->qtype, address, ttl_s);
 }
 
 /* RFC 1464 "key=value", as Consul's encodeKVasRFC1464: in the key, '`'
@@ -333,11 +350,149 @@ static int add_hex_address(ldns_pkt *reply, const struct dns_query *q, uint32_t 
 	return 0;
 }
 
+static const char *inst_address(const struct dns_instance *in)
+{
+	return in->address && *in->address ? in->address : in->node_address ? in->node_address : "";
+}
+
+/* How many answers the service may give: a_record_limit, and
+ * udp_answer_limit over UDP (Consul's defaults: none and 3). */
+static size_t service_limit(const struct dns_answer_cfg *cfg, bool udp, size_t n)
+{
+	if (cfg->a_record_limit && n > cfg->a_record_limit)
+		n = cfg->a_record_limit;
+	if (udp && cfg->udp_answer_limit && n > cfg->udp_answer_limit)
+		n = cfg->udp_answer_limit;
+	return n;
+}
+
+/* The SRV target of an instance: <hex>.addr.<dc>.<domain> for a service
+ * IP address, the host name for a service host name, else
+ * <node>.node.<dc>.<domain> (Consul's forms). Writes the text into buf;
+ * *addr_target says whether an address record for it belongs in the
+ * additional section (not for host names). Returns 0 or -EINVAL. */
+static int srv_target(const struct dns_query *q, const struct dns_answer_cfg *cfg,
+		      const struct dns_instance *in, char *buf, size_t size, bool *addr_target)
+{
+	const char *domain = q->name.alt && cfg->alt_domain ? cfg->alt_domain : cfg->domain;
+	const char *dc = q->name.dc[0] ? q->name.dc : cfg->datacenter ? cfg->datacenter : "dc1";
+	size_t dlen = strlen(domain);
+	const char *dot = dlen > 0 && domain[dlen - 1] == '.' ? "" : ".";
+	uint8_t bytes[16];
+	int n;
+
+	*addr_target = true;
+	if (in->address && *in->address) {
+		char hex[33];
+		size_t len = 0;
+
+		if (inet_pton(AF_INET, in->address, bytes) == 1)
+			len = 4;
+		else if (inet_pton(AF_INET6, in->address, bytes) == 1)
+			len = 16;
+		if (len) {
+			for (size_t i = 0; i < len; i++)
+				snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+			n = snprintf(buf, size, "%s.addr.%s.%s%s", hex, dc, domain, dot);
+		} else {
+			*addr_target = false;
+			n = snprintf(buf, size, "%s%s", in->address,
+				     ldns_dname_str_absolute(in->address) ? "" : ".");
+		}
+	} else {
+		n = snprintf(buf, size, "%s.node.%s.%s%s", in->node, dc, domain, dot);
+	}
+	return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+/* One SRV answer for in (priority 1, weight 1, as Consul) and the address
+ * of its target in the additional section. Instances whose names do not
+ * make a valid target are left out. */
+static int add_srv(ldns_pkt *reply, const struct dns_query *q, const struct dns_answer_cfg *cfg,
+		   const struct dns_instance *in, uint32_t ttl_s)
+{
+	char target[DNS_NAME_TEXT_MAX + 8];
+	char *owner = NULL, *text = NULL;
+	ldns_rr *rr = NULL;
+	ldns_rdf *tname = NULL;
+	bool addr_target;
+	int rc = 0;
+
+	if (srv_target(q, cfg, in, target, sizeof(target), &addr_target) < 0)
+		return 0;
+	tname = ldns_dname_new_frm_str(target);
+	owner = ldns_rdf2str(query_name(q));
+	if (!tname || !owner)
+		goto out; /* not a valid name: skip the instance */
+	text = malloc(strlen(owner) + strlen(target) + 64);
+	if (!text) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	sprintf(text, "%s %u IN SRV 1 1 %u %s", owner, ttl_s, (unsigned)in->port, target);
+	if (ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) != LDNS_STATUS_OK)
+		goto out;
+	rc = push(reply, LDNS_SECTION_ANSWER, rr);
+	if (rc == 0 && addr_target)
+		rc = add_address_at(reply, LDNS_SECTION_ADDITIONAL, tname, LDNS_RR_TYPE_ANY,
+				    inst_address(in), ttl_s);
+out:
+	ldns_rdf_deep_free(tname);
+	free(owner);
+	free(text);
+	return rc;
+}
+
+/* Answers for a service name: rcode and sections, or a negative code. */
+static int answer_service(ldns_pkt *reply, const struct dns_query *q,
+			  const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
+			  bool udp, bool *nxdomain)
+{
+	size_t limit, given = 0;
+	int rc;
+
+	*nxdomain = false;
+	if (!svc || (svc->status < 0 && svc->status != CAIRN_E_NOTFOUND)) {
+		ldns_pkt_set_rcode(reply, LDNS_RCODE_SERVFAIL);
+		return 1;
+	}
+	if (svc->status == CAIRN_E_NOTFOUND || svc->n == 0) {
+		*nxdomain = true;
+		return 0;
+	}
+	limit = service_limit(cfg, udp, svc->n);
+	for (size_t i = 0; i < svc->n && given < limit; i++) {
+		const struct dns_instance *in = &svc->v[i];
+		bool dup = false;
+
+		if (q->qtype == LDNS_RR_TYPE_SRV) {
+			rc = add_srv(reply, q, cfg, in, svc->ttl_s);
+			if (rc < 0)
+				return rc;
+			given++;
+			continue;
+		}
+		/* one record per address (Consul skips repeats: the same
+		 * service on several ports of a node) */
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(inst_address(&svc->v[j]), inst_address(in)) == 0;
+		if (dup || !*inst_address(in))
+			continue;
+		rc = add_address(reply, q, inst_address(in), svc->ttl_s);
+		if (rc < 0)
+			return rc;
+		given++;
+	}
+	return 0;
+}
+
 /* Fills the answer for a question inside the domain. */
 static int answer_in_domain(ldns_pkt *reply, const struct dns_query *q,
-			    const struct dns_node_result *node, const struct dns_answer_cfg *cfg,
-			    uint64_t now_s)
+			    const struct dns_node_result *node,
+			    const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
+			    uint64_t now_s, bool udp)
 {
+	bool nx = false;
 	int rc = 0;
 
 	ldns_pkt_set_aa(reply, true);
@@ -376,8 +531,17 @@ static int answer_in_domain(ldns_pkt *reply, const struct dns_query *q,
 		if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)
 			goto nodata;
 		return 0;
+	case DNS_NAME_SERVICE:
+		rc = answer_service(reply, q, svc, cfg, udp, &nx);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		if (nx)
+			goto nxdomain;
+		if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)
+			goto nodata;
+		return 0;
 	default:
-		/* service, connect, ingress and query forms come with their
+		/* connect, ingress and query forms come with their
 		 * issues; until then they name nothing */
 		goto nxdomain;
 	}
@@ -388,8 +552,8 @@ nodata:
 }
 
 int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
-		     const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp, uint8_t **out_wire,
-		     size_t *out_len)
+		     const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
+		     uint64_t now_s, bool udp, uint8_t **out_wire, size_t *out_len)
 {
 	ldns_pkt *reply = ldns_pkt_new();
 	int rc = 0;
@@ -421,7 +585,7 @@ int dns_answer_build(const struct dns_query *q, const struct dns_node_result *no
 		/* BADVERS is 16: upper bits in the OPT, lower in the header */
 		ldns_pkt_set_edns_extended_rcode(reply, 1);
 	} else {
-		rc = answer_in_domain(reply, q, node, cfg, now_s);
+		rc = answer_in_domain(reply, q, node, svc, cfg, now_s, udp);
 		if (rc < 0)
 			goto out;
 	}

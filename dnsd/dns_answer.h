@@ -36,21 +36,28 @@
 #define DNS_UDP_MAX 4096
 
 struct dns_answer_cfg {
-	const char *domain;	/* "consul." */
-	const char *alt_domain; /* NULL when unset */
-	uint32_t node_ttl_s;	/* TTL of node records */
-	uint32_t soa_min_ttl_s; /* SOA minimum and the SOA's own TTL */
-	bool enable_truncate;	/* set TC when a UDP answer was cut */
-	bool node_meta_txt;	/* node meta as TXT in the additional section of
-				   A/AAAA answers (Consul's
-				   enable_additional_node_meta_txt, default on) */
+	const char *domain;	   /* "consul." */
+	const char *alt_domain;	   /* NULL when unset */
+	uint32_t node_ttl_s;	   /* TTL of node records */
+	uint32_t soa_min_ttl_s;	   /* SOA minimum and the SOA's own TTL */
+	bool enable_truncate;	   /* set TC when a UDP answer was cut */
+	bool node_meta_txt;	   /* node meta as TXT in the additional section of
+				      A/AAAA answers (Consul's
+				      enable_additional_node_meta_txt, default on) */
+	const char *datacenter;	   /* local datacenter, for SRV targets ("dc1") */
+	uint32_t service_ttl_s;	   /* TTL of service records */
+	uint32_t udp_answer_limit; /* service answers over UDP (0: no limit) */
+	uint32_t a_record_limit;   /* service answers everywhere (0: no limit) */
 };
 
 enum dns_action {
-	DNS_ACT_DROP = 0,  /* send nothing (no readable header, or a response) */
-	DNS_ACT_REPLY = 1, /* call dns_answer_build() with no lookup */
-	DNS_ACT_NODE = 2,  /* look up node q->name.target in datacenter q->name.dc
-			      ("" = local), then dns_answer_build() */
+	DNS_ACT_DROP = 0,    /* send nothing (no readable header, or a response) */
+	DNS_ACT_REPLY = 1,   /* call dns_answer_build() with no lookup */
+	DNS_ACT_NODE = 2,    /* look up node q->name.target in datacenter q->name.dc
+				("" = local), then dns_answer_build() */
+	DNS_ACT_SERVICE = 3, /* look up the healthy instances of service
+				q->name.target (tag q->name.tag, "" any) in
+				q->name.dc, then dns_answer_build() */
 };
 
 struct dns_query {
@@ -77,6 +84,24 @@ struct dns_node_result {
 	size_t n_meta;
 };
 
+/* One healthy service instance, for dns_answer_build(). */
+struct dns_instance {
+	const char *node;	  /* node name (SRV target <node>.node.<dc>.<domain>) */
+	const char *node_address; /* the node's address */
+	const char *address;	  /* the service's own address, or "" / NULL */
+	uint16_t port;		  /* SRV port */
+};
+
+/* Result of a service lookup: the instances in answer order (the caller
+ * shuffles them). status as in dns_node_result; n == 0 means NXDOMAIN, as
+ * Consul answers a service without healthy instances. */
+struct dns_service_result {
+	int status;
+	const struct dns_instance *v;
+	size_t n;
+	uint32_t ttl_s; /* TTL of these records (service_ttl for the name) */
+};
+
 /* Parses wire (len bytes; borrowed) into *q. Returns a DNS_ACT_* value;
  * q must be passed to dns_query_close() whatever the result. Never fails:
  * malformed packets become FORMERR (when the header is readable; id
@@ -88,13 +113,19 @@ enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t
 void dns_query_close(struct dns_query *q);
 
 /* Builds the reply to q into a buffer the caller frees with free().
- * node: the lookup result for DNS_ACT_NODE, NULL otherwise. now_s: wall
+ * node: the lookup result for DNS_ACT_NODE, NULL otherwise. svc: the
+ * lookup result for DNS_ACT_SERVICE, NULL otherwise: A/AAAA (or CNAME)
+ * records of the instances' addresses (service address, else node
+ * address), or SRV records targeting <node>.node.<dc>.<domain> (or
+ * <hex>.addr.<dc>.<domain> for a service address, or a service host name)
+ * with the addresses in the additional section; at most a_record_limit
+ * answers, and udp_answer_limit over UDP. now_s: wall
  * clock seconds (the SOA serial, as Consul). udp: limit the size to
  * q->udp_limit (TCP allows 65535). Returns 0, -ENOMEM, or -EIO when ldns
  * could not encode. */
 int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
-		     const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp, uint8_t **out_wire,
-		     size_t *out_len);
+		     const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
+		     uint64_t now_s, bool udp, uint8_t **out_wire, size_t *out_len);
 
 /* Encodes reply (whose section counts it fixes) into at most max_len
  * bytes: records are removed from the end of the additional, then the

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "err.h"
@@ -78,14 +79,14 @@ static uint64_t now_s(void) { return clock_wall_ms() / 1000; }
 
 /* Builds and sends the reply; logs when it cannot (the client retries). */
 static void respond(struct dns_server *s, const struct dns_query *q,
-		    const struct dns_node_result *node, bool udp, void *owner,
-		    const struct dns_peer *peer, dns_send_fn send)
+		    const struct dns_node_result *node, const struct dns_service_result *svc,
+		    bool udp, void *owner, const struct dns_peer *peer, dns_send_fn send)
 {
 	uint8_t *wire = NULL;
 	size_t len = 0;
 	int rc;
 
-	rc = dns_answer_build(q, node, &s->cfg.answer, now_s(), udp, &wire, &len);
+	rc = dns_answer_build(q, node, svc, &s->cfg.answer, now_s(), udp, &wire, &len);
 	if (rc < 0) {
 		log_warn("dns: cannot build the reply to query %u: %s", q->id, err_str(rc));
 		return;
@@ -134,7 +135,7 @@ static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 		s->raftd_down = true;
 	}
 	pending_unlink(p);
-	respond(s, &p->q, &res, p->udp, p->owner, &p->peer, p->send);
+	respond(s, &p->q, &res, NULL, p->udp, p->owner, &p->peer, p->send);
 	pending_free(p);
 }
 
@@ -169,7 +170,138 @@ static void lookup_node(struct dns_server *s, struct pending *p)
 	s->n_pending++;
 	return;
 fail:
-	respond(s, &p->q, &fail, p->udp, p->owner, &p->peer, p->send);
+	respond(s, &p->q, &fail, NULL, p->udp, p->owner, &p->peer, p->send);
+	pending_free(p);
+}
+
+/* Whether instance s of the health-service reply r is healthy: no check
+ * of its own or of its node is critical (Consul's DNS keeps warning
+ * instances unless only_passing, which raftd applied already). */
+static bool instance_healthy(const struct proto_catalog_query_reply *r,
+			     const struct proto_service *s)
+{
+	for (size_t k = 0; k < r->checks.n; k++) {
+		const struct proto_check *ck = &r->checks.v[k];
+
+		if (!ck->node || strcasecmp(ck->node, s->node) != 0)
+			continue;
+		if (ck->service_id && *ck->service_id && strcmp(ck->service_id, s->id) != 0)
+			continue;
+		if (ck->status && strcmp(ck->status, "critical") == 0)
+			return false;
+	}
+	return true;
+}
+
+static const char *node_address(const struct proto_catalog_query_reply *r, const char *node)
+{
+	for (size_t i = 0; i < r->nodes.n; i++)
+		if (r->nodes.v[i].node && strcasecmp(r->nodes.v[i].node, node) == 0)
+			return r->nodes.v[i].address;
+	return NULL;
+}
+
+static void on_service_reply(void *ctx, int status, const struct proto_msg *reply)
+{
+	struct pending *p = ctx;
+	struct dns_server *s = p->srv;
+	struct dns_service_result res = {.status = status, .ttl_s = s->cfg.answer.service_ttl_s};
+	struct dns_instance *v = NULL;
+
+	if (status == 0 && s->raftd_down) {
+		log_info("dns: raftd answers again");
+		s->raftd_down = false;
+	}
+	if (status == 0 && reply->type == PROTO_ERROR) {
+		res.status = (int)reply->u.error.code;
+		if (res.status >= 0)
+			res.status = CAIRN_E_PROTO;
+		if (res.status != CAIRN_E_NOTFOUND)
+			log_warn("dns: service lookup for %s failed: %s", p->q.name.target,
+				 reply->u.error.message ? reply->u.error.message : "?");
+	} else if (status == 0 && reply->type == PROTO_CATALOG_QUERY_REPLY) {
+		const struct proto_catalog_query_reply *r = &reply->u.catalog_query_reply;
+
+		v = r->services.n ? calloc(r->services.n, sizeof(*v)) : NULL;
+		if (r->services.n && !v)
+			res.status = -ENOMEM;
+		for (size_t i = 0; v && i < r->services.n; i++) {
+			const struct proto_service *sv = &r->services.v[i];
+
+			if (!sv->node || !instance_healthy(r, sv))
+				continue;
+			v[res.n].node = sv->node;
+			v[res.n].node_address = node_address(r, sv->node);
+			v[res.n].address = sv->address;
+			v[res.n].port = (uint16_t)sv->port;
+			res.n++;
+		}
+		/* Fisher-Yates: a different order for each answer, as Consul */
+		for (size_t i = res.n; i > 1; i--) {
+			size_t j = (size_t)random() % i;
+			struct dns_instance t = v[i - 1];
+
+			v[i - 1] = v[j];
+			v[j] = t;
+		}
+		res.v = v;
+	} else if (status == 0) {
+		log_warn("dns: unexpected %s from raftd", proto_type_name(reply->type));
+		res.status = CAIRN_E_PROTO;
+	} else {
+		if (!s->raftd_down)
+			log_warn("dns: service lookup for %s failed (%s): answering SERVFAIL until "
+				 "raftd answers again",
+				 p->q.name.target, err_str(status));
+		s->raftd_down = true;
+	}
+	pending_unlink(p);
+	respond(s, &p->q, NULL, &res, p->udp, p->owner, &p->peer, p->send);
+	free(v);
+	pending_free(p);
+}
+
+/* Starts the health-service lookup; answers SERVFAIL at once when it
+ * cannot. */
+static void lookup_service(struct dns_server *s, struct pending *p)
+{
+	struct proto_msg req = proto_msg_make(PROTO_CATALOG_QUERY);
+	struct dns_service_result fail = {.status = -EAGAIN};
+	const char *tags[1];
+	int rc;
+
+	if (s->n_pending >= s->cfg.max_pending) {
+		log_debug("dns: %zu lookups pending, answering SERVFAIL", s->n_pending);
+		goto fail;
+	}
+	req.u.catalog_query.dc = p->q.name.dc[0] ? p->q.name.dc : NULL;
+	req.u.catalog_query.view = 8; /* health service */
+	req.u.catalog_query.name = p->q.name.target;
+	if (p->q.name.tag[0]) {
+		tags[0] = p->q.name.tag;
+		req.u.catalog_query.tags.v = tags;
+		req.u.catalog_query.tags.n = 1;
+	}
+	req.u.catalog_query.passing = s->cfg.only_passing;
+	req.u.catalog_query.mode = s->cfg.allow_stale ? 2 : 0;
+	req.u.catalog_query.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
+	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_service_reply, p, &p->call_id);
+	if (rc < 0) {
+		if (!s->raftd_down)
+			log_warn("dns: cannot ask raftd (%s): answering SERVFAIL until it is back",
+				 err_str(rc));
+		s->raftd_down = true;
+		fail.status = rc;
+		goto fail;
+	}
+	p->next = s->head;
+	if (s->head)
+		s->head->prev = p;
+	s->head = p;
+	s->n_pending++;
+	return;
+fail:
+	respond(s, &p->q, NULL, &fail, p->udp, p->owner, &p->peer, p->send);
 	pending_free(p);
 }
 
@@ -194,8 +326,11 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 	case DNS_ACT_NODE:
 		lookup_node(s, p); /* takes p */
 		return;
+	case DNS_ACT_SERVICE:
+		lookup_service(s, p); /* takes p */
+		return;
 	case DNS_ACT_REPLY:
-		respond(s, &p->q, NULL, udp, owner, &p->peer, send);
+		respond(s, &p->q, NULL, NULL, udp, owner, &p->peer, send);
 		break;
 	case DNS_ACT_DROP:
 	default:

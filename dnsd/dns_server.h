@@ -2,6 +2,10 @@
  * asks raftd (CATALOG_NODE over rpc_call, stale reads allowed as in
  * Consul's DNS) and answers when the reply comes.
  *
+ * Services: CATALOG_QUERY with the health-service view (8), the tag as
+ * filter, passing=only_passing; instances with a critical check (service
+ * or node) are left out, the rest shuffled for each answer.
+ *
  * Model: a transport hands over a packet with an opaque owner (the UDP
  * socket, a TCP connection), the peer address and a send callback. The
  * server keeps a pending entry (the parsed query, the peer) while the RPC
@@ -36,6 +40,8 @@ struct dns_server_cfg {
 	uint64_t max_stale_ms;	      /* with allow_stale */
 	uint64_t rpc_timeout_ms;      /* answer SERVFAIL after this */
 	size_t max_pending;	      /* queries waiting for raftd at once */
+	bool only_passing;	      /* services: passing instances only (else
+					 passing and warning) */
 };
 
 /* rpc is borrowed (connected to raftd) and must outlive the server. NULL

@@ -25,6 +25,17 @@ static const struct dns_answer_cfg fuzz_cfg = {
     .soa_min_ttl_s = 0,
     .enable_truncate = true,
     .node_meta_txt = true,
+    .datacenter = "dc1",
+    .service_ttl_s = 0,
+    .udp_answer_limit = 3,
+    .a_record_limit = 0,
+};
+
+static const struct dns_instance instances[] = {
+    {.node = "n1", .node_address = "10.0.0.1", .address = "", .port = 80},
+    {.node = "n2", .node_address = "10.0.0.2", .address = "2001:db8::2", .port = 81},
+    {.node = "n3", .node_address = "10.0.0.3", .address = "svc.example", .port = 82},
+    {.node = "n_4", .node_address = "10.0.0.1", .address = NULL, .port = 83},
 };
 
 static const char *const meta_keys[] = {"consul-network-segment", " a=`b ", "rfc1035-x"};
@@ -52,13 +63,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (act == DNS_ACT_DROP)
 			break;
-		if (dns_answer_build(&q, act == DNS_ACT_NODE ? &results[i] : NULL, &fuzz_cfg,
-				     1700000000, i % 2 == 0, &wire, &len) == 0) {
+		struct dns_service_result svc = {
+		    .status = results[i].status,
+		    .v = instances,
+		    .n = results[i].status == 0 ? sizeof(instances) / sizeof(instances[0]) : 0,
+		};
+
+		if (dns_answer_build(&q, act == DNS_ACT_NODE ? &results[i] : NULL,
+				     act == DNS_ACT_SERVICE ? &svc : NULL, &fuzz_cfg, 1700000000,
+				     i % 2 == 0, &wire, &len) == 0) {
 			if (len > 65535 || (i % 2 == 0 && len > q.udp_limit))
 				abort(); /* an answer over its size limit is a bug */
 			free(wire);
 		}
-		if (act != DNS_ACT_NODE && i > 0)
+		if (act != DNS_ACT_NODE && act != DNS_ACT_SERVICE && i > 0)
 			break;
 	}
 	dns_query_close(&q);

@@ -20,6 +20,10 @@ static const struct dns_answer_cfg cfg = {
     .soa_min_ttl_s = 3,
     .enable_truncate = true,
     .node_meta_txt = true,
+    .datacenter = "dc1",
+    .service_ttl_s = 9,
+    .udp_answer_limit = 3,
+    .a_record_limit = 0,
 };
 
 /* A query in wire form; edns_size 0 = no OPT. Caller frees. */
@@ -52,7 +56,8 @@ static ldns_pkt *run(const char *name, ldns_rr_type type, const struct dns_node_
 	enum dns_action act = dns_query_parse(&q, wire, len, &cfg);
 
 	ck_assert_int_eq(act, want_act);
-	ck_assert_int_eq(dns_answer_build(&q, node, &cfg, NOW_S, true, &reply_wire, &rlen), 0);
+	ck_assert_int_eq(dns_answer_build(&q, node, NULL, &cfg, NOW_S, true, &reply_wire, &rlen),
+			 0);
 	ck_assert_uint_le(rlen, DNS_UDP_MIN);
 	ck_assert_int_eq(ldns_wire2pkt(&reply, reply_wire, rlen), LDNS_STATUS_OK);
 	ck_assert_int_eq(ldns_pkt_id(reply), 0x1234);
@@ -246,9 +251,6 @@ START_TEST(test_nxdomain)
 	reply = run("whatever.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
 	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
 	ldns_pkt_free(reply);
-	reply = run("web.service.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
-	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
-	ldns_pkt_free(reply);
 	reply = run("we\\032b.node.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
 	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
 	ldns_pkt_free(reply);
@@ -310,7 +312,7 @@ START_TEST(test_notimp)
 	struct dns_query q;
 
 	ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_REPLY);
-	ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
 	ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
 	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOTIMPL);
 	ck_assert_int_eq(ldns_pkt_id(reply), 77);
@@ -345,8 +347,8 @@ START_TEST(test_formerr_truncated)
 			ck_assert_int_eq(act, DNS_ACT_DROP);
 		} else {
 			ck_assert_msg(act == DNS_ACT_REPLY, "cut %zu: act %d", cut, act);
-			ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen),
-					 0);
+			ck_assert_int_eq(
+			    dns_answer_build(&q, NULL, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
 			ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
 			ck_assert_msg(ldns_pkt_get_rcode(reply) == LDNS_RCODE_FORMERR, "cut %zu",
 				      cut);
@@ -379,7 +381,7 @@ START_TEST(test_drop_responses_and_formerr_counts)
 	/* no question at all */
 	wire[LDNS_QDCOUNT_OFF + 1] = 0;
 	ck_assert_int_eq(dns_query_parse(&q, wire, LDNS_HEADER_SIZE, &cfg), DNS_ACT_REPLY);
-	ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
 	ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
 	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_FORMERR);
 	ldns_pkt_free(reply);
@@ -408,7 +410,8 @@ START_TEST(test_edns_limits)
 		ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_NODE);
 		ck_assert_uint_eq(q.udp_limit, cases[i].limit);
 		ck_assert_int_eq(q.edns, cases[i].edns != 0);
-		ck_assert_int_eq(dns_answer_build(&q, &found, &cfg, NOW_S, true, &rw, &rlen), 0);
+		ck_assert_int_eq(dns_answer_build(&q, &found, NULL, &cfg, NOW_S, true, &rw, &rlen),
+				 0);
 		ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
 		/* an OPT in the reply exactly when the query had one */
 		ck_assert_int_eq(ldns_pkt_edns(reply), cases[i].edns != 0);
@@ -435,7 +438,7 @@ START_TEST(test_badvers)
 	ldns_pkt_set_edns_version(qp, 1);
 	ck_assert_int_eq(ldns_pkt2wire(&wire, qp, &len), LDNS_STATUS_OK);
 	ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_REPLY);
-	ck_assert_int_eq(dns_answer_build(&q, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, NULL, &cfg, NOW_S, true, &rw, &rlen), 0);
 	ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
 	ck_assert_int_eq(ldns_pkt_edns_extended_rcode(reply), 1); /* BADVERS = 16 */
 	ck_assert_int_eq(ldns_pkt_get_rcode(reply), 0);
@@ -513,6 +516,193 @@ START_TEST(test_truncation)
 }
 END_TEST
 
+/* Runs a service query (udp or TCP size rules) with result svc under
+ * config c; returns the parsed reply. */
+static ldns_pkt *run_svc(const char *name, ldns_rr_type type, const struct dns_service_result *svc,
+			 const struct dns_answer_cfg *c, bool udp)
+{
+	size_t len, rlen;
+	uint8_t *wire = make_query(name, type, 0x4321, 0, LDNS_PACKET_QUERY, &len);
+	uint8_t *reply_wire = NULL;
+	ldns_pkt *reply = NULL;
+	struct dns_query q;
+
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, c), DNS_ACT_SERVICE);
+	ck_assert_int_eq(dns_answer_build(&q, NULL, svc, c, NOW_S, udp, &reply_wire, &rlen), 0);
+	ck_assert_int_eq(ldns_wire2pkt(&reply, reply_wire, rlen), LDNS_STATUS_OK);
+	ck_assert_int_eq(ldns_pkt_id(reply), 0x4321);
+	ck_assert(ldns_pkt_aa(reply));
+	dns_query_close(&q);
+	free(wire);
+	free(reply_wire);
+	return reply;
+}
+
+static const struct dns_instance five[] = {
+    {.node = "n1", .node_address = "10.0.0.1", .address = "", .port = 8001},
+    {.node = "n2", .node_address = "10.0.0.2", .address = NULL, .port = 8002},
+    {.node = "n3", .node_address = "10.0.0.3", .address = "192.168.1.3", .port = 8003},
+    {.node = "n4", .node_address = "10.0.0.4", .address = "", .port = 8004},
+    {.node = "n5", .node_address = "10.0.0.5", .address = "", .port = 8005},
+};
+
+START_TEST(test_service_a)
+{
+	struct dns_service_result svc = {.status = 0, .v = five, .n = 5, .ttl_s = 9};
+	static const char *const want[] = {"10.0.0.1", "10.0.0.2", "192.168.1.3", "10.0.0.4",
+					   "10.0.0.5"};
+	ldns_pkt *reply;
+
+	/* UDP: udp_answer_limit (3), in the order given; service address
+	 * before node address */
+	reply = run_svc("Web.service.consul.", LDNS_RR_TYPE_A, &svc, &cfg, true);
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 3);
+	for (size_t i = 0; i < 3; i++) {
+		ldns_rr *rr = ldns_rr_list_rr(ldns_pkt_answer(reply), i);
+
+		ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_A);
+		ck_assert_uint_eq(ldns_rr_ttl(rr), 9);
+		assert_rdf(ldns_rr_owner(rr), "Web.service.consul.");
+		assert_rdf(ldns_rr_rdf(rr, 0), want[i]);
+	}
+	ldns_pkt_free(reply);
+
+	/* TCP: all of them */
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &svc, &cfg, false);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), i), 0), want[i]);
+	ldns_pkt_free(reply);
+
+	/* a_record_limit applies over TCP too */
+	{
+		struct dns_answer_cfg c = cfg;
+
+		c.a_record_limit = 2;
+		reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &svc, &c, false);
+		ck_assert_uint_eq(ldns_pkt_ancount(reply), 2);
+		ldns_pkt_free(reply);
+		c.a_record_limit = 0;
+		c.udp_answer_limit = 0; /* no UDP limit either */
+		reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &svc, &c, true);
+		ck_assert_uint_eq(ldns_pkt_ancount(reply), 5);
+		ldns_pkt_free(reply);
+	}
+
+	/* AAAA of IPv4 instances: NODATA with the SOA */
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_AAAA, &svc, &cfg, true);
+	assert_negative(reply, LDNS_RCODE_NOERROR);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_service_dedup_and_aaaa)
+{
+	static const struct dns_instance v[] = {
+	    {.node = "n1", .node_address = "10.0.0.1", .address = "", .port = 1},
+	    {.node = "n1", .node_address = "10.0.0.1", .address = "", .port = 2},
+	    {.node = "n2", .node_address = "10.0.0.2", .address = "2001:db8::2", .port = 3},
+	};
+	struct dns_service_result svc = {.status = 0, .v = v, .n = 3, .ttl_s = 0};
+	ldns_pkt *reply;
+
+	/* the same address twice gives one record */
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &svc, &cfg, true);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 0), 0), "10.0.0.1");
+	ldns_pkt_free(reply);
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_AAAA, &svc, &cfg, true);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 1);
+	assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 0), 0), "2001:db8::2");
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_service_srv)
+{
+	struct dns_service_result svc = {.status = 0, .v = five, .n = 3, .ttl_s = 9};
+	ldns_pkt *reply;
+	ldns_rr *rr;
+
+	reply = run_svc("_web._tcp.service.consul.", LDNS_RR_TYPE_SRV, &svc, &cfg, true);
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 3);
+	ck_assert_uint_eq(ldns_pkt_arcount(reply), 3);
+	rr = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_SRV);
+	ck_assert_uint_eq(ldns_rr_ttl(rr), 9);
+	assert_rdf(ldns_rr_owner(rr), "_web._tcp.service.consul.");
+	ck_assert_uint_eq(ldns_rdf2native_int16(ldns_rr_rdf(rr, 0)), 1);
+	ck_assert_uint_eq(ldns_rdf2native_int16(ldns_rr_rdf(rr, 1)), 1);
+	ck_assert_uint_eq(ldns_rdf2native_int16(ldns_rr_rdf(rr, 2)), 8001);
+	assert_rdf(ldns_rr_rdf(rr, 3), "n1.node.dc1.consul.");
+	rr = ldns_rr_list_rr(ldns_pkt_additional(reply), 0);
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_A);
+	assert_rdf(ldns_rr_owner(rr), "n1.node.dc1.consul.");
+	assert_rdf(ldns_rr_rdf(rr, 0), "10.0.0.1");
+	/* a service address: the addr form */
+	rr = ldns_rr_list_rr(ldns_pkt_answer(reply), 2);
+	assert_rdf(ldns_rr_rdf(rr, 3), "c0a80103.addr.dc1.consul.");
+	rr = ldns_rr_list_rr(ldns_pkt_additional(reply), 2);
+	assert_rdf(ldns_rr_owner(rr), "c0a80103.addr.dc1.consul.");
+	assert_rdf(ldns_rr_rdf(rr, 0), "192.168.1.3");
+	ldns_pkt_free(reply);
+
+	/* the datacenter asked for names the targets */
+	reply = run_svc("db.web.service.dc2.consul.", LDNS_RR_TYPE_SRV, &svc, &cfg, false);
+	assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 1), 3),
+		   "n2.node.dc2.consul.");
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_service_negative)
+{
+	struct dns_service_result none = {.status = 0, .v = NULL, .n = 0};
+	struct dns_service_result failed = {.status = -ETIMEDOUT};
+	ldns_pkt *reply;
+
+	/* no healthy instance: NXDOMAIN with the SOA, as Consul */
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &none, &cfg, true);
+	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(reply);
+	reply = run_svc("_web._tcp.service.consul.", LDNS_RR_TYPE_SRV, &none, &cfg, true);
+	assert_negative(reply, LDNS_RCODE_NXDOMAIN);
+	ldns_pkt_free(reply);
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &failed, &cfg, true);
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_SERVFAIL);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
+START_TEST(test_service_truncation)
+{
+	struct dns_instance v[40];
+	char addrs[40][16];
+	struct dns_answer_cfg c = cfg;
+	struct dns_service_result svc = {.status = 0, .v = v, .n = 40};
+	ldns_pkt *reply;
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(addrs[i], sizeof(addrs[i]), "10.1.0.%d", i + 1);
+		v[i] = (struct dns_instance){.node = "n", .node_address = addrs[i], .port = 1};
+	}
+	c.udp_answer_limit = 100;
+	/* 40 A records do not fit 512 bytes: TC, fewer records */
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &svc, &c, true);
+	ck_assert(ldns_pkt_tc(reply));
+	ck_assert_uint_gt(ldns_pkt_ancount(reply), 0);
+	ck_assert_uint_lt(ldns_pkt_ancount(reply), 40);
+	ldns_pkt_free(reply);
+	/* TCP: all */
+	reply = run_svc("web.service.consul.", LDNS_RR_TYPE_A, &svc, &c, false);
+	ck_assert(!ldns_pkt_tc(reply));
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 40);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
 Suite *dns_answer_suite(void)
 {
 	Suite *s = suite_create("dns_answer");
@@ -532,6 +722,11 @@ Suite *dns_answer_suite(void)
 	tcase_add_test(tc, test_edns_limits);
 	tcase_add_test(tc, test_badvers);
 	tcase_add_test(tc, test_truncation);
+	tcase_add_test(tc, test_service_a);
+	tcase_add_test(tc, test_service_dedup_and_aaaa);
+	tcase_add_test(tc, test_service_srv);
+	tcase_add_test(tc, test_service_negative);
+	tcase_add_test(tc, test_service_truncation);
 	suite_add_tcase(s, tc);
 	return s;
 }
