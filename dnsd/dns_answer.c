@@ -18,6 +18,30 @@
 /* The largest DNS message (RFC 1035 4.2.2: 16-bit TCP length). */
 #define DNS_TCP_MAX 65535
 
+uint32_t dns_service_ttl(const struct dns_answer_cfg *cfg, const char *service)
+{
+	size_t best = 0;
+	bool have = false;
+	uint32_t ttl = cfg->service_ttl_s;
+
+	for (size_t i = 0; i < cfg->n_service_ttls; i++) {
+		const struct dns_ttl_rule *r = &cfg->service_ttls[i];
+		size_t n = strlen(r->pattern);
+
+		if (n > 0 && r->pattern[n - 1] == '*') {
+			n--;
+			if (strncasecmp(service, r->pattern, n) != 0 || (have && n < best))
+				continue;
+			best = n;
+			have = true;
+			ttl = r->ttl_s;
+		} else if (strcasecmp(service, r->pattern) == 0) {
+			return r->ttl_s; /* exact beats every prefix */
+		}
+	}
+	return ttl;
+}
+
 enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t len,
 				const struct dns_answer_cfg *cfg)
 {

@@ -35,17 +35,26 @@
 /* Largest EDNS0 payload we advertise and honour. */
 #define DNS_UDP_MAX 4096
 
+/* One dns_config.service_ttl entry: a service name, or a prefix ending in
+ * '*' ("*" alone matches every service). */
+struct dns_ttl_rule {
+	const char *pattern; /* lower-case */
+	uint32_t ttl_s;
+};
+
 struct dns_answer_cfg {
-	const char *domain;	   /* "consul." */
-	const char *alt_domain;	   /* NULL when unset */
-	uint32_t node_ttl_s;	   /* TTL of node records */
-	uint32_t soa_min_ttl_s;	   /* SOA minimum and the SOA's own TTL */
-	bool enable_truncate;	   /* set TC when a UDP answer was cut */
-	bool node_meta_txt;	   /* node meta as TXT in the additional section of
-				      A/AAAA answers (Consul's
-				      enable_additional_node_meta_txt, default on) */
-	const char *datacenter;	   /* local datacenter, for SRV targets ("dc1") */
-	uint32_t service_ttl_s;	   /* TTL of service records */
+	const char *domain;			 /* "consul." */
+	const char *alt_domain;			 /* NULL when unset */
+	uint32_t node_ttl_s;			 /* TTL of node records */
+	uint32_t soa_min_ttl_s;			 /* SOA minimum and the SOA's own TTL */
+	bool enable_truncate;			 /* set TC when a UDP answer was cut */
+	bool node_meta_txt;			 /* node meta as TXT in the additional section of
+						    A/AAAA answers (Consul's
+						    enable_additional_node_meta_txt, default on) */
+	const char *datacenter;			 /* local datacenter, for SRV targets ("dc1") */
+	uint32_t service_ttl_s;			 /* TTL of service records without a rule */
+	const struct dns_ttl_rule *service_ttls; /* dns_config.service_ttl */
+	size_t n_service_ttls;
 	uint32_t udp_answer_limit; /* service answers over UDP (0: no limit) */
 	uint32_t a_record_limit;   /* service answers everywhere (0: no limit) */
 };
@@ -101,6 +110,11 @@ struct dns_service_result {
 	size_t n;
 	uint32_t ttl_s; /* TTL of these records (service_ttl for the name) */
 };
+
+/* The TTL of service's records, as Consul picks it: an exact rule, else
+ * the longest matching prefix rule ("web*", "*"), else
+ * cfg->service_ttl_s. Service names compare case-insensitively. */
+uint32_t dns_service_ttl(const struct dns_answer_cfg *cfg, const char *service);
 
 /* Parses wire (len bytes; borrowed) into *q. Returns a DNS_ACT_* value;
  * q must be passed to dns_query_close() whatever the result. Never fails:

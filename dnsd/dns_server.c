@@ -205,7 +205,8 @@ static void on_service_reply(void *ctx, int status, const struct proto_msg *repl
 {
 	struct pending *p = ctx;
 	struct dns_server *s = p->srv;
-	struct dns_service_result res = {.status = status, .ttl_s = s->cfg.answer.service_ttl_s};
+	struct dns_service_result res = {
+	    .status = status, .ttl_s = dns_service_ttl(&s->cfg.answer, p->q.name.target)};
 	struct dns_instance *v = NULL;
 
 	if (status == 0 && s->raftd_down) {

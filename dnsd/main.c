@@ -35,8 +35,46 @@ static bool node_meta_txt(const struct config *cfg)
 	return v && json_is_boolean(v) ? json_is_true(v) : true;
 }
 
+/* dns_config.service_ttl: {"name": "5s", "prefix*": "1s", "*": "3s"}, as
+ * rules for dns_service_ttl(), borrowing the keys from the merged JSON
+ * (matched case-insensitively); entries that are not durations are
+ * skipped with a warning (config.c has checked "*" already). Returns the
+ * count; *out is malloc'd (NULL when none). */
+static size_t service_ttl_rules(const struct config *cfg, struct dns_ttl_rule **out)
+{
+	json_t *dns = cfg->json ? json_object_get(cfg->json, "dns_config") : NULL;
+	json_t *st = dns ? json_object_get(dns, "service_ttl") : NULL;
+	struct dns_ttl_rule *v;
+	const char *key;
+	json_t *val;
+	size_t n = 0;
+
+	*out = NULL;
+	if (!json_is_object(st) || json_object_size(st) == 0)
+		return 0;
+	v = calloc(json_object_size(st), sizeof(*v));
+	if (!v)
+		return 0;
+	json_object_foreach(st, key, val)
+	{
+		uint64_t ms;
+
+		if (!json_is_string(val) || config_duration_ms(json_string_value(val), &ms) < 0) {
+			log_warn("dns_config.service_ttl.%s: not a duration, ignored", key);
+			continue;
+		}
+		v[n].pattern = key;
+		v[n].ttl_s = (uint32_t)(ms / 1000);
+		n++;
+	}
+	*out = v;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
+	struct dns_ttl_rule *ttl_rules = NULL;
+	size_t n_ttl_rules = 0;
 	struct config cfg = {0};
 	struct loop *l = NULL;
 	void *zctx = NULL;
@@ -72,6 +110,7 @@ int main(int argc, char **argv)
 		log_error("cannot connect to raftd at %s", endpoint);
 		goto out;
 	}
+	n_ttl_rules = service_ttl_rules(&cfg, &ttl_rules);
 	srv = dns_server_new(rpc, &(struct dns_server_cfg){
 				      .answer =
 					  {
@@ -83,6 +122,8 @@ int main(int argc, char **argv)
 					      .node_meta_txt = node_meta_txt(&cfg),
 					      .datacenter = cfg.datacenter,
 					      .service_ttl_s = cfg.dns.service_ttl_s,
+					      .service_ttls = ttl_rules,
+					      .n_service_ttls = n_ttl_rules,
 					      .udp_answer_limit = cfg.dns.udp_answer_limit,
 					      .a_record_limit = cfg.dns.a_record_limit,
 					  },
@@ -129,6 +170,7 @@ out:
 		dns_udp_close(udp[i]);
 	}
 	dns_server_free(srv);
+	free(ttl_rules);
 	rpc_client_free(rpc);
 	if (zctx)
 		zmq_ctx_term(zctx);

@@ -27,8 +27,8 @@ static void ptest_setup(void)
 	f = fopen(cfg_path, "w");
 	if (f) {
 		/* a UDP limit above the 40-instance service, so truncation shows */
-		fputs("{\"dns_config\": {\"udp_answer_limit\": 50, \"service_ttl\": {\"*\": "
-		      "\"7s\"}}}\n",
+		fputs("{\"dns_config\": {\"udp_answer_limit\": 50, \"service_ttl\": "
+		      "{\"*\": \"7s\", \"dead*\": \"1s\", \"many\": \"11s\"}}}\n",
 		      f);
 		fclose(f);
 	}
@@ -352,6 +352,8 @@ START_TEST(truncation_then_tcp)
 	ck_assert(ldns_pkt_tc(p));
 	ck_assert_uint_gt(ldns_pkt_ancount(p), 0);
 	ck_assert_uint_lt(ldns_pkt_ancount(p), 40);
+	/* its own service_ttl rule */
+	ck_assert_uint_eq(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 11);
 	ldns_pkt_free(p);
 	/* over TCP: every instance */
 	p = ask_rcode("many.service.consul.", LDNS_RR_TYPE_A, true, LDNS_RCODE_NOERROR);

@@ -703,6 +703,36 @@ START_TEST(test_service_truncation)
 }
 END_TEST
 
+START_TEST(test_service_ttl_rules)
+{
+	static const struct dns_ttl_rule rules[] = {
+	    {"*", 5}, {"we*", 6}, {"web*", 7}, {"web", 8}, {"db", 9},
+	};
+	struct dns_answer_cfg c = cfg;
+
+	ck_assert_uint_eq(dns_service_ttl(&c, "web"), 9); /* no rules: the default */
+	c.service_ttls = rules;
+	c.n_service_ttls = 5;
+	ck_assert_uint_eq(dns_service_ttl(&c, "web"), 8);
+	ck_assert_uint_eq(dns_service_ttl(&c, "WEB"), 8);
+	ck_assert_uint_eq(dns_service_ttl(&c, "webapp"), 7);
+	ck_assert_uint_eq(dns_service_ttl(&c, "west"), 6);
+	ck_assert_uint_eq(dns_service_ttl(&c, "db"), 9);
+	ck_assert_uint_eq(dns_service_ttl(&c, "dbx"), 5);
+	c.n_service_ttls = 4; /* without "db" */
+	ck_assert_uint_eq(dns_service_ttl(&c, "db"), 5);
+	/* order of the rules does not matter for the longest prefix */
+	{
+		static const struct dns_ttl_rule rev[] = {{"web*", 7}, {"we*", 6}, {"*", 5}};
+
+		c.service_ttls = rev;
+		c.n_service_ttls = 3;
+		ck_assert_uint_eq(dns_service_ttl(&c, "webapp"), 7);
+		ck_assert_uint_eq(dns_service_ttl(&c, "other"), 5);
+	}
+}
+END_TEST
+
 Suite *dns_answer_suite(void)
 {
 	Suite *s = suite_create("dns_answer");
@@ -727,6 +757,7 @@ Suite *dns_answer_suite(void)
 	tcase_add_test(tc, test_service_srv);
 	tcase_add_test(tc, test_service_negative);
 	tcase_add_test(tc, test_service_truncation);
+	tcase_add_test(tc, test_service_ttl_rules);
 	suite_add_tcase(s, tc);
 	return s;
 }
