@@ -142,9 +142,21 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		break;
 	}
 	case ROUTES_OP_RAFT_REMOVE:
+	case ROUTES_OP_SESSION_WRITE:
 		r = proto_msg_make(PROTO_WRITE_REPLY);
 		r.u.write_reply.ok = true;
 		break;
+	case ROUTES_OP_SESSION_QUERY: {
+		static const char *sess[2];
+
+		sess[0] = s;
+		sess[1] = "{\"ID\":\"x\",\"Node\":\"n\",\"CreateIndex\":1}";
+		r = proto_msg_make(PROTO_SESSION_REPLY);
+		r.u.session_reply.index = n;
+		r.u.session_reply.sessions.v = sess;
+		r.u.session_reply.sessions.n = n % 3;
+		break;
+	}
 	case ROUTES_OP_NONE:
 		break;
 	}

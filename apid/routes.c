@@ -12,6 +12,7 @@
 #include "agent_api.h"
 #include "arena.h"
 #include "catalog_api.h"
+#include "session_api.h"
 #include "config.h"
 #include "err.h"
 #include "query.h"
@@ -108,6 +109,7 @@ enum route {
 	ROUTE_AGENT_LOCAL, /* agent services, checks, maintenance: agent_api.c */
 	ROUTE_RAFT_CONFIG, /* operator/raft/configuration */
 	ROUTE_RAFT_PEER,   /* operator/raft/peer */
+	ROUTE_SESSION,	   /* /v1/session/: session_api.c */
 };
 
 struct route_def {
@@ -139,6 +141,7 @@ static const struct route_def route_defs[] = {
     {"/v1/agent/maintenance", ROUTE_AGENT_LOCAL, "OPTIONS,PUT"},
     {"/v1/agent/health/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
     {"/v1/health/", ROUTE_CATALOG, "OPTIONS,GET"},
+    {"/v1/session/", ROUTE_SESSION, "OPTIONS,GET,PUT"},
 };
 
 static const struct route_def *route_match(const char *path)
@@ -698,6 +701,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return keyring_dispatch(req, a, out);
 	case ROUTE_CATALOG:
 		return catalog_api_dispatch(env, req, path, &q, a, out);
+	case ROUTE_SESSION:
+		return session_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
 		return agent_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_RAFT_CONFIG:
@@ -747,7 +752,10 @@ static enum proto_type expected_reply(enum routes_op op)
 	case ROUTES_OP_RAFT_CONFIG:
 		return PROTO_OPERATOR_RAFT_CONFIG_REPLY;
 	case ROUTES_OP_RAFT_REMOVE:
+	case ROUTES_OP_SESSION_WRITE:
 		return PROTO_WRITE_REPLY;
+	case ROUTES_OP_SESSION_QUERY:
+		return PROTO_SESSION_REPLY;
 	case ROUTES_OP_NONE:
 		break;
 	}
@@ -946,6 +954,9 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	case ROUTES_OP_CATALOG_WRITE:
 	case ROUTES_OP_CATALOG_QUERY:
 		return catalog_api_finish(env, call, reply, a, out);
+	case ROUTES_OP_SESSION_WRITE:
+	case ROUTES_OP_SESSION_QUERY:
+		return session_api_finish(env, call, reply, a, out);
 	case ROUTES_OP_AGENT_SELF:
 	case ROUTES_OP_EVENT_FIRE:
 		if (reply->u.event_fire_reply.events.n != 1)

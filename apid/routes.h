@@ -81,6 +81,8 @@ enum routes_op {
 	ROUTES_OP_CATALOG_QUERY, /* catalog_api.c: /v1/catalog/..., /v1/health/... */
 	ROUTES_OP_RAFT_CONFIG,	 /* operator/raft/configuration */
 	ROUTES_OP_RAFT_REMOVE,	 /* DELETE operator/raft/peer */
+	ROUTES_OP_SESSION_WRITE, /* session_api.c: session create, destroy */
+	ROUTES_OP_SESSION_QUERY, /* session_api.c: info, node, list, renew */
 };
 
 enum routes_peer {

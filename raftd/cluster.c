@@ -426,6 +426,8 @@ static uint64_t wait_of(const struct proto_msg *m)
 		return m->u.catalog_node.min_index ? m->u.catalog_node.wait_ms : 0;
 	case PROTO_CATALOG_QUERY:
 		return m->u.catalog_query.min_index ? m->u.catalog_query.wait_ms : 0;
+	case PROTO_SESSION_QUERY:
+		return m->u.session_query.min_index ? m->u.session_query.wait_ms : 0;
 	default:
 		return 0;
 	}
@@ -486,7 +488,8 @@ static enum rpc_disposition park_until_leader(struct cluster *c, struct rpc_req 
 static bool is_write(unsigned type)
 {
 	return type == PROTO_KV_PUT || type == PROTO_KV_DELETE || type == PROTO_CATALOG_REGISTER ||
-	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE;
+	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE ||
+	       type == PROTO_SESSION_WRITE;
 }
 
 static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
@@ -500,6 +503,9 @@ static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 		return true;
 	case PROTO_CATALOG_QUERY:
 		*mode = m->u.catalog_query.mode;
+		return true;
+	case PROTO_SESSION_QUERY:
+		*mode = m->u.session_query.mode;
 		return true;
 	case PROTO_OPERATOR_RAFT_CONFIG:
 		*mode = 0; /* the leader's view, as Consul serves it */

@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "catalog.h"
+#include "session.h"
 #include "err.h"
 #include "mp.h"
 #include "store.h"
@@ -471,6 +472,14 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 		if (n != 4)
 			break;
 		return catalog_apply_deregister(txn, index, &r, out, change, ctx);
+	case FSM_OP_SESSION_CREATE:
+		if (n != 3)
+			break;
+		return session_apply_create(txn, index, &r, out, change, ctx);
+	case FSM_OP_SESSION_DESTROY:
+		if (n != 2)
+			break;
+		return session_apply_destroy(txn, index, &r, out, change, ctx);
 	default:
 		break;
 	}

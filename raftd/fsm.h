@@ -36,6 +36,8 @@ enum fsm_op {
 	FSM_OP_NODE_REGISTER = 3,
 	FSM_OP_CATALOG_REGISTER = 4,   /* catalog.h */
 	FSM_OP_CATALOG_DEREGISTER = 5, /* catalog.h */
+	FSM_OP_SESSION_CREATE = 6,     /* session.h */
+	FSM_OP_SESSION_DESTROY = 7,    /* session.h */
 };
 
 /* Watch spaces, for change notifications. */
@@ -43,6 +45,7 @@ enum fsm_space {
 	FSM_SPACE_KV = 0,    /* key is a KV key */
 	FSM_SPACE_NODES = 1, /* key is a lower-cased node name */
 	FSM_SPACE_CATALOG = 2, /* key names a catalog index (catalog.h) */
+	FSM_SPACE_SESSIONS = 3, /* key "sessions" (session.h) */
 };
 
 /* Outcome of applying one command. */

@@ -21,6 +21,7 @@
 #include "raft/raft.h"
 #include "replica.h"
 #include "rpc.h"
+#include "session.h"
 #include "store.h"
 #include "watch.h"
 
@@ -101,6 +102,21 @@ static int evaluate(struct server *s, struct store_txn *txn, const struct proto_
 
 	if (q->type == PROTO_CATALOG_QUERY)
 		return catalog_evaluate(s, txn, q, out);
+	if (q->type == PROTO_SESSION_QUERY) {
+		const char **v;
+		size_t n;
+		uint64_t index;
+
+		rc = session_query(txn, &s->scratch, (unsigned)q->u.session_query.view,
+				   q->u.session_query.arg, &v, &n, &index);
+		if (rc < 0)
+			return rc;
+		*out = proto_msg_make(PROTO_SESSION_REPLY);
+		out->u.session_reply.index = index;
+		out->u.session_reply.sessions.v = v;
+		out->u.session_reply.sessions.n = n;
+		return 0;
+	}
 	if (q->type == PROTO_KV_GET) {
 		const struct proto_kv_get *g = &q->u.kv_get;
 		const char *key = g->key ? g->key : "";
@@ -143,6 +159,8 @@ static uint64_t min_index_of(const struct proto_msg *q)
 {
 	if (q->type == PROTO_CATALOG_QUERY)
 		return q->u.catalog_query.min_index;
+	if (q->type == PROTO_SESSION_QUERY)
+		return q->u.session_query.min_index;
 	return q->type == PROTO_KV_GET ? q->u.kv_get.min_index : q->u.catalog_node.min_index;
 }
 
@@ -166,6 +184,9 @@ static void stamp_leader_meta(const struct server *s, struct proto_msg *out)
 	} else if (out->type == PROTO_CATALOG_NODE_REPLY) {
 		out->u.catalog_node_reply.known_leader = known;
 		out->u.catalog_node_reply.last_contact_ms = contact;
+	} else if (out->type == PROTO_SESSION_REPLY) {
+		out->u.session_reply.known_leader = known;
+		out->u.session_reply.last_contact_ms = contact;
 	}
 }
 
@@ -194,6 +215,7 @@ static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, 
 	stamp_leader_meta(s, &out);
 	index = out.type == PROTO_KV_GET_REPLY	     ? out.u.kv_get_reply.index
 		: out.type == PROTO_CATALOG_QUERY_REPLY ? out.u.catalog_query_reply.index
+		: out.type == PROTO_SESSION_REPLY	? out.u.session_reply.index
 							: out.u.catalog_node_reply.index;
 	if (!force && min > 0 && index <= min) {
 		arena_reset(&s->scratch);
@@ -289,8 +311,14 @@ static enum rpc_disposition park(struct server *s, struct store_txn *txn, struct
 		arm_timer(s);
 		return RPC_KEEP;
 	}
+	if (q->type == PROTO_SESSION_QUERY)
+		wait = q->u.session_query.wait_ms;
 	wait = watch_wait_ms(wait, rng_next(s));
-	if (q->type == PROTO_KV_GET) {
+	if (q->type == PROTO_SESSION_QUERY) {
+		space = FSM_SPACE_SESSIONS;
+		key = "sessions";
+		prefix = false;
+	} else if (q->type == PROTO_KV_GET) {
 		space = FSM_SPACE_KV;
 		key = q->u.kv_get.key ? q->u.kv_get.key : "";
 		prefix = q->u.kv_get.recurse || q->u.kv_get.keys_only;
@@ -317,6 +345,7 @@ static enum rpc_disposition handle_read(struct server *s, struct rpc_req *req)
 	enum rpc_disposition disp = RPC_DONE;
 	const char *dc = req->msg.type == PROTO_KV_GET	      ? req->msg.u.kv_get.dc
 			 : req->msg.type == PROTO_CATALOG_QUERY ? req->msg.u.catalog_query.dc
+			 : req->msg.type == PROTO_SESSION_QUERY ? req->msg.u.session_query.dc
 								: req->msg.u.catalog_node.dc;
 
 	if (!dc_ok(s, dc)) {
@@ -477,6 +506,30 @@ static enum rpc_disposition handle_catalog_write(struct server *s, struct rpc_re
 	return propose(s, req);
 }
 
+/* /v1/session/create and destroy, as one log command each. */
+static enum rpc_disposition handle_session_write(struct server *s, struct rpc_req *req)
+{
+	const struct proto_session_write *w = &req->msg.u.session_write;
+
+	if (!dc_ok(s, w->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (!w->id || !*w->id || strlen(w->id) > 64) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Missing session");
+		return RPC_DONE;
+	}
+	if (w->op == 1 && w->session)
+		session_cmd_create(&s->cmd, w->id, w->session);
+	else if (w->op == 2)
+		session_cmd_destroy(&s->cmd, w->id);
+	else {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Invalid session operation");
+		return RPC_DONE;
+	}
+	return propose(s, req);
+}
+
 /* After the commit: one reply per write. */
 static void on_applied(void *ctx, void *ud, uint64_t index, const struct fsm_result *res)
 {
@@ -606,7 +659,10 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 	case PROTO_CATALOG_WRITE:
 		return handle_catalog_write(s, req);
 	case PROTO_CATALOG_QUERY:
+	case PROTO_SESSION_QUERY:
 		return handle_read(s, req);
+	case PROTO_SESSION_WRITE:
+		return handle_session_write(s, req);
 	case PROTO_OPERATOR_RAFT_CONFIG:
 	case PROTO_OPERATOR_RAFT_REMOVE:
 		return operator_handle(s->rp, req);

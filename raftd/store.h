@@ -32,7 +32,8 @@ enum store_table {
 	STORE_SERVICES = 6, /* catalog services: lc node NUL service id -> msgpack (catalog.c) */
 	STORE_CHECKS = 7,   /* catalog checks: lc node NUL check id -> msgpack (catalog.c) */
 	STORE_SVC_NAMES = 8, /* service name NUL lc node NUL service id -> empty */
-	STORE_N_TABLES = 9,
+	STORE_SESSIONS = 9,  /* sessions: ID -> JSON object text (session.c) */
+	STORE_N_TABLES = 10,
 };
 
 /* Longest key any table accepts, bytes (LMDB's compile-time limit). */

@@ -45,6 +45,7 @@ static const char *const table_names[STORE_N_TABLES] = {
     [STORE_SERVICES] = "catalog_services",
     [STORE_CHECKS] = "catalog_checks",
     [STORE_SVC_NAMES] = "catalog_service_names",
+    [STORE_SESSIONS] = "sessions",
 };
 
 /* Translates an LMDB return code, remembering its text. */

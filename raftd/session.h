@@ -1,0 +1,53 @@
+/* Sessions as replicated state (Consul's /v1/session), applied by
+ * fsm_apply.
+ *
+ * Commands (log payloads; never change a layout):
+ *   [6, id, session_json]   session create: a JSON object text with Name,
+ *                           Node, LockDelay (ns), Behavior, TTL,
+ *                           NodeChecks, ServiceChecks (apid validated it)
+ *   [7, id]                 session destroy (a missing ID is not an error)
+ *
+ * Table (store.h): STORE_SESSIONS ID -> the JSON object text as Consul
+ * shows it, with ID, CreateIndex and ModifyIndex set at apply time.
+ * STORE_INDEX "sessions" is the table's index (creates and destroys).
+ * Changes are reported in FSM_SPACE_SESSIONS under the key "sessions". */
+#ifndef CAIRN_RAFTD_SESSION_H
+#define CAIRN_RAFTD_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fsm.h"
+#include "proto.h"
+
+struct arena;
+struct mp_reader;
+struct mp_writer;
+struct store_txn;
+
+/* Read views (the SESSION_QUERY view field). */
+enum session_view {
+	SESSION_VIEW_INFO = 1,	/* /v1/session/info/<id> */
+	SESSION_VIEW_NODE = 2,	/* /v1/session/node/<node> */
+	SESSION_VIEW_LIST = 3,	/* /v1/session/list */
+	SESSION_VIEW_RENEW = 4, /* /v1/session/renew/<id>: info, answered by the leader */
+};
+
+/* Encode commands into w (reset first). Strings borrowed. */
+void session_cmd_create(struct mp_writer *w, const char *id, const char *json);
+void session_cmd_destroy(struct mp_writer *w, const char *id);
+
+/* Apply a create / destroy whose op and array header fsm_apply read. */
+int session_apply_create(struct store_txn *txn, uint64_t index, struct mp_reader *r,
+			 struct fsm_result *out, fsm_change_fn change, void *ctx);
+int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reader *r,
+			  struct fsm_result *out, fsm_change_fn change, void *ctx);
+
+/* Evaluates a view: the matching sessions' JSON texts (ID order) into
+ * *out_v / *out_n and the sessions table's index (never 0), all in a.
+ * arg is the ID or node name. Returns 0, CAIRN_E_BADREQ for an unknown
+ * view, -ENOMEM or a store error. */
+int session_query(struct store_txn *txn, struct arena *a, unsigned view, const char *arg,
+		  const char ***out_v, size_t *out_n, uint64_t *out_index);
+
+#endif

@@ -1,0 +1,221 @@
+/* Sessions as replicated state (raftd/session.c) on LMDB: create, the
+ * info/node/list views, destroy, indexes and change notifications. */
+#include <check.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "err.h"
+#include "fsm.h"
+#include "mp.h"
+#include "session.h"
+#include "store.h"
+
+static char dir[256];
+static struct store *st;
+static struct arena ar;
+static struct mp_writer w;
+static int n_changed;
+
+static void rmtree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	if (!d) {
+		(void)unlink(path);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char sub[600];
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		rmtree(sub);
+	}
+	closedir(d);
+	(void)rmdir(path);
+}
+
+static void setup(void)
+{
+	char err[256], sub[300];
+	const char *base = getenv("TMPDIR");
+
+	snprintf(dir, sizeof(dir), "%s/cairn-session-test-XXXXXX", base && *base ? base : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/raft", dir);
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	ck_assert_int_eq(store_open(sub, 64ull << 20, &st, err, sizeof(err)), 0);
+	arena_init(&ar, 0);
+	mp_writer_init(&w);
+}
+
+static void teardown(void)
+{
+	mp_writer_close(&w);
+	arena_close(&ar);
+	store_close(st);
+	rmtree(dir);
+}
+
+static void on_change(void *ctx, enum fsm_space space, const char *key, size_t klen)
+{
+	(void)ctx;
+	if (space == FSM_SPACE_SESSIONS && klen == 8 && !memcmp(key, "sessions", 8))
+		n_changed++;
+}
+
+static struct fsm_result apply_w(uint64_t index)
+{
+	struct store_txn *txn;
+	struct fsm_result res;
+
+	n_changed = 0;
+	ck_assert_int_eq(w.err, 0);
+	ck_assert_int_eq(store_txn_begin(st, true, &txn), 0);
+	ck_assert_int_eq(fsm_apply(txn, index, w.buf, w.len, &res, on_change, NULL), 0);
+	ck_assert_int_eq(store_txn_commit(txn), 0);
+	return res;
+}
+
+/* Runs a view; returns the sessions as one JSON array (caller frees). */
+static json_t *view(unsigned v, const char *arg, uint64_t *index)
+{
+	struct store_txn *txn;
+	const char **s;
+	size_t n;
+	json_t *arr = json_array();
+
+	ck_assert_int_eq(store_txn_begin(st, false, &txn), 0);
+	ck_assert_int_eq(session_query(txn, &ar, v, arg, &s, &n, index), 0);
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_loads(s[i], 0, NULL);
+
+		ck_assert_ptr_nonnull(o);
+		json_array_append_new(arr, o);
+	}
+	store_txn_abort(txn);
+	arena_reset(&ar);
+	return arr;
+}
+
+static const char *S1 = "{\"Name\":\"a\",\"Node\":\"n1\",\"LockDelay\":15000000000,"
+			"\"Behavior\":\"release\",\"TTL\":\"\",\"NodeChecks\":[\"serfHealth\"],"
+			"\"ServiceChecks\":null}";
+static const char *S2 = "{\"Name\":\"b\",\"Node\":\"n2\",\"LockDelay\":0,"
+			"\"Behavior\":\"delete\",\"TTL\":\"10s\",\"NodeChecks\":[],"
+			"\"ServiceChecks\":null}";
+
+START_TEST(create_views_destroy)
+{
+	struct fsm_result res;
+	uint64_t idx;
+	json_t *a, *s;
+
+	a = view(SESSION_VIEW_LIST, "", &idx);
+	ck_assert_uint_eq(json_array_size(a), 0);
+	ck_assert_uint_eq(idx, 1); /* never 0 */
+	json_decref(a);
+
+	session_cmd_create(&w, "id-1", S1);
+	res = apply_w(5);
+	ck_assert_int_eq(res.code, 0);
+	ck_assert(res.ok);
+	ck_assert_int_eq(n_changed, 1);
+	session_cmd_create(&w, "id-2", S2);
+	ck_assert_int_eq(apply_w(7).code, 0);
+
+	a = view(SESSION_VIEW_INFO, "id-1", &idx);
+	ck_assert_uint_eq(idx, 7);
+	ck_assert_uint_eq(json_array_size(a), 1);
+	s = json_array_get(a, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(s, "ID")), "id-1");
+	ck_assert_str_eq(json_string_value(json_object_get(s, "Node")), "n1");
+	ck_assert_int_eq(json_integer_value(json_object_get(s, "CreateIndex")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(s, "ModifyIndex")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(s, "LockDelay")), 15000000000);
+	json_decref(a);
+
+	a = view(SESSION_VIEW_NODE, "n2", &idx);
+	ck_assert_uint_eq(json_array_size(a), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 0), "ID")), "id-2");
+	json_decref(a);
+	a = view(SESSION_VIEW_LIST, "", &idx);
+	ck_assert_uint_eq(json_array_size(a), 2);
+	json_decref(a);
+
+	/* the same ID twice is refused, state untouched */
+	session_cmd_create(&w, "id-1", S2);
+	res = apply_w(8);
+	ck_assert_int_eq(res.code, CAIRN_E_BADREQ);
+	a = view(SESSION_VIEW_INFO, "id-1", &idx);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 0), "Node")), "n1");
+	ck_assert_uint_eq(idx, 7);
+	json_decref(a);
+
+	session_cmd_destroy(&w, "id-1");
+	res = apply_w(9);
+	ck_assert_int_eq(res.code, 0);
+	ck_assert(res.ok);
+	ck_assert_int_eq(n_changed, 1);
+	a = view(SESSION_VIEW_INFO, "id-1", &idx);
+	ck_assert_uint_eq(json_array_size(a), 0);
+	ck_assert_uint_eq(idx, 9);
+	json_decref(a);
+	a = view(SESSION_VIEW_RENEW, "id-2", &idx);
+	ck_assert_uint_eq(json_array_size(a), 1);
+	json_decref(a);
+
+	/* destroying a missing session succeeds and changes nothing */
+	session_cmd_destroy(&w, "id-1");
+	res = apply_w(10);
+	ck_assert_int_eq(res.code, 0);
+	ck_assert_int_eq(n_changed, 0);
+	a = view(SESSION_VIEW_LIST, "", &idx);
+	ck_assert_uint_eq(idx, 9);
+	ck_assert_uint_eq(json_array_size(a), 1);
+	json_decref(a);
+}
+END_TEST
+
+START_TEST(malformed_commands)
+{
+	struct fsm_result res;
+
+	session_cmd_create(&w, "id-x", "not json");
+	res = apply_w(3);
+	ck_assert_int_eq(res.code, CAIRN_E_BADREQ);
+	session_cmd_create(&w, "id-x", "{\"Name\":\"no node\"}");
+	res = apply_w(4);
+	ck_assert_int_eq(res.code, CAIRN_E_BADREQ);
+	session_cmd_destroy(&w, "");
+	res = apply_w(5);
+	ck_assert_int_eq(res.code, CAIRN_E_PROTO);
+	ck_assert_int_eq(n_changed, 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("raftd-session");
+	TCase *tc = tcase_create("session");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, create_views_destroy);
+	tcase_add_test(tc, malformed_commands);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
