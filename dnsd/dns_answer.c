@@ -42,6 +42,68 @@ uint32_t dns_service_ttl(const struct dns_answer_cfg *cfg, const char *service)
 	return ttl;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int dns_reverse_parse(const char *qname, char *out, size_t outlen)
+{
+	char name[DNS_NAME_TEXT_MAX + 2], *lab[40];
+	size_t len = strlen(qname), n = 0;
+	uint8_t bytes[16];
+
+	if (len > 0 && qname[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_NAME_TEXT_MAX)
+		return -EINVAL;
+	memcpy(name, qname, len);
+	name[len] = '\0';
+	for (char *p = name;;) {
+		char *dot = strchr(p, '.');
+
+		if (n == sizeof(lab) / sizeof(lab[0]))
+			return -EINVAL;
+		lab[n++] = p;
+		if (!dot)
+			break;
+		*dot = '\0';
+		p = dot + 1;
+	}
+	if (n == 6 && strcasecmp(lab[4], "in-addr") == 0 && strcasecmp(lab[5], "arpa") == 0) {
+		for (size_t i = 0; i < 4; i++) {
+			char *end;
+			unsigned long v = strtoul(lab[3 - i], &end, 10);
+
+			if (!*lab[3 - i] || *end || v > 255 || strlen(lab[3 - i]) > 3 ||
+			    (lab[3 - i][0] == '0' && lab[3 - i][1]))
+				return -EINVAL;
+			bytes[i] = (uint8_t)v;
+		}
+		return inet_ntop(AF_INET, bytes, out, (socklen_t)outlen) ? 0 : -EINVAL;
+	}
+	if (n == 34 && strcasecmp(lab[32], "ip6") == 0 && strcasecmp(lab[33], "arpa") == 0) {
+		for (size_t i = 0; i < 32; i++) {
+			int v = strlen(lab[31 - i]) == 1 ? hexval(lab[31 - i][0]) : -1;
+
+			if (v < 0)
+				return -EINVAL;
+			if (i % 2 == 0)
+				bytes[i / 2] = (uint8_t)(v << 4);
+			else
+				bytes[i / 2] |= (uint8_t)v;
+		}
+		return inet_ntop(AF_INET6, bytes, out, (socklen_t)outlen) ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
 enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t len,
 				const struct dns_answer_cfg *cfg)
 {
@@ -107,6 +169,15 @@ enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t
 	q->name_ok = rc == 0;
 	if (!q->name_ok)
 		return DNS_ACT_REPLY; /* NXDOMAIN: only names in the domain are checked */
+	if (q->name.kind == DNS_NAME_FOREIGN && q->qtype == LDNS_RR_TYPE_PTR) {
+		text = ldns_rdf2str(ldns_rr_owner(question));
+		rc = text ? dns_reverse_parse(text, q->ptr_addr, sizeof(q->ptr_addr)) : -ENOMEM;
+		free(text);
+		if (rc == 0) {
+			q->ptr = true;
+			return DNS_ACT_PTR;
+		}
+	}
 	if (q->name.kind == DNS_NAME_FOREIGN) {
 		q->rcode = LDNS_RCODE_REFUSED;
 		return DNS_ACT_REPLY;
@@ -344,17 +415,6 @@ static int add_meta_txt(ldns_pkt *reply, ldns_pkt_section section, const struct 
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* <hex>.addr: 8 hex digits are an IPv4 address, 32 an IPv6 one (Consul's
  * addr form). The name parser has checked the digits. */
 static int add_hex_address(ldns_pkt *reply, const struct dns_query *q, uint32_t ttl_s)
@@ -510,6 +570,42 @@ static int answer_service(ldns_pkt *reply, const struct dns_query *q,
 	return 0;
 }
 
+/* PTR answers naming each node of ptr; REFUSED when there is none (the
+ * name is then answered as any name outside the domain). */
+static int answer_ptr(ldns_pkt *reply, const struct dns_query *q, const struct dns_ptr_result *ptr,
+		      const struct dns_answer_cfg *cfg)
+{
+	const char *dc = cfg->datacenter ? cfg->datacenter : "dc1";
+	size_t dlen = strlen(cfg->domain);
+	const char *dot = dlen > 0 && cfg->domain[dlen - 1] == '.' ? "" : ".";
+
+	if (!ptr || (ptr->status < 0 && ptr->status != CAIRN_E_NOTFOUND)) {
+		ldns_pkt_set_rcode(reply, LDNS_RCODE_SERVFAIL);
+		return 0;
+	}
+	for (size_t i = 0; i < ptr->n; i++) {
+		char target[DNS_NAME_TEXT_MAX + 8];
+		ldns_rdf *rdf;
+		int n, rc;
+
+		n = snprintf(target, sizeof(target), "%s.node.%s.%s%s", ptr->nodes[i], dc,
+			     cfg->domain, dot);
+		if (n < 0 || (size_t)n >= sizeof(target))
+			continue;
+		rdf = ldns_dname_new_frm_str(target);
+		if (!rdf)
+			continue; /* a node name that is no DNS name */
+		rc = add_record(reply, q, LDNS_RR_TYPE_PTR, cfg->node_ttl_s, rdf);
+		if (rc < 0)
+			return rc;
+	}
+	if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)
+		ldns_pkt_set_rcode(reply, LDNS_RCODE_REFUSED);
+	else
+		ldns_pkt_set_aa(reply, true);
+	return 0;
+}
+
 /* Fills the answer for a question inside the domain. */
 static int answer_in_domain(ldns_pkt *reply, const struct dns_query *q,
 			    const struct dns_node_result *node,
@@ -575,9 +671,10 @@ nodata:
 	return add_soa(reply, LDNS_SECTION_AUTHORITY, q, cfg, now_s);
 }
 
-int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
-		     const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
-		     uint64_t now_s, bool udp, uint8_t **out_wire, size_t *out_len)
+static int build(const struct dns_query *q, const struct dns_node_result *node,
+		 const struct dns_service_result *svc, const struct dns_ptr_result *ptr,
+		 const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp, uint8_t **out_wire,
+		 size_t *out_len)
 {
 	ldns_pkt *reply = ldns_pkt_new();
 	int rc = 0;
@@ -608,6 +705,10 @@ int dns_answer_build(const struct dns_query *q, const struct dns_node_result *no
 	} else if (q->badvers) {
 		/* BADVERS is 16: upper bits in the OPT, lower in the header */
 		ldns_pkt_set_edns_extended_rcode(reply, 1);
+	} else if (q->ptr) {
+		rc = answer_ptr(reply, q, ptr, cfg);
+		if (rc < 0)
+			goto out;
 	} else {
 		rc = answer_in_domain(reply, q, node, svc, cfg, now_s, udp);
 		if (rc < 0)
@@ -618,6 +719,20 @@ int dns_answer_build(const struct dns_query *q, const struct dns_node_result *no
 out:
 	ldns_pkt_free(reply);
 	return rc;
+}
+
+int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
+		     const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
+		     uint64_t now_s, bool udp, uint8_t **out_wire, size_t *out_len)
+{
+	return build(q, node, svc, NULL, cfg, now_s, udp, out_wire, out_len);
+}
+
+int dns_answer_build_ptr(const struct dns_query *q, const struct dns_ptr_result *ptr,
+			 const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp,
+			 uint8_t **out_wire, size_t *out_len)
+{
+	return build(q, NULL, NULL, ptr, cfg, now_s, udp, out_wire, out_len);
 }
 
 static void fix_counts(ldns_pkt *p)

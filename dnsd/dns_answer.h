@@ -67,6 +67,9 @@ enum dns_action {
 	DNS_ACT_SERVICE = 3, /* look up the healthy instances of service
 				q->name.target (tag q->name.tag, "" any) in
 				q->name.dc, then dns_answer_build() */
+	DNS_ACT_PTR = 4,     /* PTR question for q->ptr_addr (in-addr.arpa or
+				ip6.arpa): find the nodes with that address,
+				then dns_answer_build() */
 };
 
 struct dns_query {
@@ -81,6 +84,8 @@ struct dns_query {
 	ldns_rr_type qtype;   /* the question's type */
 	bool name_ok;	      /* name parsed (false: invalid name in the domain) */
 	struct dns_name name; /* what the question's name means */
+	bool ptr;	      /* a PTR question for a reverse name */
+	char ptr_addr[46];    /* with ptr: the address it names, textual */
 };
 
 /* Result of a node lookup, for dns_answer_build(). */
@@ -116,6 +121,15 @@ struct dns_service_result {
  * cfg->service_ttl_s. Service names compare case-insensitively. */
 uint32_t dns_service_ttl(const struct dns_answer_cfg *cfg, const char *service);
 
+/* Result of a reverse lookup: the names of the nodes with the address.
+ * status as in dns_node_result; n == 0: no node has it (REFUSED, as any
+ * name outside the domain without recursors). */
+struct dns_ptr_result {
+	int status;
+	const char *const *nodes;
+	size_t n;
+};
+
 /* Parses wire (len bytes; borrowed) into *q. Returns a DNS_ACT_* value;
  * q must be passed to dns_query_close() whatever the result. Never fails:
  * malformed packets become FORMERR (when the header is readable; id
@@ -140,6 +154,17 @@ void dns_query_close(struct dns_query *q);
 int dns_answer_build(const struct dns_query *q, const struct dns_node_result *node,
 		     const struct dns_service_result *svc, const struct dns_answer_cfg *cfg,
 		     uint64_t now_s, bool udp, uint8_t **out_wire, size_t *out_len);
+
+/* As dns_answer_build, for DNS_ACT_PTR: PTR records naming
+ * <node>.node.<datacenter>.<domain> for each node in ptr (node_ttl). */
+int dns_answer_build_ptr(const struct dns_query *q, const struct dns_ptr_result *ptr,
+			 const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp,
+			 uint8_t **out_wire, size_t *out_len);
+
+/* Parses a reverse name ("4.3.2.1.in-addr.arpa." or the 32 nibbles of
+ * ip6.arpa, any case, trailing dot optional) into the address's text.
+ * Returns 0, or -EINVAL for any other name. */
+int dns_reverse_parse(const char *qname, char *out, size_t outlen);
 
 /* Encodes reply (whose section counts it fixes) into at most max_len
  * bytes: records are removed from the end of the additional, then the

@@ -2,6 +2,7 @@
  * see dns_server.h. */
 #include "dns_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +307,96 @@ fail:
 	pending_free(p);
 }
 
+/* Same address, whatever its spelling ("::1" and "0:0::1"). */
+static bool same_address(const char *a, const char *b)
+{
+	uint8_t x[16], y[16];
+
+	if (!a || !b)
+		return false;
+	if (inet_pton(AF_INET, a, x) == 1)
+		return inet_pton(AF_INET, b, y) == 1 && memcmp(x, y, 4) == 0;
+	if (inet_pton(AF_INET6, a, x) == 1)
+		return inet_pton(AF_INET6, b, y) == 1 && memcmp(x, y, 16) == 0;
+	return false;
+}
+
+static void respond_ptr(struct dns_server *s, const struct pending *p,
+			const struct dns_ptr_result *res)
+{
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	int rc = dns_answer_build_ptr(&p->q, res, &s->cfg.answer, now_s(), p->udp, &wire, &len);
+
+	if (rc < 0) {
+		log_warn("dns: cannot build the reply to query %u: %s", p->q.id, err_str(rc));
+		return;
+	}
+	p->send(p->owner, &p->peer, wire, len);
+	free(wire);
+}
+
+static void on_ptr_reply(void *ctx, int status, const struct proto_msg *reply)
+{
+	struct pending *p = ctx;
+	struct dns_server *s = p->srv;
+	struct dns_ptr_result res = {.status = status};
+	const char **v = NULL;
+
+	if (status == 0 && reply->type == PROTO_CATALOG_QUERY_REPLY) {
+		const struct proto_catalog_query_reply *r = &reply->u.catalog_query_reply;
+
+		v = r->nodes.n ? calloc(r->nodes.n, sizeof(*v)) : NULL;
+		if (r->nodes.n && !v)
+			res.status = -ENOMEM;
+		for (size_t i = 0; v && i < r->nodes.n; i++)
+			if (r->nodes.v[i].node &&
+			    same_address(r->nodes.v[i].address, p->q.ptr_addr))
+				v[res.n++] = r->nodes.v[i].node;
+		res.nodes = v;
+	} else if (status == 0) {
+		res.status = reply->type == PROTO_ERROR && reply->u.error.code < 0
+				 ? (int)reply->u.error.code
+				 : CAIRN_E_PROTO;
+		log_warn("dns: node list for a PTR query failed: %s",
+			 reply->type == PROTO_ERROR && reply->u.error.message
+			     ? reply->u.error.message
+			     : "?");
+	}
+	pending_unlink(p);
+	respond_ptr(s, p, &res);
+	free(v);
+	pending_free(p);
+}
+
+/* Asks raftd for the nodes (catalog nodes view) to answer a PTR query. */
+static void lookup_ptr(struct dns_server *s, struct pending *p)
+{
+	struct proto_msg req = proto_msg_make(PROTO_CATALOG_QUERY);
+	struct dns_ptr_result fail = {.status = -EAGAIN};
+	int rc;
+
+	if (s->n_pending >= s->cfg.max_pending)
+		goto fail;
+	req.u.catalog_query.view = 1; /* nodes */
+	req.u.catalog_query.mode = s->cfg.allow_stale ? 2 : 0;
+	req.u.catalog_query.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
+	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_ptr_reply, p, &p->call_id);
+	if (rc < 0) {
+		fail.status = rc;
+		goto fail;
+	}
+	p->next = s->head;
+	if (s->head)
+		s->head->prev = p;
+	s->head = p;
+	s->n_pending++;
+	return;
+fail:
+	respond_ptr(s, p, &fail);
+	pending_free(p);
+}
+
 void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp, void *owner,
 		       const struct dns_peer *peer, dns_send_fn send)
 {
@@ -329,6 +420,9 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 		return;
 	case DNS_ACT_SERVICE:
 		lookup_service(s, p); /* takes p */
+		return;
+	case DNS_ACT_PTR:
+		lookup_ptr(s, p); /* takes p */
 		return;
 	case DNS_ACT_REPLY:
 		respond(s, &p->q, NULL, NULL, udp, owner, &p->peer, send);

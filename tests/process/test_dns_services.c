@@ -3,7 +3,7 @@
  * asked over UDP and TCP with ldns-built queries: only healthy instances,
  * SRV with the addresses in the additional section, tag and RFC 2782
  * forms, NXDOMAIN with the SOA, truncation over UDP and the full answer
- * over TCP. */
+ * over TCP, PTR of a known node. */
 #include <arpa/inet.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
@@ -390,6 +390,27 @@ START_TEST(health_change_shows)
 }
 END_TEST
 
+START_TEST(ptr_of_known_node)
+{
+	ldns_pkt *p;
+	char *target;
+
+	REQUIRE_AGENT();
+	register_all();
+	p = ask_rcode("1.0.3.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, false, LDNS_RCODE_NOERROR);
+	ck_assert(ldns_pkt_aa(p));
+	ck_assert_uint_eq(ldns_pkt_ancount(p), 1);
+	target = rdf_text(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	ck_assert_str_eq(target, "w1.node.dc1.consul.");
+	free(target);
+	ldns_pkt_free(p);
+	/* an address no node has, without recursors: REFUSED */
+	p = ask_rcode("9.9.9.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, true, LDNS_RCODE_REFUSED);
+	ck_assert_uint_eq(ldns_pkt_ancount(p), 0);
+	ldns_pkt_free(p);
+}
+END_TEST
+
 static Suite *dns_services_suite(void)
 {
 	Suite *s = suite_create("process-dns-services");
@@ -403,6 +424,7 @@ static Suite *dns_services_suite(void)
 	tcase_add_test(tc, nxdomain_with_soa);
 	tcase_add_test(tc, truncation_then_tcp);
 	tcase_add_test(tc, health_change_shows);
+	tcase_add_test(tc, ptr_of_known_node);
 	suite_add_tcase(s, tc);
 	return s;
 }

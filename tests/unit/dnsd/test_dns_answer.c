@@ -733,6 +733,83 @@ START_TEST(test_service_ttl_rules)
 }
 END_TEST
 
+START_TEST(test_reverse_parse)
+{
+	char out[64];
+
+	ck_assert_int_eq(dns_reverse_parse("4.3.2.10.in-addr.arpa.", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "10.2.3.4");
+	ck_assert_int_eq(dns_reverse_parse("1.0.0.127.IN-ADDR.ARPA", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "127.0.0.1");
+	ck_assert_int_eq(
+	    dns_reverse_parse("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1."
+			      "0.0.2.ip6.arpa.",
+			      out, sizeof(out)),
+	    0);
+	ck_assert_str_eq(out, "2001:db8::1");
+	/* not a whole address, bad octets, other names */
+	ck_assert_int_eq(dns_reverse_parse("3.2.10.in-addr.arpa.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("256.3.2.10.in-addr.arpa.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("01.3.2.10.in-addr.arpa.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("x.3.2.10.in-addr.arpa.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("..in-addr.arpa.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("example.com.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("1.0.ip6.arpa.", out, sizeof(out)), -EINVAL);
+	ck_assert_int_eq(dns_reverse_parse("", out, sizeof(out)), -EINVAL);
+}
+END_TEST
+
+/* A PTR query through parse and build_ptr. */
+static ldns_pkt *run_ptr(const char *name, const struct dns_ptr_result *res, const char *want_addr)
+{
+	size_t len, rlen;
+	uint8_t *wire = make_query(name, LDNS_RR_TYPE_PTR, 0x7777, 0, LDNS_PACKET_QUERY, &len);
+	uint8_t *reply_wire = NULL;
+	ldns_pkt *reply = NULL;
+	struct dns_query q;
+
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &cfg), DNS_ACT_PTR);
+	ck_assert_str_eq(q.ptr_addr, want_addr);
+	ck_assert_int_eq(dns_answer_build_ptr(&q, res, &cfg, NOW_S, true, &reply_wire, &rlen), 0);
+	ck_assert_int_eq(ldns_wire2pkt(&reply, reply_wire, rlen), LDNS_STATUS_OK);
+	dns_query_close(&q);
+	free(wire);
+	free(reply_wire);
+	return reply;
+}
+
+START_TEST(test_ptr_answer)
+{
+	static const char *const nodes[] = {"web1", "web2"};
+	struct dns_ptr_result found = {.status = 0, .nodes = nodes, .n = 2};
+	struct dns_ptr_result none = {.status = 0, .nodes = NULL, .n = 0};
+	struct dns_ptr_result failed = {.status = -ETIMEDOUT};
+	ldns_pkt *reply;
+	ldns_rr *rr;
+
+	reply = run_ptr("4.3.2.10.in-addr.arpa.", &found, "10.2.3.4");
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_NOERROR);
+	ck_assert(ldns_pkt_aa(reply));
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 2);
+	rr = ldns_rr_list_rr(ldns_pkt_answer(reply), 0);
+	ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_PTR);
+	ck_assert_uint_eq(ldns_rr_ttl(rr), 7);
+	assert_rdf(ldns_rr_owner(rr), "4.3.2.10.in-addr.arpa.");
+	assert_rdf(ldns_rr_rdf(rr, 0), "web1.node.dc1.consul.");
+	assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 1), 0),
+		   "web2.node.dc1.consul.");
+	ldns_pkt_free(reply);
+	/* no node with the address: as any name outside the domain */
+	reply = run_ptr("4.3.2.10.in-addr.arpa.", &none, "10.2.3.4");
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_REFUSED);
+	ck_assert_uint_eq(ldns_pkt_ancount(reply), 0);
+	ldns_pkt_free(reply);
+	reply = run_ptr("4.3.2.10.in-addr.arpa.", &failed, "10.2.3.4");
+	ck_assert_int_eq(ldns_pkt_get_rcode(reply), LDNS_RCODE_SERVFAIL);
+	ldns_pkt_free(reply);
+}
+END_TEST
+
 Suite *dns_answer_suite(void)
 {
 	Suite *s = suite_create("dns_answer");
@@ -758,6 +835,8 @@ Suite *dns_answer_suite(void)
 	tcase_add_test(tc, test_service_negative);
 	tcase_add_test(tc, test_service_truncation);
 	tcase_add_test(tc, test_service_ttl_rules);
+	tcase_add_test(tc, test_reverse_parse);
+	tcase_add_test(tc, test_ptr_answer);
 	suite_add_tcase(s, tc);
 	return s;
 }
