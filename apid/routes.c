@@ -321,11 +321,9 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 			p->has_cas = true;
 			c->want_result = true;
 		}
-		if (query_has(q, "acquire") || query_has(q, "release"))
-			return routes_text(a, 400,
-					   "Lock acquire and release need sessions, which "
-					   "this agent does not support yet",
-					   &out->resp);
+		const char *lock_sess = query_get(q, query_has(q, "acquire") ? "acquire" : "release");
+		if (lock_sess && !*lock_sess)
+			return routes_text(a, 400, "Missing session", &out->resp);
 		if (req->body_too_large || req->body_len > env->cfg->kv_max_value_size) {
 			const char *msg =
 			    req->body_seen > env->cfg->kv_max_value_size
@@ -348,6 +346,19 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 			goto no_dc;
 		p->value.ptr = req->body_len ? req->body : NULL;
 		p->value.len = req->body_len;
+		if (lock_sess) {
+			/* ?acquire= / ?release=: one KV_LOCK; the answer is its outcome */
+			struct proto_kv_put put = *p;
+
+			c->msg = proto_msg_make(PROTO_KV_LOCK);
+			c->msg.u.kv_lock.dc = put.dc;
+			c->msg.u.kv_lock.key = put.key;
+			c->msg.u.kv_lock.value = put.value;
+			c->msg.u.kv_lock.flags = put.flags;
+			c->msg.u.kv_lock.session = lock_sess;
+			c->msg.u.kv_lock.acquire = query_has(q, "acquire");
+			c->want_result = true;
+		}
 		c->op = ROUTES_OP_KV_PUT;
 		c->peer = ROUTES_PEER_RAFTD;
 		c->timeout_ms = ROUTES_RPC_TIMEOUT_MS;

@@ -489,7 +489,7 @@ static bool is_write(unsigned type)
 {
 	return type == PROTO_KV_PUT || type == PROTO_KV_DELETE || type == PROTO_CATALOG_REGISTER ||
 	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE ||
-	       type == PROTO_SESSION_WRITE;
+	       type == PROTO_SESSION_WRITE || type == PROTO_KV_LOCK;
 }
 
 static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)

@@ -42,6 +42,19 @@ void fsm_cmd_kv_delete(struct mp_writer *w, const char *key, bool recurse, bool 
 	mp_write_u64(w, cas);
 }
 
+void fsm_cmd_kv_lock(struct mp_writer *w, const char *key, const uint8_t *value, size_t vlen,
+		     uint64_t flags, const char *session, bool acquire)
+{
+	mp_writer_reset(w);
+	mp_write_array(w, 6);
+	mp_write_u64(w, FSM_OP_KV_LOCK);
+	mp_write_str(w, key, strlen(key));
+	mp_write_bin(w, value, vlen);
+	mp_write_u64(w, flags);
+	mp_write_str(w, session, strlen(session));
+	mp_write_bool(w, acquire);
+}
+
 static void write_map(struct mp_writer *w, const struct proto_map *m)
 {
 	mp_write_map(w, (uint32_t)m->n);
@@ -324,6 +337,142 @@ static int apply_kv_delete(struct store_txn *txn, uint64_t index, struct mp_read
 	return rc;
 }
 
+/* Consul's kvsLockTxn / kvsUnlockTxn (see fsm.h). */
+static int apply_kv_lock(struct store_txn *txn, uint64_t index, struct mp_reader *r,
+			 struct fsm_result *out, fsm_change_fn change, void *ctx)
+{
+	struct span key, sess;
+	struct kv_rec rec = {0}, old;
+	struct store_val v;
+	struct mp_writer w;
+	bool acquire, exists, same;
+	int rc;
+
+	key.p = mp_read_str(r, &key.len);
+	rec.value = mp_read_bin(r, &rec.vlen);
+	rec.flags = mp_read_u64(r);
+	sess.p = mp_read_str(r, &sess.len);
+	acquire = mp_read_bool(r);
+	if (!mp_reader_done(r)) {
+		out->code = CAIRN_E_PROTO;
+		return 0;
+	}
+	if (key.len == 0 || key.len > STORE_KEY_MAX || memchr(key.p, 0, key.len) ||
+	    sess.len == 0 || sess.len > STORE_KEY_MAX) {
+		out->code = CAIRN_E_BADREQ;
+		return 0;
+	}
+	rc = store_get(txn, STORE_SESSIONS, sess.p, sess.len, &v);
+	if (rc == -ENOENT) {
+		out->code = CAIRN_E_BADREQ; /* Consul: invalid session */
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	rc = store_get(txn, STORE_KV, key.p, key.len, &v);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	exists = rc == 0;
+	if (exists && kv_rec_decode(v, &old) < 0)
+		return CAIRN_E_STORE;
+	same = exists && old.session.len == sess.len && memcmp(old.session.p, sess.p, sess.len) == 0;
+	if (acquire) {
+		if (exists && old.session.len && !same) {
+			out->ok = false; /* held by another session */
+			return 0;
+		}
+		rec.create_index = exists ? old.create_index : index;
+		rec.lock_index = exists ? old.lock_index : 0;
+		if (!same)
+			rec.lock_index++;
+		rec.session = sess;
+	} else {
+		if (!same) {
+			out->ok = false; /* only the holder releases */
+			return 0;
+		}
+		rec.create_index = old.create_index;
+		rec.lock_index = old.lock_index;
+	}
+	rec.modify_index = index;
+	mp_writer_init(&w);
+	rc = kv_rec_put(txn, &w, key.p, key.len, &rec);
+	mp_writer_close(&w);
+	if (rc < 0)
+		return rc;
+	rc = bump_index(txn, INDEX_KV, index);
+	if (rc < 0)
+		return rc;
+	out->ok = true;
+	if (change)
+		change(ctx, FSM_SPACE_KV, key.p, key.len);
+	return 0;
+}
+
+struct held_ctx {
+	struct key_list kl;
+	const char *session;
+	size_t slen;
+};
+
+static int collect_held(void *ctx, struct store_val k, struct store_val v)
+{
+	struct held_ctx *h = ctx;
+	struct kv_rec rec;
+
+	if (kv_rec_decode(v, &rec) < 0)
+		return CAIRN_E_STORE;
+	if (rec.session.len != h->slen || memcmp(rec.session.p, h->session, h->slen) != 0)
+		return 0;
+	return collect_key(&h->kl, k, v);
+}
+
+int fsm_kv_invalidate_session(struct store_txn *txn, uint64_t index, const char *session,
+			      size_t slen, bool delete_keys, fsm_change_fn change, void *ctx)
+{
+	struct held_ctx h = {.session = session, .slen = slen};
+	bool any = false;
+	int rc;
+
+	/* Collect first: no writes while a cursor walks the table. */
+	mp_writer_init(&h.kl.w);
+	rc = store_scan_prefix(txn, STORE_KV, "", 0, collect_held, &h);
+	for (size_t pos = 0; rc == 0 && pos < h.kl.w.len;) {
+		size_t klen = ((size_t)h.kl.w.buf[pos] << 8) | h.kl.w.buf[pos + 1];
+		const char *k = (const char *)h.kl.w.buf + pos + 2;
+		bool changed = false;
+
+		if (delete_keys) {
+			rc = kv_del_one(txn, index, k, klen, &changed);
+		} else {
+			struct store_val v;
+			struct kv_rec rec;
+			struct mp_writer w;
+
+			rc = store_get(txn, STORE_KV, k, klen, &v);
+			if (rc == 0 && (rc = kv_rec_decode(v, &rec)) == 0) {
+				rec.session.p = NULL;
+				rec.session.len = 0;
+				rec.modify_index = index;
+				mp_writer_init(&w);
+				rc = kv_rec_put(txn, &w, k, klen, &rec);
+				mp_writer_close(&w);
+				changed = rc == 0;
+			}
+		}
+		if (rc == 0 && changed) {
+			any = true;
+			if (change)
+				change(ctx, FSM_SPACE_KV, k, klen);
+		}
+		pos += 2 + klen;
+	}
+	mp_writer_close(&h.kl.w);
+	if (rc == 0 && any)
+		rc = bump_index(txn, INDEX_KV, index);
+	return rc;
+}
+
 int fsm_node_key(const char *name, char *out, size_t outlen)
 {
 	size_t n = strlen(name);
@@ -480,6 +629,10 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 		if (n != 2)
 			break;
 		return session_apply_destroy(txn, index, &r, out, change, ctx);
+	case FSM_OP_KV_LOCK:
+		if (n != 6)
+			break;
+		return apply_kv_lock(txn, index, &r, out, change, ctx);
 	default:
 		break;
 	}

@@ -6,6 +6,7 @@
  *   [1, key, value(bin), flags, has_cas, cas]              KV set
  *   [2, key, recurse, has_cas, cas]                        KV delete
  *   [3, id|nil, node, address, dc|nil, {tagged}, {meta}]   catalog node register
+ *   [8, key, value(bin), flags, session, acquire]          KV ?acquire / ?release
  *
  * Tables (store.h): STORE_KV key -> [create, modify, lock, flags,
  * session|nil, value(bin)]; STORE_KV_TOMB key -> u64 BE delete index;
@@ -38,6 +39,7 @@ enum fsm_op {
 	FSM_OP_CATALOG_DEREGISTER = 5, /* catalog.h */
 	FSM_OP_SESSION_CREATE = 6,     /* session.h */
 	FSM_OP_SESSION_DESTROY = 7,    /* session.h */
+	FSM_OP_KV_LOCK = 8,
 };
 
 /* Watch spaces, for change notifications. */
@@ -63,6 +65,19 @@ void fsm_cmd_kv_set(struct mp_writer *w, const char *key, const uint8_t *value, 
 void fsm_cmd_kv_delete(struct mp_writer *w, const char *key, bool recurse, bool has_cas,
 		       uint64_t cas);
 void fsm_cmd_node_register(struct mp_writer *w, const struct proto_node *n);
+/* Consul's kvsLockTxn (acquire) / kvsUnlockTxn (release): acquire sets
+ * Session and bumps LockIndex unless the key is held by another session
+ * (ok false; the same session only updates the value); release clears
+ * Session only for the holder (else ok false). An unknown session is
+ * refused (CAIRN_E_BADREQ). */
+void fsm_cmd_kv_lock(struct mp_writer *w, const char *key, const uint8_t *value, size_t vlen,
+		     uint64_t flags, const char *session, bool acquire);
+
+/* Session invalidation (session.c): every key held by session (slen
+ * bytes) is released (Session cleared) or, with delete_keys, deleted, at
+ * index. Returns 0 or a store error. */
+int fsm_kv_invalidate_session(struct store_txn *txn, uint64_t index, const char *session,
+			      size_t slen, bool delete_keys, fsm_change_fn change, void *ctx);
 
 /* Applies the command in payload at log index `index` inside the write
  * transaction txn, filling *out. Calls change (may be NULL) for each key it

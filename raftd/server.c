@@ -506,6 +506,26 @@ static enum rpc_disposition handle_catalog_write(struct server *s, struct rpc_re
 	return propose(s, req);
 }
 
+/* KV PUT ?acquire= / ?release=, as one log command. */
+static enum rpc_disposition handle_kv_lock(struct server *s, struct rpc_req *req)
+{
+	const struct proto_kv_lock *l = &req->msg.u.kv_lock;
+
+	if (!dc_ok(s, l->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (!key_ok(req, l->key, false))
+		return RPC_DONE;
+	if (!l->session || !*l->session || strlen(l->session) > 64) {
+		rpc_reply_error(req, CAIRN_E_BADREQ, "Missing session");
+		return RPC_DONE;
+	}
+	fsm_cmd_kv_lock(&s->cmd, l->key, l->value.ptr, l->value.len, l->flags, l->session,
+			l->acquire);
+	return propose(s, req);
+}
+
 /* /v1/session/create and destroy, as one log command each. */
 static enum rpc_disposition handle_session_write(struct server *s, struct rpc_req *req)
 {
@@ -663,6 +683,8 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		return handle_read(s, req);
 	case PROTO_SESSION_WRITE:
 		return handle_session_write(s, req);
+	case PROTO_KV_LOCK:
+		return handle_kv_lock(s, req);
 	case PROTO_OPERATOR_RAFT_CONFIG:
 	case PROTO_OPERATOR_RAFT_REMOVE:
 		return operator_handle(s->rp, req);

@@ -107,19 +107,32 @@ int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reade
 {
 	size_t idlen = 0;
 	const char *id = mp_read_str(r, &idlen);
+	struct store_val v;
+	json_t *o;
+	const char *b;
+	bool del;
 	int rc;
 
 	if (r->err || !id || idlen == 0 || idlen > STORE_KEY_MAX) {
 		out->code = CAIRN_E_PROTO;
 		return 0;
 	}
-	rc = store_del(txn, STORE_SESSIONS, id, idlen);
+	rc = store_get(txn, STORE_SESSIONS, id, idlen, &v);
 	out->ok = true;
 	if (rc == -ENOENT)
 		return 0; /* Consul: destroying a missing session succeeds */
 	if (rc < 0)
 		return rc;
-	rc = bump(txn, index);
+	o = json_loadb(v.ptr, v.len, 0, NULL);
+	b = json_string_value(json_object_get(o, "Behavior"));
+	del = b && strcmp(b, "delete") == 0;
+	json_decref(o);
+	/* its locks go in the same command: released, or their keys deleted */
+	rc = fsm_kv_invalidate_session(txn, index, id, idlen, del, change, ctx);
+	if (rc == 0)
+		rc = store_del(txn, STORE_SESSIONS, id, idlen);
+	if (rc == 0)
+		rc = bump(txn, index);
 	if (rc == 0 && change)
 		change(ctx, FSM_SPACE_SESSIONS, SESSION_INDEX, strlen(SESSION_INDEX));
 	return rc;

@@ -1,6 +1,8 @@
 /* Process test: /v1/session end to end against a real agent: create with
  * defaults and with a body, info/list/node in Consul's shapes, renew (404
- * once gone), destroy, a blocking list woken by a create. */
+ * once gone), destroy, a blocking list woken by a create; KV ?acquire and
+ * ?release: two clients contend, exactly one holds the lock, destroying the
+ * holder's session releases it (or deletes the key with Behavior delete). */
 #include <inttypes.h>
 #include <pthread.h>
 
@@ -183,6 +185,131 @@ START_TEST(blocking_list_wakes_on_create)
 }
 END_TEST
 
+struct contender {
+	char path[256];
+	struct http_resp r;
+};
+
+static void *contender_run(void *arg)
+{
+	struct contender *c = arg;
+
+	http_put(&ag, c->path, "me", &c->r);
+	return NULL;
+}
+
+/* The lock key's Session ("" when none) and LockIndex. */
+static void lock_state(const char *key, char *sess, size_t slen, json_int_t *lock_index)
+{
+	char path[128];
+	json_t *j, *e, *v;
+
+	snprintf(path, sizeof(path), "/v1/kv/%s", key);
+	j = get_arr(path, NULL);
+	e = json_array_get(j, 0);
+	ck_assert_ptr_nonnull(e);
+	v = json_object_get(e, "Session");
+	snprintf(sess, slen, "%s", json_is_string(v) ? json_string_value(v) : "");
+	*lock_index = json_integer_value(json_object_get(e, "LockIndex"));
+	json_decref(j);
+}
+
+START_TEST(two_clients_contend_for_a_lock)
+{
+	struct contender c[2];
+	pthread_t th[2];
+	char ids[2][64], sess[64], path[256];
+	struct http_resp r;
+	json_int_t li;
+	int winner = -1;
+
+	REQUIRE_AGENT();
+	memset(c, 0, sizeof(c));
+	for (int i = 0; i < 2; i++) {
+		create("{\"Name\":\"contender\"}", ids[i], sizeof(ids[i]));
+		snprintf(c[i].path, sizeof(c[i].path), "/v1/kv/locks/leader?acquire=%s", ids[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, contender_run, &c[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		EXPECT_STATUS(c[i].r, 200);
+		if (c[i].r.body_len == 4 && !memcmp(c[i].r.body, "true", 4)) {
+			ck_assert_msg(winner < 0, "both clients hold the lock");
+			winner = i;
+		} else {
+			EXPECT_BODY(c[i].r, "false");
+		}
+		http_resp_free(&c[i].r);
+	}
+	ck_assert_msg(winner >= 0, "nobody got the lock");
+	lock_state("locks/leader", sess, sizeof(sess), &li);
+	ck_assert_str_eq(sess, ids[winner]);
+	ck_assert_int_eq(li, 1);
+
+	/* the loser cannot release it, nor acquire it again */
+	snprintf(path, sizeof(path), "/v1/kv/locks/leader?release=%s", ids[1 - winner]);
+	http_put(&ag, path, "x", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "false");
+	http_resp_free(&r);
+	http_put(&ag, c[1 - winner].path, "me", &r);
+	EXPECT_BODY(r, "false");
+	http_resp_free(&r);
+
+	/* destroying the holder's session releases the lock */
+	snprintf(path, sizeof(path), "/v1/session/destroy/%s", ids[winner]);
+	http_put(&ag, path, "", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	lock_state("locks/leader", sess, sizeof(sess), &li);
+	ck_assert_str_eq(sess, "");
+	http_put(&ag, c[1 - winner].path, "me", &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	lock_state("locks/leader", sess, sizeof(sess), &li);
+	ck_assert_str_eq(sess, ids[1 - winner]);
+	ck_assert_int_eq(li, 2);
+
+	/* the holder releases */
+	snprintf(path, sizeof(path), "/v1/kv/locks/leader?release=%s", ids[1 - winner]);
+	http_put(&ag, path, "bye", &r);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	lock_state("locks/leader", sess, sizeof(sess), &li);
+	ck_assert_str_eq(sess, "");
+
+	/* an unknown session is an error */
+	http_put(&ag, "/v1/kv/locks/leader?acquire=00000000-0000-0000-0000-000000000000", "x",
+		 &r);
+	ck_assert_int_ge(r.status, 400);
+	http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(delete_behavior_deletes_held_keys)
+{
+	char id[64], path[256];
+	struct http_resp r;
+
+	REQUIRE_AGENT();
+	create("{\"Behavior\":\"delete\"}", id, sizeof(id));
+	snprintf(path, sizeof(path), "/v1/kv/locks/eph?acquire=%s", id);
+	http_put(&ag, path, "x", &r);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/session/destroy/%s", id);
+	http_put(&ag, path, "", &r);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	http_get(&ag, "/v1/kv/locks/eph", &r);
+	EXPECT_STATUS(r, 404);
+	http_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("process-sessions");
@@ -194,6 +321,8 @@ int main(void)
 	tcase_add_test(tc, create_body_list_node_renew_destroy);
 	tcase_add_test(tc, bad_requests);
 	tcase_add_test(tc, blocking_list_wakes_on_create);
+	tcase_add_test(tc, two_clients_contend_for_a_lock);
+	tcase_add_test(tc, delete_behavior_deletes_held_keys);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }

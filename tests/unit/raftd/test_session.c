@@ -202,6 +202,116 @@ START_TEST(malformed_commands)
 }
 END_TEST
 
+/* The entry for key: its Session (or "" when none) and LockIndex. */
+static bool kv_entry(const char *key, char *sess, size_t slen, uint64_t *lock_index,
+		     uint64_t *modify_index)
+{
+	struct store_txn *txn;
+	struct fsm_kv_answer a;
+	bool found;
+
+	ck_assert_int_eq(store_txn_begin(st, false, &txn), 0);
+	ck_assert_int_eq(fsm_kv_get(txn, &ar, key, &a), 0);
+	found = a.n_entries == 1;
+	if (found) {
+		snprintf(sess, slen, "%s", a.entries[0].session ? a.entries[0].session : "");
+		*lock_index = a.entries[0].lock_index;
+		*modify_index = a.entries[0].modify_index;
+	}
+	store_txn_abort(txn);
+	arena_reset(&ar);
+	return found;
+}
+
+static struct fsm_result lock(uint64_t index, const char *key, const char *sess, bool acquire)
+{
+	fsm_cmd_kv_lock(&w, key, (const uint8_t *)"v", 1, 0, sess, acquire);
+	return apply_w(index);
+}
+
+START_TEST(acquire_release)
+{
+	struct fsm_result res;
+	char sess[64];
+	uint64_t li, mi;
+
+	session_cmd_create(&w, "s1", S1);
+	ck_assert_int_eq(apply_w(2).code, 0);
+	session_cmd_create(&w, "s2", S1);
+	ck_assert_int_eq(apply_w(3).code, 0);
+
+	/* an unknown session is refused */
+	ck_assert_int_eq(lock(4, "l/k", "nope", true).code, CAIRN_E_BADREQ);
+	ck_assert(!kv_entry("l/k", sess, sizeof(sess), &li, &mi));
+
+	res = lock(5, "l/k", "s1", true);
+	ck_assert_int_eq(res.code, 0);
+	ck_assert(res.ok);
+	ck_assert(kv_entry("l/k", sess, sizeof(sess), &li, &mi));
+	ck_assert_str_eq(sess, "s1");
+	ck_assert_uint_eq(li, 1);
+	ck_assert_uint_eq(mi, 5);
+
+	/* held: another session is refused, the holder re-acquires without
+	 * a new LockIndex */
+	res = lock(6, "l/k", "s2", true);
+	ck_assert_int_eq(res.code, 0);
+	ck_assert(!res.ok);
+	res = lock(7, "l/k", "s1", true);
+	ck_assert(res.ok);
+	ck_assert(kv_entry("l/k", sess, sizeof(sess), &li, &mi));
+	ck_assert_uint_eq(li, 1);
+	ck_assert_uint_eq(mi, 7);
+
+	/* only the holder releases */
+	ck_assert(!lock(8, "l/k", "s2", false).ok);
+	res = lock(9, "l/k", "s1", false);
+	ck_assert(res.ok);
+	ck_assert(kv_entry("l/k", sess, sizeof(sess), &li, &mi));
+	ck_assert_str_eq(sess, "");
+	ck_assert_uint_eq(li, 1);
+	ck_assert(!lock(10, "l/k", "s1", false).ok);
+
+	/* the other session now acquires: LockIndex 2 */
+	ck_assert(lock(11, "l/k", "s2", true).ok);
+	ck_assert(kv_entry("l/k", sess, sizeof(sess), &li, &mi));
+	ck_assert_str_eq(sess, "s2");
+	ck_assert_uint_eq(li, 2);
+}
+END_TEST
+
+START_TEST(destroy_releases_or_deletes)
+{
+	char sess[64];
+	uint64_t li, mi;
+
+	session_cmd_create(&w, "rel", S1); /* Behavior release */
+	ck_assert_int_eq(apply_w(2).code, 0);
+	session_cmd_create(&w, "del", S2); /* Behavior delete */
+	ck_assert_int_eq(apply_w(3).code, 0);
+	ck_assert(lock(4, "a/1", "rel", true).ok);
+	ck_assert(lock(5, "a/2", "rel", true).ok);
+	ck_assert(lock(6, "b/1", "del", true).ok);
+
+	session_cmd_destroy(&w, "rel");
+	ck_assert_int_eq(apply_w(7).code, 0);
+	ck_assert(kv_entry("a/1", sess, sizeof(sess), &li, &mi));
+	ck_assert_str_eq(sess, "");
+	ck_assert_uint_eq(mi, 7);
+	ck_assert_uint_eq(li, 1);
+	ck_assert(kv_entry("a/2", sess, sizeof(sess), &li, &mi));
+	ck_assert_str_eq(sess, "");
+	ck_assert(kv_entry("b/1", sess, sizeof(sess), &li, &mi));
+	ck_assert_str_eq(sess, "del");
+
+	session_cmd_destroy(&w, "del");
+	ck_assert_int_eq(apply_w(8).code, 0);
+	ck_assert(!kv_entry("b/1", sess, sizeof(sess), &li, &mi));
+	ck_assert(kv_entry("a/1", sess, sizeof(sess), &li, &mi));
+	ck_assert_uint_eq(mi, 7);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raftd-session");
@@ -212,6 +322,8 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, create_views_destroy);
 	tcase_add_test(tc, malformed_commands);
+	tcase_add_test(tc, acquire_release);
+	tcase_add_test(tc, destroy_releases_or_deletes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
