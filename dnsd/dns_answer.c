@@ -178,6 +178,8 @@ enum dns_action dns_query_parse(struct dns_query *q, const uint8_t *wire, size_t
 			return DNS_ACT_PTR;
 		}
 	}
+	if (q->name.kind == DNS_NAME_FOREIGN && cfg->recurse)
+		return DNS_ACT_RECURSE;
 	if (q->name.kind == DNS_NAME_FOREIGN) {
 		q->rcode = LDNS_RCODE_REFUSED;
 		return DNS_ACT_REPLY;

@@ -55,6 +55,8 @@ struct dns_answer_cfg {
 	uint32_t service_ttl_s;			 /* TTL of service records without a rule */
 	const struct dns_ttl_rule *service_ttls; /* dns_config.service_ttl */
 	size_t n_service_ttls;
+	bool recurse;		   /* recursors configured: names outside the domain (and
+				      PTR names of no node) are forwarded, not REFUSED */
 	uint32_t udp_answer_limit; /* service answers over UDP (0: no limit) */
 	uint32_t a_record_limit;   /* service answers everywhere (0: no limit) */
 };
@@ -70,6 +72,8 @@ enum dns_action {
 	DNS_ACT_PTR = 4,     /* PTR question for q->ptr_addr (in-addr.arpa or
 				ip6.arpa): find the nodes with that address,
 				then dns_answer_build() */
+	DNS_ACT_RECURSE = 5, /* a name outside the domain with cfg->recurse:
+				forward the query to the recursors */
 };
 
 struct dns_query {

@@ -2,15 +2,19 @@
  * see dns_server.h. */
 #include "dns_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "loop.h"
 #include "rpc.h"
 
 struct pending {
@@ -22,6 +26,12 @@ struct pending {
 	struct dns_peer peer;
 	dns_send_fn send;
 	uint64_t call_id;
+	/* forwarding to the recursors */
+	uint8_t *raw; /* the query as received */
+	size_t raw_len;
+	int fwd_fd;	    /* -1 when none */
+	uint64_t fwd_timer; /* 0 when none */
+	size_t fwd_next;    /* recursor being asked */
 };
 
 struct dns_server {
@@ -56,8 +66,24 @@ static void pending_unlink(struct pending *p)
 	s->n_pending--;
 }
 
+/* Stops asking the current recursor. */
+static void fwd_stop(struct pending *p)
+{
+	if (p->fwd_fd >= 0) {
+		loop_unwatch_fd(p->srv->cfg.loop, p->fwd_fd);
+		close(p->fwd_fd);
+		p->fwd_fd = -1;
+	}
+	if (p->fwd_timer) {
+		loop_timer_del(p->srv->cfg.loop, p->fwd_timer);
+		p->fwd_timer = 0;
+	}
+}
+
 static void pending_free(struct pending *p)
 {
+	fwd_stop(p);
+	free(p->raw);
 	dns_query_close(&p->q);
 	free(p);
 }
@@ -397,6 +423,181 @@ fail:
 	pending_free(p);
 }
 
+int dns_recursor_parse(const char *text, struct sockaddr_storage *out, socklen_t *out_len)
+{
+	char host[64];
+	const char *port = NULL;
+	size_t n;
+	unsigned long pnum = 53;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+
+	if (!text)
+		return -EINVAL;
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+
+		if (!end || (end[1] && end[1] != ':'))
+			return -EINVAL;
+		n = (size_t)(end - text - 1);
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, text + 1, n);
+		host[n] = '\0';
+		port = end[1] ? end + 2 : NULL;
+	} else {
+		const char *colon = strchr(text, ':');
+
+		if (colon && !strchr(colon + 1, ':')) { /* one colon: v4:port */
+			n = (size_t)(colon - text);
+			port = colon + 1;
+		} else {
+			n = strlen(text);
+		}
+		if (n >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, text, n);
+		host[n] = '\0';
+	}
+	if (port) {
+		char *end;
+
+		pnum = strtoul(port, &end, 10);
+		if (!*port || *end || pnum == 0 || pnum > 65535)
+			return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)pnum);
+		*out_len = sizeof(*v4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)pnum);
+		*out_len = sizeof(*v6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void fwd_try(struct dns_server *s, struct pending *p);
+
+/* Sends reply bytes from a recursor to the client, cut to the UDP size
+ * the client allows. */
+static void fwd_relay(struct dns_server *s, struct pending *p, const uint8_t *buf, size_t n)
+{
+	ldns_pkt *pkt = NULL;
+	uint8_t *wire = NULL;
+	size_t len = 0;
+
+	if (!p->udp || n <= p->q.udp_limit) {
+		p->send(p->owner, &p->peer, buf, n);
+		return;
+	}
+	if (ldns_wire2pkt(&pkt, buf, n) == LDNS_STATUS_OK &&
+	    dns_answer_encode(pkt, p->q.udp_limit, true, &wire, &len) == 0)
+		p->send(p->owner, &p->peer, wire, len);
+	else
+		log_debug("dns: dropping an oversized answer from a recursor");
+	free(wire);
+	ldns_pkt_free(pkt);
+	(void)s;
+}
+
+static void on_fwd_read(struct loop *l, void *ctx, unsigned events)
+{
+	struct pending *p = ctx;
+	struct dns_server *s = p->srv;
+	uint8_t buf[65536];
+	ssize_t n;
+
+	(void)l;
+	(void)events;
+	n = recv(p->fwd_fd, buf, sizeof(buf), 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		/* e.g. ECONNREFUSED from an ICMP port unreachable: next one */
+		log_debug("dns: recursor %zu: %s", p->fwd_next, strerror(errno));
+		p->fwd_next++;
+		fwd_try(s, p);
+		return;
+	}
+	if ((size_t)n < LDNS_HEADER_SIZE || !LDNS_QR_WIRE(buf) || LDNS_ID_WIRE(buf) != p->q.id)
+		return; /* not the answer to this query */
+	pending_unlink(p);
+	fwd_relay(s, p, buf, (size_t)n);
+	pending_free(p);
+}
+
+static int64_t on_fwd_timeout(struct loop *l, void *ctx)
+{
+	struct pending *p = ctx;
+
+	(void)l;
+	p->fwd_timer = 0;
+	log_debug("dns: recursor %zu did not answer in time", p->fwd_next);
+	p->fwd_next++;
+	fwd_try(p->srv, p);
+	return LOOP_TIMER_STOP;
+}
+
+/* Asks recursor p->fwd_next, or the ones after it; answers SERVFAIL when
+ * none is left. p is linked as pending. */
+static void fwd_try(struct dns_server *s, struct pending *p)
+{
+	fwd_stop(p);
+	for (; p->fwd_next < s->cfg.n_recursors; p->fwd_next++) {
+		const struct sockaddr_storage *to = &s->cfg.recursors[p->fwd_next];
+		int fd = socket(to->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			continue;
+		if (connect(fd, (const struct sockaddr *)to, s->cfg.recursor_lens[p->fwd_next]) <
+			0 ||
+		    send(fd, p->raw, p->raw_len, 0) != (ssize_t)p->raw_len ||
+		    loop_watch_fd(s->cfg.loop, fd, LOOP_READ, on_fwd_read, p) < 0) {
+			close(fd);
+			continue;
+		}
+		p->fwd_fd = fd;
+		p->fwd_timer =
+		    loop_timer_add(s->cfg.loop, s->cfg.recursor_timeout_ms, on_fwd_timeout, p);
+		if (!p->fwd_timer) {
+			fwd_stop(p);
+			continue;
+		}
+		return;
+	}
+	log_debug("dns: no recursor answered query %u: SERVFAIL", p->q.id);
+	pending_unlink(p);
+	p->q.rcode = LDNS_RCODE_SERVFAIL;
+	respond(s, &p->q, NULL, NULL, p->udp, p->owner, &p->peer, p->send);
+	pending_free(p);
+}
+
+/* Starts forwarding p (not yet linked) to the recursors. */
+static void forward(struct dns_server *s, struct pending *p, const uint8_t *pkt, size_t len)
+{
+	if (s->n_pending >= s->cfg.max_pending || !s->cfg.loop || !s->cfg.n_recursors ||
+	    !(p->raw = malloc(len))) {
+		p->q.rcode = LDNS_RCODE_SERVFAIL;
+		respond(s, &p->q, NULL, NULL, p->udp, p->owner, &p->peer, p->send);
+		pending_free(p);
+		return;
+	}
+	memcpy(p->raw, pkt, len);
+	p->raw_len = len;
+	p->next = s->head;
+	if (s->head)
+		s->head->prev = p;
+	s->head = p;
+	s->n_pending++;
+	fwd_try(s, p);
+}
+
 void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp, void *owner,
 		       const struct dns_peer *peer, dns_send_fn send)
 {
@@ -408,6 +609,7 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 		return;
 	}
 	p->srv = s;
+	p->fwd_fd = -1;
 	p->udp = udp;
 	p->owner = owner;
 	p->send = send;
@@ -423,6 +625,9 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 		return;
 	case DNS_ACT_PTR:
 		lookup_ptr(s, p); /* takes p */
+		return;
+	case DNS_ACT_RECURSE:
+		forward(s, p, pkt, len); /* takes p */
 		return;
 	case DNS_ACT_REPLY:
 		respond(s, &p->q, NULL, NULL, udp, owner, &p->peer, send);

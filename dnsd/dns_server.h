@@ -6,6 +6,10 @@
  * filter, passing=only_passing; instances with a critical check (service
  * or node) are left out, the rest shuffled for each answer.
  *
+ * Names outside the domain, with recursors configured, are forwarded over
+ * UDP to each recursor in turn (recursor_timeout_ms each) and the first
+ * answer relayed; SERVFAIL when none answers.
+ *
  * Model: a transport hands over a packet with an opaque owner (the UDP
  * socket, a TCP connection), the peer address and a send callback. The
  * server keeps a pending entry (the parsed query, the peer) while the RPC
@@ -35,14 +39,24 @@ typedef void (*dns_send_fn)(void *owner, const struct dns_peer *peer, const uint
 			    size_t len);
 
 struct dns_server_cfg {
-	struct dns_answer_cfg answer; /* strings borrowed; must outlive the server */
-	bool allow_stale;	      /* CATALOG_NODE mode 2 (stale) instead of 0 */
-	uint64_t max_stale_ms;	      /* with allow_stale */
-	uint64_t rpc_timeout_ms;      /* answer SERVFAIL after this */
-	size_t max_pending;	      /* queries waiting for raftd at once */
-	bool only_passing;	      /* services: passing instances only (else
-					 passing and warning) */
+	struct dns_answer_cfg answer;		  /* strings borrowed; must outlive the server */
+	bool allow_stale;			  /* CATALOG_NODE mode 2 (stale) instead of 0 */
+	uint64_t max_stale_ms;			  /* with allow_stale */
+	uint64_t rpc_timeout_ms;		  /* answer SERVFAIL after this */
+	size_t max_pending;			  /* queries waiting for raftd at once */
+	bool only_passing;			  /* services: passing instances only (else
+						     passing and warning) */
+	struct loop *loop;			  /* for forwarding (NULL: no recursors) */
+	const struct sockaddr_storage *recursors; /* tried in turn, borrowed */
+	const socklen_t *recursor_lens;
+	size_t n_recursors;
+	uint64_t recursor_timeout_ms; /* per recursor */
 };
+
+/* Parses a recursor address as Consul takes them ("192.0.2.1",
+ * "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:53"; port 53 when
+ * none). Returns 0 or -EINVAL. */
+int dns_recursor_parse(const char *text, struct sockaddr_storage *out, socklen_t *out_len);
 
 /* rpc is borrowed (connected to raftd) and must outlive the server. NULL
  * when out of memory. */

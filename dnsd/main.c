@@ -24,6 +24,7 @@
 /* Stub resolvers give up after a few seconds; answer SERVFAIL before. */
 #define DNS_RPC_TIMEOUT_MS 2000
 #define DNS_MAX_PENDING 4096
+#define DNS_MAX_RECURSORS 16
 
 /* dns_config.enable_additional_node_meta_txt (Consul's name; default
  * true): an option only dnsd reads, so it comes from the merged JSON. */
@@ -71,10 +72,25 @@ static size_t service_ttl_rules(const struct config *cfg, struct dns_ttl_rule **
 	return n;
 }
 
+/* dns_config.recursor_timeout (Consul's default 2s). */
+static uint64_t recursor_timeout_ms(const struct config *cfg)
+{
+	json_t *dns = cfg->json ? json_object_get(cfg->json, "dns_config") : NULL;
+	json_t *v = dns ? json_object_get(dns, "recursor_timeout") : NULL;
+	uint64_t ms;
+
+	if (json_is_string(v) && config_duration_ms(json_string_value(v), &ms) == 0 && ms > 0)
+		return ms;
+	return 2000;
+}
+
 int main(int argc, char **argv)
 {
 	struct dns_ttl_rule *ttl_rules = NULL;
 	size_t n_ttl_rules = 0;
+	struct sockaddr_storage rec[DNS_MAX_RECURSORS];
+	socklen_t rec_len[DNS_MAX_RECURSORS];
+	size_t n_rec = 0;
 	struct config cfg = {0};
 	struct loop *l = NULL;
 	void *zctx = NULL;
@@ -111,6 +127,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	n_ttl_rules = service_ttl_rules(&cfg, &ttl_rules);
+	for (size_t i = 0; cfg.recursors && cfg.recursors[i]; i++) {
+		if (n_rec == DNS_MAX_RECURSORS) {
+			log_warn("recursors: only the first %d are used", DNS_MAX_RECURSORS);
+			break;
+		}
+		if (dns_recursor_parse(cfg.recursors[i], &rec[n_rec], &rec_len[n_rec]) < 0) {
+			log_warn("recursor %s: not an IP address (and port), ignored",
+				 cfg.recursors[i]);
+			continue;
+		}
+		n_rec++;
+	}
 	srv = dns_server_new(rpc, &(struct dns_server_cfg){
 				      .answer =
 					  {
@@ -126,8 +154,14 @@ int main(int argc, char **argv)
 					      .n_service_ttls = n_ttl_rules,
 					      .udp_answer_limit = cfg.dns.udp_answer_limit,
 					      .a_record_limit = cfg.dns.a_record_limit,
+					      .recurse = n_rec > 0,
 					  },
 				      .only_passing = cfg.dns.only_passing,
+				      .loop = l,
+				      .recursors = rec,
+				      .recursor_lens = rec_len,
+				      .n_recursors = n_rec,
+				      .recursor_timeout_ms = recursor_timeout_ms(&cfg),
 				      .allow_stale = cfg.dns.allow_stale,
 				      .max_stale_ms = cfg.dns.max_stale_ms,
 				      .rpc_timeout_ms = DNS_RPC_TIMEOUT_MS,

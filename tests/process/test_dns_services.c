@@ -3,10 +3,12 @@
  * asked over UDP and TCP with ldns-built queries: only healthy instances,
  * SRV with the addresses in the additional section, tag and RFC 2782
  * forms, NXDOMAIN with the SOA, truncation over UDP and the full answer
- * over TCP, PTR of a known node. */
+ * over TCP, PTR of a known node, forwarding to recursors (a tiny upstream
+ * on loopback). */
 #include <arpa/inet.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -18,18 +20,93 @@ static char ag_err[4096];
 static int ag_rc = -1;
 static char cfg_path[128];
 
+/* ---- a tiny upstream DNS server on loopback -------------------------- */
+
+static int up_fd = -1, up_port, dead_port;
+
+/* Answers example.test. A with 192.0.2.7; stays silent for every other
+ * name (so dnsd has to time out). */
+static void *upstream_serve(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		uint8_t buf[4096], *wire = NULL;
+		struct sockaddr_storage from;
+		socklen_t flen = sizeof(from);
+		ssize_t n = recvfrom(up_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
+		ldns_pkt *q = NULL, *r = NULL;
+		ldns_rr *rr = NULL;
+		char *name = NULL;
+		size_t len = 0;
+
+		if (n < 0)
+			return NULL;
+		if (ldns_wire2pkt(&q, buf, (size_t)n) != LDNS_STATUS_OK)
+			continue;
+		name = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+		if (name && strcmp(name, "example.test.") == 0 &&
+		    ldns_rr_new_frm_str(&rr, "example.test. 30 IN A 192.0.2.7", 0, NULL, NULL) ==
+			LDNS_STATUS_OK) {
+			r = ldns_pkt_new();
+			ldns_pkt_set_id(r, ldns_pkt_id(q));
+			ldns_pkt_set_qr(r, true);
+			ldns_pkt_set_ra(r, true);
+			ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION,
+					 ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+			ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+			if (ldns_pkt2wire(&wire, r, &len) == LDNS_STATUS_OK)
+				(void)sendto(up_fd, wire, len, 0, (struct sockaddr *)&from, flen);
+			free(wire);
+			ldns_pkt_free(r);
+		}
+		free(name);
+		ldns_pkt_free(q);
+	}
+}
+
+/* A bound loopback UDP socket on a free port; *port gets the port. */
+static int udp_bind(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
 static void ptest_setup(void)
 {
 	static const char *extra[3];
+	pthread_t th;
 	FILE *f;
+	int dead;
 
+	/* a port nobody listens on (first recursor: refused at once), then
+	 * the upstream */
+	dead = udp_bind(&dead_port);
+	if (dead >= 0)
+		close(dead);
+	up_fd = udp_bind(&up_port);
+	if (up_fd >= 0 && pthread_create(&th, NULL, upstream_serve, NULL) == 0)
+		pthread_detach(th);
 	snprintf(cfg_path, sizeof(cfg_path), "/tmp/cairn-dns-svc-%d.json", (int)getpid());
 	f = fopen(cfg_path, "w");
 	if (f) {
 		/* a UDP limit above the 40-instance service, so truncation shows */
-		fputs("{\"dns_config\": {\"udp_answer_limit\": 50, \"service_ttl\": "
-		      "{\"*\": \"7s\", \"dead*\": \"1s\", \"many\": \"11s\"}}}\n",
-		      f);
+		fprintf(
+		    f,
+		    "{\"dns_config\": {\"udp_answer_limit\": 50, \"recursor_timeout\": "
+		    "\"500ms\", \"service_ttl\": {\"*\": \"7s\", \"dead*\": \"1s\", "
+		    "\"many\": \"11s\"}}, \"recursors\": [\"127.0.0.1:%d\", \"127.0.0.1:%d\"]}\n",
+		    dead_port, up_port);
 		fclose(f);
 	}
 	extra[0] = "-config-file";
@@ -43,6 +120,8 @@ static void ptest_setup(void)
 static void ptest_teardown(void)
 {
 	harness_agent_stop(&ag);
+	if (up_fd >= 0)
+		shutdown(up_fd, SHUT_RDWR);
 	(void)unlink(cfg_path);
 }
 
@@ -404,9 +483,34 @@ START_TEST(ptr_of_known_node)
 	ck_assert_str_eq(target, "w1.node.dc1.consul.");
 	free(target);
 	ldns_pkt_free(p);
-	/* an address no node has, without recursors: REFUSED */
+	/* an address no node has: REFUSED (not forwarded yet) */
 	p = ask_rcode("9.9.9.10.in-addr.arpa.", LDNS_RR_TYPE_PTR, true, LDNS_RCODE_REFUSED);
 	ck_assert_uint_eq(ldns_pkt_ancount(p), 0);
+	ldns_pkt_free(p);
+}
+END_TEST
+
+START_TEST(recursors_in_turn)
+{
+	ldns_pkt *p;
+	char *addr;
+
+	REQUIRE_AGENT();
+	/* the first recursor refuses, the second answers: relayed as is */
+	p = ask_rcode("example.test.", LDNS_RR_TYPE_A, false, LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(ldns_pkt_ancount(p), 1);
+	addr = rdf_text(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(p), 0), 0));
+	ck_assert_str_eq(addr, "192.0.2.7");
+	free(addr);
+	ldns_pkt_free(p);
+	/* over TCP too */
+	p = ask_rcode("example.test.", LDNS_RR_TYPE_A, true, LDNS_RCODE_NOERROR);
+	ck_assert_uint_eq(ldns_pkt_ancount(p), 1);
+	ldns_pkt_free(p);
+	/* nobody answers: SERVFAIL once the upstream's time-out passed */
+	p = ask("silent.test.", LDNS_RR_TYPE_A, false);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_SERVFAIL);
 	ldns_pkt_free(p);
 }
 END_TEST
@@ -425,6 +529,7 @@ static Suite *dns_services_suite(void)
 	tcase_add_test(tc, truncation_then_tcp);
 	tcase_add_test(tc, health_change_shows);
 	tcase_add_test(tc, ptr_of_known_node);
+	tcase_add_test(tc, recursors_in_turn);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -6,7 +6,11 @@
 
 #include <ldns/ldns.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "dns_answer.h"
+#include "dns_server.h"
 #include "err.h"
 
 Suite *dns_answer_suite(void);
@@ -810,6 +814,60 @@ START_TEST(test_ptr_answer)
 }
 END_TEST
 
+START_TEST(test_recursor_parse)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	char text[64];
+
+	ck_assert_int_eq(dns_recursor_parse("192.0.2.1", &ss, &len), 0);
+	ck_assert_int_eq(v4->sin_family, AF_INET);
+	ck_assert_uint_eq(ntohs(v4->sin_port), 53);
+	ck_assert_uint_eq(len, sizeof(*v4));
+	ck_assert_int_eq(dns_recursor_parse("127.0.0.1:5353", &ss, &len), 0);
+	ck_assert_uint_eq(ntohs(v4->sin_port), 5353);
+	inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+	ck_assert_str_eq(text, "127.0.0.1");
+	ck_assert_int_eq(dns_recursor_parse("2001:db8::1", &ss, &len), 0);
+	ck_assert_int_eq(v6->sin6_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(v6->sin6_port), 53);
+	ck_assert_int_eq(dns_recursor_parse("[::1]:8053", &ss, &len), 0);
+	ck_assert_uint_eq(ntohs(v6->sin6_port), 8053);
+	ck_assert_uint_eq(len, sizeof(*v6));
+	ck_assert_int_eq(dns_recursor_parse("dns.example", &ss, &len), -EINVAL);
+	ck_assert_int_eq(dns_recursor_parse("1.2.3.4:0", &ss, &len), -EINVAL);
+	ck_assert_int_eq(dns_recursor_parse("1.2.3.4:70000", &ss, &len), -EINVAL);
+	ck_assert_int_eq(dns_recursor_parse("1.2.3.4:", &ss, &len), -EINVAL);
+	ck_assert_int_eq(dns_recursor_parse("[::1", &ss, &len), -EINVAL);
+	ck_assert_int_eq(dns_recursor_parse(NULL, &ss, &len), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_recurse_action)
+{
+	struct dns_answer_cfg c = cfg;
+	size_t len;
+	uint8_t *wire = make_query("example.org.", LDNS_RR_TYPE_A, 1, 0, LDNS_PACKET_QUERY, &len);
+	struct dns_query q;
+
+	/* without recursors REFUSED at once; with them, forwarded */
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &c), DNS_ACT_REPLY);
+	ck_assert_int_eq(q.rcode, LDNS_RCODE_REFUSED);
+	dns_query_close(&q);
+	c.recurse = true;
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &c), DNS_ACT_RECURSE);
+	dns_query_close(&q);
+	free(wire);
+	/* names in the domain never go out */
+	wire = make_query("x.node.consul.", LDNS_RR_TYPE_A, 1, 0, LDNS_PACKET_QUERY, &len);
+	ck_assert_int_eq(dns_query_parse(&q, wire, len, &c), DNS_ACT_NODE);
+	dns_query_close(&q);
+	free(wire);
+}
+END_TEST
+
 Suite *dns_answer_suite(void)
 {
 	Suite *s = suite_create("dns_answer");
@@ -837,6 +895,8 @@ Suite *dns_answer_suite(void)
 	tcase_add_test(tc, test_service_ttl_rules);
 	tcase_add_test(tc, test_reverse_parse);
 	tcase_add_test(tc, test_ptr_answer);
+	tcase_add_test(tc, test_recursor_parse);
+	tcase_add_test(tc, test_recurse_action);
 	suite_add_tcase(s, tc);
 	return s;
 }
