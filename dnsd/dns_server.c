@@ -598,6 +598,15 @@ static void forward(struct dns_server *s, struct pending *p, const uint8_t *pkt,
 	fwd_try(s, p);
 }
 
+/* A datacenter other than the local one: NXDOMAIN until Cairn speaks to
+ * other datacenters (raftd would answer "No path to datacenter"). */
+static bool other_dc(const struct dns_server *s, const struct dns_query *q)
+{
+	const char *local = s->cfg.answer.datacenter;
+
+	return q->name.dc[0] && local && strcasecmp(q->name.dc, local) != 0;
+}
+
 void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, bool udp, void *owner,
 		       const struct dns_peer *peer, dns_send_fn send)
 {
@@ -618,9 +627,21 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 	act = dns_query_parse(&p->q, pkt, len, &s->cfg.answer);
 	switch (act) {
 	case DNS_ACT_NODE:
+		if (other_dc(s, &p->q)) {
+			struct dns_node_result none = {.status = CAIRN_E_NOTFOUND};
+
+			respond(s, &p->q, &none, NULL, udp, owner, &p->peer, send);
+			break;
+		}
 		lookup_node(s, p); /* takes p */
 		return;
 	case DNS_ACT_SERVICE:
+		if (other_dc(s, &p->q)) {
+			struct dns_service_result none = {.status = CAIRN_E_NOTFOUND};
+
+			respond(s, &p->q, NULL, &none, udp, owner, &p->peer, send);
+			break;
+		}
 		lookup_service(s, p); /* takes p */
 		return;
 	case DNS_ACT_PTR:

@@ -399,12 +399,14 @@ START_TEST(nxdomain_with_soa)
 
 	REQUIRE_AGENT();
 	register_all();
-	/* make sure the catalog has the services before the negative check */
+	/* make sure the catalog has the services before the negative checks
+	 * (another datacenter: NXDOMAIN until multi-datacenter support) */
 	ldns_pkt_free(ask_rcode("web.service.consul.", LDNS_RR_TYPE_A, false, LDNS_RCODE_NOERROR));
 	const char *names[] = {"dead.service.consul.", "nosuch.service.consul.",
+			       "web.service.dc9.consul.", "w1.node.dc9.consul.",
 			       "_dead._tcp.service.consul."};
-	for (size_t i = 0; i < 3; i++) {
-		p = ask_rcode(names[i], i == 2 ? LDNS_RR_TYPE_SRV : LDNS_RR_TYPE_A, false,
+	for (size_t i = 0; i < 5; i++) {
+		p = ask_rcode(names[i], i == 4 ? LDNS_RR_TYPE_SRV : LDNS_RR_TYPE_A, false,
 			      LDNS_RCODE_NXDOMAIN);
 		ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NXDOMAIN);
 		ck_assert(ldns_pkt_aa(p));
