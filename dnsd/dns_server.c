@@ -362,6 +362,8 @@ static void respond_ptr(struct dns_server *s, const struct pending *p,
 	free(wire);
 }
 
+static void forward(struct dns_server *s, struct pending *p, const uint8_t *pkt, size_t len);
+
 static void on_ptr_reply(void *ctx, int status, const struct proto_msg *reply)
 {
 	struct pending *p = ctx;
@@ -390,6 +392,12 @@ static void on_ptr_reply(void *ctx, int status, const struct proto_msg *reply)
 			     : "?");
 	}
 	pending_unlink(p);
+	if (res.status == 0 && res.n == 0 && p->raw) {
+		/* no node has the address: the recursors may know it */
+		free(v);
+		forward(s, p, p->raw, p->raw_len);
+		return;
+	}
 	respond_ptr(s, p, &res);
 	free(v);
 	pending_free(p);
@@ -582,13 +590,14 @@ static void fwd_try(struct dns_server *s, struct pending *p)
 static void forward(struct dns_server *s, struct pending *p, const uint8_t *pkt, size_t len)
 {
 	if (s->n_pending >= s->cfg.max_pending || !s->cfg.loop || !s->cfg.n_recursors ||
-	    !(p->raw = malloc(len))) {
+	    (!p->raw && !(p->raw = malloc(len)))) {
 		p->q.rcode = LDNS_RCODE_SERVFAIL;
 		respond(s, &p->q, NULL, NULL, p->udp, p->owner, &p->peer, p->send);
 		pending_free(p);
 		return;
 	}
-	memcpy(p->raw, pkt, len);
+	if (p->raw != pkt)
+		memcpy(p->raw, pkt, len);
 	p->raw_len = len;
 	p->next = s->head;
 	if (s->head)
@@ -645,6 +654,11 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 		lookup_service(s, p); /* takes p */
 		return;
 	case DNS_ACT_PTR:
+		/* kept for forwarding when no node has the address */
+		if (s->cfg.answer.recurse && s->cfg.n_recursors && (p->raw = malloc(len))) {
+			memcpy(p->raw, pkt, len);
+			p->raw_len = len;
+		}
 		lookup_ptr(s, p); /* takes p */
 		return;
 	case DNS_ACT_RECURSE:

@@ -8,7 +8,8 @@
  *
  * Names outside the domain, with recursors configured, are forwarded over
  * UDP to each recursor in turn (recursor_timeout_ms each) and the first
- * answer relayed; SERVFAIL when none answers.
+ * answer relayed; SERVFAIL when none answers. So are PTR questions for
+ * an address no node has.
  *
  * Model: a transport hands over a packet with an opaque owner (the UDP
  * socket, a TCP connection), the peer address and a send callback. The
