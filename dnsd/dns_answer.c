@@ -491,7 +491,7 @@ static int srv_target(const struct dns_query *q, const struct dns_answer_cfg *cf
 	return n < 0 || (size_t)n >= size ? -EINVAL : 0;
 }
 
-/* One SRV answer for in (priority 1, weight 1, as Consul) and the address
+/* One SRV answer for in (priority 1 and its weight, as Consul) and the address
  * of its target in the additional section. Instances whose names do not
  * make a valid target are left out. */
 static int add_srv(ldns_pkt *reply, const struct dns_query *q, const struct dns_answer_cfg *cfg,
@@ -515,7 +515,8 @@ static int add_srv(ldns_pkt *reply, const struct dns_query *q, const struct dns_
 		rc = -ENOMEM;
 		goto out;
 	}
-	sprintf(text, "%s %u IN SRV 1 1 %u %s", owner, ttl_s, (unsigned)in->port, target);
+	sprintf(text, "%s %u IN SRV 1 %u %u %s", owner, ttl_s,
+		(unsigned)(in->weight || in->warning ? in->weight : 1), (unsigned)in->port, target);
 	if (ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) != LDNS_STATUS_OK)
 		goto out;
 	rc = push(reply, LDNS_SECTION_ANSWER, rr);

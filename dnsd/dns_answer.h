@@ -108,6 +108,10 @@ struct dns_instance {
 	const char *node_address; /* the node's address */
 	const char *address;	  /* the service's own address, or "" / NULL */
 	uint16_t port;		  /* SRV port */
+	uint16_t weight;	  /* SRV weight: Weights.Passing, or Weights.Warning
+				     for an instance with a warning check (0 in a
+				     result means 1 for a passing one) */
+	bool warning;		  /* some check is warning (weight may be 0) */
 };
 
 /* Result of a service lookup: the instances in answer order (the caller
@@ -149,7 +153,8 @@ void dns_query_close(struct dns_query *q);
  * lookup result for DNS_ACT_SERVICE, NULL otherwise: A/AAAA (or CNAME)
  * records of the instances' addresses (service address, else node
  * address), or SRV records targeting <node>.node.<dc>.<domain> (or
- * <hex>.addr.<dc>.<domain> for a service address, or a service host name)
+ * <hex>.addr.<dc>.<domain> for a service address, or a service host name,
+ * priority 1 and the instance's weight)
  * with the addresses in the additional section; at most a_record_limit
  * answers, and udp_answer_limit over UDP. now_s: wall
  * clock seconds (the SOA serial, as Consul). udp: limit the size to

@@ -203,10 +203,12 @@ fail:
 
 /* Whether instance s of the health-service reply r is healthy: no check
  * of its own or of its node is critical (Consul's DNS keeps warning
- * instances unless only_passing, which raftd applied already). */
+ * instances unless only_passing, which raftd applied already). *warning:
+ * some check is warning. */
 static bool instance_healthy(const struct proto_catalog_query_reply *r,
-			     const struct proto_service *s)
+			     const struct proto_service *s, bool *warning)
 {
+	*warning = false;
 	for (size_t k = 0; k < r->checks.n; k++) {
 		const struct proto_check *ck = &r->checks.v[k];
 
@@ -216,6 +218,8 @@ static bool instance_healthy(const struct proto_catalog_query_reply *r,
 			continue;
 		if (ck->status && strcmp(ck->status, "critical") == 0)
 			return false;
+		if (ck->status && strcmp(ck->status, "warning") == 0)
+			*warning = true;
 	}
 	return true;
 }
@@ -255,9 +259,13 @@ static void on_service_reply(void *ctx, int status, const struct proto_msg *repl
 			res.status = -ENOMEM;
 		for (size_t i = 0; v && i < r->services.n; i++) {
 			const struct proto_service *sv = &r->services.v[i];
+			bool warn;
 
-			if (!sv->node || !instance_healthy(r, sv))
+			if (!sv->node || !instance_healthy(r, sv, &warn))
 				continue;
+			v[res.n].warning = warn;
+			v[res.n].weight =
+			    (uint16_t)(warn ? sv->weight_warning : sv->weight_passing);
 			v[res.n].node = sv->node;
 			v[res.n].node_address = node_address(r, sv->node);
 			v[res.n].address = sv->address;

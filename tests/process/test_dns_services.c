@@ -362,6 +362,8 @@ START_TEST(srv_with_additional)
 		bool found = false;
 
 		ck_assert_int_eq(ldns_rr_get_type(rr), LDNS_RR_TYPE_SRV);
+		/* default Weights {Passing: 1, Warning: 1} */
+		ck_assert_uint_eq(ldns_rdf2native_int16(ldns_rr_rdf(rr, 1)), 1);
 		if (strcmp(target, "w1.node.dc1.consul.") == 0) {
 			ck_assert_uint_eq(port, 8001);
 			seen_w1 = true;

@@ -653,6 +653,32 @@ START_TEST(test_service_srv)
 	assert_rdf(ldns_rr_rdf(rr, 0), "192.168.1.3");
 	ldns_pkt_free(reply);
 
+	/* weights: 0 means 1 for a passing instance, stays 0 for a warning one */
+	{
+		static const struct dns_instance w[] = {
+		    {.node = "a", .node_address = "10.0.0.1", .port = 1, .weight = 10},
+		    {.node = "b", .node_address = "10.0.0.2", .port = 2, .weight = 0},
+		    {.node = "c",
+		     .node_address = "10.0.0.3",
+		     .port = 3,
+		     .weight = 0,
+		     .warning = true},
+		};
+		struct dns_service_result ws = {.status = 0, .v = w, .n = 3};
+
+		reply = run_svc("web.service.consul.", LDNS_RR_TYPE_SRV, &ws, &cfg, false);
+		ck_assert_uint_eq(ldns_rdf2native_int16(
+				      ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 0), 1)),
+				  10);
+		ck_assert_uint_eq(ldns_rdf2native_int16(
+				      ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 1), 1)),
+				  1);
+		ck_assert_uint_eq(ldns_rdf2native_int16(
+				      ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 2), 1)),
+				  0);
+		ldns_pkt_free(reply);
+	}
+
 	/* the datacenter asked for names the targets */
 	reply = run_svc("db.web.service.dc2.consul.", LDNS_RR_TYPE_SRV, &svc, &cfg, false);
 	assert_rdf(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(reply), 1), 3),
