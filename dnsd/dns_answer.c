@@ -688,6 +688,7 @@ static int build(const struct dns_query *q, const struct dns_node_result *node,
 	ldns_pkt_set_qr(reply, true);
 	ldns_pkt_set_opcode(reply, (ldns_pkt_opcode)q->opcode);
 	ldns_pkt_set_rd(reply, q->rd);
+	ldns_pkt_set_ra(reply, cfg->recurse); /* as Consul: recursors configured */
 	ldns_pkt_set_rcode(reply, LDNS_RCODE_NOERROR);
 	if (q->pkt && ldns_rr_list_rr_count(ldns_pkt_question(q->pkt)) == 1) {
 		ldns_rr *qrr = ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q->pkt), 0));

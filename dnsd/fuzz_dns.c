@@ -69,6 +69,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    .n = results[i].status == 0 ? sizeof(instances) / sizeof(instances[0]) : 0,
 		};
 
+		if (act == DNS_ACT_PTR) {
+			static const char *const names[] = {"n1", "bad name", "n_3"};
+			struct dns_ptr_result ptr = {.status = results[i].status,
+						     .nodes = names,
+						     .n = results[i].status == 0 ? 3 : 0};
+
+			if (dns_answer_build_ptr(&q, &ptr, &fuzz_cfg, 1700000000, i % 2 == 0, &wire,
+						 &len) == 0) {
+				if (len > 65535 || (i % 2 == 0 && len > q.udp_limit))
+					abort();
+				free(wire);
+			}
+			continue;
+		}
 		if (dns_answer_build(&q, act == DNS_ACT_NODE ? &results[i] : NULL,
 				     act == DNS_ACT_SERVICE ? &svc : NULL, &fuzz_cfg, 1700000000,
 				     i % 2 == 0, &wire, &len) == 0) {
@@ -76,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort(); /* an answer over its size limit is a bug */
 			free(wire);
 		}
-		if (act != DNS_ACT_NODE && act != DNS_ACT_SERVICE && i > 0)
+		if (act != DNS_ACT_NODE && act != DNS_ACT_SERVICE && act != DNS_ACT_PTR && i > 0)
 			break;
 	}
 	dns_query_close(&q);

@@ -885,6 +885,24 @@ START_TEST(test_recurse_action)
 	c.recurse = true;
 	ck_assert_int_eq(dns_query_parse(&q, wire, len, &c), DNS_ACT_RECURSE);
 	dns_query_close(&q);
+	/* RA is set on our own answers when recursors are configured */
+	{
+		ldns_pkt *reply = run("x.addr.consul.", LDNS_RR_TYPE_A, NULL, DNS_ACT_REPLY);
+		uint8_t *w2, *rw = NULL;
+		size_t l2, rlen;
+
+		ck_assert(!ldns_pkt_ra(reply));
+		ldns_pkt_free(reply);
+		w2 = make_query("x.node.consul.", LDNS_RR_TYPE_A, 2, 0, LDNS_PACKET_QUERY, &l2);
+		ck_assert_int_eq(dns_query_parse(&q, w2, l2, &c), DNS_ACT_NODE);
+		ck_assert_int_eq(dns_answer_build(&q, NULL, NULL, &c, NOW_S, true, &rw, &rlen), 0);
+		ck_assert_int_eq(ldns_wire2pkt(&reply, rw, rlen), LDNS_STATUS_OK);
+		ck_assert(ldns_pkt_ra(reply));
+		ldns_pkt_free(reply);
+		dns_query_close(&q);
+		free(rw);
+		free(w2);
+	}
 	free(wire);
 	/* names in the domain never go out */
 	wire = make_query("x.node.consul.", LDNS_RR_TYPE_A, 1, 0, LDNS_PACKET_QUERY, &len);
