@@ -522,6 +522,53 @@ START_TEST(recursors_in_turn)
 }
 END_TEST
 
+/* Runs cmd and returns its whole output (malloc'd). */
+static char *run_cmd(const char *cmd)
+{
+	FILE *f = popen(cmd, "r");
+	char *out = calloc(1, 65536);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(out);
+	while (n < 65535) {
+		size_t r = fread(out + n, 1, 65535 - n, f);
+
+		if (r == 0)
+			break;
+		n += r;
+	}
+	pclose(f);
+	return out;
+}
+
+START_TEST(dig_srv_and_recursion)
+{
+	char cmd[512], *out;
+
+	REQUIRE_AGENT();
+	register_all();
+	ck_assert_msg(system("command -v dig >/dev/null 2>&1") == 0, "dig not installed");
+	/* make sure dnsd sees the catalog first */
+	ldns_pkt_free(ask_rcode("web.service.consul.", LDNS_RR_TYPE_A, false, LDNS_RCODE_NOERROR));
+	snprintf(cmd, sizeof(cmd),
+		 "dig @127.0.0.1 -p %d _web._tcp.service.consul SRV +noedns +time=3 +tries=1",
+		 ag.dns_port);
+	out = run_cmd(cmd);
+	ck_assert_msg(strstr(out, "status: NOERROR") && strstr(out, " aa") &&
+			  strstr(out, "ANSWER: 4,") && strstr(out, "ADDITIONAL: 4"),
+		      "dig SRV:\n%s", out);
+	ck_assert_msg(strstr(out, "IN\tSRV\t1 1 8001 w1.node.dc1.consul."), "dig SRV:\n%s", out);
+	ck_assert_msg(strstr(out, "w1.node.dc1.consul.\t7\tIN\tA\t10.3.0.1"), "dig SRV:\n%s", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "dig @127.0.0.1 -p %d example.test A +short +time=3 +tries=1",
+		 ag.dns_port);
+	out = run_cmd(cmd);
+	ck_assert_str_eq(out, "192.0.2.7\n");
+	free(out);
+}
+END_TEST
+
 static Suite *dns_services_suite(void)
 {
 	Suite *s = suite_create("process-dns-services");
@@ -537,6 +584,7 @@ static Suite *dns_services_suite(void)
 	tcase_add_test(tc, health_change_shows);
 	tcase_add_test(tc, ptr_of_known_node);
 	tcase_add_test(tc, recursors_in_turn);
+	tcase_add_test(tc, dig_srv_and_recursion);
 	suite_add_tcase(s, tc);
 	return s;
 }
