@@ -42,6 +42,8 @@ struct server {
 	uint64_t rng;		 /* xorshift64 state for jitter */
 	char leader_addr[320];	 /* host:port of our RPC address */
 	bool failed;
+	struct session_timers *sess_timers; /* the leader's session TTL timers */
+	uint64_t sess_tick_id;		    /* their periodic check, 0 when none */
 };
 
 static uint64_t rng_next(struct server *s)
@@ -557,6 +559,8 @@ static void on_applied(void *ctx, void *ud, uint64_t index, const struct fsm_res
 	struct proto_msg m;
 
 	(void)ctx;
+	if (!req)
+		return; /* the leader's own command (session expiry) */
 	if (res->code == CAIRN_E_STORE) {
 		rpc_reply_error(req, res->code, "write failed: state store error");
 		return;
@@ -622,6 +626,61 @@ static void before_sleep(struct loop *l, void *ctx)
 	answer_fired(s);
 }
 
+/* ---- session TTLs ---------------------------------------------------------- */
+
+#define SESSION_TICK_MS 1000
+
+struct tick_ctx {
+	struct server *s;
+	uint64_t now;
+};
+
+static int touch_cb(void *ctx, const char *id, uint64_t ttl_ms)
+{
+	struct tick_ctx *t = ctx;
+
+	return session_timers_touch(t->s->sess_timers, id, ttl_ms, t->now);
+}
+
+/* The leader's session timers: every tick, sessions with a TTL are synced
+ * from the table (a new leader starts each at now + 2 x TTL, Consul's
+ * grace) and each expired one is destroyed by one log command, which
+ * releases or deletes its locks. Followers keep no timers. */
+static int64_t session_tick(struct loop *l, void *ctx)
+{
+	struct server *s = ctx;
+	struct tick_ctx t = {s, loop_now_ms(l)};
+	struct store_txn *txn;
+	const char *id;
+	int rc;
+
+	if (s->failed || !replica_is_leader(s->rp) || replica_transferring(s->rp)) {
+		session_timers_clear(s->sess_timers);
+		return SESSION_TICK_MS;
+	}
+	if (store_txn_begin(replica_store(s->rp), false, &txn) < 0)
+		return SESSION_TICK_MS;
+	session_timers_begin(s->sess_timers);
+	rc = session_each_ttl(txn, touch_cb, &t);
+	store_txn_abort(txn);
+	if (rc < 0) {
+		log_error("session timers: %s", err_str(rc));
+		return SESSION_TICK_MS;
+	}
+	session_timers_end(s->sess_timers);
+	while ((id = session_timers_next_expired(s->sess_timers, t.now))) {
+		uint64_t index;
+
+		session_cmd_destroy(&s->cmd, id);
+		if (s->cmd.err || replica_propose(s->rp, s->cmd.buf, s->cmd.len, NULL, &index) < 0)
+			log_error("session %s expired but its destroy was not proposed", id);
+		else
+			log_info("session %s expired (TTL passed twice over), destroying it", id);
+		mp_writer_reset(&s->cmd);
+	}
+	return SESSION_TICK_MS;
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
@@ -678,8 +737,13 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		return handle_catalog_register(s, req);
 	case PROTO_CATALOG_WRITE:
 		return handle_catalog_write(s, req);
-	case PROTO_CATALOG_QUERY:
 	case PROTO_SESSION_QUERY:
+		if (req->msg.u.session_query.view == SESSION_VIEW_RENEW &&
+		    replica_is_leader(s->rp) && req->msg.u.session_query.arg)
+			(void)session_timers_renew(s->sess_timers, req->msg.u.session_query.arg,
+						   loop_now_ms(s->loop));
+		return handle_read(s, req);
+	case PROTO_CATALOG_QUERY:
 		return handle_read(s, req);
 	case PROTO_SESSION_WRITE:
 		return handle_session_write(s, req);
@@ -818,6 +882,13 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	s->sess_timers = session_timers_new();
+	s->sess_tick_id = s->sess_timers ? loop_timer_add(l, SESSION_TICK_MS, session_tick, s) : 0;
+	if (!s->sess_tick_id) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -856,6 +927,9 @@ void server_free(struct server *s)
 	}
 	if (s->timer_id)
 		loop_timer_del(s->loop, s->timer_id);
+	if (s->sess_tick_id)
+		loop_timer_del(s->loop, s->sess_tick_id);
+	session_timers_free(s->sess_timers);
 	cluster_free(s->cl); /* answers what waits for a leader */
 	rpc_server_free(s->rpc);
 	replica_close(s->rp);

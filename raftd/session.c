@@ -225,3 +225,178 @@ int session_query(struct store_txn *txn, struct arena *a, unsigned view, const c
 	*out_n = c.n;
 	return 0;
 }
+
+/* ---- TTL timers ------------------------------------------------------------ */
+
+uint64_t session_ttl_ms(const char *json, size_t len)
+{
+	json_t *o = json_loadb(json, len, 0, NULL);
+	const char *p = json_string_value(json_object_get(o, "TTL"));
+	double total = 0;
+
+	/* Go durations as apid accepted them: [number unit]+ */
+	while (p && *p) {
+		char *end;
+		double v = strtod(p, &end), mult;
+
+		if (end == p || v < 0)
+			break;
+		p = end;
+		if (!strncmp(p, "ns", 2))
+			mult = 1e-6, p += 2;
+		else if (!strncmp(p, "us", 2))
+			mult = 1e-3, p += 2;
+		else if (!strncmp(p, "\xc2\xb5s", 3))
+			mult = 1e-3, p += 3;
+		else if (!strncmp(p, "ms", 2))
+			mult = 1, p += 2;
+		else if (*p == 's')
+			mult = 1000, p++;
+		else if (*p == 'm')
+			mult = 60000, p++;
+		else if (*p == 'h')
+			mult = 3600000, p++;
+		else if (!*p)
+			mult = 1000; /* plain digits: seconds */
+		else
+			break;
+		total += v * mult;
+	}
+	json_decref(o);
+	return total > 0 && total < 1e15 ? (uint64_t)total : 0;
+}
+
+struct each_ctx {
+	int (*fn)(void *ctx, const char *id, uint64_t ttl_ms);
+	void *ctx;
+};
+
+static int each_cb(void *ctx, struct store_val k, struct store_val v)
+{
+	struct each_ctx *e = ctx;
+	char id[80];
+	uint64_t ttl;
+
+	if (k.len >= sizeof(id))
+		return 0;
+	ttl = session_ttl_ms(v.ptr, v.len);
+	if (!ttl)
+		return 0;
+	memcpy(id, k.ptr, k.len);
+	id[k.len] = 0;
+	return e->fn(e->ctx, id, ttl);
+}
+
+int session_each_ttl(struct store_txn *txn, int (*fn)(void *ctx, const char *id, uint64_t ttl_ms),
+		     void *ctx)
+{
+	struct each_ctx e = {fn, ctx};
+
+	return store_scan_prefix(txn, STORE_SESSIONS, "", 0, each_cb, &e);
+}
+
+struct session_timer {
+	char id[80];
+	uint64_t ttl_ms, deadline;
+	bool seen, fired;
+};
+
+struct session_timers {
+	struct session_timer *v;
+	size_t n, cap;
+};
+
+struct session_timers *session_timers_new(void)
+{
+	return calloc(1, sizeof(struct session_timers));
+}
+
+void session_timers_free(struct session_timers *t)
+{
+	if (!t)
+		return;
+	free(t->v);
+	free(t);
+}
+
+void session_timers_clear(struct session_timers *t)
+{
+	t->n = 0;
+}
+
+size_t session_timers_count(const struct session_timers *t)
+{
+	return t->n;
+}
+
+static struct session_timer *find(struct session_timers *t, const char *id)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i].id, id))
+			return &t->v[i];
+	return NULL;
+}
+
+void session_timers_begin(struct session_timers *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		t->v[i].seen = false;
+}
+
+int session_timers_touch(struct session_timers *t, const char *id, uint64_t ttl_ms, uint64_t now)
+{
+	struct session_timer *e = find(t, id);
+
+	if (strlen(id) >= sizeof(e->id))
+		return 0;
+	if (!e) {
+		if (t->n == t->cap) {
+			size_t cap = t->cap ? t->cap * 2 : 16;
+			struct session_timer *nv = realloc(t->v, cap * sizeof(*nv));
+
+			if (!nv)
+				return -ENOMEM;
+			t->v = nv;
+			t->cap = cap;
+		}
+		e = &t->v[t->n++];
+		memset(e, 0, sizeof(*e));
+		strcpy(e->id, id);
+		e->ttl_ms = ttl_ms;
+		e->deadline = now + 2 * ttl_ms;
+	}
+	e->seen = true;
+	return 0;
+}
+
+void session_timers_end(struct session_timers *t)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].seen)
+			t->v[j++] = t->v[i];
+	t->n = j;
+}
+
+bool session_timers_renew(struct session_timers *t, const char *id, uint64_t now)
+{
+	struct session_timer *e = find(t, id);
+
+	if (!e)
+		return false;
+	e->deadline = now + 2 * e->ttl_ms;
+	e->fired = false;
+	return true;
+}
+
+const char *session_timers_next_expired(struct session_timers *t, uint64_t now)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (!t->v[i].fired && t->v[i].deadline <= now) {
+			t->v[i].fired = true;
+			return t->v[i].id;
+		}
+	}
+	return NULL;
+}

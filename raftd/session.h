@@ -50,4 +50,34 @@ int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reade
 int session_query(struct store_txn *txn, struct arena *a, unsigned view, const char *arg,
 		  const char ***out_v, size_t *out_n, uint64_t *out_index);
 
+/* The TTL of a stored session JSON text in ms (Go duration in "TTL"); 0
+ * when none or unparsable. */
+uint64_t session_ttl_ms(const char *json, size_t len);
+
+/* Calls fn(ctx, id, ttl_ms) for every stored session with a TTL. Returns 0,
+ * fn's negative code, or a store error. */
+int session_each_ttl(struct store_txn *txn, int (*fn)(void *ctx, const char *id, uint64_t ttl_ms),
+		     void *ctx);
+
+/* The leader's TTL timers (in memory; rebuilt from the table after an
+ * election): ID -> deadline (loop ms). Pure: the caller passes the time. */
+struct session_timers;
+struct session_timers *session_timers_new(void);
+void session_timers_free(struct session_timers *t);
+/* Forgets every timer (on losing leadership). */
+void session_timers_clear(struct session_timers *t);
+size_t session_timers_count(const struct session_timers *t);
+/* A sweep: begin, touch every stored TTL session (a new one gets deadline
+ * now + 2 x TTL, Consul's grace), end (drops timers of sessions no longer
+ * stored). Return 0 or -ENOMEM. */
+void session_timers_begin(struct session_timers *t);
+int session_timers_touch(struct session_timers *t, const char *id, uint64_t ttl_ms, uint64_t now);
+void session_timers_end(struct session_timers *t);
+/* Renew: deadline = now + 2 x TTL. Returns false when id has no timer. */
+bool session_timers_renew(struct session_timers *t, const char *id, uint64_t now);
+/* The next expired timer's ID (deadline <= now), marked so that it is not
+ * returned again until touched anew; NULL when none. Borrowed until the
+ * next call that changes t. */
+const char *session_timers_next_expired(struct session_timers *t, uint64_t now);
+
 #endif

@@ -2,7 +2,8 @@
  * defaults and with a body, info/list/node in Consul's shapes, renew (404
  * once gone), destroy, a blocking list woken by a create; KV ?acquire and
  * ?release: two clients contend, exactly one holds the lock, destroying the
- * holder's session releases it (or deletes the key with Behavior delete). */
+ * holder's session releases it (or deletes the key with Behavior delete);
+ * an unrenewed TTL session expires after twice its TTL, releasing it. */
 #include <inttypes.h>
 #include <pthread.h>
 
@@ -310,6 +311,38 @@ START_TEST(delete_behavior_deletes_held_keys)
 }
 END_TEST
 
+START_TEST(ttl_expiry_releases_the_lock)
+{
+	char id[64], path[256], sess[64];
+	struct http_resp r;
+	json_int_t li;
+	uint64_t start, waited;
+	json_t *j;
+
+	REQUIRE_AGENT();
+	create("{\"Name\":\"ttl\",\"TTL\":\"10s\"}", id, sizeof(id));
+	snprintf(path, sizeof(path), "/v1/kv/locks/ttl?acquire=%s", id);
+	http_put(&ag, path, "x", &r);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	lock_state("locks/ttl", sess, sizeof(sess), &li);
+	ck_assert_str_eq(sess, id);
+	/* never renewed: the leader destroys it once twice the TTL passed */
+	start = harness_now_ms();
+	do {
+		harness_pause_ms(250);
+		lock_state("locks/ttl", sess, sizeof(sess), &li);
+	} while (*sess && harness_now_ms() - start < 60000);
+	waited = harness_now_ms() - start;
+	ck_assert_msg(*sess == '\0', "lock still held by %s after %" PRIu64 " ms", sess, waited);
+	ck_assert_msg(waited >= 15000, "session expired after %" PRIu64 " ms, before 2 x TTL", waited);
+	snprintf(path, sizeof(path), "/v1/session/info/%s", id);
+	j = get_arr(path, NULL);
+	ck_assert_uint_eq(json_array_size(j), 0);
+	json_decref(j);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("process-sessions");
@@ -323,6 +356,7 @@ int main(void)
 	tcase_add_test(tc, blocking_list_wakes_on_create);
 	tcase_add_test(tc, two_clients_contend_for_a_lock);
 	tcase_add_test(tc, delete_behavior_deletes_held_keys);
+	tcase_add_test(tc, ttl_expiry_releases_the_lock);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }

@@ -312,6 +312,68 @@ START_TEST(destroy_releases_or_deletes)
 }
 END_TEST
 
+static int count_ttl(void *ctx, const char *id, uint64_t ttl_ms)
+{
+	int *n = ctx;
+
+	ck_assert_str_eq(id, "ttl");
+	ck_assert_uint_eq(ttl_ms, 10000);
+	(*n)++;
+	return 0;
+}
+
+START_TEST(ttl_timers)
+{
+	struct session_timers *t = session_timers_new();
+
+	ck_assert_uint_eq(session_ttl_ms(S2, strlen(S2)), 10000);
+	ck_assert_uint_eq(session_ttl_ms(S1, strlen(S1)), 0);
+	ck_assert_uint_eq(session_ttl_ms("{\"TTL\":\"1m30s\"}", 15), 90000);
+	ck_assert_uint_eq(session_ttl_ms("{\"TTL\":\"1.5h\"}", 14), 5400000);
+
+	ck_assert_ptr_nonnull(t);
+	session_timers_begin(t);
+	ck_assert_int_eq(session_timers_touch(t, "a", 10000, 1000), 0);
+	ck_assert_int_eq(session_timers_touch(t, "b", 20000, 1000), 0);
+	session_timers_end(t);
+	ck_assert_uint_eq(session_timers_count(t), 2);
+	/* Consul's grace: expiry at 2 x TTL */
+	ck_assert_ptr_null(session_timers_next_expired(t, 20999));
+	ck_assert_str_eq(session_timers_next_expired(t, 21000), "a");
+	ck_assert_ptr_null(session_timers_next_expired(t, 21000)); /* reported once */
+	/* a renew pushes the deadline and re-arms */
+	ck_assert(session_timers_renew(t, "a", 30000));
+	ck_assert(!session_timers_renew(t, "zz", 30000));
+	ck_assert_ptr_null(session_timers_next_expired(t, 40999));
+	ck_assert_str_eq(session_timers_next_expired(t, 41000), "b");
+	ck_assert_str_eq(session_timers_next_expired(t, 50000), "a");
+	/* a touch keeps the deadline; a sweep drops sessions no longer stored */
+	session_timers_begin(t);
+	ck_assert_int_eq(session_timers_touch(t, "b", 20000, 99999), 0);
+	session_timers_end(t);
+	ck_assert_uint_eq(session_timers_count(t), 1);
+	session_timers_clear(t);
+	ck_assert_uint_eq(session_timers_count(t), 0);
+	session_timers_free(t);
+}
+END_TEST
+
+START_TEST(each_ttl_lists_ttl_sessions)
+{
+	struct store_txn *txn;
+	int n = 0;
+
+	session_cmd_create(&w, "no-ttl", S1);
+	ck_assert_int_eq(apply_w(2).code, 0);
+	session_cmd_create(&w, "ttl", S2);
+	ck_assert_int_eq(apply_w(3).code, 0);
+	ck_assert_int_eq(store_txn_begin(st, false, &txn), 0);
+	ck_assert_int_eq(session_each_ttl(txn, count_ttl, &n), 0);
+	store_txn_abort(txn);
+	ck_assert_int_eq(n, 1);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raftd-session");
@@ -324,6 +386,8 @@ int main(void)
 	tcase_add_test(tc, malformed_commands);
 	tcase_add_test(tc, acquire_release);
 	tcase_add_test(tc, destroy_releases_or_deletes);
+	tcase_add_test(tc, ttl_timers);
+	tcase_add_test(tc, each_ttl_lists_ttl_sessions);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
