@@ -16,13 +16,12 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *render_base64(struct arena *a, const uint8_t *p, size_t n)
+/* Writes the base64 of p[0..n) to out ((n + 2) / 3 * 4 bytes, no NUL);
+ * returns that length. */
+static size_t base64_into(char *out, const uint8_t *p, size_t n)
 {
-	size_t olen = (n + 2) / 3 * 4, i, o = 0;
-	char *out = arena_alloc(a, olen + 1);
+	size_t i, o = 0;
 
-	if (!out)
-		return NULL;
 	for (i = 0; i + 2 < n; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 
@@ -46,7 +45,16 @@ char *render_base64(struct arena *a, const uint8_t *p, size_t n)
 		out[o++] = b64_alphabet[v >> 6 & 63];
 		out[o++] = '=';
 	}
-	out[o] = '\0';
+	return o;
+}
+
+char *render_base64(struct arena *a, const uint8_t *p, size_t n)
+{
+	char *out = arena_alloc(a, (n + 2) / 3 * 4 + 1);
+
+	if (!out)
+		return NULL;
+	out[base64_into(out, p, n)] = '\0';
 	return out;
 }
 
@@ -341,8 +349,8 @@ int render_dump(struct arena *a, const json_t *j, bool pretty, char **out, size_
 	return 0;
 }
 
-int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bool pretty,
-		   char **out, size_t *out_len)
+int render_kv_dump_jansson(struct arena *a, const struct proto_kv_entry *v, size_t n, bool pretty,
+			   char **out, size_t *out_len)
 {
 	static const char pat[] = "\"Flags\":";
 	json_t *arr = render_kv_entries(v, n);
@@ -398,6 +406,172 @@ int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bo
 	return 0;
 }
 
+/* ---- direct KV writer ------------------------------------------------- */
+
+/* Worst-case bytes of kv_str(s): every byte as \u00XX. */
+static size_t kv_str_bound(const char *s) { return 2 + 6 * (s ? strlen(s) : 0); }
+
+/* Writes s as a JSON string the way render_string + jansson's compact dump
+ * do: invalid UTF-8 bytes become U+FFFD, '"' and '\\' and control bytes
+ * are escaped (\b \f \n \r \t short, others \u00XX); all else verbatim. */
+static char *kv_str(char *o, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *u = (const unsigned char *)(s ? s : "");
+	size_t n = strlen((const char *)u), i = 0;
+
+	*o++ = '"';
+	while (i < n) {
+		unsigned char c = u[i];
+		size_t len;
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			i++;
+			continue;
+		}
+		if (c < 0x80) {
+			*o++ = '\\';
+			switch (c) {
+			case '"':
+			case '\\':
+				*o++ = (char)c;
+				break;
+			case '\b':
+				*o++ = 'b';
+				break;
+			case '\f':
+				*o++ = 'f';
+				break;
+			case '\n':
+				*o++ = 'n';
+				break;
+			case '\r':
+				*o++ = 'r';
+				break;
+			case '\t':
+				*o++ = 't';
+				break;
+			default:
+				*o++ = 'u';
+				*o++ = '0';
+				*o++ = '0';
+				*o++ = hex[c >> 4];
+				*o++ = hex[c & 15];
+			}
+			i++;
+			continue;
+		}
+		len = utf8_seq(u + i, n - i);
+		if (len == 0) {
+			*o++ = (char)0xef;
+			*o++ = (char)0xbf;
+			*o++ = (char)0xbd;
+			i++;
+			continue;
+		}
+		memcpy(o, u + i, len);
+		o += len;
+		i += len;
+	}
+	*o++ = '"';
+	return o;
+}
+
+/* A uint64 as decimal digits. */
+static char *kv_u64(char *o, uint64_t v)
+{
+	char b[20];
+	size_t n = 0;
+
+	do {
+		b[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*o++ = b[--n];
+	return o;
+}
+
+/* An index as jansson writes a json_int_t cast from it (negative above
+ * INT64_MAX, as the jansson rendering does). */
+static char *kv_int(char *o, uint64_t v)
+{
+	if (v > INT64_MAX) {
+		*o++ = '-';
+		return kv_u64(o, (uint64_t)0 - v);
+	}
+	return kv_u64(o, v);
+}
+
+#define KV_LIT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) + sizeof(s) - 1)
+
+/* Compact rendering straight into one arena buffer sized for the worst
+ * case; the bytes equal render_kv_dump_jansson(..., false, ...). */
+static int kv_dump_compact(struct arena *a, const struct proto_kv_entry *v, size_t n, char **out,
+			   size_t *out_len)
+{
+	/* keys, punctuation and five numbers of at most 20 digits + sign */
+	const size_t fixed = 128 + 5 * 21;
+	size_t need = 3, i;
+	char *buf, *o;
+
+	for (i = 0; i < n; i++) {
+		const struct proto_kv_entry *e = &v[i];
+
+		need += fixed + kv_str_bound(e->key) + (e->value.len + 2) / 3 * 4;
+		if (e->session && e->session[0])
+			need += kv_str_bound(e->session);
+	}
+	buf = arena_alloc(a, need);
+	if (!buf)
+		return -ENOMEM;
+	o = buf;
+	*o++ = '[';
+	for (i = 0; i < n; i++) {
+		const struct proto_kv_entry *e = &v[i];
+
+		if (i)
+			*o++ = ',';
+		o = KV_LIT(o, "{\"LockIndex\":");
+		o = kv_int(o, e->lock_index);
+		o = KV_LIT(o, ",\"Key\":");
+		o = kv_str(o, e->key);
+		o = KV_LIT(o, ",\"Flags\":");
+		o = kv_u64(o, e->flags);
+		o = KV_LIT(o, ",\"Value\":");
+		if (e->value.len == 0) {
+			o = KV_LIT(o, "null");
+		} else {
+			*o++ = '"';
+			o += base64_into(o, e->value.ptr, e->value.len);
+			*o++ = '"';
+		}
+		if (e->session && e->session[0]) {
+			o = KV_LIT(o, ",\"Session\":");
+			o = kv_str(o, e->session);
+		}
+		o = KV_LIT(o, ",\"CreateIndex\":");
+		o = kv_int(o, e->create_index);
+		o = KV_LIT(o, ",\"ModifyIndex\":");
+		o = kv_int(o, e->modify_index);
+		*o++ = '}';
+	}
+	*o++ = ']';
+	*o = '\0';
+	*out = buf;
+	*out_len = (size_t)(o - buf);
+	return 0;
+}
+
+int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bool pretty,
+		   char **out, size_t *out_len)
+{
+	if (pretty)
+		return render_kv_dump_jansson(a, v, n, true, out, out_len);
+	return kv_dump_compact(a, v, n, out, out_len);
+}
+
 json_t *render_user_event(const struct proto_user_event *e)
 {
 	json_t *o = json_object();
@@ -418,8 +592,8 @@ json_t *render_user_event(const struct proto_user_event *e)
 	if (json_object_set_new(o, "ID", json_string(e->id ? e->id : "")) < 0 ||
 	    json_object_set_new(o, "Name", json_string(e->name ? e->name : "")) < 0 ||
 	    json_object_set_new(o, "Payload", payload) < 0 ||
-	    json_object_set_new(o, "NodeFilter", json_string(e->node_filter ? e->node_filter : "")) <
-		0 ||
+	    json_object_set_new(o, "NodeFilter",
+				json_string(e->node_filter ? e->node_filter : "")) < 0 ||
 	    json_object_set_new(o, "ServiceFilter",
 				json_string(e->service_filter ? e->service_filter : "")) < 0 ||
 	    json_object_set_new(o, "TagFilter", json_string(e->tag_filter ? e->tag_filter : "")) <

@@ -38,6 +38,11 @@ json_t *render_kv_entries(const struct proto_kv_entry *v, size_t n);
  * INT64_MAX). Returns 0 or -ENOMEM; the text lives in the arena. */
 int render_kv_dump(struct arena *a, const struct proto_kv_entry *v, size_t n, bool pretty,
 		   char **out, size_t *out_len);
+/* The same through jansson objects (render_kv_entries + render_dump), kept
+ * for ?pretty and as the reference the direct compact writer is tested
+ * against. */
+int render_kv_dump_jansson(struct arena *a, const struct proto_kv_entry *v, size_t n,
+			   bool pretty, char **out, size_t *out_len);
 /* A JSON array of strings (never null: [] when empty). */
 json_t *render_strs(const struct proto_strs *s);
 
