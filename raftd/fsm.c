@@ -428,7 +428,8 @@ static int collect_held(void *ctx, struct store_val k, struct store_val v)
 }
 
 int fsm_kv_invalidate_session(struct store_txn *txn, uint64_t index, const char *session,
-			      size_t slen, bool delete_keys, fsm_change_fn change, void *ctx)
+			      size_t slen, bool delete_keys, uint64_t lock_delay_ms,
+			      fsm_change_fn change, void *ctx)
 {
 	struct held_ctx h = {.session = session, .slen = slen};
 	bool any = false;
@@ -464,6 +465,13 @@ int fsm_kv_invalidate_session(struct store_txn *txn, uint64_t index, const char 
 			any = true;
 			if (change)
 				change(ctx, FSM_SPACE_KV, k, klen);
+		}
+		if (rc == 0 && changed && change && lock_delay_ms && klen <= STORE_KEY_MAX) {
+			char buf[8 + STORE_KEY_MAX];
+
+			store_u64_to_be(lock_delay_ms, (uint8_t *)buf);
+			memcpy(buf + 8, k, klen);
+			change(ctx, FSM_SPACE_LOCK_DELAY, buf, 8 + klen);
 		}
 		pos += 2 + klen;
 	}

@@ -48,6 +48,8 @@ enum fsm_space {
 	FSM_SPACE_NODES = 1, /* key is a lower-cased node name */
 	FSM_SPACE_CATALOG = 2, /* key names a catalog index (catalog.h) */
 	FSM_SPACE_SESSIONS = 3, /* key "sessions" (session.h) */
+	FSM_SPACE_LOCK_DELAY = 4, /* not watched: key = u64 BE lock-delay ms + KV key, for
+				   * each lock an invalidation released (session.c) */
 };
 
 /* Outcome of applying one command. */
@@ -75,9 +77,11 @@ void fsm_cmd_kv_lock(struct mp_writer *w, const char *key, const uint8_t *value,
 
 /* Session invalidation (session.c): every key held by session (slen
  * bytes) is released (Session cleared) or, with delete_keys, deleted, at
- * index. Returns 0 or a store error. */
+ * index; with lock_delay_ms, each such key is also reported in
+ * FSM_SPACE_LOCK_DELAY. Returns 0 or a store error. */
 int fsm_kv_invalidate_session(struct store_txn *txn, uint64_t index, const char *session,
-			      size_t slen, bool delete_keys, fsm_change_fn change, void *ctx);
+			      size_t slen, bool delete_keys, uint64_t lock_delay_ms,
+			      fsm_change_fn change, void *ctx);
 
 /* Applies the command in payload at log index `index` inside the write
  * transaction txn, filling *out. Calls change (may be NULL) for each key it

@@ -44,6 +44,7 @@ struct server {
 	bool failed;
 	struct session_timers *sess_timers; /* the leader's session TTL timers */
 	uint64_t sess_tick_id;		    /* their periodic check, 0 when none */
+	struct session_lock_delays *lock_delays; /* keys inside a lock-delay */
 };
 
 static uint64_t rng_next(struct server *s)
@@ -523,6 +524,16 @@ static enum rpc_disposition handle_kv_lock(struct server *s, struct rpc_req *req
 		rpc_reply_error(req, CAIRN_E_BADREQ, "Missing session");
 		return RPC_DONE;
 	}
+	if (l->acquire && s->lock_delays &&
+	    session_lock_delayed(s->lock_delays, l->key, loop_now_ms(s->loop))) {
+		/* Consul: inside the lock-delay an acquire is refused */
+		struct proto_msg m = proto_msg_make(PROTO_WRITE_REPLY);
+
+		m.u.write_reply.index = replica_last_applied(s->rp);
+		m.u.write_reply.ok = false;
+		(void)rpc_reply(req, &m);
+		return RPC_DONE;
+	}
 	fsm_cmd_kv_lock(&s->cmd, l->key, l->value.ptr, l->value.len, l->flags, l->session,
 			l->acquire);
 	return propose(s, req);
@@ -580,6 +591,19 @@ static void on_change(void *ctx, enum fsm_space space, const char *key, size_t k
 {
 	struct server *s = ctx;
 
+	if (space == FSM_SPACE_LOCK_DELAY) {
+		uint64_t delay_ms;
+
+		if (klen > 8 && s->lock_delays &&
+		    store_be_to_u64((struct store_val){key, 8}, &delay_ms) == 0) {
+			uint64_t now = loop_now_ms(s->loop);
+
+			if (session_lock_delays_set(s->lock_delays, key + 8, klen - 8,
+						    now + delay_ms, now) < 0)
+				log_error("out of memory recording a lock-delay");
+		}
+		return;
+	}
 	(void)watch_notify(s->ws, space, key, klen);
 }
 
@@ -825,7 +849,8 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 		  cfg->advertise_addr ? cfg->advertise_addr : "127.0.0.1", cfg->ports.server);
 
 	s->ws = watch_set_new();
-	if (!s->ws) {
+	s->lock_delays = session_lock_delays_new();
+	if (!s->ws || !s->lock_delays) {
 		snprintf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto fail;
@@ -935,6 +960,7 @@ void server_free(struct server *s)
 	replica_close(s->rp);
 	mp_writer_close(&s->cmd);
 	arena_close(&s->scratch);
+	session_lock_delays_free(s->lock_delays);
 	free(s);
 }
 

@@ -110,6 +110,7 @@ int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reade
 	struct store_val v;
 	json_t *o;
 	const char *b;
+	json_int_t delay;
 	bool del;
 	int rc;
 
@@ -126,9 +127,11 @@ int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reade
 	o = json_loadb(v.ptr, v.len, 0, NULL);
 	b = json_string_value(json_object_get(o, "Behavior"));
 	del = b && strcmp(b, "delete") == 0;
+	delay = json_integer_value(json_object_get(o, "LockDelay"));
 	json_decref(o);
 	/* its locks go in the same command: released, or their keys deleted */
-	rc = fsm_kv_invalidate_session(txn, index, id, idlen, del, change, ctx);
+	rc = fsm_kv_invalidate_session(txn, index, id, idlen, del,
+				       delay > 0 ? (uint64_t)delay / 1000000u : 0, change, ctx);
 	if (rc == 0)
 		rc = store_del(txn, STORE_SESSIONS, id, idlen);
 	if (rc == 0)
@@ -399,4 +402,81 @@ const char *session_timers_next_expired(struct session_timers *t, uint64_t now)
 		}
 	}
 	return NULL;
+}
+
+/* ---- lock-delay -------------------------------------------------------------- */
+
+struct lock_delay {
+	char *key;
+	uint64_t until;
+};
+
+struct session_lock_delays {
+	struct lock_delay *v;
+	size_t n, cap;
+};
+
+struct session_lock_delays *session_lock_delays_new(void)
+{
+	return calloc(1, sizeof(struct session_lock_delays));
+}
+
+void session_lock_delays_free(struct session_lock_delays *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->v[i].key);
+	free(d->v);
+	free(d);
+}
+
+/* Drops the entries that passed. */
+static void purge(struct session_lock_delays *d, uint64_t now)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->v[i].until > now)
+			d->v[j++] = d->v[i];
+		else
+			free(d->v[i].key);
+	}
+	d->n = j;
+}
+
+int session_lock_delays_set(struct session_lock_delays *d, const char *key, size_t klen,
+			    uint64_t until, uint64_t now)
+{
+	purge(d, now);
+	for (size_t i = 0; i < d->n; i++) {
+		if (strlen(d->v[i].key) == klen && !memcmp(d->v[i].key, key, klen)) {
+			if (until > d->v[i].until)
+				d->v[i].until = until;
+			return 0;
+		}
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct lock_delay *nv = realloc(d->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = cap;
+	}
+	d->v[d->n].key = strndup(key, klen);
+	if (!d->v[d->n].key)
+		return -ENOMEM;
+	d->v[d->n++].until = until;
+	return 0;
+}
+
+bool session_lock_delayed(struct session_lock_delays *d, const char *key, uint64_t now)
+{
+	purge(d, now);
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->v[i].key, key))
+			return true;
+	return false;
 }

@@ -14,6 +14,7 @@
 #ifndef CAIRN_RAFTD_SESSION_H
 #define CAIRN_RAFTD_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,5 +80,17 @@ bool session_timers_renew(struct session_timers *t, const char *id, uint64_t now
  * returned again until touched anew; NULL when none. Borrowed until the
  * next call that changes t. */
 const char *session_timers_next_expired(struct session_timers *t, uint64_t now);
+
+/* Lock-delays (Consul's, in memory on every server, filled as
+ * invalidations are applied): a key released by an invalidation cannot be
+ * acquired until its delay passes. Pure: the caller passes the time. */
+struct session_lock_delays;
+struct session_lock_delays *session_lock_delays_new(void);
+void session_lock_delays_free(struct session_lock_delays *d);
+/* Refuses acquires of key (klen bytes) until `until`. 0 or -ENOMEM. */
+int session_lock_delays_set(struct session_lock_delays *d, const char *key, size_t klen,
+			    uint64_t until, uint64_t now);
+/* Whether key is still inside its lock-delay at now. */
+bool session_lock_delayed(struct session_lock_delays *d, const char *key, uint64_t now);
 
 #endif

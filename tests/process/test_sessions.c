@@ -2,7 +2,8 @@
  * defaults and with a body, info/list/node in Consul's shapes, renew (404
  * once gone), destroy, a blocking list woken by a create; KV ?acquire and
  * ?release: two clients contend, exactly one holds the lock, destroying the
- * holder's session releases it (or deletes the key with Behavior delete);
+ * holder's session releases it (or deletes the key with Behavior delete)
+ * and the lock passes only after the lock-delay;
  * an unrenewed TTL session expires after twice its TTL, releasing it. */
 #include <inttypes.h>
 #include <pthread.h>
@@ -223,11 +224,12 @@ START_TEST(two_clients_contend_for_a_lock)
 	struct http_resp r;
 	json_int_t li;
 	int winner = -1;
+	uint64_t start;
 
 	REQUIRE_AGENT();
 	memset(c, 0, sizeof(c));
 	for (int i = 0; i < 2; i++) {
-		create("{\"Name\":\"contender\"}", ids[i], sizeof(ids[i]));
+		create("{\"Name\":\"contender\",\"LockDelay\":\"5s\"}", ids[i], sizeof(ids[i]));
 		snprintf(c[i].path, sizeof(c[i].path), "/v1/kv/locks/leader?acquire=%s", ids[i]);
 	}
 	for (int i = 0; i < 2; i++)
@@ -259,17 +261,32 @@ START_TEST(two_clients_contend_for_a_lock)
 	EXPECT_BODY(r, "false");
 	http_resp_free(&r);
 
-	/* destroying the holder's session releases the lock */
+	/* destroying the holder's session releases the lock; the other
+	 * acquires it only once the 5 s lock-delay passed */
 	snprintf(path, sizeof(path), "/v1/session/destroy/%s", ids[winner]);
 	http_put(&ag, path, "", &r);
 	EXPECT_STATUS(r, 200);
 	http_resp_free(&r);
+	start = harness_now_ms();
 	lock_state("locks/leader", sess, sizeof(sess), &li);
 	ck_assert_str_eq(sess, "");
 	http_put(&ag, c[1 - winner].path, "me", &r);
 	EXPECT_STATUS(r, 200);
-	EXPECT_BODY(r, "true");
+	EXPECT_BODY(r, "false"); /* inside the lock-delay */
 	http_resp_free(&r);
+	for (;;) {
+		bool got;
+
+		http_put(&ag, c[1 - winner].path, "me", &r);
+		EXPECT_STATUS(r, 200);
+		got = r.body_len == 4 && !memcmp(r.body, "true", 4);
+		http_resp_free(&r);
+		if (got)
+			break;
+		ck_assert_msg(harness_now_ms() - start < 60000, "lock never passed on");
+		harness_pause_ms(200);
+	}
+	ck_assert_msg(harness_now_ms() - start >= 4000, "acquired inside the lock-delay");
 	lock_state("locks/leader", sess, sizeof(sess), &li);
 	ck_assert_str_eq(sess, ids[1 - winner]);
 	ck_assert_int_eq(li, 2);

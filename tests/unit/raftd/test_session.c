@@ -374,6 +374,26 @@ START_TEST(each_ttl_lists_ttl_sessions)
 }
 END_TEST
 
+START_TEST(lock_delays)
+{
+	struct session_lock_delays *d = session_lock_delays_new();
+
+	ck_assert_ptr_nonnull(d);
+	ck_assert(!session_lock_delayed(d, "k", 0));
+	ck_assert_int_eq(session_lock_delays_set(d, "kx", 1, 5000, 1000), 0); /* key "k" */
+	ck_assert(session_lock_delayed(d, "k", 1000));
+	ck_assert(session_lock_delayed(d, "k", 4999));
+	ck_assert(!session_lock_delayed(d, "kx", 4999));
+	ck_assert(!session_lock_delayed(d, "k", 5000));
+	/* a later delay extends, an earlier one does not shorten */
+	ck_assert_int_eq(session_lock_delays_set(d, "k", 1, 9000, 6000), 0);
+	ck_assert_int_eq(session_lock_delays_set(d, "k", 1, 7000, 6000), 0);
+	ck_assert(session_lock_delayed(d, "k", 8999));
+	ck_assert(!session_lock_delayed(d, "k", 9000));
+	session_lock_delays_free(d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("raftd-session");
@@ -387,6 +407,7 @@ int main(void)
 	tcase_add_test(tc, acquire_release);
 	tcase_add_test(tc, destroy_releases_or_deletes);
 	tcase_add_test(tc, ttl_timers);
+	tcase_add_test(tc, lock_delays);
 	tcase_add_test(tc, each_ttl_lists_ttl_sessions);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
