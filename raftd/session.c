@@ -54,7 +54,7 @@ int session_apply_create(struct store_txn *txn, uint64_t index, struct mp_reader
 {
 	size_t idlen = 0, jlen = 0;
 	const char *id = mp_read_str(r, &idlen), *js = mp_read_str(r, &jlen);
-	json_t *o = NULL;
+	json_t *o = NULL, *ordered;
 	char *text = NULL, *idz = NULL;
 	int rc = 0;
 
@@ -76,12 +76,18 @@ int session_apply_create(struct store_txn *txn, uint64_t index, struct mp_reader
 		out->code = CAIRN_E_BADREQ; /* Consul: the ID is already in use */
 		goto out;
 	}
-	if (json_object_set_new(o, "ID", json_string(idz)) < 0 ||
-	    json_object_set_new(o, "CreateIndex", json_integer((json_int_t)index)) < 0 ||
-	    json_object_set_new(o, "ModifyIndex", json_integer((json_int_t)index)) < 0) {
+	/* Consul's field order: ID first, the indexes last */
+	(void)json_object_del(o, "ID");
+	ordered = json_pack("{s:s}", "ID", idz);
+	if (!ordered || json_object_update(ordered, o) < 0 ||
+	    json_object_set_new(ordered, "CreateIndex", json_integer((json_int_t)index)) < 0 ||
+	    json_object_set_new(ordered, "ModifyIndex", json_integer((json_int_t)index)) < 0) {
+		json_decref(ordered);
 		rc = -ENOMEM;
 		goto out;
 	}
+	json_decref(o);
+	o = ordered;
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (!text) {
 		rc = -ENOMEM;
