@@ -38,39 +38,6 @@ static int text(struct arena *a, unsigned status, const char *msg, struct routes
 	return routes_text(a, status, msg ? msg : "out of memory", &out->resp);
 }
 
-static int hdr(struct routes_resp *r, const char *name, const char *value)
-{
-	if (!value)
-		return -ENOMEM;
-	if (r->n_hdrs == ROUTES_MAX_HDRS)
-		return -ENOSPC;
-	r->hdrs[r->n_hdrs].name = name;
-	r->hdrs[r->n_hdrs].value = value;
-	r->n_hdrs++;
-	return 0;
-}
-
-/* Steals j. */
-static int json_resp(struct arena *a, json_t *j, bool pretty, struct routes_resp *out)
-{
-	char *body;
-	size_t len;
-	int rc;
-
-	if (!j)
-		return -ENOMEM;
-	rc = render_dump(a, j, pretty, &body, &len);
-	json_decref(j);
-	if (rc < 0)
-		return rc;
-	memset(out, 0, sizeof(*out));
-	out->status = 200;
-	out->content_type = CT_JSON;
-	out->body = body;
-	out->body_len = len;
-	return 0;
-}
-
 /* Sets o[key] = v (stolen); remembers a failure in *bad. */
 static void jset(json_t *o, const char *key, json_t *v, bool *bad)
 {
@@ -737,7 +704,7 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 			return text(a, 405, arena_printf(a, "method %s not allowed", req->method),
 				    out);
 		arr = json_pack("[s]", env->cfg->datacenter ? env->cfg->datacenter : "dc1");
-		return json_resp(a, arr, c->pretty, &out->resp);
+		return routes_json(a, 200, arr, c->pretty, &out->resp);
 	}
 	for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++) {
 		const struct endpoint *e = &endpoints[i];
@@ -1050,7 +1017,7 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 	int rc = 0;
 
 	if (call->op == ROUTES_OP_CATALOG_WRITE)
-		return json_resp(a, json_true(), call->pretty, out);
+		return routes_json(a, 200, json_true(), call->pretty, out);
 	r = &reply->u.catalog_query_reply;
 	const char *key = cache_key(call, r->index, a);
 	const struct cache_slot *hit = cache_find(env->catalog_cache, key);
@@ -1094,19 +1061,19 @@ int catalog_api_finish(const struct routes_env *env, const struct routes_call *c
 			 call->msg.u.catalog_query.view == VIEW_NODE_SERVICES)
 			filter_array(f, json_object_get(j, "Services"));
 		filter_free(f);
-		rc = json_resp(a, j, call->pretty, out);
+		rc = routes_json(a, 200, j, call->pretty, out);
 		if (rc == 0)
 			cache_put(env->catalog_cache, key, out->body, out->body_len);
 	}
 	if (rc < 0)
 		return rc;
-	rc = hdr(out, "X-Consul-Index", arena_printf(a, "%" PRIu64, r->index ? r->index : 1));
+	rc = routes_header_add(out, "X-Consul-Index", arena_printf(a, "%" PRIu64, r->index ? r->index : 1));
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-KnownLeader", r->known_leader ? "true" : "false");
+		rc = routes_header_add(out, "X-Consul-KnownLeader", r->known_leader ? "true" : "false");
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-LastContact",
+		rc = routes_header_add(out, "X-Consul-LastContact",
 			 arena_printf(a, "%" PRIu64, r->last_contact_ms));
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-Effective-Consistency", consistency[call->consistency % 3]);
+		rc = routes_header_add(out, "X-Consul-Effective-Consistency", consistency[call->consistency % 3]);
 	return rc;
 }

@@ -27,7 +27,7 @@
 
 /* ---- response helpers ------------------------------------------------- */
 
-static int hdr_add(struct routes_resp *r, const char *name, const char *value)
+int routes_header_add(struct routes_resp *r, const char *name, const char *value)
 {
 	if (!value)
 		return -ENOMEM;
@@ -53,9 +53,8 @@ int routes_text(struct arena *a, unsigned status, const char *text, struct route
 	return 0;
 }
 
-/* Steals j. */
-static int resp_json(struct arena *a, unsigned status, json_t *j, bool pretty,
-		     struct routes_resp *out)
+int routes_json(struct arena *a, unsigned status, json_t *j, bool pretty,
+		struct routes_resp *out)
 {
 	char *body;
 	size_t len;
@@ -82,11 +81,11 @@ static int add_meta(struct arena *a, struct routes_resp *r, uint64_t index, bool
 {
 	int rc;
 
-	rc = hdr_add(r, "X-Consul-Index", arena_printf(a, "%" PRIu64, index ? index : 1));
+	rc = routes_header_add(r, "X-Consul-Index", arena_printf(a, "%" PRIu64, index ? index : 1));
 	if (rc == 0)
-		rc = hdr_add(r, "X-Consul-KnownLeader", known_leader ? "true" : "false");
+		rc = routes_header_add(r, "X-Consul-KnownLeader", known_leader ? "true" : "false");
 	if (rc == 0)
-		rc = hdr_add(r, "X-Consul-LastContact",
+		rc = routes_header_add(r, "X-Consul-LastContact",
 			     arena_printf(a, "%" PRIu64, last_contact_ms));
 	return rc;
 }
@@ -578,7 +577,7 @@ static int keyring_reply(const struct routes_env *env, const struct routes_call 
 	(void)json_object_set_new(o, "PrimaryKeys", prim);
 	(void)json_object_set_new(o, "NumNodes", json_integer((json_int_t)kr->num_nodes));
 	(void)json_array_append_new(arr, o);
-	return resp_json(a, 200, arr, call->pretty, out);
+	return routes_json(a, 200, arr, call->pretty, out);
 }
 
 /* ---- operator/raft ---------------------------------------------------- */
@@ -650,7 +649,7 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 	if (strcmp(req->method, "OPTIONS") == 0) {
 		memset(&out->resp, 0, sizeof(out->resp));
 		out->resp.status = 200;
-		return hdr_add(&out->resp, "Allow", d->allow);
+		return routes_header_add(&out->resp, "Allow", d->allow);
 	}
 	if (!method_allowed(d->allow, req->method)) {
 		const char *msg = arena_printf(a, "method %s not allowed", req->method);
@@ -659,7 +658,7 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 			return -ENOMEM;
 		rc = routes_text(a, 405, msg, &out->resp);
 		if (rc == 0)
-			rc = hdr_add(&out->resp, "Allow", d->allow);
+			rc = routes_header_add(&out->resp, "Allow", d->allow);
 		return rc;
 	}
 	if (req->body_too_large && d->route != ROUTE_KV) {
@@ -814,7 +813,7 @@ static int kv_get_reply(const struct routes_env *env, const struct routes_call *
 			memset(out, 0, sizeof(*out));
 			out->status = 404;
 		} else {
-			rc = resp_json(a, 200, render_strs(&r->keys), call->pretty, out);
+			rc = routes_json(a, 200, render_strs(&r->keys), call->pretty, out);
 			if (rc < 0)
 				return rc;
 		}
@@ -838,9 +837,9 @@ static int kv_get_reply(const struct routes_env *env, const struct routes_call *
 			out->body = copy;
 			out->body_len = e->value.len;
 		}
-		rc = hdr_add(out, "X-Content-Type-Options", "nosniff");
+		rc = routes_header_add(out, "X-Content-Type-Options", "nosniff");
 		if (rc == 0)
-			rc = hdr_add(out, "Content-Security-Policy", "sandbox");
+			rc = routes_header_add(out, "Content-Security-Policy", "sandbox");
 		if (rc < 0)
 			return rc;
 	} else {
@@ -858,7 +857,7 @@ static int kv_get_reply(const struct routes_env *env, const struct routes_call *
 	}
 	rc = add_meta(a, out, r->index, r->known_leader, r->last_contact_ms);
 	if (rc == 0)
-		rc = hdr_add(out, "X-Consul-Effective-Consistency",
+		rc = routes_header_add(out, "X-Consul-Effective-Consistency",
 			     consistency_names[call->consistency % 3]);
 	(void)env;
 	return rc;
@@ -893,7 +892,7 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 				return rc;
 			m = &local;
 		}
-		rc = resp_json(a, 200, render_agent_self(env->cfg, m), call->pretty, out);
+		rc = routes_json(a, 200, render_agent_self(env->cfg, m), call->pretty, out);
 		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
 	}
 	if (status < 0 || !reply) {
@@ -943,22 +942,22 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		 * was applied is simply true */
 		bool ok = call->want_result ? reply->u.write_reply.ok : true;
 
-		return resp_json(a, 200, json_boolean(ok), call->pretty, out);
+		return routes_json(a, 200, json_boolean(ok), call->pretty, out);
 	}
 	case ROUTES_OP_STATUS_LEADER: {
 		const char *leader = reply->u.status_leader_reply.leader;
 
-		rc = resp_json(a, 200, render_string(leader), call->pretty, out);
+		rc = routes_json(a, 200, render_string(leader), call->pretty, out);
 		return rc < 0 ? rc : status_headers(env, a, out, leader && *leader);
 	}
 	case ROUTES_OP_STATUS_PEERS:
-		rc = resp_json(a, 200, render_strs(&reply->u.status_peers_reply.peers),
+		rc = routes_json(a, 200, render_strs(&reply->u.status_peers_reply.peers),
 			       call->pretty, out);
 		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
 	case ROUTES_OP_AGENT_MEMBERS: {
 		const struct proto_members_reply *m = &reply->u.members_reply;
 
-		rc = resp_json(a, 200, render_members(m->members.v, m->members.n), call->pretty,
+		rc = routes_json(a, 200, render_members(m->members.v, m->members.n), call->pretty,
 			       out);
 		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
 	}
@@ -972,10 +971,10 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	case ROUTES_OP_EVENT_FIRE:
 		if (reply->u.event_fire_reply.events.n != 1)
 			break;
-		return resp_json(a, 200, render_user_event(&reply->u.event_fire_reply.events.v[0]),
+		return routes_json(a, 200, render_user_event(&reply->u.event_fire_reply.events.v[0]),
 				 call->pretty, out);
 	case ROUTES_OP_EVENT_LIST:
-		rc = resp_json(a, 200,
+		rc = routes_json(a, 200,
 			       render_user_events(reply->u.event_list_reply.events.v,
 						  reply->u.event_list_reply.events.n),
 			       call->pretty, out);
@@ -989,7 +988,7 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 
 		for (size_t i = 0; i < r->servers.n; i++)
 			leader = leader || r->servers.v[i].leader;
-		rc = resp_json(a, 200, render_raft_configuration(r), call->pretty, out);
+		rc = routes_json(a, 200, render_raft_configuration(r), call->pretty, out);
 		return rc < 0 ? rc : add_meta(a, out, r->index, leader, 0);
 	}
 	case ROUTES_OP_RAFT_REMOVE:

@@ -21,6 +21,7 @@ struct agent_state;
 struct arena;
 struct catalog_api_cache;
 struct config;
+struct json_t;
 
 /* Non-blocking RPCs (writes, plain reads) give up after this long. */
 #define ROUTES_RPC_TIMEOUT_MS 10000u
@@ -132,6 +133,16 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 /* A short text/plain response with the given status; for http.c's own
  * failures (out of memory, shutting down). Returns 0 or -ENOMEM. */
 int routes_text(struct arena *a, unsigned status, const char *text, struct routes_resp *out);
+
+/* Appends a header (name and value borrowed; both must outlive the
+ * response). Returns 0, -ENOMEM for a NULL value (a failed arena_printf),
+ * or -ENOSPC past ROUTES_MAX_HDRS. */
+int routes_header_add(struct routes_resp *r, const char *name, const char *value);
+
+/* A JSON response: j rendered compactly, or indented when pretty. Steals
+ * j (NULL means out of memory). Returns 0 or -ENOMEM. */
+int routes_json(struct arena *a, unsigned status, struct json_t *j, bool pretty,
+		struct routes_resp *out);
 
 /* The local member as the configuration describes it, with Consul's serf
  * tags; /v1/agent/self uses it when gossipd does not answer. Strings and

@@ -20,39 +20,6 @@
 #define SESSION_LOCK_DELAY_DEFAULT_NS 15000000000ull
 #define NS_PER_MS 1000000ull
 
-static int hdr(struct routes_resp *r, const char *name, const char *value)
-{
-	if (!value)
-		return -ENOMEM;
-	if (r->n_hdrs == ROUTES_MAX_HDRS)
-		return -ENOSPC;
-	r->hdrs[r->n_hdrs].name = name;
-	r->hdrs[r->n_hdrs].value = value;
-	r->n_hdrs++;
-	return 0;
-}
-
-/* Steals j. */
-static int json_resp(struct arena *a, json_t *j, bool pretty, struct routes_resp *out)
-{
-	char *body;
-	size_t len;
-	int rc;
-
-	if (!j)
-		return -ENOMEM;
-	rc = render_dump(a, j, pretty, &body, &len);
-	json_decref(j);
-	if (rc < 0)
-		return rc;
-	memset(out, 0, sizeof(*out));
-	out->status = 200;
-	out->content_type = CT_JSON;
-	out->body = body;
-	out->body_len = len;
-	return 0;
-}
-
 /* Consul's FixupLockDelay: a number below 1000 counts seconds, a larger one
  * nanoseconds; a string is a Go duration. Returns NULL or a 400 reason. */
 static const char *parse_lock_delay(const json_t *v, uint64_t *out_ns)
@@ -257,7 +224,7 @@ static int method_not_allowed(struct arena *a, const char *method, const char *a
 {
 	int rc = routes_text(a, 405, arena_printf(a, "method %s not allowed", method), &out->resp);
 
-	return rc < 0 ? rc : hdr(&out->resp, "Allow", allow);
+	return rc < 0 ? rc : routes_header_add(&out->resp, "Allow", allow);
 }
 
 int session_api_dispatch(const struct routes_env *env, const struct routes_req *req,
@@ -359,9 +326,9 @@ int session_api_finish(const struct routes_env *env, const struct routes_call *c
 	(void)env;
 	if (call->op == ROUTES_OP_SESSION_WRITE) {
 		if (call->msg.u.session_write.op == 1)
-			return json_resp(a, json_pack("{s:s}", "ID", call->msg.u.session_write.id),
+			return routes_json(a, 200, json_pack("{s:s}", "ID", call->msg.u.session_write.id),
 					 call->pretty, out);
-		return json_resp(a, json_true(), call->pretty, out);
+		return routes_json(a, 200, json_true(), call->pretty, out);
 	}
 	r = &reply->u.session_reply;
 	if (call->msg.u.session_query.view == 4 && r->sessions.n == 0) {
@@ -381,14 +348,14 @@ int session_api_finish(const struct routes_env *env, const struct routes_call *c
 			return -ENOMEM;
 		}
 	}
-	rc = json_resp(a, arr, call->pretty, out);
+	rc = routes_json(a, 200, arr, call->pretty, out);
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-Index", arena_printf(a, "%" PRIu64, r->index ? r->index : 1));
+		rc = routes_header_add(out, "X-Consul-Index", arena_printf(a, "%" PRIu64, r->index ? r->index : 1));
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-KnownLeader", r->known_leader ? "true" : "false");
+		rc = routes_header_add(out, "X-Consul-KnownLeader", r->known_leader ? "true" : "false");
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-LastContact", arena_printf(a, "%" PRIu64, r->last_contact_ms));
+		rc = routes_header_add(out, "X-Consul-LastContact", arena_printf(a, "%" PRIu64, r->last_contact_ms));
 	if (rc == 0)
-		rc = hdr(out, "X-Consul-Effective-Consistency", consistency[call->consistency % 3]);
+		rc = routes_header_add(out, "X-Consul-Effective-Consistency", consistency[call->consistency % 3]);
 	return rc;
 }
