@@ -561,40 +561,6 @@ static const char *parse_deregister(const struct routes_env *env, const json_t *
 
 /* ---- reads ------------------------------------------------------------ */
 
-/* Consul's parse(): ?stale ?consistent ?max_stale ?wait ?index. Returns
- * NULL or a 400 reason. */
-static const char *read_opts(struct arena *a, const struct query *q, struct proto_catalog_query *c,
-			     uint64_t *out_timeout_ms, unsigned *out_mode)
-{
-	const char *v;
-	uint64_t wait_ms = 0;
-	bool stale = query_has(q, "stale"), consistent = query_has(q, "consistent");
-
-	if (stale && consistent)
-		return "Cannot specify ?stale with ?consistent, conflicting semantics.";
-	c->mode = consistent ? 1 : stale ? 2 : 0;
-	*out_mode = (unsigned)c->mode;
-	v = query_get(q, "max_stale");
-	if (v && *v && query_parse_duration_ms(v, &c->max_stale_ms) < 0)
-		return arena_printf(a, "Invalid max_stale value %s", v);
-	v = query_get(q, "wait");
-	if (v && *v && query_parse_duration_ms(v, &wait_ms) < 0)
-		return "Invalid wait time";
-	v = query_get(q, "index");
-	if (v && *v && query_parse_u64(v, &c->min_index) < 0)
-		return "Invalid index";
-	*out_timeout_ms = ROUTES_RPC_TIMEOUT_MS;
-	if (c->min_index > 0) {
-		if (wait_ms == 0)
-			wait_ms = ROUTES_WAIT_DEFAULT_MS;
-		if (wait_ms > ROUTES_WAIT_MAX_MS)
-			wait_ms = ROUTES_WAIT_MAX_MS;
-		c->wait_ms = wait_ms;
-		*out_timeout_ms = wait_ms + wait_ms / 16 + ROUTES_RPC_TIMEOUT_MS;
-	}
-	return NULL;
-}
-
 /* ?node-meta=key:value (repeatable). */
 static const char *node_meta(struct arena *a, const struct query *q, struct proto_map *m)
 {
@@ -710,6 +676,7 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 		const struct endpoint *e = &endpoints[i];
 		size_t n = strlen(e->prefix);
 		struct proto_catalog_query *cq;
+		struct routes_read_opts ro;
 		const char *name;
 
 		if (e->needs_name ? strncmp(rel, e->prefix, n) != 0 : strcmp(rel, e->prefix) != 0)
@@ -734,9 +701,16 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 		cq = &c->msg.u.catalog_query;
 		cq->view = e->view;
 		cq->name = name;
-		bad = read_opts(a, q, cq, &c->timeout_ms, &c->consistency);
-		if (!bad)
+		bad = routes_parse_read_opts(a, q, &ro);
+		if (!bad) {
+			cq->mode = ro.mode;
+			cq->max_stale_ms = ro.max_stale_ms;
+			cq->min_index = ro.min_index;
+			cq->wait_ms = ro.wait_ms;
+			c->timeout_ms = ro.timeout_ms;
+			c->consistency = ro.mode;
 			bad = node_meta(a, q, &cq->node_meta);
+		}
 		if (!bad && (e->view == VIEW_SERVICE || e->view == VIEW_HEALTH_SERVICE))
 			bad = tags(a, q, &cq->tags);
 		if (!bad && e->view == VIEW_HEALTH_SERVICE && query_has(q, "passing")) {

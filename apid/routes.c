@@ -185,17 +185,9 @@ uint64_t routes_body_limit(const struct routes_env *env, const char *method, con
 
 /* ---- query options common to reads (Consul's parse()) ----------------- */
 
-struct read_opts {
-	unsigned mode;	       /* 0 default, 1 consistent, 2 stale */
-	uint64_t max_stale_ms; /* 0: not given */
-	uint64_t min_index;    /* 0: not blocking */
-	uint64_t wait_ms;      /* effective wait when blocking */
-	uint64_t timeout_ms;   /* RPC time-out */
-};
 
-/* Parses ?stale ?consistent ?max_stale ?wait ?index. Returns NULL, or a
- * text for a 400 answer. */
-static const char *parse_read_opts(struct arena *a, const struct query *q, struct read_opts *o)
+const char *routes_parse_read_opts(struct arena *a, const struct query *q,
+				   struct routes_read_opts *o)
 {
 	const char *v;
 	uint64_t wait_ms = 0;
@@ -250,8 +242,8 @@ static int kv_dispatch(const struct routes_env *env, const struct routes_req *re
 	const char *v;
 
 	if (strcmp(req->method, "GET") == 0) {
-		struct read_opts o;
-		const char *bad = parse_read_opts(a, q, &o);
+		struct routes_read_opts o;
+		const char *bad = routes_parse_read_opts(a, q, &o);
 		bool keys = query_has(q, "keys"), recurse = query_has(q, "recurse");
 		struct proto_kv_get *g;
 
@@ -476,8 +468,8 @@ static int event_dispatch(const struct routes_req *req, const char *path, const 
 		out->call.op = ROUTES_OP_EVENT_FIRE;
 		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
 	} else if (strcmp(path, "/v1/event/list") == 0) {
-		struct read_opts o;
-		const char *bad = parse_read_opts(a, q, &o);
+		struct routes_read_opts o;
+		const char *bad = routes_parse_read_opts(a, q, &o);
 
 		if (bad)
 			return routes_text(a, 400, bad, &out->resp);
@@ -594,8 +586,8 @@ static int raft_dispatch(const struct routes_env *env, bool config, const struct
 	if (other_dc(env, q))
 		return routes_text(a, 500, "No path to datacenter", &out->resp);
 	if (config) {
-		struct read_opts o;
-		const char *bad = parse_read_opts(a, q, &o);
+		struct routes_read_opts o;
+		const char *bad = routes_parse_read_opts(a, q, &o);
 
 		if (bad)
 			return routes_text(a, 400, bad, &out->resp);

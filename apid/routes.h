@@ -22,6 +22,7 @@ struct arena;
 struct catalog_api_cache;
 struct config;
 struct json_t;
+struct query;
 
 /* Non-blocking RPCs (writes, plain reads) give up after this long. */
 #define ROUTES_RPC_TIMEOUT_MS 10000u
@@ -133,6 +134,22 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 /* A short text/plain response with the given status; for http.c's own
  * failures (out of memory, shutting down). Returns 0 or -ENOMEM. */
 int routes_text(struct arena *a, unsigned status, const char *text, struct routes_resp *out);
+
+/* Query options common to reads (Consul's parse()). */
+struct routes_read_opts {
+	unsigned mode;	       /* 0 default, 1 consistent, 2 stale */
+	uint64_t max_stale_ms; /* 0: not given */
+	uint64_t min_index;    /* 0: not blocking */
+	uint64_t wait_ms;      /* effective wait when blocking */
+	uint64_t timeout_ms;   /* RPC time-out */
+};
+
+/* Parses ?stale ?consistent ?max_stale ?wait ?index (no or zero wait on a
+ * blocking read means the default, longer is cut to the maximum; the RPC
+ * time-out covers the wait and its jitter). Returns NULL, or a text for a
+ * 400 answer. */
+const char *routes_parse_read_opts(struct arena *a, const struct query *q,
+				   struct routes_read_opts *o);
 
 /* Appends a header (name and value borrowed; both must outlive the
  * response). Returns 0, -ENOMEM for a NULL value (a failed arena_printf),

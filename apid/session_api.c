@@ -186,39 +186,6 @@ static char *new_uuid(struct arena *a)
 			    b[11], b[12], b[13], b[14], b[15]);
 }
 
-/* ?stale ?consistent ?max_stale ?wait ?index into s. */
-static const char *read_opts(struct arena *a, const struct query *q, struct proto_session_query *s,
-			     uint64_t *out_timeout_ms, unsigned *out_mode)
-{
-	const char *v;
-	uint64_t wait_ms = 0;
-	bool stale = query_has(q, "stale"), consistent = query_has(q, "consistent");
-
-	if (stale && consistent)
-		return "Cannot specify ?stale with ?consistent, conflicting semantics.";
-	s->mode = consistent ? 1 : stale ? 2 : 0;
-	*out_mode = (unsigned)s->mode;
-	v = query_get(q, "max_stale");
-	if (v && *v && query_parse_duration_ms(v, &s->max_stale_ms) < 0)
-		return arena_printf(a, "Invalid max_stale value %s", v);
-	v = query_get(q, "wait");
-	if (v && *v && query_parse_duration_ms(v, &wait_ms) < 0)
-		return "Invalid wait time";
-	v = query_get(q, "index");
-	if (v && *v && query_parse_u64(v, &s->min_index) < 0)
-		return "Invalid index";
-	*out_timeout_ms = ROUTES_RPC_TIMEOUT_MS;
-	if (s->min_index > 0) {
-		if (wait_ms == 0)
-			wait_ms = ROUTES_WAIT_DEFAULT_MS;
-		if (wait_ms > ROUTES_WAIT_MAX_MS)
-			wait_ms = ROUTES_WAIT_MAX_MS;
-		s->wait_ms = wait_ms;
-		*out_timeout_ms = wait_ms + wait_ms / 16 + ROUTES_RPC_TIMEOUT_MS;
-	}
-	return NULL;
-}
-
 static int method_not_allowed(struct arena *a, const char *method, const char *allow,
 			      struct routes_action *out)
 {
@@ -308,9 +275,19 @@ int session_api_dispatch(const struct routes_env *env, const struct routes_req *
 	if (view == 4) {
 		c->msg.u.session_query.mode = 1; /* the leader renews */
 		c->consistency = 1;
-	} else if ((bad = read_opts(a, q, &c->msg.u.session_query, &c->timeout_ms,
-				    &c->consistency))) {
-		return routes_text(a, 400, bad, &out->resp);
+	} else {
+		struct proto_session_query *sq = &c->msg.u.session_query;
+		struct routes_read_opts ro;
+
+		bad = routes_parse_read_opts(a, q, &ro);
+		if (bad)
+			return routes_text(a, 400, bad, &out->resp);
+		sq->mode = ro.mode;
+		sq->max_stale_ms = ro.max_stale_ms;
+		sq->min_index = ro.min_index;
+		sq->wait_ms = ro.wait_ms;
+		c->timeout_ms = ro.timeout_ms;
+		c->consistency = ro.mode;
 	}
 	return 0;
 }
