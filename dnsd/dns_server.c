@@ -166,6 +166,29 @@ static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 	pending_free(p);
 }
 
+/* Sends req to raftd for p and parks p until the reply. Returns 0, or the
+ * RPC error (logged once while raftd stays unreachable); p is then not
+ * parked and the caller answers it. */
+static int pending_send(struct dns_server *s, struct pending *p, struct proto_msg *req,
+			rpc_reply_fn fn)
+{
+	int rc = rpc_call(s->rpc, req, s->cfg.rpc_timeout_ms, fn, p, &p->call_id);
+
+	if (rc < 0) {
+		if (!s->raftd_down)
+			log_warn("dns: cannot ask raftd (%s): answering SERVFAIL until it is back",
+				 err_str(rc));
+		s->raftd_down = true;
+		return rc;
+	}
+	p->next = s->head;
+	if (s->head)
+		s->head->prev = p;
+	s->head = p;
+	s->n_pending++;
+	return 0;
+}
+
 /* Starts the node lookup; answers SERVFAIL at once when it cannot. */
 static void lookup_node(struct dns_server *s, struct pending *p)
 {
@@ -181,20 +204,11 @@ static void lookup_node(struct dns_server *s, struct pending *p)
 	req.u.catalog_node.node = p->q.name.target;
 	req.u.catalog_node.mode = s->cfg.allow_stale ? 2 : 0;
 	req.u.catalog_node.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
-	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_node_reply, p, &p->call_id);
+	rc = pending_send(s, p, &req, on_node_reply);
 	if (rc < 0) {
-		if (!s->raftd_down)
-			log_warn("dns: cannot ask raftd (%s): answering SERVFAIL until it is back",
-				 err_str(rc));
-		s->raftd_down = true;
 		fail.status = rc;
 		goto fail;
 	}
-	p->next = s->head;
-	if (s->head)
-		s->head->prev = p;
-	s->head = p;
-	s->n_pending++;
 	return;
 fail:
 	respond(s, &p->q, &fail, NULL, p->udp, p->owner, &p->peer, p->send);
@@ -321,20 +335,11 @@ static void lookup_service(struct dns_server *s, struct pending *p)
 	req.u.catalog_query.passing = s->cfg.only_passing;
 	req.u.catalog_query.mode = s->cfg.allow_stale ? 2 : 0;
 	req.u.catalog_query.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
-	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_service_reply, p, &p->call_id);
+	rc = pending_send(s, p, &req, on_service_reply);
 	if (rc < 0) {
-		if (!s->raftd_down)
-			log_warn("dns: cannot ask raftd (%s): answering SERVFAIL until it is back",
-				 err_str(rc));
-		s->raftd_down = true;
 		fail.status = rc;
 		goto fail;
 	}
-	p->next = s->head;
-	if (s->head)
-		s->head->prev = p;
-	s->head = p;
-	s->n_pending++;
 	return;
 fail:
 	respond(s, &p->q, NULL, &fail, p->udp, p->owner, &p->peer, p->send);
@@ -423,16 +428,11 @@ static void lookup_ptr(struct dns_server *s, struct pending *p)
 	req.u.catalog_query.view = 1; /* nodes */
 	req.u.catalog_query.mode = s->cfg.allow_stale ? 2 : 0;
 	req.u.catalog_query.max_stale_ms = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
-	rc = rpc_call(s->rpc, &req, s->cfg.rpc_timeout_ms, on_ptr_reply, p, &p->call_id);
+	rc = pending_send(s, p, &req, on_ptr_reply);
 	if (rc < 0) {
 		fail.status = rc;
 		goto fail;
 	}
-	p->next = s->head;
-	if (s->head)
-		s->head->prev = p;
-	s->head = p;
-	s->n_pending++;
 	return;
 fail:
 	respond_ptr(s, p, &fail);
