@@ -5,6 +5,7 @@
 Suite *dns_name_suite(void);
 Suite *dns_answer_suite(void);
 Suite *dns_transport_suite(void);
+Suite *dns_cache_suite(void);
 
 int main(void)
 {
@@ -13,6 +14,7 @@ int main(void)
 
 	srunner_add_suite(sr, dns_answer_suite());
 	srunner_add_suite(sr, dns_transport_suite());
+	srunner_add_suite(sr, dns_cache_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
