@@ -18,13 +18,17 @@ static uint64_t now(struct raft *r)
 
 uint64_t raft_term_at(const struct raft *r, uint64_t index)
 {
-	if (index == 0 || index > r->last_index)
+	if (index == 0 || index > r->last_index || index < r->base_index)
 		return 0;
-	return r->terms[index - 1];
+	if (index == r->base_index)
+		return r->base_term;
+	return r->terms[index - r->base_index - 1];
 }
 
+/* Room for the terms of entries up to index n. */
 static int terms_reserve(struct raft *r, uint64_t n)
 {
+	n = n > r->base_index ? n - r->base_index : 0;
 	if (n <= r->terms_cap)
 		return 0;
 	size_t cap = r->terms_cap ? r->terms_cap : 64;
@@ -196,6 +200,10 @@ int raft_init(struct raft *r, const struct raft_io *io, const char *id,
 		return -EINVAL;
 	if ((boot->last_index == 0) != (boot->last_term == 0))
 		return -EINVAL;
+	if (boot->base_index > boot->last_index || boot->base_index > boot->last_applied ||
+	    (boot->base_index == 0) != (boot->base_term == 0) ||
+	    (boot->base_index == boot->last_index && boot->base_term != boot->last_term))
+		return -EINVAL;
 	memset(r, 0, sizeof(*r));
 	r->io = io;
 	r->opts = boot->opts;
@@ -214,17 +222,21 @@ int raft_init(struct raft *r, const struct raft_io *io, const char *id,
 	memcpy(r->id, id, n);
 	if (vn)
 		memcpy(r->voted_for, boot->voted_for, vn);
+	r->base_index = boot->base_index;
+	r->base_term = boot->base_term;
 	if (terms_reserve(r, boot->last_index) < 0)
 		return -ENOMEM;
-	for (uint64_t i = 0; i < boot->last_index; i++) {
+	for (uint64_t i = 0; i < boot->last_index - boot->base_index; i++) {
 		uint64_t t = boot->terms ? boot->terms[i] : boot->last_term;
-		if (t == 0 || t > boot->current_term || (i > 0 && t < r->terms[i - 1])) {
+		uint64_t before = i > 0 ? r->terms[i - 1] : boot->base_term;
+		if (t == 0 || t > boot->current_term || t < before) {
 			raft_close(r);
 			return -EINVAL;
 		}
 		r->terms[i] = t;
 	}
-	if (boot->last_index && r->terms[boot->last_index - 1] != boot->last_term) {
+	if (boot->last_index > boot->base_index &&
+	    r->terms[boot->last_index - boot->base_index - 1] != boot->last_term) {
 		raft_close(r);
 		return -EINVAL;
 	}
@@ -315,6 +327,7 @@ static int become_leader(struct raft *r)
 	r->quorum_check_ms = r->now_ms;
 	for (unsigned i = 0; i < r->config.n; i++) {
 		r->prog[i].next_index = r->last_index + 1;
+		r->prog[i].snapshot = false;
 		r->prog[i].match_index = 0;
 		r->prog[i].inflight = 0;
 		r->prog[i].probe = true;
@@ -495,7 +508,7 @@ static int log_append(struct raft *r, const struct raft_entry *e)
 	rc = r->io->append(r->io->ctx, e);
 	if (rc < 0)
 		return rc;
-	r->terms[e->index - 1] = e->term;
+	r->terms[e->index - r->base_index - 1] = e->term;
 	r->last_index = e->index;
 	r->last_term = e->term;
 	if (e->type == RAFT_ENTRY_CONFIG) {
@@ -542,6 +555,40 @@ static int log_truncate(struct raft *r, uint64_t index)
 		memset(&r->prev_config, 0, sizeof(r->prev_config));
 	}
 	return 0;
+}
+
+int raft_compact(struct raft *r, uint64_t upto)
+{
+	uint64_t keep;
+
+	if (upto <= r->base_index)
+		return 0;
+	if (upto > r->commit_index || upto > r->last_index)
+		return -EINVAL;
+	r->base_term = raft_term_at(r, upto);
+	keep = r->last_index - upto;
+	memmove(r->terms, r->terms + (upto - r->base_index), keep * sizeof(*r->terms));
+	r->base_index = upto;
+	return 0;
+}
+
+/* Follower: the log is replaced by an installed snapshot of index/term
+ * whose configuration is cfg. */
+static void log_reset(struct raft *r, uint64_t index, uint64_t term, const struct raft_config *cfg)
+{
+	r->base_index = index;
+	r->base_term = term;
+	r->last_index = index;
+	r->last_term = term;
+	/* Nothing of the new log is durable before the host says so. */
+	r->persisted_index = 0;
+	r->ack_pending = false;
+	if (index > r->commit_index)
+		r->commit_index = index;
+	set_config(r, cfg, index);
+	/* Never truncated below the snapshot: no older one to go back to. */
+	r->prev_config = *cfg;
+	r->prev_config_index = 0;
 }
 
 static bool log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term)
@@ -614,8 +661,35 @@ static int leader_commit(struct raft *r)
 
 /* ---- replication ------------------------------------------------------------ */
 
+/* Sends config.s[i] the snapshot chunk at its offset (the host attaches
+ * the data). One chunk is in flight at a time; heartbeats repeat it. */
+static int send_snapshot(struct raft *r, unsigned i)
+{
+	struct raft_progress *p = &r->prog[i];
+	struct raft_msg m;
+	int rc;
+
+	if (!p->snapshot) {
+		p->snapshot = true;
+		p->snap_offset = 0;
+	}
+	p->probe = true;
+	p->inflight = 1;
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT;
+	m.term = r->current_term;
+	m.u.snapshot.offset = p->snap_offset;
+	m.u.snapshot.seq = r->read_seq;
+	rc = send_msg(r, &m, r->config.s[i].id);
+	if (rc < 0)
+		return rc;
+	p->last_send_ms = r->now_ms;
+	return 0;
+}
+
 /* Sends one AppendEntries to config.s[i]: entries from next_index (up to
- * max_batch), or none for a heartbeat with nothing to send. */
+ * max_batch), or none for a heartbeat with nothing to send. A follower
+ * that needs compacted entries gets the snapshot instead. */
 static int send_append(struct raft *r, unsigned i, bool heartbeat)
 {
 	struct raft_progress *p = &r->prog[i];
@@ -627,6 +701,8 @@ static int send_append(struct raft *r, unsigned i, bool heartbeat)
 		p->next_index = 1;
 	if (p->next_index > r->last_index + 1)
 		p->next_index = r->last_index + 1;
+	if (p->snapshot || p->next_index - 1 < r->base_index)
+		return send_snapshot(r, i);
 	prev = p->next_index - 1;
 	n = r->last_index - prev;
 	if (n > r->opts.max_batch)
@@ -665,7 +741,7 @@ int raft_flush(struct raft *r)
 		return 0;
 	for (unsigned i = 0; i < r->config.n; i++) {
 		struct raft_progress *p = &r->prog[i];
-		if (is_self(r, i))
+		if (is_self(r, i) || p->snapshot)
 			continue;
 		while (p->next_index <= r->last_index && p->inflight < r->opts.max_inflight &&
 		       !(p->probe && p->inflight > 0)) {
@@ -687,7 +763,9 @@ static int heartbeat(struct raft *r)
 
 		if (is_self(r, i))
 			continue;
-		if (p->probe) {
+		if (p->snapshot) {
+			rc = send_snapshot(r, i); /* repeat the chunk in flight */
+		} else if (p->probe) {
 			/* Probing: repeat the request (it or its answer may
 			 * have been lost). */
 			p->inflight = 0;
@@ -884,7 +962,11 @@ static int on_append(struct raft *r, const struct raft_msg *m)
 		r->seen_seq = m->u.append.seq;
 	if (m->u.append.n_entries && !m->u.append.entries)
 		return 0; /* malformed */
-	if (prev > r->last_index || (prev > 0 && raft_term_at(r, prev) != m->u.append.prev_term))
+	/* Entries up to base_index are committed (compacted or covered by
+	 * an installed snapshot), so they match any leader's: prev below it
+	 * matches too, and those entries are skipped. */
+	if (prev > r->last_index ||
+	    (prev > 0 && prev >= r->base_index && raft_term_at(r, prev) != m->u.append.prev_term))
 		return reply_append_reject(r, m);
 	for (uint64_t k = 0; k < m->u.append.n_entries; k++) {
 		const struct raft_entry *e = &m->u.append.entries[k];
@@ -898,6 +980,8 @@ static int on_append(struct raft *r, const struct raft_msg *m)
 	for (uint64_t k = 0; k < m->u.append.n_entries; k++) {
 		const struct raft_entry *e = &m->u.append.entries[k];
 
+		if (e->index <= r->base_index)
+			continue;
 		if (e->index <= r->last_index) {
 			if (raft_term_at(r, e->index) == e->term)
 				continue; /* Log Matching: already have it */
@@ -985,6 +1069,12 @@ static int on_append_reply(struct raft *r, const struct raft_msg *m)
 			return 0; /* malformed */
 		if (mi > p->match_index)
 			p->match_index = mi;
+		if (p->snapshot) {
+			if (p->match_index < r->base_index)
+				return 0; /* an old answer: the snapshot is still needed */
+			p->snapshot = false; /* installed: back to AppendEntries */
+			p->next_index = p->match_index + 1;
+		}
 		if (p->next_index < p->match_index + 1)
 			p->next_index = p->match_index + 1;
 		if (p->match_index + 1 >= p->next_index)
@@ -1005,8 +1095,9 @@ static int on_append_reply(struct raft *r, const struct raft_msg *m)
 			return rc;
 		return raft_flush(r);
 	}
-	/* Rejected: ignore answers about requests older than what we know. */
-	if (m->u.append_reply.reject_index < p->match_index)
+	/* Rejected: ignore answers about requests older than what we know
+	 * (and every AppendEntries answer while sending the snapshot). */
+	if (m->u.append_reply.reject_index < p->match_index || p->snapshot)
 		return 0;
 	uint64_t next = m->u.append_reply.hint_index;
 	if (m->u.append_reply.hint_term) {
@@ -1030,6 +1121,98 @@ static int on_append_reply(struct raft *r, const struct raft_msg *m)
 	p->probe = true;
 	p->inflight = 0;
 	return send_append(r, (unsigned)i, true);
+}
+
+static int reply_snapshot(struct raft *r, const struct raft_msg *q, uint64_t next, bool have)
+{
+	struct raft_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_SNAPSHOT_REPLY;
+	m.term = r->current_term;
+	m.u.snapshot_reply.last_index = q->u.snapshot.last_index;
+	m.u.snapshot_reply.next_offset = next;
+	m.u.snapshot_reply.have = have;
+	m.u.snapshot_reply.seq = q->term == r->current_term ? r->seen_seq : 0;
+	return send_msg(r, &m, q->from);
+}
+
+/* InstallSnapshot (§5 / dissertation §5.2): chunks are staged by the
+ * host; the last one makes the snapshot replace the state and the log,
+ * acknowledged (as a successful AppendEntries up to its index) once the
+ * host reports it durable. */
+static int on_snapshot(struct raft *r, const struct raft_msg *m)
+{
+	const uint64_t li = m->u.snapshot.last_index, lt = m->u.snapshot.last_term;
+	struct raft_config c;
+	uint64_t next = 0;
+	int rc;
+
+	if (m->term < r->current_term)
+		return reply_snapshot(r, m, 0, false); /* a stale leader learns our term */
+	rc = step_down(r, m->term);
+	if (rc < 0)
+		return rc;
+	reset_election_timer(r);
+	if (strcmp(r->leader_id, m->from) != 0)
+		r->seen_seq = 0;
+	copy_id(r->leader_id, m->from);
+	r->last_heard_ms = r->now_ms;
+	if (m->u.snapshot.seq > r->seen_seq)
+		r->seen_seq = m->u.snapshot.seq;
+	if (li == 0 || lt == 0 || lt > m->term || (m->u.snapshot.len && !m->u.snapshot.data))
+		return 0; /* malformed */
+	if (li <= r->commit_index)
+		return reply_snapshot(r, m, 0, true); /* nothing new in it for us */
+	if (!r->io->snapshot_recv || !r->io->snapshot_install)
+		return 0;
+	rc = r->io->snapshot_recv(r->io->ctx, m, &next);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return reply_snapshot(r, m, next, false);
+	if (raft_config_decode(m->u.snapshot.config, m->u.snapshot.config_len, &c) < 0 ||
+	    c.n == 0)
+		return reply_snapshot(r, m, 0, false); /* unusable: start over */
+	rc = r->io->snapshot_install(r->io->ctx, li, lt);
+	if (rc < 0)
+		return rc;
+	log_reset(r, li, lt, &c);
+	r->recovering = false;
+	/* Acknowledged once durable, like appended entries. */
+	r->ack_pending = true;
+	r->ack_index = li;
+	r->ack_term = r->current_term;
+	copy_id(r->ack_to, m->from);
+	return 0;
+}
+
+static int on_snapshot_reply(struct raft *r, const struct raft_msg *m)
+{
+	int i = raft_config_find(&r->config, m->from);
+	struct raft_progress *p;
+
+	if (m->term > r->current_term)
+		return step_down(r, m->term);
+	if (r->role != RAFT_LEADER || m->term != r->current_term || i < 0)
+		return 0;
+	p = &r->prog[i];
+	p->last_reply_ms = r->now_ms;
+	if (m->u.snapshot_reply.seq > p->acked_seq && m->u.snapshot_reply.seq <= r->read_seq)
+		p->acked_seq = m->u.snapshot_reply.seq;
+	if (!p->snapshot)
+		return 0;
+	if (m->u.snapshot_reply.have) {
+		/* It has everything up to there: find where the logs meet. */
+		uint64_t next = m->u.snapshot_reply.last_index + 1;
+		p->snapshot = false;
+		p->next_index = next <= r->last_index + 1 ? next : r->last_index + 1;
+		p->probe = true;
+		p->inflight = 0;
+		return send_append(r, (unsigned)i, true);
+	}
+	p->snap_offset = m->u.snapshot_reply.next_offset;
+	return send_snapshot(r, (unsigned)i);
 }
 
 static int on_timeout_now(struct raft *r, const struct raft_msg *m)
@@ -1064,6 +1247,10 @@ int raft_receive(struct raft *r, const struct raft_msg *m)
 		return on_append_reply(r, m);
 	case RAFT_MSG_TIMEOUT_NOW:
 		return on_timeout_now(r, m);
+	case RAFT_MSG_SNAPSHOT:
+		return on_snapshot(r, m);
+	case RAFT_MSG_SNAPSHOT_REPLY:
+		return on_snapshot_reply(r, m);
 	default:
 		return 0; /* unknown: drop */
 	}
@@ -1249,6 +1436,38 @@ bool raft_lease_valid(const struct raft *r)
 		return true;
 	return recent_voters(r, t >= r->opts.lease_ms ? t - r->opts.lease_ms : 0) >=
 	       n_voters(r) / 2 + 1;
+}
+
+uint64_t raft_lease_until_ms(const struct raft *r)
+{
+	uint64_t t[RAFT_MAX_SERVERS], x;
+	unsigned n = 0, need = n_voters(r) / 2 + 1;
+
+	if (!raft_lease_valid(r))
+		return 0;
+	if (implicit_single(r))
+		return UINT64_MAX;
+	/* the lease holds while `need` voters replied within lease_ms: it
+	 * ends lease_ms after the need-th most recent reply (self counts as
+	 * always recent) */
+	for (unsigned i = 0; i < r->config.n; i++) {
+		if (!r->config.s[i].voter)
+			continue;
+		t[n++] = is_self(r, i) ? UINT64_MAX : r->prog[i].last_reply_ms;
+	}
+	if (need == 0 || n < need)
+		return 0;
+	for (unsigned i = 0; i < need; i++) { /* partial selection sort, descending */
+		for (unsigned j = i + 1; j < n; j++) {
+			if (t[j] > t[i]) {
+				x = t[i];
+				t[i] = t[j];
+				t[j] = x;
+			}
+		}
+	}
+	x = t[need - 1];
+	return x == UINT64_MAX ? UINT64_MAX : x + r->opts.lease_ms;
 }
 
 uint64_t raft_last_contact_ms(const struct raft *r)

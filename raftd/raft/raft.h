@@ -31,13 +31,18 @@
  *   configuration steps down once the change committed; a new server
  *   joins as a non-voter and is promoted once it caught up;
  * - leadership transfer (§3.10) with TimeoutNow;
+ * - log compaction (§5): the host snapshots its state machine and tells
+ *   the core with raft_compact() that entries up to an index are gone; a
+ *   follower that needs one of them gets the host's snapshot through
+ *   InstallSnapshot (RAFT_MSG_SNAPSHOT) in chunks, the offsets driven by
+ *   the follower's answers, and resumes AppendEntries after it;
  * - a leader lease for default-mode reads (the followers' stickiness makes
  *   a new leader impossible before lease_ms after a majority's last ack).
  *
  * With an empty configuration and boot.await_config false the server is
  * its only voter (the single-server case: raft_start wins an election at
- * once). Snapshots and log compaction are not implemented yet: the whole
- * log's terms are kept in memory (8 bytes per entry). */
+ * once). The core keeps the terms of the entries after the compaction
+ * point in memory (8 bytes per entry). */
 #ifndef CAIRN_RAFTD_RAFT_H
 #define CAIRN_RAFTD_RAFT_H
 
@@ -90,6 +95,8 @@ enum raft_msg_type {
 	RAFT_MSG_APPEND = 3,	   /* AppendEntries (a heartbeat when empty) */
 	RAFT_MSG_APPEND_REPLY = 4, /* its answer */
 	RAFT_MSG_TIMEOUT_NOW = 5,  /* leadership transfer: campaign now */
+	RAFT_MSG_SNAPSHOT = 6,	   /* InstallSnapshot: one chunk of the leader's snapshot */
+	RAFT_MSG_SNAPSHOT_REPLY = 7, /* its answer: the next offset wanted */
 };
 
 /* A message between cores. The sender's host attaches AppendEntries'
@@ -128,6 +135,27 @@ struct raft_msg {
 			uint64_t last_index; /* follower's last log index */
 			uint64_t seq;	     /* highest append.seq seen from this leader */
 		} append_reply;
+		struct {
+			/* The core sets offset and seq; the sender's host sets
+			 * the rest from its snapshot image (see raft_io.send)
+			 * and may move offset back to 0 when the image changed. */
+			uint64_t offset;	/* byte offset of data in the image */
+			uint64_t seq;		/* leader's read-barrier sequence */
+			uint64_t last_index;	/* last index the snapshot covers */
+			uint64_t last_term;	/* its term */
+			bool done;		/* data ends the image */
+			const uint8_t *data;	/* chunk bytes (borrowed) */
+			size_t len;		/* chunk length */
+			const uint8_t *config;	/* configuration payload as of last_index */
+			size_t config_len;	/* its length */
+		} snapshot;
+		struct {
+			uint64_t last_index;  /* snapshot this answers (its last_index) */
+			uint64_t next_offset; /* next byte wanted (0: start over) */
+			bool have;	      /* follower has everything up to last_index:
+					       * resume AppendEntries after it */
+			uint64_t seq;	      /* highest sequence seen from this leader */
+		} snapshot_reply;
 	} u;
 };
 
@@ -159,6 +187,17 @@ struct raft_io {
 	uint64_t (*now_ms)(void *ctx);
 	/* A random number for election timeouts. NULL: 0. */
 	uint32_t (*rand_u32)(void *ctx);
+	/* Follower: stage one InstallSnapshot chunk (m->u.snapshot, data
+	 * borrowed). Returns 1 when the image is complete and verified (the
+	 * last chunk was written), 0 with the next offset wanted in
+	 * *next_offset (0 to start over: another image, a gap, a bad image),
+	 * or a negative code. NULL: snapshots are never received. */
+	int (*snapshot_recv)(void *ctx, const struct raft_msg *m, uint64_t *next_offset);
+	/* Follower: the staged image (index, term) replaces the state machine
+	 * and the whole log, atomically, ordered with appends and truncates
+	 * (entries appended afterwards follow it). The host reports it
+	 * durable with raft_persisted(index, term). */
+	int (*snapshot_install)(void *ctx, uint64_t index, uint64_t term);
 };
 
 /* Timing and flow-control options; zero fields take the defaults (Consul's
@@ -181,8 +220,12 @@ struct raft_boot {
 	uint64_t last_index;	  /* index of the last log entry, 0 if empty */
 	uint64_t last_term;	  /* its term, 0 if empty */
 	uint64_t last_applied;	  /* entries up to here are applied (so committed) */
-	const uint64_t *terms;	  /* terms of entries 1..last_index; NULL: all last_term
-				   * (only valid for a log written by a single server) */
+	uint64_t base_index;	  /* entries up to here were compacted away (or
+				   * replaced by an installed snapshot); 0: none */
+	uint64_t base_term;	  /* term of entry base_index */
+	const uint64_t *terms;	  /* terms of entries base_index+1..last_index; NULL:
+				   * all last_term (only valid for a log written
+				   * by a single server) */
 	bool await_config;	  /* with no configuration, wait to be added by a
 				   * leader (or bootstrapped) instead of being a
 				   * single voter */
@@ -198,6 +241,8 @@ struct raft_progress {
 	bool probe;		/* after a mismatch: one message at a time */
 	uint64_t acked_seq;	/* highest read-barrier sequence it echoed */
 	uint64_t last_send_ms;	/* last AppendEntries sent */
+	bool snapshot;		/* sending InstallSnapshot chunks */
+	uint64_t snap_offset;	/* ...from this offset */
 };
 
 struct raft {
@@ -213,7 +258,9 @@ struct raft {
 	uint64_t persisted_index;	 /* log durable on this server up to here */
 	uint64_t commit_index;		 /* highest index known committed */
 	uint64_t leader_first_index;	 /* first index of this leader's term (its no-op) */
-	uint64_t *terms;		 /* terms[i-1] = term of entry i */
+	uint64_t base_index;		 /* entries up to here are compacted away */
+	uint64_t base_term;		 /* term of entry base_index */
+	uint64_t *terms;		 /* terms[i-base_index-1] = term of entry i */
 	size_t terms_cap;		 /* allocated slots */
 	struct raft_config config;	 /* latest configuration (maybe uncommitted) */
 	uint64_t config_index;		 /* its log index, 0 if none */
@@ -344,6 +391,10 @@ int raft_transfer(struct raft *r, const char *target);
  * Votes are held back for election_ms after raft_start, so a follower that
  * restarts quickly cannot help elect a rival while the lease runs. */
 bool raft_lease_valid(const struct raft *r);
+/* When the lease ends, in io->now_ms time: 0 when it does not hold now,
+ * UINT64_MAX for a single voter (lease-reading processes add their own
+ * liveness bound). Valid while now_ms <= the value returned. */
+uint64_t raft_lease_until_ms(const struct raft *r);
 
 /* Leader: starts a read barrier (§6.4, ReadIndex): a heartbeat round
  * tagged with a new sequence number goes to every follower at once.
@@ -363,8 +414,15 @@ bool raft_read_ready(const struct raft *r, uint64_t seq);
  * leader), UINT64_MAX when it never did. */
 uint64_t raft_last_contact_ms(const struct raft *r);
 
-/* Term of entry index, 0 when out of the log. */
+/* Term of entry index, 0 when out of the log (or compacted away, except
+ * the compaction point itself). */
 uint64_t raft_term_at(const struct raft *r, uint64_t index);
+
+/* The host snapshotted its state machine at an index >= upto (durably)
+ * and drops the log entries up to upto: the core forgets their terms.
+ * upto must be committed and in the log. A follower that needs an entry
+ * up to upto then gets InstallSnapshot. Returns 0 or -EINVAL. */
+int raft_compact(struct raft *r, uint64_t upto);
 
 /* Configuration payload: one line per server, "id address voter\n" with
  * address "-" when empty and voter 0/1. raft_config_encode writes at most

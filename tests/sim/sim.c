@@ -25,9 +25,27 @@ struct sentry {
 };
 
 struct slog {
-	struct sentry *v; /* index i at v[i-1] */
+	struct sentry *v; /* index i at v[i-base-1] */
 	size_t n, cap;
+	uint64_t base;	     /* entries up to here compacted (or a snapshot installed) */
+	uint64_t base_term;  /* term of entry base */
+	uint64_t base_chain; /* prefix hash up to base */
 };
+
+#define CFG_MAX (RAFT_MAX_SERVERS * (RAFT_ID_MAX + RAFT_ADDR_MAX + 8))
+
+/* A snapshot of the fake state machine: the registers as of index, with
+ * the configuration in force there and the prefix hash up to it. */
+struct ssnap {
+	uint64_t index, term, chain, cfg_index;
+	int64_t kv[N_KEYS];
+	uint8_t cfg[CFG_MAX];
+	size_t cfg_len;
+};
+
+/* Serialized image: index, term, chain, cfg_index, kv[], cfg_len (8
+ * bytes each), cfg. */
+#define IMG_MAX (8 * (5 + N_KEYS) + CFG_MAX)
 
 /* A client command, the payload of a COMMAND entry. */
 struct op {
@@ -60,6 +78,16 @@ struct snode {
 	int64_t kv[N_KEYS];
 	uint64_t checked_commit;
 	unsigned group;
+	/* snapshots */
+	struct ssnap snap;	/* latest taken or installed (volatile) */
+	struct ssnap disk_snap; /* durable */
+	bool install_pending;	/* snap installed, not synced yet */
+	uint8_t applied_cfg[CFG_MAX]; /* configuration as of applied */
+	size_t applied_cfg_len;
+	uint64_t applied_cfg_index;
+	uint64_t recv_index, recv_term; /* InstallSnapshot being received */
+	uint8_t recv[IMG_MAX];
+	size_t recv_len;
 };
 
 struct smsg {
@@ -68,6 +96,7 @@ struct smsg {
 	struct raft_msg m;
 	struct raft_entry *ents;
 	uint8_t **payloads;
+	uint8_t *snap_data, *snap_cfg; /* InstallSnapshot chunk and configuration */
 };
 
 enum hstatus { H_PENDING, H_OK, H_UNKNOWN, H_FAILED };
@@ -201,6 +230,45 @@ static void log_trunc(struct slog *l, size_t n)
 		free(l->v[--l->n].payload);
 }
 
+static uint64_t log_last(const struct slog *l) { return l->base + l->n; }
+
+/* Entry i, NULL when compacted or beyond the end. */
+static const struct sentry *log_get(const struct slog *l, uint64_t i)
+{
+	return i > l->base && i <= log_last(l) ? &l->v[i - l->base - 1] : NULL;
+}
+
+static uint64_t log_last_term(const struct slog *l)
+{
+	return l->n ? l->v[l->n - 1].term : l->base_term;
+}
+
+static uint64_t log_last_chain(const struct slog *l)
+{
+	return l->n ? l->v[l->n - 1].chain : l->base_chain;
+}
+
+/* Keeps entries up to index i (absolute). */
+static void log_trunc_to(struct slog *l, uint64_t i) { log_trunc(l, i > l->base ? i - l->base : 0); }
+
+/* Drops entries up to upto (compaction). */
+static void log_drop_prefix(struct slog *l, uint64_t upto)
+{
+	const struct sentry *e = log_get(l, upto);
+	size_t k;
+
+	if (!e)
+		return;
+	l->base_term = e->term;
+	l->base_chain = e->chain;
+	k = upto - l->base;
+	for (size_t i = 0; i < k; i++)
+		free(l->v[i].payload);
+	memmove(l->v, l->v + k, (l->n - k) * sizeof(*l->v));
+	l->n -= k;
+	l->base = upto;
+}
+
 static bool log_push(struct slog *l, const struct sentry *e)
 {
 	if (!grow((void **)&l->v, &l->cap, l->n + 1, sizeof(*l->v)))
@@ -223,6 +291,19 @@ static void log_free(struct slog *l)
 	log_trunc(l, 0);
 	free(l->v);
 	memset(l, 0, sizeof(*l));
+}
+
+/* Replaces dst by a copy of src. */
+static bool log_copy(struct slog *dst, const struct slog *src)
+{
+	log_trunc(dst, 0);
+	dst->base = src->base;
+	dst->base_term = src->base_term;
+	dst->base_chain = src->base_chain;
+	for (size_t i = 0; i < src->n; i++)
+		if (!log_push(dst, &src->v[i]))
+			return false;
+	return true;
 }
 
 /* ---- invariant bookkeeping ------------------------------------------------------ */
@@ -288,17 +369,16 @@ static int io_append(void *ctx, const struct raft_entry *e)
 	struct sim *s = n->sim;
 	struct sentry se;
 
-	if (e->index != n->log.n + 1) {
-		fail(s, "%s: append at %llu with a log of %zu", n->id, (unsigned long long)e->index,
-		     n->log.n);
+	if (e->index != log_last(&n->log) + 1) {
+		fail(s, "%s: append at %llu with a log of %llu", n->id,
+		     (unsigned long long)e->index, (unsigned long long)log_last(&n->log));
 		return -EIO;
 	}
 	se.term = e->term;
 	se.type = e->type;
 	se.payload = (uint8_t *)e->payload;
 	se.len = e->len;
-	se.chain = hash_entry(n->log.n ? n->log.v[n->log.n - 1].chain : 0, e->term, e->type,
-			      e->payload, e->len);
+	se.chain = hash_entry(log_last_chain(&n->log), e->term, e->type, e->payload, e->len);
 	if (!log_push(&n->log, &se)) {
 		fail(s, "out of memory");
 		return -ENOMEM;
@@ -343,12 +423,12 @@ static int io_truncate(void *ctx, uint64_t index)
 {
 	struct snode *n = ctx;
 
-	if (index == 0 || index > n->log.n + 1) {
-		fail(n->sim, "%s: truncate at %llu with a log of %zu", n->id,
-		     (unsigned long long)index, n->log.n);
+	if (index <= n->log.base || index > log_last(&n->log) + 1) {
+		fail(n->sim, "%s: truncate at %llu with a log of %llu", n->id,
+		     (unsigned long long)index, (unsigned long long)log_last(&n->log));
 		return -EIO;
 	}
-	log_trunc(&n->log, index - 1);
+	log_trunc_to(&n->log, index - 1);
 	if (n->same_upto > index - 1)
 		n->same_upto = index - 1;
 	mark_dirty(n);
@@ -401,18 +481,27 @@ static int io_apply(void *ctx, uint64_t commit)
 	struct snode *n = ctx;
 	struct sim *s = n->sim;
 
-	if (commit > n->log.n) {
-		fail(s, "%s: commit %llu beyond its log (%zu)", n->id, (unsigned long long)commit,
-		     n->log.n);
+	if (commit > log_last(&n->log)) {
+		fail(s, "%s: commit %llu beyond its log (%llu)", n->id, (unsigned long long)commit,
+		     (unsigned long long)log_last(&n->log));
 		return -EIO;
 	}
 	for (uint64_t i = n->applied + 1; i <= commit; i++) {
-		const struct sentry *e = &n->log.v[i - 1];
+		const struct sentry *e = log_get(&n->log, i);
 		int64_t out = 0;
 		struct op op;
 
+		if (!e) {
+			fail(s, "%s: applying compacted entry %llu", n->id, (unsigned long long)i);
+			return -EIO;
+		}
 		if (!note_committed(s, i, e->chain, n->id))
 			return -EIO;
+		if (e->type == RAFT_ENTRY_CONFIG && e->len <= CFG_MAX) {
+			memcpy(n->applied_cfg, e->payload, e->len);
+			n->applied_cfg_len = e->len;
+			n->applied_cfg_index = i;
+		}
 		memset(&op, 0, sizeof(op));
 		if (e->type == RAFT_ENTRY_COMMAND && e->len == sizeof(op)) {
 			memcpy(&op, e->payload, sizeof(op));
@@ -475,8 +564,8 @@ static bool enqueue(struct sim *s, struct snode *from, unsigned to, const struct
 	q->at = s->now + rnd_in(s, 1, s->o.delay_max_ms);
 	if (n) {
 		uint64_t prev = m->u.append.prev_index;
-		if (prev + n > from->log.n) {
-			fail(s, "%s sent entries beyond its log", from->id);
+		if (prev + n > log_last(&from->log) || prev < from->log.base) {
+			fail(s, "%s sent entries outside its log", from->id);
 			return false;
 		}
 		q->ents = calloc(n, sizeof(*q->ents));
@@ -484,7 +573,7 @@ static bool enqueue(struct sim *s, struct snode *from, unsigned to, const struct
 		if (!q->ents || !q->payloads)
 			return false;
 		for (uint64_t k = 0; k < n; k++) {
-			const struct sentry *e = &from->log.v[prev + k];
+			const struct sentry *e = log_get(&from->log, prev + 1 + k);
 			q->ents[k].index = prev + 1 + k;
 			q->ents[k].term = e->term;
 			q->ents[k].type = e->type;
@@ -499,6 +588,21 @@ static bool enqueue(struct sim *s, struct snode *from, unsigned to, const struct
 		}
 		q->m.u.append.entries = q->ents;
 	}
+	if (m->type == RAFT_MSG_SNAPSHOT) {
+		q->snap_data = malloc(m->u.snapshot.len + 1);
+		q->snap_cfg = malloc(m->u.snapshot.config_len + 1);
+		if (!q->snap_data || !q->snap_cfg) {
+			free(q->snap_data);
+			free(q->snap_cfg);
+			return false;
+		}
+		if (m->u.snapshot.len)
+			memcpy(q->snap_data, m->u.snapshot.data, m->u.snapshot.len);
+		if (m->u.snapshot.config_len)
+			memcpy(q->snap_cfg, m->u.snapshot.config, m->u.snapshot.config_len);
+		q->m.u.snapshot.data = q->snap_data;
+		q->m.u.snapshot.config = q->snap_cfg;
+	}
 	s->n_msgs++;
 	return true;
 }
@@ -512,6 +616,194 @@ static void msg_free(struct smsg *q)
 			free(q->payloads[k]);
 	free(q->payloads);
 	free(q->ents);
+	free(q->snap_data);
+	free(q->snap_cfg);
+}
+
+/* ---- snapshots --------------------------------------------------------------------- */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static size_t snap_encode(const struct ssnap *sn, uint8_t *buf)
+{
+	size_t o = 0;
+
+	put_u64(buf + o, sn->index), o += 8;
+	put_u64(buf + o, sn->term), o += 8;
+	put_u64(buf + o, sn->chain), o += 8;
+	put_u64(buf + o, sn->cfg_index), o += 8;
+	for (unsigned k = 0; k < N_KEYS; k++)
+		put_u64(buf + o, (uint64_t)sn->kv[k]), o += 8;
+	put_u64(buf + o, sn->cfg_len), o += 8;
+	memcpy(buf + o, sn->cfg, sn->cfg_len);
+	return o + sn->cfg_len;
+}
+
+static bool snap_decode(const uint8_t *buf, size_t len, struct ssnap *sn)
+{
+	size_t o = 0;
+
+	if (len < 8 * (5 + N_KEYS))
+		return false;
+	sn->index = get_u64(buf + o), o += 8;
+	sn->term = get_u64(buf + o), o += 8;
+	sn->chain = get_u64(buf + o), o += 8;
+	sn->cfg_index = get_u64(buf + o), o += 8;
+	for (unsigned k = 0; k < N_KEYS; k++)
+		sn->kv[k] = (int64_t)get_u64(buf + o), o += 8;
+	sn->cfg_len = get_u64(buf + o), o += 8;
+	if (sn->cfg_len > CFG_MAX || o + sn->cfg_len != len)
+		return false;
+	memcpy(sn->cfg, buf + o, sn->cfg_len);
+	return true;
+}
+
+/* Leader's host: attaches the chunk at m's offset of its latest snapshot
+ * (chunks of 1-48 bytes, so an image takes several). */
+static bool fill_snapshot(struct snode *n, struct raft_msg *m, uint8_t *img)
+{
+	size_t len = snap_encode(&n->snap, img), chunk;
+	uint64_t off = m->u.snapshot.offset;
+
+	if (n->snap.index == 0 || n->snap.index < n->log.base)
+		return fail(n->sim, "%s must send a snapshot it does not have", n->id);
+	if (off > len)
+		off = 0;
+	chunk = (size_t)rnd_in(n->sim, 1, 48);
+	if (chunk > len - off)
+		chunk = len - (size_t)off;
+	m->u.snapshot.offset = off;
+	m->u.snapshot.last_index = n->snap.index;
+	m->u.snapshot.last_term = n->snap.term;
+	m->u.snapshot.data = img + off;
+	m->u.snapshot.len = chunk;
+	m->u.snapshot.done = off + chunk == len;
+	m->u.snapshot.config = n->snap.cfg;
+	m->u.snapshot.config_len = n->snap.cfg_len;
+	return true;
+}
+
+static int io_snapshot_recv(void *ctx, const struct raft_msg *m, uint64_t *next)
+{
+	struct snode *n = ctx;
+	const uint64_t off = m->u.snapshot.offset;
+	struct ssnap sn;
+
+	if (off == 0) {
+		n->recv_index = m->u.snapshot.last_index;
+		n->recv_term = m->u.snapshot.last_term;
+		n->recv_len = 0;
+	}
+	if (n->recv_index != m->u.snapshot.last_index || n->recv_term != m->u.snapshot.last_term) {
+		*next = 0;
+		return 0;
+	}
+	if (off != n->recv_len || off + m->u.snapshot.len > IMG_MAX) {
+		*next = n->recv_len; /* a duplicate or a gap */
+		return 0;
+	}
+	memcpy(n->recv + off, m->u.snapshot.data, m->u.snapshot.len);
+	n->recv_len += m->u.snapshot.len;
+	*next = n->recv_len;
+	if (!m->u.snapshot.done)
+		return 0;
+	if (!snap_decode(n->recv, n->recv_len, &sn) || sn.index != n->recv_index ||
+	    sn.term != n->recv_term) {
+		n->recv_len = 0;
+		n->recv_index = 0;
+		*next = 0;
+		return 0;
+	}
+	return 1;
+}
+
+static int io_snapshot_install(void *ctx, uint64_t index, uint64_t term)
+{
+	struct snode *n = ctx;
+	struct sim *s = n->sim;
+	struct ssnap sn;
+
+	if (!snap_decode(n->recv, n->recv_len, &sn) || sn.index != index || sn.term != term) {
+		fail(s, "%s: install of a snapshot that is not staged", n->id);
+		return -EIO;
+	}
+	if (!note_committed(s, index, sn.chain, n->id))
+		return -EIO;
+	n->recv_index = 0;
+	n->recv_len = 0;
+	n->snap = sn;
+	n->install_pending = true;
+	log_trunc(&n->log, 0);
+	n->log.base = index;
+	n->log.base_term = term;
+	n->log.base_chain = sn.chain;
+	n->same_upto = 0;
+	memcpy(n->kv, sn.kv, sizeof(n->kv));
+	memcpy(n->applied_cfg, sn.cfg, sn.cfg_len);
+	n->applied_cfg_len = sn.cfg_len;
+	n->applied_cfg_index = sn.cfg_index;
+	n->applied = index;
+	if (n->checked_commit < index)
+		n->checked_commit = index;
+	s->st.installs++;
+	/* Proposals of this node up to there: their fate is unknown here. */
+	for (unsigned k = 0; k < s->o.n_clients; k++) {
+		struct client *c = &s->clients[k];
+		if (c->busy && !c->barrier && c->node == n->idx && c->index <= index)
+			complete(s, c, H_UNKNOWN, 0);
+	}
+	mark_dirty(n);
+	return 0;
+}
+
+/* Host policy: after snapshot_threshold applied entries, snapshot the
+ * state (durably: a real host fsyncs it first) and drop the log up to
+ * trailing entries behind it. Only once the log is synced that far, so
+ * the disk log and the snapshot always agree. */
+static int maybe_snapshot(struct snode *n)
+{
+	struct sim *s = n->sim;
+	const struct sentry *e;
+	uint64_t upto;
+	int rc;
+
+	if (!s->o.snapshot_threshold || !n->alive || n->install_pending ||
+	    n->applied < n->snap.index + s->o.snapshot_threshold || n->applied > n->same_upto)
+		return 0;
+	e = log_get(&n->log, n->applied);
+	if (!e)
+		return 0;
+	n->snap.index = n->applied;
+	n->snap.term = e->term;
+	n->snap.chain = e->chain;
+	memcpy(n->snap.kv, n->kv, sizeof(n->kv));
+	memcpy(n->snap.cfg, n->applied_cfg, n->applied_cfg_len);
+	n->snap.cfg_len = n->applied_cfg_len;
+	n->snap.cfg_index = n->applied_cfg_index;
+	n->disk_snap = n->snap;
+	s->st.snapshots++;
+	upto = n->applied > s->o.trailing_logs ? n->applied - s->o.trailing_logs : 0;
+	if (upto <= n->log.base)
+		return 0;
+	rc = raft_compact(&n->r, upto);
+	if (rc < 0)
+		return rc;
+	log_drop_prefix(&n->log, upto);
+	log_drop_prefix(&n->disk, upto);
+	return 0;
 }
 
 static int io_send(void *ctx, const struct raft_msg *m)
@@ -519,6 +811,15 @@ static int io_send(void *ctx, const struct raft_msg *m)
 	struct snode *n = ctx;
 	struct sim *s = n->sim;
 	int to = node_of(s, m->to);
+	struct raft_msg sm;
+	uint8_t img[IMG_MAX];
+
+	if (m->type == RAFT_MSG_SNAPSHOT) {
+		sm = *m;
+		if (!fill_snapshot(n, &sm, img))
+			return -EIO;
+		m = &sm;
+	}
 
 	if (to < 0 || !linked(s, n->idx, (unsigned)to) || rnd_in(s, 0, 99) < s->o.loss_pct) {
 		s->st.dropped++;
@@ -549,8 +850,11 @@ static int boot_node(struct sim *s, struct snode *n, const struct raft_config *r
 	memset(&b, 0, sizeof(b));
 	b.current_term = n->term;
 	b.voted_for = n->vote;
-	b.last_index = n->disk.n;
-	b.last_term = n->disk.n ? n->disk.v[n->disk.n - 1].term : 0;
+	b.last_index = log_last(&n->disk);
+	b.last_term = log_last_term(&n->disk);
+	b.base_index = n->disk.base;
+	b.base_term = n->disk.base_term;
+	b.last_applied = n->disk_snap.index;
 	b.await_config = true;
 	if (s->o.fast) {
 		b.opts.election_ms = 100;
@@ -573,15 +877,26 @@ static int boot_node(struct sim *s, struct snode *n, const struct raft_config *r
 	n->io.send = io_send;
 	n->io.now_ms = io_now;
 	n->io.rand_u32 = io_rand;
+	n->io.snapshot_recv = io_snapshot_recv;
+	n->io.snapshot_install = io_snapshot_install;
 	rc = raft_init(&n->r, &n->io, n->id, &b);
 	free(terms);
 	if (rc < 0)
 		return rc;
 	n->have_raft = true;
+	if (n->disk_snap.index) {
+		/* The configuration as of the snapshot, then later ones. */
+		rc = raft_boot_config(&n->r, n->disk_snap.cfg_index, n->disk_snap.cfg,
+				      n->disk_snap.cfg_len);
+		if (rc < 0)
+			return rc;
+	}
 	for (size_t i = 0; i < n->disk.n; i++) {
 		const struct sentry *e = &n->disk.v[i];
-		if (e->type == RAFT_ENTRY_CONFIG) {
-			rc = raft_boot_config(&n->r, i + 1, e->payload, e->len);
+		uint64_t idx = n->disk.base + 1 + i;
+		if (e->type == RAFT_ENTRY_CONFIG &&
+		    (!n->disk_snap.index || idx > n->disk_snap.cfg_index)) {
+			rc = raft_boot_config(&n->r, idx, e->payload, e->len);
 			if (rc < 0)
 				return rc;
 		}
@@ -591,26 +906,38 @@ static int boot_node(struct sim *s, struct snode *n, const struct raft_config *r
 		if (rc < 0)
 			return rc;
 	}
-	/* The volatile log starts as the disk. */
-	log_trunc(&n->log, 0);
-	for (size_t i = 0; i < n->disk.n; i++)
-		if (!log_push(&n->log, &n->disk.v[i]))
-			return -ENOMEM;
-	n->same_upto = n->disk.n;
+	/* The volatile log starts as the disk; the state as the snapshot. */
+	if (!log_copy(&n->log, &n->disk))
+		return -ENOMEM;
+	n->same_upto = log_last(&n->disk);
 	n->dirty = false;
-	n->applied = 0;
-	n->checked_commit = 0;
-	memset(n->kv, 0, sizeof(n->kv));
+	n->snap = n->disk_snap;
+	n->install_pending = false;
+	n->recv_index = 0;
+	n->recv_len = 0;
+	n->applied = n->snap.index;
+	n->checked_commit = n->snap.index;
+	memcpy(n->kv, n->snap.kv, sizeof(n->kv));
+	memcpy(n->applied_cfg, n->snap.cfg, n->snap.cfg_len);
+	n->applied_cfg_len = n->snap.cfg_len;
+	n->applied_cfg_index = n->snap.cfg_index;
 	n->alive = true;
 	return 0;
 }
 
 static void sync_disk(struct snode *n)
 {
-	log_trunc(&n->disk, n->same_upto);
-	for (size_t i = n->same_upto; i < n->log.n; i++)
-		(void)log_push(&n->disk, &n->log.v[i]); /* OOM shows as a short disk */
-	n->same_upto = n->disk.n;
+	if (n->install_pending || n->disk.base != n->log.base) {
+		/* An installed snapshot and the log after it, atomically. */
+		(void)log_copy(&n->disk, &n->log); /* OOM shows as a short disk */
+		n->disk_snap = n->snap;
+		n->install_pending = false;
+	} else {
+		log_trunc_to(&n->disk, n->same_upto);
+		for (uint64_t i = log_last(&n->disk) + 1; i <= log_last(&n->log); i++)
+			(void)log_push(&n->disk, log_get(&n->log, i));
+	}
+	n->same_upto = log_last(&n->disk);
 	n->dirty = false;
 }
 
@@ -945,9 +1272,12 @@ static bool check(struct sim *s)
 
 		if (!n->alive)
 			continue;
-		if (r->last_index != n->log.n)
-			return fail(s, "%s: core log %llu, host log %zu", n->id,
-				    (unsigned long long)r->last_index, n->log.n);
+		if (r->last_index != log_last(&n->log) || r->base_index != n->log.base)
+			return fail(s, "%s: core log %llu (from %llu), host log %llu (from %llu)",
+				    n->id, (unsigned long long)r->last_index,
+				    (unsigned long long)r->base_index,
+				    (unsigned long long)log_last(&n->log),
+				    (unsigned long long)n->log.base);
 		if (r->role == RAFT_LEADER) {
 			/* Election Safety. */
 			uint64_t t = r->current_term;
@@ -966,23 +1296,30 @@ static bool check(struct sim *s)
 			uint64_t k = s->max_committed;
 			while (k > 0 && (!s->committed[k].set || s->committed[k].term >= t))
 				k--;
-			if (k > 0 &&
-			    (k > n->log.n || n->log.v[k - 1].chain != s->committed[k].chain))
+			/* Entries up to the compaction point were checked
+			 * when this node committed them. */
+			const struct sentry *ke = log_get(&n->log, k);
+			if (k > n->log.base && (!ke || ke->chain != s->committed[k].chain))
 				return fail(s,
 					    "Leader Completeness: leader %s of term %llu lacks "
 					    "committed entry %llu",
 					    n->id, (unsigned long long)t, (unsigned long long)k);
 		}
-		/* Committed entries never change. */
-		if (r->commit_index > n->log.n)
+		/* Committed entries never change (a prefix hash at the
+		 * compaction point covers everything before it). */
+		if (r->commit_index > log_last(&n->log))
 			return fail(s, "%s: commit beyond log", n->id);
-		for (uint64_t c = n->checked_commit + 1; c <= r->commit_index; c++)
-			if (!note_committed(s, c, n->log.v[c - 1].chain, n->id))
+		for (uint64_t c = n->checked_commit + 1; c <= r->commit_index; c++) {
+			const struct sentry *ce = log_get(&n->log, c);
+			if (c < n->log.base)
+				continue;
+			if (!note_committed(s, c, ce ? ce->chain : n->log.base_chain, n->id))
 				return false;
+		}
 		if (r->commit_index > n->checked_commit)
 			n->checked_commit = r->commit_index;
-		if (n->checked_commit &&
-		    s->committed[n->checked_commit].chain != n->log.v[n->checked_commit - 1].chain)
+		const struct sentry *cc = log_get(&n->log, n->checked_commit);
+		if (cc && s->committed[n->checked_commit].chain != cc->chain)
 			return fail(s, "%s: committed entry %llu changed", n->id,
 				    (unsigned long long)n->checked_commit);
 	}
@@ -1048,8 +1385,8 @@ int sim_step(struct sim *s)
 	case EV_SYNC: {
 		struct snode *n = &s->nodes[which];
 		sync_disk(n);
-		if (n->log.n)
-			rc = raft_persisted(&n->r, n->log.n, n->log.v[n->log.n - 1].term);
+		if (log_last(&n->log))
+			rc = raft_persisted(&n->r, log_last(&n->log), log_last_term(&n->log));
 		schedule_tick(n);
 		break;
 	}
@@ -1078,6 +1415,8 @@ int sim_step(struct sim *s)
 	case EV_NONE:
 		break;
 	}
+	for (unsigned i = 0; rc == 0 && i < s->o.n_nodes; i++)
+		rc = maybe_snapshot(&s->nodes[i]);
 	if (rc < 0 && !s->failed)
 		fail(s, "core returned %d", rc);
 	check_barriers(s);
@@ -1165,7 +1504,7 @@ bool sim_converged(struct sim *s)
 	for (unsigned i = 0; i < lr->config.n; i++) {
 		int k = node_of(s, lr->config.s[i].id);
 		if (k < 0 || !s->nodes[k].alive || s->nodes[k].applied != lr->commit_index ||
-		    s->nodes[k].log.n != lr->last_index)
+		    log_last(&s->nodes[k].log) != lr->last_index)
 			return false;
 	}
 	for (unsigned k = 0; k < s->o.n_clients; k++)
@@ -1190,12 +1529,19 @@ int sim_final_check(struct sim *s)
 		for (unsigned m = 0; m < lr->config.n; m++) {
 			int k = node_of(s, lr->config.s[m].id);
 			const struct snode *nd = &s->nodes[k];
+			const struct sentry *e = log_get(&nd->log, i);
 			struct op op;
-			if (i > nd->applied || nd->log.v[i - 1].len != sizeof(op))
+			if (i > nd->applied)
 				return fail(s, "acknowledged write %llu missing on %s",
 					    (unsigned long long)i, nd->id),
 				       -1;
-			memcpy(&op, nd->log.v[i - 1].payload, sizeof(op));
+			if (i <= nd->log.base)
+				continue; /* in its snapshot, whose prefix hash was checked */
+			if (!e || e->len != sizeof(op))
+				return fail(s, "acknowledged write %llu missing on %s",
+					    (unsigned long long)i, nd->id),
+				       -1;
+			memcpy(&op, e->payload, sizeof(op));
 			if (op.op_id != s->acked[a].op_id)
 				return fail(s, "acknowledged write %llu replaced on %s",
 					    (unsigned long long)i, nd->id),

@@ -16,6 +16,13 @@
  *   while no term above T had started;
  * - State Machine Safety: every node applies the same entry at an index.
  *
+ * With snapshot_threshold set, each node snapshots its registers (with
+ * the configuration and the prefix hash) after that many applied entries
+ * once its log is synced that far, compacts its log, and serves the
+ * snapshot to followers that need compacted entries through
+ * InstallSnapshot in chunks of 1-48 bytes; an installed snapshot becomes
+ * durable at the next disk sync (a crash before keeps the old state).
+ *
  * Clients send put/get/cas on a few registers to whoever they think leads
  * (gets through the leader's lease or through the log) and record a
  * history that lin.h checks. Everything derives from one seed. */
@@ -43,6 +50,9 @@ struct sim_opts {
 	bool fast;	       /* short timings (election 100 ms, heartbeat 20 ms,
 				* lease 50 ms) and faults every 20-200 ms, so a
 				* schedule sees many elections */
+	unsigned snapshot_threshold; /* snapshot after this many applied entries
+				      * and compact the log (0: never) */
+	unsigned trailing_logs;	     /* entries kept behind a snapshot */
 };
 
 /* Creates the cluster (bootstrapped, started, nothing delivered yet).
@@ -97,7 +107,7 @@ int sim_final_check(struct sim *s);
 /* Counters for reports. */
 struct sim_stats {
 	uint64_t steps, delivered, dropped, acked, unknown, failed, lease_reads, index_reads,
-	    elections, crashes, config_changes, transfers;
+	    elections, crashes, config_changes, transfers, snapshots, installs;
 };
 void sim_stats(const struct sim *s, struct sim_stats *out);
 

@@ -215,6 +215,79 @@ START_TEST(crash_losing_unsynced_writes)
 }
 END_TEST
 
+/* Writes n values to key 0 through whoever leads, 20 ms apart. */
+static void write_some(struct sim *s, unsigned n, int64_t first)
+{
+	for (unsigned i = 0; i < n; i++) {
+		int l = sim_leader(s);
+		if (l >= 0)
+			(void)sim_put(s, (unsigned)l, 0, first + i);
+		RUN_OK(sim_run_for(s, 20));
+	}
+}
+
+static bool all_have_target(struct sim *s)
+{
+	for (unsigned i = 0; i < 3; i++)
+		if (!sim_alive(s, i) || sim_value(s, i, 0) != target_value)
+			return false;
+	return sim_converged(s);
+}
+
+/* A follower that was down (or cut off) while the others compacted their
+ * logs past what it has catches up through InstallSnapshot. */
+static void catch_up_by_snapshot(bool crash, uint64_t seed)
+{
+	struct sim_opts o = {.seed = seed,
+			     .n_nodes = 3,
+			     .snapshot_threshold = 5,
+			     .trailing_logs = 2};
+	struct sim *s = sim_new(&o);
+	struct sim_stats st;
+
+	ck_assert_ptr_nonnull(s);
+	RUN_OK(sim_run_until(s, has_leader, 5000));
+	write_some(s, 3, 1);
+	unsigned f = ((unsigned)sim_leader(s) + 1) % 3;
+	if (crash)
+		sim_crash(s, f, true);
+	else
+		sim_set_group(s, f, 1);
+	write_some(s, 40, 100);
+	int l = sim_leader(s);
+	ck_assert_int_ge(l, 0);
+	ck_assert_uint_gt(sim_raft(s, (unsigned)l)->base_index, sim_raft(s, f)->last_index);
+	target_value = 139;
+	if (crash)
+		ck_assert_int_eq(sim_restart(s, f), 0);
+	sim_quiesce(s);
+	RUN_OK(sim_run_until(s, all_have_target, 10000));
+	/* It holds the leader's state without the entries it missed. */
+	ck_assert_uint_gt(sim_raft(s, f)->base_index, 3);
+	sim_stats(s, &st);
+	ck_assert_uint_gt(st.installs, 0);
+	ck_assert_uint_gt(st.snapshots, 0);
+	RUN_OK(sim_final_check(s));
+	/* And keeps it across a crash once it is synced. */
+	RUN_OK(sim_run_for(s, 200));
+	sim_crash(s, f, true);
+	ck_assert_int_eq(sim_restart(s, f), 0);
+	RUN_OK(sim_run_until(s, all_have_target, 10000));
+	sim_free(s);
+}
+
+START_TEST(follower_catches_up_by_snapshot_after_crash)
+{
+	catch_up_by_snapshot(true, 11);
+}
+END_TEST
+
+START_TEST(follower_catches_up_by_snapshot_after_partition)
+{
+	catch_up_by_snapshot(false, 12);
+}
+END_TEST
+
 static int iso_leader;
 static bool other_leader_applied(struct sim *s)
 {
@@ -360,6 +433,8 @@ static void campaign(const struct sim_opts *base, uint64_t run_ms, uint64_t seed
 		tot.crashes += st.crashes;
 		tot.config_changes += st.config_changes;
 		tot.transfers += st.transfers;
+		tot.snapshots += st.snapshots;
+		tot.installs += st.installs;
 		if (one)
 			break;
 	}
@@ -367,10 +442,15 @@ static void campaign(const struct sim_opts *base, uint64_t run_ms, uint64_t seed
 		"sim %u nodes/%u voters, %u schedules: %" PRIu64 " steps, %" PRIu64
 		" acked ops, %" PRIu64 " unknown, %" PRIu64 " lease reads, %" PRIu64
 		" read-index reads, %" PRIu64 " leaders, %" PRIu64 " crashes, %" PRIu64
-		" config changes, %" PRIu64 " transfers\n",
+		" config changes, %" PRIu64 " transfers, %" PRIu64 " snapshots, %" PRIu64
+		" installs\n",
 		base->n_nodes, base->n_voters, one ? 1 : n, tot.steps, tot.acked, tot.unknown,
 		tot.lease_reads, tot.index_reads, tot.elections, tot.crashes, tot.config_changes,
-		tot.transfers);
+		tot.transfers, tot.snapshots, tot.installs);
+	if (base->snapshot_threshold) {
+		ck_assert_uint_gt(tot.snapshots, 0);
+		ck_assert_uint_gt(tot.installs, 0);
+	}
 	/* The schedules must actually exercise the system. */
 	ck_assert_uint_gt(tot.acked, 0);
 	ck_assert_uint_gt(tot.elections, 0);
@@ -421,6 +501,38 @@ START_TEST(random_five)
 }
 END_TEST
 
+START_TEST(random_three_snapshots)
+{
+	/* Tiny thresholds: snapshots, compactions and InstallSnapshot (in
+	 * small chunks) all the time, across crashes and partitions. */
+	struct sim_opts o = {.n_nodes = 3,
+			     .n_clients = 3,
+			     .faults = true,
+			     .dup_pct = 5,
+			     .fast = true,
+			     .sync_max_ms = 25,
+			     .delay_max_ms = 15,
+			     .snapshot_threshold = 8,
+			     .trailing_logs = 2};
+	campaign(&o, 3000, 6000);
+}
+END_TEST
+
+START_TEST(random_five_snapshots)
+{
+	struct sim_opts o = {.n_nodes = 5,
+			     .n_voters = 3,
+			     .n_clients = 4,
+			     .faults = true,
+			     .membership = true,
+			     .dup_pct = 5,
+			     .loss_pct = 5,
+			     .snapshot_threshold = 16,
+			     .trailing_logs = 4};
+	campaign(&o, 3000, 7000);
+}
+END_TEST
+
 START_TEST(random_membership)
 {
 	struct sim_opts o = {.n_nodes = 5,
@@ -448,6 +560,8 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, crash_losing_unsynced_writes);
 	tcase_add_test(tc, deposed_leader_serves_no_reads);
 	tcase_add_test(tc, recovery_after_losing_quorum);
+	tcase_add_test(tc, follower_catches_up_by_snapshot_after_crash);
+	tcase_add_test(tc, follower_catches_up_by_snapshot_after_partition);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(tr, 600);
 	tcase_add_test(tr, random_three);
@@ -455,6 +569,8 @@ static Suite *sim_suite(void)
 	tcase_add_test(tr, random_membership);
 	tcase_add_test(tr, random_three_fast);
 	tcase_add_test(tr, random_five_fast);
+	tcase_add_test(tr, random_three_snapshots);
+	tcase_add_test(tr, random_five_snapshots);
 	suite_add_tcase(s, tr);
 	return s;
 }
