@@ -602,6 +602,24 @@ static int answer_ptr(ldns_pkt *reply, const struct dns_query *q, const struct d
 		if (rc < 0)
 			return rc;
 	}
+	/* service addresses: <service>.service.<dc>.<domain>, as Consul */
+	for (size_t i = 0; i < ptr->n_services; i++) {
+		char target[DNS_NAME_TEXT_MAX + 8];
+		ldns_rdf *rdf;
+		int n, rc;
+
+		n = snprintf(target, sizeof(target), "%s.service.%s.%s%s", ptr->services[i], dc,
+			     cfg->domain, dot);
+		if (n < 0 || (size_t)n >= sizeof(target))
+			continue;
+		rdf = ldns_dname_new_frm_str(target);
+		if (!rdf)
+			continue;
+		rc = add_record(reply, q, LDNS_RR_TYPE_PTR, dns_service_ttl(cfg, ptr->services[i]),
+				rdf);
+		if (rc < 0)
+			return rc;
+	}
 	if (ldns_rr_list_rr_count(ldns_pkt_answer(reply)) == 0)
 		ldns_pkt_set_rcode(reply, LDNS_RCODE_REFUSED);
 	else

@@ -129,13 +129,17 @@ struct dns_service_result {
  * cfg->service_ttl_s. Service names compare case-insensitively. */
 uint32_t dns_service_ttl(const struct dns_answer_cfg *cfg, const char *service);
 
-/* Result of a reverse lookup: the names of the nodes with the address.
- * status as in dns_node_result; n == 0: no node has it (REFUSED, as any
- * name outside the domain without recursors). */
+/* Result of a reverse lookup: the names of the nodes with the address,
+ * else of the services with an instance at that address (Consul looks at
+ * services only when no node has it). status as in dns_node_result;
+ * n == 0 and n_services == 0: nobody has it (REFUSED, as any name outside
+ * the domain without recursors). */
 struct dns_ptr_result {
 	int status;
 	const char *const *nodes;
 	size_t n;
+	const char *const *services; /* <service>.service.<dc>.<domain>, service TTL */
+	size_t n_services;
 };
 
 /* Parses wire (len bytes; borrowed) into *q. Returns a DNS_ACT_* value;
@@ -165,7 +169,8 @@ int dns_answer_build(const struct dns_query *q, const struct dns_node_result *no
 		     uint64_t now_s, bool udp, uint8_t **out_wire, size_t *out_len);
 
 /* As dns_answer_build, for DNS_ACT_PTR: PTR records naming
- * <node>.node.<datacenter>.<domain> for each node in ptr (node_ttl). */
+ * <node>.node.<datacenter>.<domain> for each node in ptr (node_ttl), then
+ * <service>.service.<datacenter>.<domain> for each service (its TTL). */
 int dns_answer_build_ptr(const struct dns_query *q, const struct dns_ptr_result *ptr,
 			 const struct dns_answer_cfg *cfg, uint64_t now_s, bool udp,
 			 uint8_t **out_wire, size_t *out_len);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dns_cache.h"
 #include "err.h"
 #include "log.h"
 #include "loop.h"
@@ -32,6 +33,10 @@ struct pending {
 	int fwd_fd;	    /* -1 when none */
 	uint64_t fwd_timer; /* 0 when none */
 	size_t fwd_next;    /* recursor being asked */
+	/* the answer cache */
+	enum dns_action act;		 /* what to resolve again after a wait */
+	struct dns_cache_entry *wait_e;	 /* the view p waits for, or NULL */
+	struct pending *wnext;		 /* in a list of woken waiters */
 };
 
 struct dns_server {
@@ -40,7 +45,13 @@ struct dns_server {
 	struct pending *head; /* every pending query, newest first */
 	size_t n_pending;
 	bool raftd_down; /* last call found raftd unreachable: log changes only */
+	struct dns_cache *cache; /* NULL without use_cache */
+	uint64_t tick_timer;
+	struct dns_server_stats stats;
 };
+
+static void cache_evict(void *ctx, struct dns_cache_entry *e);
+static int64_t cache_tick(struct loop *l, void *ctx);
 
 struct dns_server *dns_server_new(struct rpc_client *rpc, const struct dns_server_cfg *cfg)
 {
@@ -50,6 +61,31 @@ struct dns_server *dns_server_new(struct rpc_client *rpc, const struct dns_serve
 		return NULL;
 	s->rpc = rpc;
 	s->cfg = *cfg;
+	if (cfg->use_cache && cfg->loop) {
+		uint64_t wait = cfg->cache_wait_ms ? cfg->cache_wait_ms : 60000;
+
+		if (cfg->cache_max_age_ms && cfg->cache_max_age_ms < wait)
+			wait = cfg->cache_max_age_ms;
+		s->cache = dns_cache_new(
+		    &(struct dns_cache_cfg){
+			.wait_ms = wait,
+			/* without allow_stale a view is served only while
+			 * its blocking query holds */
+			.max_stale_ms = cfg->allow_stale ? cfg->max_stale_ms : 0,
+			.idle_ms = cfg->cache_idle_ms ? cfg->cache_idle_ms : 300000,
+			.max_entries = cfg->cache_max_entries ? cfg->cache_max_entries : 4096,
+			.retry_min_ms = 100,
+			.retry_max_ms = cfg->cache_retry_max_ms ? cfg->cache_retry_max_ms : 5000,
+			.timeout_slack_ms = cfg->rpc_timeout_ms ? cfg->rpc_timeout_ms : 2000,
+		    },
+		    cache_evict, s);
+		s->tick_timer = s->cache ? loop_timer_add(cfg->loop, 250, cache_tick, s) : 0;
+		if (!s->tick_timer) {
+			dns_cache_free(s->cache);
+			free(s);
+			return NULL;
+		}
+	}
 	return s;
 }
 
@@ -82,6 +118,8 @@ static void fwd_stop(struct pending *p)
 
 static void pending_free(struct pending *p)
 {
+	if (p->wait_e)
+		p->wait_e->waiters--;
 	fwd_stop(p);
 	free(p->raw);
 	dns_query_close(&p->q);
@@ -99,6 +137,9 @@ void dns_server_free(struct dns_server *s)
 		pending_unlink(p);
 		pending_free(p);
 	}
+	if (s->tick_timer)
+		loop_timer_del(s->cfg.loop, s->tick_timer);
+	dns_cache_free(s->cache);
 	free(s);
 }
 
@@ -615,6 +656,584 @@ static void forward(struct dns_server *s, struct pending *p, const uint8_t *pkt,
 	fwd_try(s, p);
 }
 
+/* ---- the answer cache ------------------------------------------------ */
+
+/* A cached view, decoded once per change. Strings are owned. */
+struct cval {
+	bool found;	 /* node: the node exists */
+	char *address;	 /* node */
+	char **keys;	 /* node meta */
+	char **vals;
+	size_t n_meta;
+	struct dns_instance *inst; /* service: healthy instances, unshuffled */
+	size_t n_inst;
+	char **names; /* nodes: node names; services: service names; instances:
+			 the service name per instance */
+	char **addrs; /* nodes: node addresses; instances: service addresses */
+	size_t n_names;
+};
+
+/* e->user: the entry's blocking query. */
+struct watch {
+	struct dns_server *srv;
+	uint64_t call_id; /* with e->fetching */
+};
+
+static void cval_free(struct cval *v)
+{
+	if (!v)
+		return;
+	free(v->address);
+	for (size_t i = 0; i < v->n_meta; i++) {
+		free(v->keys[i]);
+		free(v->vals[i]);
+	}
+	free(v->keys);
+	free(v->vals);
+	for (size_t i = 0; i < v->n_inst; i++) {
+		free((char *)v->inst[i].node);
+		free((char *)v->inst[i].node_address);
+		free((char *)v->inst[i].address);
+	}
+	free(v->inst);
+	for (size_t i = 0; i < v->n_names; i++) {
+		free(v->names[i]);
+		if (v->addrs)
+			free(v->addrs[i]);
+	}
+	free(v->names);
+	free(v->addrs);
+	free(v);
+}
+
+/* strdup that keeps NULL and reports failure through *ok. */
+static char *dup_str(const char *src, bool *ok)
+{
+	char *d;
+
+	if (!src)
+		return NULL;
+	d = strdup(src);
+	if (!d)
+		*ok = false;
+	return d;
+}
+
+static void cache_evict(void *ctx, struct dns_cache_entry *e)
+{
+	struct dns_server *s = ctx;
+	struct watch *w = e->user;
+
+	if (w && e->fetching)
+		rpc_cancel(s->rpc, w->call_id);
+	free(w);
+	cval_free(e->val);
+	e->val = NULL;
+	e->user = NULL;
+}
+
+/* Decodes a reply for e's kind into a new value; NULL when it is not the
+ * reply the kind expects or memory is short. *index: the view's index. */
+static struct cval *cval_decode(struct dns_server *s, const struct dns_cache_entry *e,
+				const struct proto_msg *reply, uint64_t *index)
+{
+	struct cval *v = calloc(1, sizeof(*v));
+	bool ok = true;
+
+	if (!v)
+		return NULL;
+	if (reply->type == PROTO_ERROR && reply->u.error.code == CAIRN_E_NOTFOUND &&
+	    (e->kind == DNS_CACHE_NODE || e->kind == DNS_CACHE_SERVICE)) {
+		*index = 0; /* nothing to follow: re-polled */
+		return v;
+	}
+	if (e->kind == DNS_CACHE_NODE) {
+		const struct proto_catalog_node_reply *r = &reply->u.catalog_node_reply;
+
+		if (reply->type != PROTO_CATALOG_NODE_REPLY)
+			goto fail;
+		*index = r->index;
+		if (r->nodes.n == 0)
+			return v;
+		v->found = true;
+		v->address = dup_str(r->nodes.v[0].address, &ok);
+		if (r->nodes.v[0].meta.n) {
+			v->keys = calloc(r->nodes.v[0].meta.n, sizeof(*v->keys));
+			v->vals = calloc(r->nodes.v[0].meta.n, sizeof(*v->vals));
+			ok = ok && v->keys && v->vals;
+			for (size_t i = 0; ok && i < r->nodes.v[0].meta.n; i++) {
+				v->keys[i] = dup_str(r->nodes.v[0].meta.keys[i], &ok);
+				v->vals[i] = dup_str(r->nodes.v[0].meta.vals[i], &ok);
+				v->n_meta++;
+			}
+		}
+		if (!ok)
+			goto fail;
+		return v;
+	}
+	if (reply->type != PROTO_CATALOG_QUERY_REPLY)
+		goto fail;
+	const struct proto_catalog_query_reply *r = &reply->u.catalog_query_reply;
+
+	*index = r->index;
+	switch (e->kind) {
+	case DNS_CACHE_SERVICE:
+		v->inst = r->services.n ? calloc(r->services.n, sizeof(*v->inst)) : NULL;
+		if (r->services.n && !v->inst)
+			goto fail;
+		for (size_t i = 0; i < r->services.n; i++) {
+			const struct proto_service *sv = &r->services.v[i];
+			struct dns_instance *in = &v->inst[v->n_inst];
+			bool warn;
+
+			if (!sv->node || !instance_healthy(r, sv, &warn))
+				continue;
+			in->warning = warn;
+			in->weight = (uint16_t)(warn ? sv->weight_warning : sv->weight_passing);
+			in->port = (uint16_t)sv->port;
+			in->node = dup_str(sv->node, &ok);
+			in->node_address = dup_str(node_address(r, sv->node), &ok);
+			in->address = dup_str(sv->address, &ok);
+			v->n_inst++;
+			if (!ok)
+				goto fail;
+		}
+		return v;
+	case DNS_CACHE_NODES:
+	case DNS_CACHE_SERVICES:
+	case DNS_CACHE_INSTANCES: {
+		size_t n = e->kind == DNS_CACHE_NODES ? r->nodes.n : r->services.n;
+
+		v->names = n ? calloc(n, sizeof(*v->names)) : NULL;
+		v->addrs = n ? calloc(n, sizeof(*v->addrs)) : NULL;
+		if (n && (!v->names || !v->addrs))
+			goto fail;
+		for (size_t i = 0; i < n; i++) {
+			const char *name, *addr;
+
+			if (e->kind == DNS_CACHE_NODES) {
+				name = r->nodes.v[i].node;
+				addr = r->nodes.v[i].address;
+			} else {
+				name = r->services.v[i].service;
+				addr = r->services.v[i].address;
+			}
+			if (!name)
+				continue;
+			v->names[v->n_names] = dup_str(name, &ok);
+			v->addrs[v->n_names] = dup_str(addr, &ok);
+			v->n_names++;
+			if (!ok)
+				goto fail;
+		}
+		return v;
+	}
+	default:
+		break;
+	}
+fail:
+	cval_free(v);
+	(void)s;
+	return NULL;
+}
+
+static void fetch_start(struct dns_server *s, struct dns_cache_entry *e);
+static void resolve(struct dns_server *s, struct pending *p);
+
+/* Answers again every query parked on e (its fetch ended). */
+static void wake_waiters(struct dns_server *s, struct dns_cache_entry *e)
+{
+	struct pending *list = NULL, *p = s->head;
+
+	while (p) {
+		struct pending *next = p->next;
+
+		if (p->wait_e == e) {
+			pending_unlink(p);
+			p->wait_e = NULL;
+			e->waiters--;
+			p->wnext = list;
+			list = p;
+		}
+		p = next;
+	}
+	while (list) {
+		p = list;
+		list = p->wnext;
+		resolve(s, p);
+	}
+}
+
+static void on_fetch_reply(void *ctx, int status, const struct proto_msg *reply)
+{
+	struct dns_cache_entry *e = ctx;
+	struct watch *w = e->user;
+	struct dns_server *s = w->srv;
+	uint64_t now = loop_now_ms(s->cfg.loop);
+	uint64_t index = 0;
+	bool ok = false;
+
+	e->waiters++; /* not evicted while its waiters run */
+	if (status == 0 && s->raftd_down) {
+		log_info("dns: raftd answers again");
+		s->raftd_down = false;
+	}
+	if (status == 0 && e->has_val && e->index &&
+	    ((reply->type == PROTO_CATALOG_NODE_REPLY &&
+	      reply->u.catalog_node_reply.index == e->index) ||
+	     (reply->type == PROTO_CATALOG_QUERY_REPLY &&
+	      reply->u.catalog_query_reply.index == e->index))) {
+		/* the wait ran out without a change: keep the value */
+		(void)dns_cache_fetch_done(s->cache, e, now, e->index);
+		ok = true;
+	} else if (status == 0) {
+		struct cval *v = cval_decode(s, e, reply, &index);
+
+		if (v) {
+			cval_free(e->val);
+			e->val = v;
+			(void)dns_cache_fetch_done(s->cache, e, now, index);
+			ok = true;
+		} else {
+			log_warn("dns: %s from raftd for %s: %s", proto_type_name(reply->type),
+				 e->name,
+				 reply->type == PROTO_ERROR && reply->u.error.message
+				     ? reply->u.error.message
+				     : "not usable");
+		}
+	} else {
+		if (!s->raftd_down)
+			log_warn("dns: fetching %s failed (%s): cached answers are served up to "
+				 "max_stale, then SERVFAIL, until raftd answers again",
+				 e->name[0] ? e->name : "a view", err_str(status));
+		s->raftd_down = true;
+	}
+	if (!ok)
+		dns_cache_fetch_failed(s->cache, e, now);
+	wake_waiters(s, e);
+	e->waiters--;
+	if (ok && dns_cache_fetch_due(e, now))
+		fetch_start(s, e); /* the next blocking query */
+}
+
+/* Starts e's fetch (dns_cache_fetch_due holds); a failure to send counts
+ * as a failed fetch. */
+static void fetch_start(struct dns_server *s, struct dns_cache_entry *e)
+{
+	uint64_t now = loop_now_ms(s->cfg.loop);
+	struct dns_cache_fetch f;
+	struct proto_msg req;
+	struct watch *w = e->user;
+	const char *tags[1];
+	uint64_t mode = s->cfg.allow_stale ? 2 : 0;
+	uint64_t max_stale = s->cfg.allow_stale ? s->cfg.max_stale_ms : 0;
+	int rc;
+
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w) {
+			/* counted as a failure: retried after the back-off */
+			dns_cache_fetch_start(s->cache, e, now, &f);
+			dns_cache_fetch_failed(s->cache, e, now);
+			return;
+		}
+		w->srv = s;
+		e->user = w;
+	}
+	dns_cache_fetch_start(s->cache, e, now, &f);
+	if (e->kind == DNS_CACHE_NODE) {
+		req = proto_msg_make(PROTO_CATALOG_NODE);
+		req.u.catalog_node.node = e->name;
+		req.u.catalog_node.mode = mode;
+		req.u.catalog_node.max_stale_ms = max_stale;
+		req.u.catalog_node.min_index = f.min_index;
+		req.u.catalog_node.wait_ms = f.wait_ms;
+	} else {
+		req = proto_msg_make(PROTO_CATALOG_QUERY);
+		switch (e->kind) {
+		case DNS_CACHE_SERVICE:
+			req.u.catalog_query.view = 8; /* health service */
+			req.u.catalog_query.passing = s->cfg.only_passing;
+			if (e->tag[0]) {
+				tags[0] = e->tag;
+				req.u.catalog_query.tags.v = tags;
+				req.u.catalog_query.tags.n = 1;
+			}
+			break;
+		case DNS_CACHE_NODES:
+			req.u.catalog_query.view = 1;
+			break;
+		case DNS_CACHE_SERVICES:
+			req.u.catalog_query.view = 2;
+			break;
+		default:
+			req.u.catalog_query.view = 3; /* catalog service: any health */
+			break;
+		}
+		req.u.catalog_query.name = e->name;
+		req.u.catalog_query.mode = mode;
+		req.u.catalog_query.max_stale_ms = max_stale;
+		req.u.catalog_query.min_index = f.min_index;
+		req.u.catalog_query.wait_ms = f.wait_ms;
+	}
+	s->stats.fetches++;
+	rc = rpc_call(s->rpc, &req, f.timeout_ms, on_fetch_reply, e, &w->call_id);
+	if (rc < 0) {
+		if (!s->raftd_down)
+			log_warn("dns: cannot ask raftd (%s): cached answers are served up to "
+				 "max_stale, then SERVFAIL, until it is back",
+				 err_str(rc));
+		s->raftd_down = true;
+		dns_cache_fetch_failed(s->cache, e, now);
+	}
+}
+
+static void fetch_due_cb(void *ctx, struct dns_cache_entry *e) { fetch_start(ctx, e); }
+
+static int64_t cache_tick(struct loop *l, void *ctx)
+{
+	struct dns_server *s = ctx;
+	uint64_t now = loop_now_ms(l);
+
+	(void)dns_cache_expire(s->cache, now);
+	dns_cache_foreach_due(s->cache, now, fetch_due_cb, s);
+	return 250;
+}
+
+/* The view (kind, name, tag) for p: its value to answer from, or NULL
+ * with *parked set (p now waits for the view's fetch; the server owns it)
+ * or not (answer SERVFAIL). */
+static const struct cval *cache_use(struct dns_server *s, struct pending *p,
+				    enum dns_cache_kind kind, const char *name, const char *tag,
+				    bool *parked)
+{
+	uint64_t now = loop_now_ms(s->cfg.loop);
+	struct dns_cache_entry *e = dns_cache_get(s->cache, kind, name, tag, now);
+	enum dns_cache_state st;
+
+	*parked = false;
+	if (!e) {
+		log_debug("dns: cache full of waited-on views, SERVFAIL");
+		return NULL;
+	}
+	st = dns_cache_state(s->cache, e, now);
+	if (st == DNS_CACHE_WAIT && dns_cache_fetch_due(e, now)) {
+		fetch_start(s, e);
+		st = dns_cache_state(s->cache, e, now);
+	}
+	switch (st) {
+	case DNS_CACHE_FRESH:
+		s->stats.cache_hits++;
+		return e->val;
+	case DNS_CACHE_STALE:
+		s->stats.cache_stale++;
+		return e->val;
+	case DNS_CACHE_WAIT:
+		if (!e->fetching || !p || s->n_pending >= s->cfg.max_pending)
+			return NULL;
+		s->stats.cache_waits++;
+		p->wait_e = e;
+		e->waiters++;
+		p->next = s->head;
+		p->prev = NULL;
+		if (s->head)
+			s->head->prev = p;
+		s->head = p;
+		s->n_pending++;
+		*parked = true;
+		return NULL;
+	case DNS_CACHE_FAIL:
+	default:
+		return NULL;
+	}
+}
+
+static void resolve_node(struct dns_server *s, struct pending *p)
+{
+	bool parked;
+	const struct cval *v = cache_use(s, p, DNS_CACHE_NODE, p->q.name.target, NULL, &parked);
+	struct dns_node_result res = {.status = -EAGAIN};
+
+	if (parked)
+		return;
+	if (v && !v->found)
+		res.status = CAIRN_E_NOTFOUND;
+	else if (v) {
+		res.status = 0;
+		res.address = v->address;
+		res.meta_keys = (const char *const *)v->keys;
+		res.meta_vals = (const char *const *)v->vals;
+		res.n_meta = v->n_meta;
+	}
+	respond(s, &p->q, &res, NULL, p->udp, p->owner, &p->peer, p->send);
+	pending_free(p);
+}
+
+static void resolve_service(struct dns_server *s, struct pending *p)
+{
+	bool parked;
+	const struct cval *v =
+	    cache_use(s, p, DNS_CACHE_SERVICE, p->q.name.target, p->q.name.tag, &parked);
+	struct dns_service_result res = {
+	    .status = -EAGAIN, .ttl_s = dns_service_ttl(&s->cfg.answer, p->q.name.target)};
+	struct dns_instance stackv[16], *iv = stackv;
+
+	if (parked)
+		return;
+	if (v && v->n_inst > 16 && !(iv = malloc(v->n_inst * sizeof(*iv))))
+		v = NULL;
+	if (v) {
+		res.status = 0;
+		memcpy(iv, v->inst, v->n_inst * sizeof(*iv));
+		/* Fisher-Yates: a different order for each answer, as Consul */
+		for (size_t i = v->n_inst; i > 1; i--) {
+			size_t j = (size_t)random() % i;
+			struct dns_instance t = iv[i - 1];
+
+			iv[i - 1] = iv[j];
+			iv[j] = t;
+		}
+		res.v = iv;
+		res.n = v->n_inst;
+	}
+	respond(s, &p->q, NULL, &res, p->udp, p->owner, &p->peer, p->send);
+	if (iv != stackv)
+		free(iv);
+	pending_free(p);
+}
+
+static bool same_address(const char *a, const char *b);
+
+/* PTR from the cache: nodes with the address; else (as Consul) services
+ * with an instance at the address, from the services view and the
+ * catalog service view of each name; else the recursors. */
+static void resolve_ptr(struct dns_server *s, struct pending *p)
+{
+	struct dns_ptr_result res = {.status = -EAGAIN};
+	const char **found = NULL;
+	struct dns_cache_entry *names_e = NULL;
+	const struct cval *v;
+	bool parked;
+	size_t n = 0;
+
+	v = cache_use(s, p, DNS_CACHE_NODES, "", NULL, &parked);
+	if (parked)
+		return;
+	if (!v)
+		goto answer;
+	for (size_t i = 0; i < v->n_names; i++)
+		if (same_address(v->addrs[i], p->q.ptr_addr))
+			n++;
+	if (n) {
+		found = calloc(n, sizeof(*found));
+		if (!found)
+			goto answer;
+		n = 0;
+		for (size_t i = 0; i < v->n_names; i++)
+			if (same_address(v->addrs[i], p->q.ptr_addr))
+				found[n++] = v->names[i];
+		res.status = 0;
+		res.nodes = found;
+		res.n = n;
+		goto answer;
+	}
+	/* no node has it: the services */
+	v = cache_use(s, p, DNS_CACHE_SERVICES, "", NULL, &parked);
+	if (parked)
+		return;
+	if (!v)
+		goto answer;
+	names_e = dns_cache_get(s->cache, DNS_CACHE_SERVICES, "", NULL, loop_now_ms(s->cfg.loop));
+	names_e->waiters++; /* its names stay while the instances are read */
+	found = v->n_names ? calloc(v->n_names, sizeof(*found)) : NULL;
+	if (v->n_names && !found)
+		goto answer;
+	{
+		struct pending *wait_p = p;
+		bool waiting = false, failed = false;
+
+		for (size_t i = 0; i < v->n_names; i++) {
+			const struct cval *iv;
+
+			if (i > 0 && strcmp(v->names[i], v->names[i - 1]) == 0)
+				continue;
+			/* the first view to wait for parks p; the others
+			 * only start their fetches */
+			iv = cache_use(s, wait_p, DNS_CACHE_INSTANCES, v->names[i], NULL, &parked);
+			if (parked) {
+				waiting = true;
+				wait_p = NULL;
+				continue;
+			}
+			if (!iv) {
+				struct dns_cache_entry *ie = dns_cache_get(
+				    s->cache, DNS_CACHE_INSTANCES, v->names[i], NULL,
+				    loop_now_ms(s->cfg.loop));
+
+				if (ie && ie->fetching)
+					waiting = true; /* started, p waits elsewhere */
+				else
+					failed = true;
+				continue;
+			}
+			for (size_t k = 0; k < iv->n_names; k++)
+				if (iv->addrs[k] && same_address(iv->addrs[k], p->q.ptr_addr)) {
+					found[n++] = v->names[i];
+					break;
+				}
+		}
+		if (waiting && !wait_p) {
+			names_e->waiters--;
+			free(found);
+			return; /* p parked: resolved again when that view is in */
+		}
+		if (waiting || failed)
+			goto answer; /* SERVFAIL */
+	}
+	res.status = 0;
+	res.services = found;
+	res.n_services = n;
+answer:
+	if (res.status == 0 && res.n == 0 && res.n_services == 0 && s->cfg.answer.recurse &&
+	    s->cfg.n_recursors) {
+		/* nobody has the address: the recursors may know it */
+		if (p->raw) {
+			if (names_e)
+				names_e->waiters--;
+			free(found);
+			forward(s, p, p->raw, p->raw_len);
+			return;
+		}
+		res.status = 0; /* REFUSED */
+		goto respond;
+	}
+respond:
+	respond_ptr(s, p, &res);
+	if (names_e)
+		names_e->waiters--;
+	free(found);
+	pending_free(p);
+}
+
+/* Resolves p (not linked) from the cache by its action. */
+static void resolve(struct dns_server *s, struct pending *p)
+{
+	switch (p->act) {
+	case DNS_ACT_NODE:
+		resolve_node(s, p);
+		break;
+	case DNS_ACT_SERVICE:
+		resolve_service(s, p);
+		break;
+	case DNS_ACT_PTR:
+		resolve_ptr(s, p);
+		break;
+	default:
+		pending_free(p);
+		break;
+	}
+}
+
 /* A datacenter other than the local one: NXDOMAIN until Cairn speaks to
  * other datacenters (raftd would answer "No path to datacenter"). */
 static bool other_dc(const struct dns_server *s, const struct dns_query *q)
@@ -630,6 +1249,7 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 	struct pending *p = calloc(1, sizeof(*p));
 	enum dns_action act;
 
+	s->stats.queries++;
 	if (!p) {
 		log_warn("dns: out of memory, dropping a query");
 		return;
@@ -650,7 +1270,11 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 			respond(s, &p->q, &none, NULL, udp, owner, &p->peer, send);
 			break;
 		}
-		lookup_node(s, p); /* takes p */
+		p->act = act;
+		if (s->cache)
+			resolve_node(s, p); /* takes p */
+		else
+			lookup_node(s, p); /* takes p */
 		return;
 	case DNS_ACT_SERVICE:
 		if (other_dc(s, &p->q)) {
@@ -659,7 +1283,11 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 			respond(s, &p->q, NULL, &none, udp, owner, &p->peer, send);
 			break;
 		}
-		lookup_service(s, p); /* takes p */
+		p->act = act;
+		if (s->cache)
+			resolve_service(s, p); /* takes p */
+		else
+			lookup_service(s, p); /* takes p */
 		return;
 	case DNS_ACT_PTR:
 		/* kept for forwarding when no node has the address */
@@ -667,7 +1295,11 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 			memcpy(p->raw, pkt, len);
 			p->raw_len = len;
 		}
-		lookup_ptr(s, p); /* takes p */
+		p->act = act;
+		if (s->cache)
+			resolve_ptr(s, p); /* takes p */
+		else
+			lookup_ptr(s, p); /* takes p */
 		return;
 	case DNS_ACT_RECURSE:
 		forward(s, p, pkt, len); /* takes p */
@@ -709,4 +1341,10 @@ size_t dns_server_pending(const struct dns_server *s, const void *owner)
 	for (const struct pending *p = s->head; p; p = p->next)
 		n += p->owner == owner;
 	return n;
+}
+
+void dns_server_stats(const struct dns_server *s, struct dns_server_stats *out)
+{
+	*out = s->stats;
+	out->cache_entries = s->cache ? dns_cache_count(s->cache) : 0;
 }

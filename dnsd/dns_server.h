@@ -2,6 +2,12 @@
  * asks raftd (CATALOG_NODE over rpc_call, stale reads allowed as in
  * Consul's DNS) and answers when the reply comes.
  *
+ * With use_cache the views come from the local cache (dns_cache.h): a
+ * query for a view held and followed by a blocking query is answered at
+ * once with no RPC; a query for a new view waits for its first fetch;
+ * while raftd does not answer, held views are served up to max_stale
+ * after their last successful fetch, then SERVFAIL.
+ *
  * Services: CATALOG_QUERY with the health-service view (8), the tag as
  * filter, passing=only_passing; instances with a critical check (service
  * or node) are left out, the rest shuffled for each answer.
@@ -52,6 +58,16 @@ struct dns_server_cfg {
 	const socklen_t *recursor_lens;
 	size_t n_recursors;
 	uint64_t recursor_timeout_ms; /* per recursor */
+	/* the local answer cache (dns_cache.h); needs loop */
+	bool use_cache;		    /* answer from cached views kept current by
+				       blocking queries (else one RPC per query) */
+	uint64_t cache_wait_ms;	    /* blocking query wait (0: 60 s; capped by
+				       cache_max_age) */
+	uint64_t cache_max_age_ms;  /* Consul's cache_max_age: 0, or the longest
+				       interval between confirmations from raftd */
+	uint64_t cache_idle_ms;	    /* drop views not asked for this long (0: 5 min) */
+	size_t cache_max_entries;   /* 0: 4096 */
+	uint64_t cache_retry_max_ms; /* back-off cap after failed fetches (0: 5 s) */
 };
 
 /* Parses a recursor address as Consul takes them ("192.0.2.1",
@@ -75,5 +91,16 @@ void dns_server_forget(struct dns_server *s, void *owner);
 
 /* Queries waiting for raftd, in total and for one owner. */
 size_t dns_server_pending(const struct dns_server *s, const void *owner);
+
+/* Counters, for tests and logs. */
+struct dns_server_stats {
+	uint64_t queries;      /* handled packets */
+	uint64_t cache_hits;   /* answered from a fresh cached view */
+	uint64_t cache_stale;  /* answered from a view past a failed fetch */
+	uint64_t cache_waits;  /* parked until a view's fetch ended */
+	uint64_t fetches;      /* RPCs sent to fill or follow cached views */
+	size_t cache_entries;  /* views held now */
+};
+void dns_server_stats(const struct dns_server *s, struct dns_server_stats *out);
 
 #endif

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "rpc.h"
+#include "server_proxy.h"
 
 /* client_addr may list several addresses, space-separated (Consul). */
 #define DNS_MAX_ADDRS 8
@@ -84,6 +85,29 @@ static uint64_t recursor_timeout_ms(const struct config *cfg)
 	return 2000;
 }
 
+/* dns_config.use_cache (Consul's name, default false). */
+static bool use_cache(const struct config *cfg)
+{
+	json_t *dns = cfg->json ? json_object_get(cfg->json, "dns_config") : NULL;
+	json_t *v = dns ? json_object_get(dns, "use_cache") : NULL;
+
+	return v && json_is_true(v);
+}
+
+/* dns_config.cache_max_age (Consul's name, default 0: no bound). */
+static uint64_t cache_max_age_ms(const struct config *cfg)
+{
+	json_t *dns = cfg->json ? json_object_get(cfg->json, "dns_config") : NULL;
+	json_t *v = dns ? json_object_get(dns, "cache_max_age") : NULL;
+	uint64_t ms;
+
+	if (json_is_string(v) && config_duration_ms(json_string_value(v), &ms) == 0)
+		return ms;
+	if (v)
+		log_warn("dns_config.cache_max_age: not a duration, ignored");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct dns_ttl_rule *ttl_rules = NULL;
@@ -95,6 +119,7 @@ int main(int argc, char **argv)
 	struct loop *l = NULL;
 	void *zctx = NULL;
 	struct rpc_client *rpc = NULL;
+	struct server_proxy *proxy = NULL;
 	struct dns_server *srv = NULL;
 	struct dns_udp *udp[DNS_MAX_ADDRS] = {0};
 	struct dns_tcp *tcp[DNS_MAX_ADDRS] = {0};
@@ -115,9 +140,11 @@ int main(int argc, char **argv)
 	rc = daemon_loop(&l, &zctx);
 	if (rc < 0)
 		goto out;
-	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_RAFTD, endpoint, sizeof(endpoint));
+	/* servers: the local raftd; client agents: a relay to a server */
+	rc = server_proxy_endpoint(l, zctx, &cfg, &proxy, endpoint, sizeof(endpoint), err,
+				   sizeof(err));
 	if (rc < 0) {
-		log_error("raftd endpoint: %s", err_str(rc));
+		log_error("%s", err);
 		goto out;
 	}
 	rc = -ENOMEM;
@@ -166,6 +193,13 @@ int main(int argc, char **argv)
 				      .max_stale_ms = cfg.dns.max_stale_ms,
 				      .rpc_timeout_ms = DNS_RPC_TIMEOUT_MS,
 				      .max_pending = DNS_MAX_PENDING,
+				      /* Stale reads allowed (Consul's default) or
+				       * use_cache: answers come from the local
+				       * cache, kept current by blocking queries.
+				       * Without either, every query reads raftd
+				       * (Consul's use_cache=false, allow_stale=false). */
+				      .use_cache = cfg.dns.allow_stale || use_cache(&cfg),
+				      .cache_max_age_ms = cache_max_age_ms(&cfg),
 				  });
 	if (!srv) {
 		log_error("out of memory");
@@ -206,6 +240,7 @@ out:
 	dns_server_free(srv);
 	free(ttl_rules);
 	rpc_client_free(rpc);
+	server_proxy_free(proxy);
 	if (zctx)
 		zmq_ctx_term(zctx);
 	loop_free(l);
