@@ -62,7 +62,7 @@ struct dns_server *dns_server_new(struct rpc_client *rpc, const struct dns_serve
 	s->rpc = rpc;
 	s->cfg = *cfg;
 	if (cfg->use_cache && cfg->loop) {
-		uint64_t wait = cfg->cache_wait_ms ? cfg->cache_wait_ms : 60000;
+		uint64_t wait = cfg->cache_wait_ms ? cfg->cache_wait_ms : 10000;
 
 		if (cfg->cache_max_age_ms && cfg->cache_max_age_ms < wait)
 			wait = cfg->cache_max_age_ms;

@@ -61,7 +61,7 @@ struct dns_server_cfg {
 	/* the local answer cache (dns_cache.h); needs loop */
 	bool use_cache;		    /* answer from cached views kept current by
 				       blocking queries (else one RPC per query) */
-	uint64_t cache_wait_ms;	    /* blocking query wait (0: 60 s; capped by
+	uint64_t cache_wait_ms;	    /* blocking query wait (0: 10 s; capped by
 				       cache_max_age) */
 	uint64_t cache_max_age_ms;  /* Consul's cache_max_age: 0, or the longest
 				       interval between confirmations from raftd */

@@ -28,7 +28,7 @@
 Suite *dns_transport_suite(void);
 
 #define GUARD_MS 10000
-#define MAX_KEPT 16
+#define MAX_KEPT 64
 
 static struct {
 	struct loop *l;
@@ -44,6 +44,9 @@ static struct {
 	size_t n_kept;
 	size_t lookups; /* CATALOG_NODE requests seen by the fake raftd */
 	bool guard_fired;
+	bool down;	       /* the fake raftd keeps every request unanswered */
+	const char *alpha_addr; /* alpha's address (NULL: 127.0.0.1) */
+	uint64_t index;	       /* the node view's index (0: 5) */
 } fx;
 
 /* The fake raftd: "alpha" is 127.0.0.1, "six" is 2001:db8::6, "slow"
@@ -61,15 +64,21 @@ static enum rpc_disposition fake_raftd(void *ctx, struct rpc_req *req)
 	fx.lookups++;
 	name = req->msg.u.catalog_node.node;
 	ck_assert_uint_eq(req->msg.u.catalog_node.mode, 2); /* stale, as Consul's DNS */
-	if (strcasecmp(name, "slow") == 0 && fx.n_kept < MAX_KEPT) {
+	if ((strcasecmp(name, "slow") == 0 || fx.down ||
+	     (req->msg.u.catalog_node.min_index &&
+	      req->msg.u.catalog_node.min_index >= (fx.index ? fx.index : 5))) &&
+	    fx.n_kept < MAX_KEPT) {
+		/* "slow", raftd down, or a blocking query with nothing new */
 		fx.kept[fx.n_kept++] = req;
 		return RPC_KEEP;
 	}
-	reply.u.catalog_node_reply.index = 5;
+	reply.u.catalog_node_reply.index = fx.index ? fx.index : 5;
 	if (strcasecmp(name, "alpha") == 0 || strcasecmp(name, "six") == 0) {
 		node = arena_zalloc(&req->arena, sizeof(*node));
 		node->node = "alpha";
-		node->address = strcasecmp(name, "six") == 0 ? "2001:db8::6" : "127.0.0.1";
+		node->address = strcasecmp(name, "six") == 0 ? "2001:db8::6"
+				: fx.alpha_addr			 ? fx.alpha_addr
+								 : "127.0.0.1";
 		node->datacenter = "dc1";
 		reply.u.catalog_node_reply.nodes.v = node;
 		reply.u.catalog_node_reply.nodes.n = 1;
@@ -97,6 +106,8 @@ static void run_loop(void)
 }
 
 static uint64_t rpc_timeout_ms = 1000; /* generous: a loaded box must not SERVFAIL */
+static bool with_cache;
+static uint64_t max_stale_ms = 1000;
 
 static void setup(void)
 {
@@ -119,9 +130,13 @@ static void setup(void)
 	    fx.rpc, &(struct dns_server_cfg){
 			.answer = {.domain = "consul.", .node_ttl_s = 0, .enable_truncate = true},
 			.allow_stale = true,
-			.max_stale_ms = 1000,
+			.max_stale_ms = max_stale_ms,
 			.rpc_timeout_ms = rpc_timeout_ms,
 			.max_pending = 64,
+			.loop = fx.l,
+			.use_cache = with_cache,
+			.cache_wait_ms = 300,
+			.cache_retry_max_ms = 200,
 		    });
 	ck_assert_ptr_nonnull(fx.srv);
 	fx.udp = dns_udp_open(fx.l, fx.srv, "127.0.0.1", 0, err, sizeof(err));
@@ -459,6 +474,140 @@ START_TEST(test_tcp_garbage_frame)
 }
 END_TEST
 
+/* ---- the answer cache ------------------------------------------------ */
+
+static void setup_cache(void)
+{
+	with_cache = true;
+	max_stale_ms = 3000;
+	setup();
+	with_cache = false;
+	max_stale_ms = 1000;
+}
+
+static int64_t stop_loop(struct loop *l, void *ctx)
+{
+	(void)ctx;
+	loop_stop(l);
+	return LOOP_TIMER_STOP;
+}
+
+/* Lets the loop run for ms (timers, RPC replies), without a query. */
+static void run_for(uint64_t ms)
+{
+	ck_assert_uint_ne(loop_timer_add(fx.l, ms, stop_loop, NULL), 0);
+	run_loop();
+}
+
+/* Answers every kept request (blocking queries) with the current state. */
+static void release_kept(void)
+{
+	size_t n = fx.n_kept;
+
+	fx.n_kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct proto_msg reply = proto_msg_make(PROTO_CATALOG_NODE_REPLY);
+		struct proto_node *node = arena_zalloc(&fx.kept[i]->arena, sizeof(*node));
+
+		node->node = "alpha";
+		node->address = fx.alpha_addr ? fx.alpha_addr : "127.0.0.1";
+		reply.u.catalog_node_reply.index = fx.index ? fx.index : 5;
+		reply.u.catalog_node_reply.nodes.v = node;
+		reply.u.catalog_node_reply.nodes.n = 1;
+		(void)rpc_reply(fx.kept[i], &reply);
+	}
+}
+
+static const char *answer_of(ldns_pkt *r, char *buf, size_t len)
+{
+	char *s;
+
+	if (ldns_pkt_get_rcode(r) != LDNS_RCODE_NOERROR || ldns_pkt_ancount(r) != 1)
+		return ldns_pkt_get_rcode(r) == LDNS_RCODE_SERVFAIL ? "SERVFAIL" : "other";
+	s = ldns_rdf2str(ldns_rr_rdf(ldns_rr_list_rr(ldns_pkt_answer(r), 0), 0));
+	snprintf(buf, len, "%s", s ? s : "?");
+	free(s);
+	return buf;
+}
+
+START_TEST(test_cache_steady_state_no_rpc)
+{
+	struct dns_server_stats st;
+	ldns_pkt *r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, true);
+	size_t after_first;
+	char buf[64];
+	bool changed = false, stale_seen = false, servfail_seen = false, back = false;
+
+	assert_answer(r, LDNS_RR_TYPE_A, "127.0.0.1");
+	ldns_pkt_free(r);
+	/* the first fetch, then the blocking query parked at raftd */
+	run_for(50);
+	ck_assert_uint_eq(fx.n_kept, 1);
+	ck_assert_uint_eq(fx.kept[0]->msg.u.catalog_node.min_index, 5);
+	ck_assert_uint_eq(fx.kept[0]->msg.u.catalog_node.wait_ms, 300);
+	after_first = fx.lookups;
+	for (int i = 0; i < 20; i++) {
+		r = udp_ask("ALPHA.node.consul.", LDNS_RR_TYPE_A, false);
+		assert_answer(r, LDNS_RR_TYPE_A, "127.0.0.1");
+		ldns_pkt_free(r);
+	}
+	/* steady state: not one RPC for 20 queries */
+	ck_assert_uint_eq(fx.lookups, after_first);
+	dns_server_stats(fx.srv, &st);
+	ck_assert_uint_ge(st.cache_hits, 20);
+	ck_assert_uint_eq(st.cache_entries, 1);
+
+	/* the node changes: the blocking query returns, the answer follows */
+	fx.alpha_addr = "10.0.0.9";
+	fx.index = 6;
+	release_kept();
+	for (int i = 0; i < 100 && !changed; i++) {
+		r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, false);
+		changed = strcmp(answer_of(r, buf, sizeof(buf)), "10.0.0.9") == 0;
+		ldns_pkt_free(r);
+		if (!changed)
+			run_for(20);
+	}
+	ck_assert_msg(changed, "the cached answer did not follow the change");
+	run_for(50);
+	ck_assert_uint_eq(fx.n_kept, 1);
+	ck_assert_uint_eq(fx.kept[0]->msg.u.catalog_node.min_index, 6);
+
+	/* raftd stops answering: the blocking query times out (300 ms wait
+	 * + 1 s), the value is served stale up to max_stale (3 s after the
+	 * last success), then SERVFAIL; every answer is right or SERVFAIL */
+	fx.down = true;
+	for (int i = 0; i < 200 && !servfail_seen; i++) {
+		const char *a;
+
+		r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, false);
+		a = answer_of(r, buf, sizeof(buf));
+		ldns_pkt_free(r);
+		if (strcmp(a, "SERVFAIL") == 0) {
+			servfail_seen = true;
+			break;
+		}
+		ck_assert_str_eq(a, "10.0.0.9");
+		dns_server_stats(fx.srv, &st);
+		stale_seen = stale_seen || st.cache_stale > 0;
+		run_for(50);
+	}
+	ck_assert_msg(stale_seen, "never served stale");
+	ck_assert_msg(servfail_seen, "stale answers beyond max_stale");
+
+	/* raftd is back: a retry succeeds and the answers come back */
+	fx.down = false;
+	for (int i = 0; i < 200 && !back; i++) {
+		r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, false);
+		back = strcmp(answer_of(r, buf, sizeof(buf)), "10.0.0.9") == 0;
+		ldns_pkt_free(r);
+		if (!back)
+			run_for(50);
+	}
+	ck_assert_msg(back, "no answers after raftd came back");
+}
+END_TEST
+
 Suite *dns_transport_suite(void)
 {
 	Suite *s = suite_create("dns_transport");
@@ -476,5 +625,11 @@ Suite *dns_transport_suite(void)
 	tcase_set_timeout(lr, 30);
 	tcase_add_test(lr, test_tcp_reset_with_pending);
 	suite_add_tcase(s, lr);
+
+	TCase *ca = tcase_create("cache");
+	tcase_add_checked_fixture(ca, setup_cache, teardown);
+	tcase_set_timeout(ca, 60);
+	tcase_add_test(ca, test_cache_steady_state_no_rpc);
+	suite_add_tcase(s, ca);
 	return s;
 }
