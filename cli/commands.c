@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "client.h"
+#include "kv_io.h"
 #include "output.h"
 #include "proto.h"
 
@@ -276,7 +277,9 @@ static void kv_usage(void)
 	fprintf(stdout, "Usage: cairn kv <subcommand> [options] [args]\n\n"
 			"  get     [-recurse] [-detailed] [-keys [-separator=/]] KEY\n"
 			"  put     [-cas -modify-index=N] [-flags=N] KEY [DATA|-|@file]\n"
-			"  delete  [-recurse | -cas -modify-index=N] KEY\n\n"
+			"  delete  [-recurse | -cas -modify-index=N] KEY\n"
+			"  export  [PREFIX]\n"
+			"  import  [-prefix=P] DATA|@file|-\n\n"
 			"Common options: -http-addr=host:port -token=T -datacenter=DC\n");
 }
 
@@ -293,6 +296,10 @@ int cmd_kv(int argc, char **argv)
 		kv_usage();
 		return 1;
 	}
+	if (strcmp(argv[0], "export") == 0)
+		return kv_io_cmd_export(argc - 1, argv + 1);
+	if (strcmp(argv[0], "import") == 0)
+		return kv_io_cmd_import(argc - 1, argv + 1);
 	if (strcmp(argv[0], "get") == 0) {
 		cmd = ARGS_KV_GET;
 	} else if (strcmp(argv[0], "put") == 0) {

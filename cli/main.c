@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "gossip_cmds.h"
+#include "lock.h"
 #include "operator_cmds.h"
 
 static void usage(FILE *f)
@@ -16,8 +17,9 @@ static void usage(FILE *f)
 		   "    join       Tells a running agent to join the cluster\n"
 		   "    keygen     Generates a new encryption key\n"
 		   "    keyring    Manages gossip layer encryption keys\n"
-		   "    kv         Get, put and delete keys (get|put|delete)\n"
+		   "    kv         Get, put, delete, export and import keys\n"
 		   "    leave      Gracefully leaves the cluster\n"
+		   "    lock       Execute a command holding a lock\n"
 		   "    members    Lists the members of the cluster\n"
 		   "    operator   Raft peers: operator raft list-peers|remove-peer\n"
 		   "    version    Prints the Cairn version\n");
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
 		return agent_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "kv") == 0)
 		return cmd_kv(argc - 2, argv + 2);
+	if (strcmp(cmd, "lock") == 0)
+		return cmd_lock(argc - 2, argv + 2);
 	if (strcmp(cmd, "members") == 0)
 		return cmd_members(argc - 2, argv + 2);
 	if (strcmp(cmd, "join") == 0)
