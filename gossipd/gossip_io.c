@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -47,6 +48,10 @@ struct gossip_net {
 	void (*on_query_response)(void *ctx, const char *id, const char *node,
 				  const uint8_t *payload, size_t len);
 	void *ctx;
+	size_t (*ack_payload)(void *coord_ctx, uint8_t *buf, size_t cap);
+	void (*ping_complete)(void *coord_ctx, const char *name, uint64_t rtt_us,
+			      const uint8_t *payload, size_t len);
+	void *coord_ctx;
 	int udp_fd, tcp_fd;
 	int family;
 	uint16_t port;
@@ -287,6 +292,31 @@ static void io_query_response(void *ctx, const char *id, const char *node, const
 
 	if (n->on_query_response)
 		n->on_query_response(n->ctx, id, node, payload, len);
+}
+
+static uint64_t io_now_us(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static size_t io_ack_payload(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct gossip_net *n = ctx;
+
+	return n->ack_payload ? n->ack_payload(n->coord_ctx, buf, cap) : 0;
+}
+
+static void io_ping_complete(void *ctx, const char *name, uint64_t rtt_us, const uint8_t *payload,
+			     size_t len)
+{
+	struct gossip_net *n = ctx;
+
+	if (n->ping_complete)
+		n->ping_complete(n->coord_ctx, name, rtt_us, payload, len);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
@@ -543,6 +573,9 @@ struct gossip_net *gossip_net_new(struct loop *l, const struct gossip_net_config
 	    .user_event = io_user_event,
 	    .query = io_query,
 	    .query_response = io_query_response,
+	    .ack_payload = io_ack_payload,
+	    .ping_complete = io_ping_complete,
+	    .now_us = io_now_us,
 	};
 	static const uint8_t v4pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -559,6 +592,9 @@ struct gossip_net *gossip_net_new(struct loop *l, const struct gossip_net_config
 	n->on_query = c->on_query;
 	n->on_query_response = c->on_query_response;
 	n->ctx = c->ctx;
+	n->ack_payload = c->ack_payload;
+	n->ping_complete = c->ping_complete;
+	n->coord_ctx = c->coord_ctx;
 	n->port = c->port;
 	n->rng = clock_now_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
 	if (c->state_path) {

@@ -43,6 +43,12 @@ struct gossip_net_config {
 	void (*on_query_response)(void *ctx, const char *id, const char *node,
 				  const uint8_t *payload, size_t len);
 	void *ctx;
+	/* network coordinates (swim_io's ack_payload and ping_complete, called
+	 * with coord_ctx; may be NULL) */
+	size_t (*ack_payload)(void *coord_ctx, uint8_t *buf, size_t cap);
+	void (*ping_complete)(void *coord_ctx, const char *name, uint64_t rtt_us,
+			      const uint8_t *payload, size_t len);
+	void *coord_ctx;
 };
 
 /* Binds the sockets and starts SWIM. NULL on failure, with a reason. */

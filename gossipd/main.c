@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
+#include "arena.h"
 #include "clock.h"
 #include "config.h"
 #include "daemon.h"
@@ -23,6 +25,7 @@
 #include "members.h"
 #include "proto.h"
 #include "rpc.h"
+#include "vivaldi.h"
 
 #define JOIN_WAIT_MS 5000
 #define LEAVE_WAIT_MS 5000
@@ -53,6 +56,12 @@ struct keyring_query {
 	size_t n_errors;
 };
 
+/* One pool's network coordinate client (serf keeps one per pool). */
+struct pool_coord {
+	struct vivaldi *v;
+	uint64_t updates, rejected; /* observations applied / refused */
+};
+
 struct gossipd {
 	struct config *cfg;
 	struct loop *l;
@@ -73,6 +82,7 @@ struct gossipd {
 	struct events events;
 	char keyring_path[4200];
 	struct keyring_query kq;
+	struct pool_coord lan_coord, wan_coord;
 };
 
 static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, const struct member *m,
@@ -80,6 +90,12 @@ static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, cons
 {
 	struct gossipd *g = ctx;
 
+	if (ev == MEMBER_EVENT_LEAVE || ev == MEMBER_EVENT_REAP) {
+		struct pool_coord *pc = n == g->wan_net ? &g->wan_coord : &g->lan_coord;
+
+		if (pc->v)
+			vivaldi_forget(pc->v, m->name); /* serf's ForgetNode */
+	}
 	if (n != g->lan_net && g->lan_net)
 		return; /* subscribers follow the LAN pool only */
 	if (!g->api)
@@ -92,6 +108,103 @@ static void on_event(void *ctx, struct gossip_net *n, enum member_event ev, cons
 					     : "reap");
 	if (gossip_api_publish(g->api, seq, ev, m) < 0)
 		log_warn("publishing member event %llu failed", (unsigned long long)seq);
+}
+
+/* ---- network coordinates (serf's ping delegate) ----------------------------- */
+
+/* Our coordinate rides on every ACK we send. */
+static size_t coord_ack_payload(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct pool_coord *pc = ctx;
+
+	if (!pc->v || cap < VIVALDI_WIRE_LEN)
+		return 0;
+	vivaldi_coord_encode(vivaldi_get(pc->v), buf);
+	return VIVALDI_WIRE_LEN;
+}
+
+/* A direct probe answered with the peer's coordinate: one observation. */
+static void coord_ping_complete(void *ctx, const char *name, uint64_t rtt_us,
+				const uint8_t *payload, size_t len)
+{
+	struct pool_coord *pc = ctx;
+	struct vivaldi_coord other;
+
+	if (!pc->v || vivaldi_coord_decode(payload, len, &other) < 0 ||
+	    vivaldi_update(pc->v, name, &other, (double)rtt_us / 1e6) < 0) {
+		pc->rejected++;
+		return;
+	}
+	pc->updates++;
+}
+
+static int coord_add(struct arena *a, struct proto_coord *out, const char *node, const char *dc,
+		     const struct vivaldi_coord *c)
+{
+	uint8_t *buf = arena_alloc(a, VIVALDI_WIRE_LEN);
+
+	if (!buf)
+		return -ENOMEM;
+	vivaldi_coord_encode(c, buf);
+	memset(out, 0, sizeof(*out));
+	out->node = node;
+	out->segment = "";
+	out->datacenter = dc;
+	out->coord.ptr = buf;
+	out->coord.len = VIVALDI_WIRE_LEN;
+	return 0;
+}
+
+/* COORD_GET: our LAN coordinate; with wan, our WAN coordinate then every
+ * WAN peer's last one (names without their ".dc" suffix). */
+static void answer_coords(struct gossipd *g, struct rpc_req *req)
+{
+	struct proto_msg r = proto_msg_make(PROTO_COORD_GET_REPLY);
+	bool wan = req->msg.u.coord_get.wan;
+	struct pool_coord *pc = wan ? &g->wan_coord : &g->lan_coord;
+	struct proto_coord *v;
+	size_t n = 0, cap;
+
+	if (!pc->v) {
+		(void)rpc_reply_error(req, CAIRN_E_BADREQ, "this agent has no WAN pool");
+		return;
+	}
+	cap = 1 + (wan ? vivaldi_peer_count(pc->v) : 0);
+	v = arena_alloc(&req->arena, cap * sizeof(*v));
+	if (!v || coord_add(&req->arena, &v[n++], g->cfg->node_name, g->cfg->datacenter,
+			    vivaldi_get(pc->v)) < 0)
+		goto oom;
+	for (size_t i = 0; wan && i < vivaldi_peer_count(pc->v); i++) {
+		const char *name, *dc = NULL;
+		const struct vivaldi_coord *c;
+		const struct member *m;
+		char *shortname;
+
+		vivaldi_peer(pc->v, i, &name, &c);
+		m = members_find(&g->wan, name);
+		if (m)
+			dc = member_tag_get(m, "dc");
+		if (!m || !dc || m->status != MEMBER_ALIVE)
+			continue;
+		shortname = arena_strdup(&req->arena, name);
+		if (!shortname)
+			goto oom;
+		{
+			size_t ln = strlen(shortname), ld = strlen(dc);
+
+			if (ln > ld + 1 && shortname[ln - ld - 1] == '.' &&
+			    !strcmp(shortname + ln - ld, dc))
+				shortname[ln - ld - 1] = 0;
+		}
+		if (coord_add(&req->arena, &v[n++], shortname, dc, c) < 0)
+			goto oom;
+	}
+	r.u.coord_get_reply.coords.v = v;
+	r.u.coord_get_reply.coords.n = n;
+	(void)rpc_reply(req, &r); /* a gone caller is not our problem */
+	return;
+oom:
+	(void)rpc_reply_error(req, -ENOMEM, "out of memory");
 }
 
 /* ---- user events ------------------------------------------------------------ */
@@ -524,6 +637,9 @@ static int on_command(void *ctx, struct rpc_req *req)
 	case PROTO_EVENT_FIRE:
 		fire_event(g, req);
 		return 0;
+	case PROTO_COORD_GET:
+		answer_coords(g, req);
+		return 0;
 	case PROTO_EVENT_LIST: {
 		const struct proto_event_list *q = &req->msg.u.event_list;
 		struct waiter w = {0};
@@ -684,6 +800,9 @@ static struct gossip_net *start_pool(struct gossipd *g, bool wan, uint32_t *io_i
 	c.on_query = wan ? NULL : on_query;	      /* the keyring is shared */
 	c.on_query_response = wan ? NULL : on_query_response;
 	c.ctx = g;
+	c.ack_payload = coord_ack_payload;
+	c.ping_complete = coord_ping_complete;
+	c.coord_ctx = wan ? &g->wan_coord : &g->lan_coord;
 	n = gossip_net_new(g->l, &c, err, sizeof(err));
 	if (!n)
 		log_error("%s pool: %s", wan ? "WAN" : "LAN", err);
@@ -758,6 +877,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	gossip_api_set_commands(g.api, on_command, &g);
+	g.lan_coord.v = vivaldi_new(NULL, clock_now_ms() ^ (uint64_t)getpid());
+	g.wan_coord.v = cfg.server ? vivaldi_new(NULL, clock_now_ms() ^ ~(uint64_t)getpid()) : NULL;
+	if (!g.lan_coord.v || (cfg.server && !g.wan_coord.v)) {
+		log_error("out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = -EADDRINUSE;
 	g.lan_net = start_pool(&g, false, &inc_lan, lan_path, &self_lan);
 	if (!g.lan_net)
@@ -816,6 +942,8 @@ out:
 	member_free_fields(&self_wan);
 	members_close(&g.lan);
 	members_close(&g.wan);
+	vivaldi_free(g.lan_coord.v);
+	vivaldi_free(g.wan_coord.v);
 	events_close(&g.events);
 	config_close(&cfg);
 	return rc < 0 ? 1 : 0;

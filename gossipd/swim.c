@@ -12,7 +12,7 @@
 enum {
 	MSG_PING = 1,	     /* [1, seq, target, src_name, src_ip, src_port] */
 	MSG_PING_REQ = 2,    /* [2, seq, target, target_ip, target_port, nack] */
-	MSG_ACK = 3,	     /* [3, seq] */
+	MSG_ACK = 3,	     /* [3, seq] or [3, seq, payload] */
 	MSG_NACK = 4,	     /* [4, seq] */
 	MSG_SUSPECT = 5,     /* [5, incarnation, node, from] */
 	MSG_ALIVE = 6,	     /* [6, incarnation, node, ip, port, meta] */
@@ -73,6 +73,7 @@ struct probe {
 	char *target;
 	uint64_t direct_deadline_ms;
 	uint64_t end_ms;
+	uint64_t sent_us; /* when the direct PING left (for the RTT) */
 	bool indirect_sent;
 	unsigned expected_nacks, nacks;
 };
@@ -129,6 +130,11 @@ static uint64_t name_hash(const char *s)
 }
 
 static uint64_t now(struct swim *s) { return s->io.now_ms(s->io.ctx); }
+
+static uint64_t now_us(struct swim *s)
+{
+	return s->io.now_us ? s->io.now_us(s->io.ctx) : s->io.now_ms(s->io.ctx) * 1000;
+}
 
 static uint32_t rnd(struct swim *s, uint32_t n) { return n ? s->io.rand_u32(s->io.ctx) % n : 0; }
 
@@ -789,15 +795,26 @@ static void send_ping(struct swim *s, const struct swim_addr *to, uint32_t seq, 
 	enc_close(&e);
 }
 
+/* An ACK or NACK; an ACK of ours carries io->ack_payload's bytes as a
+ * third element (older peers ignore it). */
 static void send_ack(struct swim *s, const struct swim_addr *to, int type, uint32_t seq,
-		     bool stream)
+		     bool stream, bool own)
 {
 	struct enc e;
+	uint8_t payload[SWIM_ACK_PAYLOAD_MAX];
+	size_t plen = 0;
 
+	if (own && type == MSG_ACK && s->io.ack_payload) {
+		plen = s->io.ack_payload(s->io.ctx, payload, sizeof(payload));
+		if (plen > sizeof(payload))
+			plen = 0;
+	}
 	enc_init(&e);
-	msgpack_pack_array(&e.pk, 2);
+	msgpack_pack_array(&e.pk, plen ? 3 : 2);
 	msgpack_pack_uint8(&e.pk, (uint8_t)type);
 	msgpack_pack_uint32(&e.pk, seq);
+	if (plen)
+		pack_bin(&e.pk, payload, plen);
 	if (stream)
 		send_stream(s, to, &e);
 	else
@@ -1216,7 +1233,7 @@ static void on_ping(struct swim *s, struct arr *a, const struct swim_addr *from,
 		return; /* meant for whoever had this address before */
 	/* datagrams are answered to their source; streams to the advertised
 	 * address (the stream's source port is ephemeral) */
-	send_ack(s, stream ? &src_addr : from, MSG_ACK, seq, stream);
+	send_ack(s, stream ? &src_addr : from, MSG_ACK, seq, stream, true);
 }
 
 static void on_ping_req(struct swim *s, struct arr *a, const struct swim_addr *from)
@@ -1242,7 +1259,7 @@ static void on_ping_req(struct swim *s, struct arr *a, const struct swim_addr *f
 	send_ping(s, &taddr, r->seq, target, false);
 }
 
-static void on_ack(struct swim *s, uint32_t seq, bool nack)
+static void on_ack(struct swim *s, uint32_t seq, bool nack, const uint8_t *payload, size_t plen)
 {
 	struct probe *p = &s->probe;
 
@@ -1250,6 +1267,12 @@ static void on_ack(struct swim *s, uint32_t seq, bool nack)
 		if (nack) {
 			p->nacks++;
 			return;
+		}
+		if (!p->indirect_sent && plen && s->io.ping_complete) {
+			uint64_t t = now_us(s);
+
+			s->io.ping_complete(s->io.ctx, p->target, t > p->sent_us ? t - p->sent_us : 0,
+					    payload, plen);
 		}
 		if (!p->indirect_sent)
 			awareness_delta(s, -1);
@@ -1265,7 +1288,7 @@ static void on_ack(struct swim *s, uint32_t seq, bool nack)
 			struct relay r = s->relays[i];
 
 			s->relays[i] = s->relays[--s->n_relays];
-			send_ack(s, &r.origin, MSG_ACK, r.origin_seq, false);
+			send_ack(s, &r.origin, MSG_ACK, r.origin_seq, false, false);
 			return;
 		}
 }
@@ -1296,9 +1319,18 @@ static bool handle_msg(struct swim *s, const msgpack_object *o, const struct swi
 	case MSG_ACK:
 	case MSG_NACK: {
 		uint32_t seq = (uint32_t)get_u(&a, 1, UINT32_MAX);
+		const uint8_t *payload = NULL;
+		size_t plen = 0;
 
+		/* the payload is optional; a malformed one is ignored, not
+		 * the ACK (a newer peer may send something else there) */
+		if (a.n > 2 && a.o[2].type == MSGPACK_OBJECT_BIN &&
+		    a.o[2].via.bin.size <= SWIM_ACK_PAYLOAD_MAX) {
+			payload = (const uint8_t *)a.o[2].via.bin.ptr;
+			plen = a.o[2].via.bin.size;
+		}
 		if (!a.bad)
-			on_ack(s, seq, type == MSG_NACK);
+			on_ack(s, seq, type == MSG_NACK, payload, plen);
 		break;
 	}
 	case MSG_SUSPECT: {
@@ -1621,6 +1653,7 @@ static void probe_start(struct swim *s, uint64_t t)
 		p->direct_deadline_ms = t + scale(s, s->cfg.probe_timeout_ms);
 		p->end_ms = t + scale(s, s->cfg.probe_interval_ms);
 		s->stats.probes++;
+		p->sent_us = now_us(s);
 		send_ping(s, &n->addr, p->seq, n->name, false);
 		return;
 	}
@@ -1750,7 +1783,7 @@ static void relay_tick(struct swim *s, uint64_t t)
 
 			s->relays[i] = s->relays[--s->n_relays];
 			if (copy.nack)
-				send_ack(s, &copy.origin, MSG_NACK, copy.origin_seq, false);
+				send_ack(s, &copy.origin, MSG_NACK, copy.origin_seq, false, false);
 			continue;
 		}
 		want_wake(s, r->deadline_ms);

@@ -100,7 +100,20 @@ struct swim_io {
 	/* Optional: an answer to one of our queries (id, answering node). */
 	void (*query_response)(void *ctx, const char *id, const char *node, const uint8_t *payload,
 			       size_t len);
+	/* Optional (memberlist's PingDelegate): bytes attached to the ACKs we
+	 * send, at most cap (SWIM_ACK_PAYLOAD_MAX) written into buf; returns
+	 * the length (0: none). serf puts the node's coordinate there. */
+	size_t (*ack_payload)(void *ctx, uint8_t *buf, size_t cap);
+	/* Optional: our direct probe of name was answered after rtt_us
+	 * (measured with now_us) and its ACK carried payload (borrowed).
+	 * Only direct answers count, as memberlist's NotifyPingComplete. */
+	void (*ping_complete)(void *ctx, const char *name, uint64_t rtt_us, const uint8_t *payload,
+			      size_t len);
+	/* Optional: a monotonic microsecond clock for RTTs (NULL: now_ms × 1000). */
+	uint64_t (*now_us)(void *ctx);
 };
+
+#define SWIM_ACK_PAYLOAD_MAX 256 /* bytes of an ACK's payload */
 
 #define SWIM_QUERY_MAX 1024 /* bytes of a query's argument or answer */
 

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "arena.h"
+#include "coordinate.h"
 #include "err.h"
 #include "mp.h"
 #include "store.h"
@@ -988,6 +989,9 @@ static int apply_deregister(struct store_txn *txn, struct arena *a, uint64_t ind
 		rc = 0;
 		goto out;
 	}
+	/* Consul's deleteNodeTxn: the node's coordinate goes too */
+	if (rc == 0)
+		rc = coordinate_node_deleted(txn, index, key, (size_t)klen, change, ctx);
 	if (rc == 0)
 		rc = touch(txn, index, IDX_NODES, change, ctx);
 	if (rc == 0 && change)

@@ -425,7 +425,10 @@ static uint64_t wait_of(const struct proto_msg *m)
 	case PROTO_CATALOG_NODE:
 		return m->u.catalog_node.min_index ? m->u.catalog_node.wait_ms : 0;
 	case PROTO_CATALOG_QUERY:
+	case PROTO_CATALOG_QUERY_NEAR: /* same leading fields */
 		return m->u.catalog_query.min_index ? m->u.catalog_query.wait_ms : 0;
+	case PROTO_COORD_QUERY:
+		return m->u.coord_query.min_index ? m->u.coord_query.wait_ms : 0;
 	case PROTO_SESSION_QUERY:
 		return m->u.session_query.min_index ? m->u.session_query.wait_ms : 0;
 	default:
@@ -489,7 +492,8 @@ static bool is_write(unsigned type)
 {
 	return type == PROTO_KV_PUT || type == PROTO_KV_DELETE || type == PROTO_CATALOG_REGISTER ||
 	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE ||
-	       type == PROTO_SESSION_WRITE || type == PROTO_KV_LOCK;
+	       type == PROTO_SESSION_WRITE || type == PROTO_KV_LOCK ||
+	       type == PROTO_COORD_UPDATE;
 }
 
 static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
@@ -502,7 +506,11 @@ static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 		*mode = m->u.catalog_node.mode;
 		return true;
 	case PROTO_CATALOG_QUERY:
+	case PROTO_CATALOG_QUERY_NEAR: /* same leading fields */
 		*mode = m->u.catalog_query.mode;
+		return true;
+	case PROTO_COORD_QUERY:
+		*mode = m->u.coord_query.mode;
 		return true;
 	case PROTO_SESSION_QUERY:
 		*mode = m->u.session_query.mode;
@@ -614,7 +622,8 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 		/* ?stale&max_stale=: state older than that is re-read on the
 		 * leader, as Consul does. */
 		uint64_t max = t == PROTO_KV_GET	  ? req->msg.u.kv_get.max_stale_ms
-			       : t == PROTO_CATALOG_QUERY ? req->msg.u.catalog_query.max_stale_ms
+			       : (t == PROTO_CATALOG_QUERY || t == PROTO_CATALOG_QUERY_NEAR)
+				 ? req->msg.u.catalog_query.max_stale_ms
 							  : 0;
 		if (max && (!replica_known_leader(c->rp) || replica_last_contact_ms(c->rp) > max)) {
 			if (replica_known_leader(c->rp))

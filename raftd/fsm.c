@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "catalog.h"
+#include "coordinate.h"
 #include "session.h"
 #include "err.h"
 #include "mp.h"
@@ -641,6 +642,10 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 		if (n != 6)
 			break;
 		return apply_kv_lock(txn, index, &r, out, change, ctx);
+	case COORDINATE_OP_UPDATE:
+		if (n != 2)
+			break;
+		return coordinate_apply_update(txn, index, &r, out, change, ctx);
 	default:
 		break;
 	}

@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <strings.h>
 #include <sys/random.h>
 
 #include "arena.h"
 #include "catalog.h"
+#include "coordinate.h"
 #include "cluster.h"
 #include "config.h"
 #include "err.h"
@@ -23,6 +25,7 @@
 #include "rpc.h"
 #include "session.h"
 #include "store.h"
+#include "vivaldi.h"
 #include "watch.h"
 
 /* Consul has no hard key limit; LMDB's is 511 bytes. */
@@ -72,14 +75,45 @@ static void fill_meta_kv(struct proto_kv_get_reply *r, uint64_t index)
 
 /* ---- reads ---------------------------------------------------------------- */
 
+struct near_ctx {
+	struct store_txn *txn;
+	struct vivaldi_coord from;
+};
+
+static double near_dist(void *ctx, const char *node)
+{
+	struct near_ctx *n = ctx;
+	struct vivaldi_coord c;
+
+	if (!node || coordinate_get(n->txn, node, &c) < 0)
+		return INFINITY;
+	return vivaldi_distance_s(&n->from, &c);
+}
+
+/* ?near=: sorts a by estimated RTT from node near; as Consul, a source
+ * without a coordinate leaves the order alone. */
+static int near_sort(struct server *s, struct store_txn *txn, const char *near, unsigned view,
+		     struct catalog_answer *a)
+{
+	struct near_ctx n = {.txn = txn};
+
+	if (!near || !*near || coordinate_get(txn, near, &n.from) < 0)
+		return 0;
+	return coordinate_sort_answer(&s->scratch, view, a, near_dist, &n);
+}
+
 /* A CATALOG_QUERY's view (catalog.h) into *out, in s->scratch. */
 static int catalog_evaluate(struct server *s, struct store_txn *txn, const struct proto_msg *q,
 			    struct proto_msg *out)
 {
 	struct catalog_answer a;
 	struct proto_catalog_query_reply *r;
+	/* CATALOG_QUERY_NEAR starts with CATALOG_QUERY's fields (messages.def) */
 	int rc = catalog_query(txn, &s->scratch, &q->u.catalog_query, &a);
 
+	if (rc == 0 && q->type == PROTO_CATALOG_QUERY_NEAR)
+		rc = near_sort(s, txn, q->u.catalog_query_near.near,
+			       (unsigned)q->u.catalog_query.view, &a);
 	if (rc < 0)
 		return rc;
 	*out = proto_msg_make(PROTO_CATALOG_QUERY_REPLY);
@@ -103,8 +137,20 @@ static int evaluate(struct server *s, struct store_txn *txn, const struct proto_
 {
 	int rc;
 
-	if (q->type == PROTO_CATALOG_QUERY)
+	if (q->type == PROTO_CATALOG_QUERY || q->type == PROTO_CATALOG_QUERY_NEAR)
 		return catalog_evaluate(s, txn, q, out);
+	if (q->type == PROTO_COORD_QUERY) {
+		struct proto_coord_query_reply *cr;
+		uint64_t index = 0;
+
+		*out = proto_msg_make(PROTO_COORD_QUERY_REPLY);
+		cr = &out->u.coord_query_reply;
+		rc = coordinate_list(txn, &s->scratch, q->u.coord_query.node, &cr->coords.v,
+				     &cr->coords.n, &index);
+		cr->index = index ? index : 1;
+		cr->known_leader = true;
+		return rc;
+	}
 	if (q->type == PROTO_SESSION_QUERY) {
 		const char **v;
 		size_t n;
@@ -160,8 +206,10 @@ static int evaluate(struct server *s, struct store_txn *txn, const struct proto_
 
 static uint64_t min_index_of(const struct proto_msg *q)
 {
-	if (q->type == PROTO_CATALOG_QUERY)
+	if (q->type == PROTO_CATALOG_QUERY || q->type == PROTO_CATALOG_QUERY_NEAR)
 		return q->u.catalog_query.min_index;
+	if (q->type == PROTO_COORD_QUERY)
+		return q->u.coord_query.min_index;
 	if (q->type == PROTO_SESSION_QUERY)
 		return q->u.session_query.min_index;
 	return q->type == PROTO_KV_GET ? q->u.kv_get.min_index : q->u.catalog_node.min_index;
@@ -184,6 +232,9 @@ static void stamp_leader_meta(const struct server *s, struct proto_msg *out)
 	} else if (out->type == PROTO_CATALOG_QUERY_REPLY) {
 		out->u.catalog_query_reply.known_leader = known;
 		out->u.catalog_query_reply.last_contact_ms = contact;
+	} else if (out->type == PROTO_COORD_QUERY_REPLY) {
+		out->u.coord_query_reply.known_leader = known;
+		out->u.coord_query_reply.last_contact_ms = contact;
 	} else if (out->type == PROTO_CATALOG_NODE_REPLY) {
 		out->u.catalog_node_reply.known_leader = known;
 		out->u.catalog_node_reply.last_contact_ms = contact;
@@ -218,6 +269,7 @@ static enum answer_outcome answer_read(struct server *s, struct store_txn *txn, 
 	stamp_leader_meta(s, &out);
 	index = out.type == PROTO_KV_GET_REPLY	     ? out.u.kv_get_reply.index
 		: out.type == PROTO_CATALOG_QUERY_REPLY ? out.u.catalog_query_reply.index
+		: out.type == PROTO_COORD_QUERY_REPLY	? out.u.coord_query_reply.index
 		: out.type == PROTO_SESSION_REPLY	? out.u.session_reply.index
 							: out.u.catalog_node_reply.index;
 	if (!force && min > 0 && index <= min) {
@@ -292,7 +344,19 @@ static enum rpc_disposition park(struct server *s, struct store_txn *txn, struct
 	bool prefix;
 	struct watch *w;
 
-	if (q->type == PROTO_CATALOG_QUERY) {
+	if (q->type == PROTO_COORD_QUERY) {
+		wait = watch_wait_ms(q->u.coord_query.wait_ms, rng_next(s));
+		w = watch_add(s->ws, FSM_SPACE_CATALOG, COORDINATE_WATCH_KEY,
+			      strlen(COORDINATE_WATCH_KEY), false, loop_now_ms(s->loop) + wait, req);
+		if (!w) {
+			(void)answer_read(s, txn, req, true);
+			return RPC_DONE;
+		}
+		req->priv = w;
+		arm_timer(s);
+		return RPC_KEEP;
+	}
+	if (q->type == PROTO_CATALOG_QUERY || q->type == PROTO_CATALOG_QUERY_NEAR) {
 		struct catalog_answer a;
 
 		/* the view names the one index key it follows */
@@ -348,6 +412,8 @@ static enum rpc_disposition handle_read(struct server *s, struct rpc_req *req)
 	enum rpc_disposition disp = RPC_DONE;
 	const char *dc = req->msg.type == PROTO_KV_GET	      ? req->msg.u.kv_get.dc
 			 : req->msg.type == PROTO_CATALOG_QUERY ? req->msg.u.catalog_query.dc
+			 : req->msg.type == PROTO_CATALOG_QUERY_NEAR ? req->msg.u.catalog_query.dc
+			 : req->msg.type == PROTO_COORD_QUERY ? req->msg.u.coord_query.dc
 			 : req->msg.type == PROTO_SESSION_QUERY ? req->msg.u.session_query.dc
 								: req->msg.u.catalog_node.dc;
 
@@ -383,6 +449,27 @@ static enum rpc_disposition propose(struct server *s, struct rpc_req *req)
 		return RPC_DONE;
 	}
 	return RPC_KEEP; /* answered by on_applied after the commit */
+}
+
+/* PUT /v1/coordinate/update and the agents' periodic updates: one log
+ * command per request. Consul batches them on the leader (every 5 s); at
+ * one update per agent every 15 s or more a command each is fine for the
+ * cluster sizes we run, and costs one fsync per update. */
+static enum rpc_disposition handle_coord_update(struct server *s, struct rpc_req *req)
+{
+	const struct proto_coord_update *u = &req->msg.u.coord_update;
+	const char *why = "invalid coordinate update";
+
+	if (!dc_ok(s, u->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	if (coordinate_cmd_update(&s->cmd, u->coords.v, u->coords.n, &why) < 0) {
+		mp_writer_reset(&s->cmd);
+		rpc_reply_error(req, CAIRN_E_BADREQ, "%s", why);
+		return RPC_DONE;
+	}
+	return propose(s, req);
 }
 
 static bool key_ok(struct rpc_req *req, const char *key, bool allow_empty)
@@ -768,7 +855,11 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 						   loop_now_ms(s->loop));
 		return handle_read(s, req);
 	case PROTO_CATALOG_QUERY:
+	case PROTO_CATALOG_QUERY_NEAR:
+	case PROTO_COORD_QUERY:
 		return handle_read(s, req);
+	case PROTO_COORD_UPDATE:
+		return handle_coord_update(s, req);
 	case PROTO_SESSION_WRITE:
 		return handle_session_write(s, req);
 	case PROTO_KV_LOCK:
