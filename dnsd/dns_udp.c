@@ -16,24 +16,81 @@
 
 /* Datagrams per recvmmsg and batches per wake-up: bounded work per loop
  * iteration, the loop calls us again while the socket stays readable. */
-#define BATCH 16
+#define BATCH DNS_UDP_BATCH
 #define BATCHES_PER_WAKE 4
 /* A query larger than the biggest EDNS0 size we honour is not a query. */
-#define DGRAM_MAX 4096
+#define DGRAM_MAX DNS_UDP_DGRAM_MAX
 
 struct dns_udp {
 	struct loop *loop;
 	struct dns_server *srv;
 	int fd;
+	bool batching; /* inside udp_readable: replies go to out */
+	struct dns_udp_batch out;
 	uint8_t bufs[BATCH][DGRAM_MAX];
 	struct dns_peer peers[BATCH];
 	struct iovec iov[BATCH];
 	struct mmsghdr msgs[BATCH];
 };
 
+void dns_udp_batch_init(struct dns_udp_batch *b) { b->n = 0; }
+
+bool dns_udp_batch_add(struct dns_udp_batch *b, const struct sockaddr *to, socklen_t to_len,
+		       const void *wire, size_t len)
+{
+	size_t i = b->n;
+
+	if (i >= DNS_UDP_BATCH || len > DNS_UDP_DGRAM_MAX || to_len > sizeof(b->to[i]))
+		return false;
+	memcpy(b->bufs[i], wire, len);
+	memcpy(&b->to[i], to, to_len);
+	b->iov[i].iov_base = b->bufs[i];
+	b->iov[i].iov_len = len;
+	memset(&b->msgs[i], 0, sizeof(b->msgs[i]));
+	b->msgs[i].msg_hdr.msg_name = &b->to[i];
+	b->msgs[i].msg_hdr.msg_namelen = to_len;
+	b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+	b->msgs[i].msg_hdr.msg_iovlen = 1;
+	b->n++;
+	return true;
+}
+
+size_t dns_udp_batch_flush(struct dns_udp_batch *b, int fd)
+{
+	size_t done = 0, sent = 0;
+
+	while (done < b->n) {
+		int n = sendmmsg(fd, b->msgs + done, (unsigned)(b->n - done), MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* this datagram cannot go (buffer full, peer
+			 * unreachable): skip it, try the rest */
+			log_debug("dns: udp sendmmsg: %s", n < 0 ? strerror(errno) : "0 sent");
+			done++;
+			continue;
+		}
+		done += (size_t)n;
+		sent += (size_t)n;
+	}
+	b->n = 0;
+	return sent;
+}
+
 static void udp_send(void *owner, const struct dns_peer *peer, const uint8_t *wire, size_t len)
 {
 	struct dns_udp *u = owner;
+
+	if (u->batching) {
+		const struct sockaddr *to = (const struct sockaddr *)&peer->addr;
+
+		if (dns_udp_batch_add(&u->out, to, peer->len, wire, len))
+			return;
+		(void)dns_udp_batch_flush(&u->out, u->fd); /* full: make room */
+		if (dns_udp_batch_add(&u->out, to, peer->len, wire, len))
+			return;
+	}
 
 	/* Non-blocking and unbuffered: when the kernel's buffer is full the
 	 * reply is lost and the client retries, as with any lost datagram. */
@@ -64,6 +121,9 @@ static void udp_readable(struct loop *l, void *ctx, unsigned events)
 				log_warn("dns: udp receive: %s", strerror(errno));
 			return;
 		}
+		/* answers that need no RPC (the cache) are queued and leave
+		 * together */
+		u->batching = true;
 		for (int i = 0; i < n; i++) {
 			if (u->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
 				continue; /* over DGRAM_MAX: not a query we serve */
@@ -71,6 +131,9 @@ static void udp_readable(struct loop *l, void *ctx, unsigned events)
 			dns_server_handle(u->srv, u->bufs[i], u->msgs[i].msg_len, true, u,
 					  &u->peers[i], udp_send);
 		}
+		u->batching = false;
+		if (u->out.n)
+			(void)dns_udp_batch_flush(&u->out, u->fd);
 		if (n < BATCH)
 			return;
 	}

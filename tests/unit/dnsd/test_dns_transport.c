@@ -608,6 +608,110 @@ START_TEST(test_cache_steady_state_no_rpc)
 }
 END_TEST
 
+START_TEST(test_udp_batch_helpers)
+{
+	static struct dns_udp_batch b;
+	struct sockaddr_in to = local(0);
+	socklen_t tl = sizeof(to);
+	int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+	uint8_t big[DNS_UDP_DGRAM_MAX + 1] = {0}, buf[64];
+	size_t got = 0;
+	bool seen[DNS_UDP_BATCH] = {false};
+
+	ck_assert_int_ge(rx, 0);
+	ck_assert_int_ge(tx, 0);
+	ck_assert_int_eq(bind(rx, (struct sockaddr *)&to, sizeof(to)), 0);
+	ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&to, &tl), 0);
+	dns_udp_batch_init(&b);
+	ck_assert(!dns_udp_batch_add(&b, (struct sockaddr *)&to, tl, big, sizeof(big)));
+	for (int i = 0; i < DNS_UDP_BATCH; i++) {
+		uint8_t msg[2] = {(uint8_t)i, 0xab};
+
+		ck_assert(dns_udp_batch_add(&b, (struct sockaddr *)&to, tl, msg, sizeof(msg)));
+	}
+	ck_assert(!dns_udp_batch_add(&b, (struct sockaddr *)&to, tl, buf, 1)); /* full */
+	ck_assert_uint_eq(b.n, DNS_UDP_BATCH);
+	ck_assert_uint_eq(dns_udp_batch_flush(&b, tx), DNS_UDP_BATCH);
+	ck_assert_uint_eq(b.n, 0);
+	/* loopback delivers at once: every datagram is queued on rx */
+	for (;;) {
+		ssize_t n = recv(rx, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0)
+			break;
+		ck_assert_int_eq(n, 2);
+		ck_assert_uint_lt(buf[0], DNS_UDP_BATCH);
+		ck_assert_uint_eq(buf[1], 0xab);
+		ck_assert(!seen[buf[0]]);
+		seen[buf[0]] = true;
+		got++;
+	}
+	ck_assert_uint_eq(got, DNS_UDP_BATCH);
+	ck_assert_uint_eq(dns_udp_batch_flush(&b, tx), 0);
+	close(rx);
+	close(tx);
+}
+END_TEST
+
+struct burst {
+	int fd;
+	size_t got;
+	size_t want;
+	bool ids[64];
+};
+
+static void burst_readable(struct loop *l, void *ctx, unsigned events)
+{
+	struct burst *bu = ctx;
+	uint8_t buf[4096];
+	ssize_t n;
+	ldns_pkt *r = NULL;
+
+	(void)events;
+	while ((n = recv(bu->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		ck_assert_int_eq(ldns_wire2pkt(&r, buf, (size_t)n), LDNS_STATUS_OK);
+		assert_answer(r, LDNS_RR_TYPE_A, "127.0.0.1");
+		ck_assert_uint_lt(ldns_pkt_id(r), 64);
+		ck_assert(!bu->ids[ldns_pkt_id(r)]);
+		bu->ids[ldns_pkt_id(r)] = true;
+		ldns_pkt_free(r);
+		bu->got++;
+	}
+	if (bu->got == bu->want)
+		loop_stop(l);
+}
+
+START_TEST(test_udp_burst_from_cache)
+{
+	struct burst bu = {.want = 64};
+	struct sockaddr_in to = local(dns_udp_port(fx.udp));
+	ldns_pkt *r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, true);
+	size_t before;
+
+	ldns_pkt_free(r);
+	run_for(50);
+	before = fx.lookups;
+	bu.fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_ge(bu.fd, 0);
+	/* 64 queries before the server reads any: several recvmmsg batches,
+	 * each answered with one sendmmsg */
+	for (uint16_t i = 0; i < 64; i++) {
+		size_t len;
+		uint8_t *wire = query_wire("alpha.node.consul.", LDNS_RR_TYPE_A, i, &len);
+
+		ck_assert_int_eq(sendto(bu.fd, wire, len, 0, (struct sockaddr *)&to, sizeof(to)),
+				 (ssize_t)len);
+		free(wire);
+	}
+	ck_assert_int_eq(loop_watch_fd(fx.l, bu.fd, LOOP_READ, burst_readable, &bu), 0);
+	run_loop();
+	ck_assert_uint_eq(bu.got, 64);
+	ck_assert_uint_eq(fx.lookups, before);
+	loop_unwatch_fd(fx.l, bu.fd);
+	close(bu.fd);
+}
+END_TEST
+
 Suite *dns_transport_suite(void)
 {
 	Suite *s = suite_create("dns_transport");
@@ -630,6 +734,8 @@ Suite *dns_transport_suite(void)
 	tcase_add_checked_fixture(ca, setup_cache, teardown);
 	tcase_set_timeout(ca, 60);
 	tcase_add_test(ca, test_cache_steady_state_no_rpc);
+	tcase_add_test(ca, test_udp_burst_from_cache);
+	tcase_add_test(ca, test_udp_batch_helpers);
 	suite_add_tcase(s, ca);
 	return s;
 }
