@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "rpc.h"
+#include "server_proxy.h"
 
 /* Every parked blocking query holds a socket: allow as many as the hard
  * limit lets us. */
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
 	struct rpc_client *raftd = NULL, *gossipd = NULL;
 	struct http_server *http = NULL;
 	struct agent *agent = NULL;
+	struct server_proxy *proxy = NULL;
 	char err[512];
 	char raftd_ep[512], gossipd_ep[512];
 	int rc;
@@ -53,9 +55,14 @@ int main(int argc, char **argv)
 	rc = daemon_loop(&l, &zctx);
 	if (rc < 0)
 		goto out;
-	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_RAFTD, raftd_ep, sizeof(raftd_ep));
-	if (rc == 0)
-		rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_GOSSIPD, gossipd_ep, sizeof(gossipd_ep));
+	/* servers: the local raftd; client agents: a relay to a server */
+	rc = server_proxy_endpoint(l, zctx, &cfg, &proxy, raftd_ep, sizeof(raftd_ep), err,
+				   sizeof(err));
+	if (rc < 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	rc = config_ipc_endpoint(&cfg, CONFIG_SOCK_GOSSIPD, gossipd_ep, sizeof(gossipd_ep));
 	if (rc < 0) {
 		log_error("socket endpoints: %s", err_str(rc));
 		goto out;
@@ -93,6 +100,7 @@ out:
 	agent_free(agent); /* before raftd's client: it cancels its sync calls */
 	rpc_client_free(gossipd);
 	rpc_client_free(raftd);
+	server_proxy_free(proxy); /* after the clients connected to it */
 	if (zctx)
 		zmq_ctx_term(zctx);
 	loop_free(l);

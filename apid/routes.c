@@ -773,6 +773,8 @@ static int error_reply(const struct routes_call *call, const struct proto_error 
 	switch (e->code) {
 	case CAIRN_E_NOLEADER:
 		return routes_text(a, 500, "No cluster leader", out);
+	case CAIRN_E_NOSERVERS: /* a client agent that knows no server */
+		return routes_text(a, 500, "No known Consul servers", out);
 	case CAIRN_E_BADREQ:
 	case -EINVAL:
 		return routes_text(a, 400, msg, out);

@@ -26,6 +26,8 @@ const char *err_str(int code)
 		return "store failure";
 	case CAIRN_E_CONFIG:
 		return "invalid configuration";
+	case CAIRN_E_NOSERVERS:
+		return "No known Consul servers";
 	default:
 		break;
 	}

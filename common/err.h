@@ -16,6 +16,7 @@ enum cairn_err {
 	CAIRN_E_BADREQ = -1007,      /* a well-formed request we refuse */
 	CAIRN_E_STORE = -1008,       /* the durable store failed */
 	CAIRN_E_CONFIG = -1009,      /* invalid configuration */
+	CAIRN_E_NOSERVERS = -1010,   /* a client agent knows no server */
 };
 
 /* Text for a negative code (project or -errno). Static storage. */
