@@ -38,6 +38,7 @@ struct agent {
 	uint64_t tick_id; /* loop timer */
 	size_t in_flight; /* sync calls outstanding */
 	bool sync_failed; /* a call of the round failed: retry later */
+	bool no_servers;  /* said once that no server is known (client agent) */
 	uint64_t retry_at_ms;
 	uint64_t next_full_ms;
 	int full_pending;	  /* catalog reads of a full sync outstanding */
@@ -414,10 +415,19 @@ static void on_sync_reply(void *ctx, int status, const struct proto_msg *reply)
 		op->next->prev = op->prev;
 	if (!ok) {
 		ag->sync_failed = true;
-		if (status == 0 && reply && reply->type == PROTO_ERROR)
+		if (status == 0 && reply && reply->type == PROTO_ERROR &&
+		    reply->u.error.code == CAIRN_E_NOSERVERS) {
+			/* a client agent before it finds a server: once, not
+			 * every retry */
+			if (!ag->no_servers)
+				log_warn("anti-entropy: no known Consul servers yet; retrying");
+			ag->no_servers = true;
+		} else if (status == 0 && reply && reply->type == PROTO_ERROR) {
 			log_warn("anti-entropy: raftd refused a sync: %s",
 				 reply->u.error.message ? reply->u.error.message : "");
+		}
 	} else {
+		ag->no_servers = false;
 		switch (op->kind) {
 		case OP_SERVICE: {
 			struct agent_service *s = agent_service_find(st, op->id);

@@ -382,6 +382,31 @@ START_TEST(dns_through_client)
 }
 END_TEST
 
+/* Session create on a client: the default Node is the client's own. */
+START_TEST(session_on_client)
+{
+	struct http_resp r;
+	json_t *j;
+	char id[64], path[128];
+
+	REQUIRE_CLUSTER();
+	/* the node must be in the catalog first (anti-entropy) */
+	ck_assert(wait_body(&srv[0], "/v1/catalog/nodes", "\"Node\":\"client2\"", 30000));
+	http_put(&cli[1], "/v1/session/create", "{\"Name\":\"s-client\"}", &r);
+	EXPECT_STATUS(r, 200);
+	j = http_json(&r);
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "ID")));
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "ID")));
+	json_decref(j);
+	http_resp_free(&r);
+	snprintf(path, sizeof(path), "/v1/session/info/%s?stale", id);
+	ck_assert(wait_body(&srv[1], path, "\"Node\":\"client2\"", 20000));
+	/* members through a client: the servers and both clients */
+	ck_assert(wait_body(&cli[1], "/v1/agent/members", "\"Name\":\"client1\"", 20000));
+	ck_assert_int_ge(array_len(&cli[1], "/v1/agent/members"), N_SRV + N_CLI);
+}
+END_TEST
+
 START_TEST(no_known_servers)
 {
 	struct http_resp r;
@@ -484,6 +509,14 @@ START_TEST(failover_when_the_server_dies)
 	ck_assert_int_eq(pthread_create(&th, NULL, blocking_get_run, &g), 0);
 	harness_pause_ms(300); /* only to let it park; the result does not depend on it */
 
+	/* raftd first: on SIGTERM (which its daemons get when the agent
+	 * dies) it would answer parked queries on its way out */
+	{
+		pid_t raftd = harness_daemon_pid(&srv[victim], "raftd");
+
+		ck_assert_int_gt(raftd, 0);
+		ck_assert_int_eq(kill(raftd, SIGKILL), 0);
+	}
 	harness_agent_kill9(&srv[victim]);
 
 	/* reads and writes through client1 work again (after a new
@@ -497,7 +530,8 @@ START_TEST(failover_when_the_server_dies)
 	/* the parked read was asked again elsewhere and woke on the write */
 	pthread_join(th, NULL);
 	EXPECT_STATUS(g.r, 200);
-	ck_assert_msg(g.r.body && strstr(g.r.body, b64), "blocking query answered %s", g.r.body);
+	ck_assert_msg(g.r.body && strstr(g.r.body, b64), "blocking query (index %" PRIu64
+		      ") answered %s with index %" PRIu64, idx, g.r.body, http_index(&g.r));
 	http_resp_free(&g.r);
 	/* DNS through client1's dnsd too */
 	{
@@ -519,6 +553,7 @@ int main(void)
 	tcase_add_test(tc, kv_through_clients);
 	tcase_add_test(tc, service_on_client_in_catalog);
 	tcase_add_test(tc, dns_through_client);
+	tcase_add_test(tc, session_on_client);
 	tcase_add_test(tc, no_known_servers);
 	tcase_add_test(tc, failover_when_the_server_dies); /* last: kills a server */
 	suite_add_tcase(s, tc);
