@@ -33,6 +33,15 @@ struct pending {
 	int fwd_fd;	    /* -1 when none */
 	uint64_t fwd_timer; /* 0 when none */
 	size_t fwd_next;    /* recursor being asked */
+	/* over TCP to the same recursor after a truncated UDP answer, for a
+	 * TCP client (UDP clients get the TC answer and come back over TCP) */
+	bool fwd_tcp;	   /* fwd_fd is the TCP connection */
+	bool tcp_sent;	   /* the query frame is out; reading the answer */
+	uint8_t *tcp_buf;  /* the query frame, then the answer frame */
+	size_t tcp_len;	   /* bytes of the frame in tcp_buf */
+	size_t tcp_off;	   /* sent or received so far */
+	uint8_t *trunc;	   /* the truncated UDP answer: relayed if TCP fails */
+	size_t trunc_len;
 	/* the answer cache */
 	enum dns_action act;		 /* what to resolve again after a wait */
 	struct dns_cache_entry *wait_e;	 /* the view p waits for, or NULL */
@@ -121,6 +130,8 @@ static void pending_free(struct pending *p)
 	if (p->wait_e)
 		p->wait_e->waiters--;
 	fwd_stop(p);
+	free(p->tcp_buf);
+	free(p->trunc);
 	free(p->raw);
 	dns_query_close(&p->q);
 	free(p);
@@ -540,6 +551,8 @@ int dns_recursor_parse(const char *text, struct sockaddr_storage *out, socklen_t
 }
 
 static void fwd_try(struct dns_server *s, struct pending *p);
+static int fwd_tcp_start(struct dns_server *s, struct pending *p);
+static int64_t on_fwd_timeout(struct loop *l, void *ctx);
 
 /* Sends reply bytes from a recursor to the client, cut to the UDP size
  * the client allows. */
@@ -584,9 +597,117 @@ static void on_fwd_read(struct loop *l, void *ctx, unsigned events)
 	}
 	if ((size_t)n < LDNS_HEADER_SIZE || !LDNS_QR_WIRE(buf) || LDNS_ID_WIRE(buf) != p->q.id)
 		return; /* not the answer to this query */
+	if (LDNS_TC_WIRE(buf) && !p->udp && (p->trunc = malloc((size_t)n))) {
+		/* the TCP client may have it all: ask the recursor over TCP */
+		memcpy(p->trunc, buf, (size_t)n);
+		p->trunc_len = (size_t)n;
+		if (fwd_tcp_start(s, p) == 0)
+			return;
+	}
 	pending_unlink(p);
 	fwd_relay(s, p, buf, (size_t)n);
 	pending_free(p);
+}
+
+/* The TCP attempt failed: relay the truncated UDP answer (TC set). */
+static void fwd_tcp_fail(struct dns_server *s, struct pending *p)
+{
+	log_debug("dns: recursor %zu over TCP failed; relaying the truncated answer", p->fwd_next);
+	pending_unlink(p);
+	fwd_relay(s, p, p->trunc, p->trunc_len);
+	pending_free(p);
+}
+
+static void on_fwd_tcp(struct loop *l, void *ctx, unsigned events)
+{
+	struct pending *p = ctx;
+	struct dns_server *s = p->srv;
+	ssize_t n;
+
+	if (!p->tcp_sent) {
+		int err = 0;
+		socklen_t elen = sizeof(err);
+
+		if (getsockopt(p->fwd_fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
+			fwd_tcp_fail(s, p);
+			return;
+		}
+		n = send(p->fwd_fd, p->tcp_buf + p->tcp_off, p->tcp_len - p->tcp_off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			fwd_tcp_fail(s, p);
+			return;
+		}
+		p->tcp_off += (size_t)n;
+		if (p->tcp_off < p->tcp_len)
+			return;
+		p->tcp_sent = true;
+		p->tcp_off = 0;
+		if (loop_update_fd(l, p->fwd_fd, LOOP_READ) < 0)
+			fwd_tcp_fail(s, p);
+		return;
+	}
+	(void)events;
+	n = recv(p->fwd_fd, p->tcp_buf + p->tcp_off, 2 + 65535 - p->tcp_off, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		fwd_tcp_fail(s, p);
+		return;
+	}
+	p->tcp_off += (size_t)n;
+	if (p->tcp_off < 2)
+		return;
+	p->tcp_len = 2 + ((size_t)p->tcp_buf[0] << 8 | p->tcp_buf[1]);
+	if (p->tcp_off < p->tcp_len)
+		return;
+	if (p->tcp_len - 2 < LDNS_HEADER_SIZE || !LDNS_QR_WIRE(p->tcp_buf + 2) ||
+	    LDNS_ID_WIRE(p->tcp_buf + 2) != p->q.id) {
+		fwd_tcp_fail(s, p);
+		return;
+	}
+	pending_unlink(p);
+	fwd_relay(s, p, p->tcp_buf + 2, p->tcp_len - 2);
+	pending_free(p);
+}
+
+/* Asks recursor p->fwd_next again over TCP (RFC 7766 5: after a
+ * truncated UDP answer), within recursor_timeout. Returns 0, or -errno
+ * when it cannot start (the caller relays the truncated answer). */
+static int fwd_tcp_start(struct dns_server *s, struct pending *p)
+{
+	const struct sockaddr_storage *to = &s->cfg.recursors[p->fwd_next];
+	int fd;
+
+	fwd_stop(p);
+	p->tcp_buf = malloc(2 + 65535);
+	if (!p->tcp_buf || p->raw_len > 65535)
+		return -ENOMEM;
+	p->tcp_buf[0] = (uint8_t)(p->raw_len >> 8);
+	p->tcp_buf[1] = (uint8_t)p->raw_len;
+	memcpy(p->tcp_buf + 2, p->raw, p->raw_len);
+	p->tcp_len = 2 + p->raw_len;
+	p->tcp_off = 0;
+	p->tcp_sent = false;
+	fd = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if ((connect(fd, (const struct sockaddr *)to, s->cfg.recursor_lens[p->fwd_next]) < 0 &&
+	     errno != EINPROGRESS) ||
+	    loop_watch_fd(s->cfg.loop, fd, LOOP_WRITE, on_fwd_tcp, p) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	p->fwd_fd = fd;
+	p->fwd_tcp = true;
+	p->fwd_timer = loop_timer_add(s->cfg.loop, s->cfg.recursor_timeout_ms, on_fwd_timeout, p);
+	if (!p->fwd_timer) {
+		fwd_stop(p);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static int64_t on_fwd_timeout(struct loop *l, void *ctx)
@@ -595,6 +716,10 @@ static int64_t on_fwd_timeout(struct loop *l, void *ctx)
 
 	(void)l;
 	p->fwd_timer = 0;
+	if (p->fwd_tcp) {
+		fwd_tcp_fail(p->srv, p);
+		return LOOP_TIMER_STOP;
+	}
 	log_debug("dns: recursor %zu did not answer in time", p->fwd_next);
 	p->fwd_next++;
 	fwd_try(p->srv, p);

@@ -14,8 +14,11 @@
  *
  * Names outside the domain, with recursors configured, are forwarded over
  * UDP to each recursor in turn (recursor_timeout_ms each) and the first
- * answer relayed; SERVFAIL when none answers. So are PTR questions for
- * an address no node has.
+ * answer relayed; SERVFAIL when none answers. A truncated (TC) answer for
+ * a TCP client is asked again over TCP from the same recursor (the
+ * truncated one is relayed if that fails); UDP clients get it with TC and
+ * retry over TCP. So are PTR questions for an address no node or service
+ * has.
  *
  * Model: a transport hands over a packet with an opaque owner (the UDP
  * socket, a TCP connection), the peer address and a send callback. The

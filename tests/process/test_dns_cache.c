@@ -3,10 +3,13 @@
  * address) while queries are served from the cache; with raftd stopped
  * (SIGSTOP) warm names are still answered, up to max_stale, then
  * SERVFAIL, and answers come back after SIGCONT. Also PTR of a service
- * address, the .query. form, and FORMERR for truncated packets. */
+ * address, the .query. form, FORMERR for truncated packets, and a
+ * recursor's truncated UDP answer asked again over TCP for a TCP client. */
 #include <arpa/inet.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -18,17 +21,153 @@ static char ag_err[4096];
 static int ag_rc = -1;
 static char cfg_path[128];
 
+/* ---- an upstream on loopback: UDP answers to big.test. are truncated
+ * (TC, no records), TCP gives all 30 A records; other names REFUSED --- */
+
+static int up_udp = -1, up_tcp = -1, up_port;
+
+/* The reply to wire/len over tcp or not, into *out (malloc'd). */
+static size_t upstream_answer(const uint8_t *wire, size_t len, bool tcp, uint8_t **out)
+{
+	ldns_pkt *q = NULL, *r = NULL;
+	char *name = NULL;
+	size_t n = 0;
+
+	*out = NULL;
+	if (ldns_wire2pkt(&q, wire, len) != LDNS_STATUS_OK)
+		return 0;
+	name = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+	r = ldns_pkt_new();
+	ldns_pkt_set_id(r, ldns_pkt_id(q));
+	ldns_pkt_set_qr(r, true);
+	ldns_pkt_set_ra(r, true);
+	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION,
+			 ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(q), 0)));
+	if (name && strcmp(name, "big.test.") == 0 && !tcp) {
+		ldns_pkt_set_tc(r, true);
+	} else if (name && strcmp(name, "big.test.") == 0) {
+		for (int i = 1; i <= 30; i++) {
+			char text[64];
+			ldns_rr *rr = NULL;
+
+			snprintf(text, sizeof(text), "big.test. 30 IN A 192.0.2.%d", i);
+			if (ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) == LDNS_STATUS_OK)
+				ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+		}
+	} else {
+		ldns_pkt_set_rcode(r, LDNS_RCODE_REFUSED);
+	}
+	if (ldns_pkt2wire(out, r, &n) != LDNS_STATUS_OK)
+		n = 0;
+	free(name);
+	ldns_pkt_free(q);
+	ldns_pkt_free(r);
+	return n;
+}
+
+static void *upstream_serve(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = up_udp, .events = POLLIN}, {.fd = up_tcp, .events = POLLIN}};
+		uint8_t buf[4096], *out = NULL;
+
+		if (poll(pf, 2, -1) < 0)
+			return NULL;
+		if (pf[0].revents & POLLIN) {
+			struct sockaddr_storage from;
+			socklen_t flen = sizeof(from);
+			ssize_t n = recvfrom(up_udp, buf, sizeof(buf), 0, (struct sockaddr *)&from,
+					     &flen);
+			size_t len;
+
+			if (n < 0)
+				return NULL;
+			len = upstream_answer(buf, (size_t)n, false, &out);
+			if (len)
+				(void)sendto(up_udp, out, len, 0, (struct sockaddr *)&from, flen);
+			free(out);
+		}
+		if (pf[1].revents & POLLIN) {
+			int c = accept(up_tcp, NULL, NULL);
+			size_t got = 0, want = 2, len;
+			uint8_t hdr[2];
+
+			if (c < 0)
+				return NULL;
+			while (got < want) {
+				ssize_t n = recv(c, buf + got, want - got, 0);
+
+				if (n <= 0)
+					break;
+				got += (size_t)n;
+				if (got == 2 && want == 2)
+					want = 2 + ((size_t)buf[0] << 8 | buf[1]);
+			}
+			if (got == want && want > 2) {
+				len = upstream_answer(buf + 2, want - 2, true, &out);
+				hdr[0] = (uint8_t)(len >> 8);
+				hdr[1] = (uint8_t)len;
+				if (len) {
+					(void)send(c, hdr, 2, MSG_NOSIGNAL);
+					(void)send(c, out, len, MSG_NOSIGNAL);
+				}
+				free(out);
+			}
+			close(c);
+		}
+	}
+}
+
+/* UDP and TCP sockets on one free loopback port. */
+static void upstream_start(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	pthread_t th;
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		sa.sin_port = 0;
+		up_udp = socket(AF_INET, SOCK_DGRAM, 0);
+		if (up_udp < 0 || bind(up_udp, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    getsockname(up_udp, (struct sockaddr *)&sa, &len) < 0)
+			return;
+		up_tcp = socket(AF_INET, SOCK_STREAM, 0);
+		(void)setsockopt(up_tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (up_tcp >= 0 && bind(up_tcp, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		    listen(up_tcp, 16) == 0)
+			break;
+		/* the TCP port is taken: another pair */
+		close(up_udp);
+		if (up_tcp >= 0)
+			close(up_tcp);
+		up_udp = up_tcp = -1;
+	}
+	if (up_udp < 0)
+		return;
+	up_port = ntohs(sa.sin_port);
+	if (pthread_create(&th, NULL, upstream_serve, NULL) == 0)
+		pthread_detach(th);
+}
+
 static void ptest_setup(void)
 {
 	static const char *extra[3];
 	FILE *f;
+
+	upstream_start();
 
 	snprintf(cfg_path, sizeof(cfg_path), "/tmp/cairn-dns-cache-%d.json", (int)getpid());
 	f = fopen(cfg_path, "w");
 	if (f) {
 		/* confirmations from raftd every 2 s (so a stopped raftd is
 		 * noticed in about 4 s), stale answers up to 12 s old */
-		fprintf(f, "{\"dns_config\": {\"cache_max_age\": \"2s\", \"max_stale\": \"12s\"}}\n");
+		fprintf(f,
+			"{\"dns_config\": {\"cache_max_age\": \"2s\", \"max_stale\": \"12s\", "
+			"\"recursor_timeout\": \"2s\"}, \"recursors\": [\"127.0.0.1:%d\"]}\n",
+			up_port);
 		fclose(f);
 	}
 	extra[0] = "-config-file";
@@ -42,6 +181,8 @@ static void ptest_setup(void)
 static void ptest_teardown(void)
 {
 	harness_agent_stop(&ag);
+	if (up_udp >= 0)
+		shutdown(up_udp, SHUT_RDWR);
 	(void)unlink(cfg_path);
 }
 
@@ -350,6 +491,38 @@ START_TEST(raftd_stopped_served_from_cache)
 }
 END_TEST
 
+START_TEST(recursor_truncated_then_tcp)
+{
+	ldns_pkt *q = NULL, *p;
+	uint8_t *wire = NULL;
+	size_t len = 0;
+
+	REQUIRE_AGENT();
+	ck_assert_int_gt(up_port, 0);
+	ck_assert_int_eq(ldns_pkt_query_new_frm_str(&q, "big.test.", LDNS_RR_TYPE_A,
+						    LDNS_RR_CLASS_IN, LDNS_RD),
+			 LDNS_STATUS_OK);
+	ldns_pkt_set_id(q, 0x3131);
+	ck_assert_int_eq(ldns_pkt2wire(&wire, q, &len), LDNS_STATUS_OK);
+	ldns_pkt_free(q);
+	/* a UDP client gets the recursor's truncated answer, TC set */
+	p = exchange(wire, len, false, 5000);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	ck_assert(ldns_pkt_tc(p));
+	ldns_pkt_free(p);
+	/* over TCP dnsd asks the recursor again over TCP: all 30 */
+	p = exchange(wire, len, true, 5000);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(ldns_pkt_id(p), 0x3131);
+	ck_assert_int_eq(ldns_pkt_get_rcode(p), LDNS_RCODE_NOERROR);
+	ck_assert(!ldns_pkt_tc(p));
+	ck_assert_uint_eq(ldns_rr_list_rr_count(ldns_pkt_answer(p)), 30);
+	ldns_pkt_free(p);
+	free(wire);
+}
+END_TEST
+
 static Suite *dns_cache_suite(void)
 {
 	Suite *s = suite_create("process-dns-cache");
@@ -361,6 +534,7 @@ static Suite *dns_cache_suite(void)
 	tcase_add_test(tc, ptr_of_service_address);
 	tcase_add_test(tc, query_form_nxdomain);
 	tcase_add_test(tc, truncated_packets_formerr);
+	tcase_add_test(tc, recursor_truncated_then_tcp);
 	tcase_add_test(tc, raftd_stopped_served_from_cache);
 	suite_add_tcase(s, tc);
 	return s;
