@@ -20,6 +20,8 @@
 #include "err.h"
 #include "log.h"
 #include "catalog_api.h"
+#include "kv_direct.h"
+#include "lease_pub.h"
 #include "loop.h"
 #include "routes.h"
 #include "rpc.h"
@@ -77,6 +79,7 @@ struct http_server {
 	bool stopping;
 	struct http_req *parked; /* suspended requests */
 	size_t n_parked;
+	struct kv_direct *kvd; /* direct KV reads (kv_direct.h); NULL: always the RPC */
 };
 
 /* ---- parked list ------------------------------------------------------ */
@@ -220,6 +223,18 @@ static enum MHD_Result dispatch(struct http_server *s, struct http_req *r)
 		return send_resp(r);
 	}
 	r->call = act.call;
+	if (s->kvd && (r->call.op == ROUTES_OP_KV_GET || r->call.op == ROUTES_OP_KV_KEYS) &&
+	    r->call.msg.type == PROTO_KV_GET) {
+		/* answered from raftd's store when its lease page allows;
+		 * rendered by routes_finish exactly as an RPC reply */
+		struct proto_msg reply;
+
+		if (kv_direct_read(s->kvd, &r->call.msg.u.kv_get, lease_now_ns(), &r->arena,
+				   &reply) == 1) {
+			finish(r, 0, &reply);
+			return send_resp(r);
+		}
+	}
 	client = r->call.peer == ROUTES_PEER_GOSSIPD ? s->gossipd : s->raftd;
 	r->state = REQ_WAITING;
 	rc = client ? rpc_call(client, &r->call.msg, r->call.timeout_ms, on_reply, r, &r->call_id)
@@ -466,6 +481,28 @@ static unsigned connection_limit(void)
 	return 128;
 }
 
+/* Direct KV reads from the local raftd's store (kv_direct.h): on servers,
+ * unless CAIRN_APID_KV_DIRECT=0 (for comparisons: reads then all take the
+ * RPC). NULL: none. */
+static struct kv_direct *kv_direct_setup(const struct config *cfg)
+{
+	const char *env = getenv("CAIRN_APID_KV_DIRECT");
+	char store_dir[4096], lease[4096];
+	struct kv_direct *kd;
+
+	if (!cfg->server || !cfg->data_dir || !cfg->run_dir || (env && strcmp(env, "0") == 0))
+		return NULL;
+	if ((size_t)snprintf(store_dir, sizeof(store_dir), "%s/raft", cfg->data_dir) >=
+		sizeof(store_dir) ||
+	    (size_t)snprintf(lease, sizeof(lease), "%s/%s", cfg->run_dir, LEASE_PUB_FILE) >=
+		sizeof(lease))
+		return NULL;
+	kd = kv_direct_new(store_dir, lease);
+	if (!kd)
+		log_warn("out of memory: every KV read goes through raftd");
+	return kd;
+}
+
 struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 				    struct rpc_client *raftd, struct rpc_client *gossipd, char *err,
 				    size_t errlen)
@@ -526,6 +563,7 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	s->env.cfg = cfg;
 	s->env.last_index = 1;
 	s->env.catalog_cache = catalog_api_cache_new(); /* NULL only disables it */
+	s->kvd = kv_direct_setup(cfg);
 
 	s->mhd = MHD_start_daemon(
 	    flags, (uint16_t)cfg->ports.http, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
@@ -556,6 +594,8 @@ fail:
 		loop_unwatch_fd(l, s->epoll_fd);
 	if (s->mhd)
 		MHD_stop_daemon(s->mhd);
+	kv_direct_free(s->kvd);
+	catalog_api_cache_free(s->env.catalog_cache);
 	free(s);
 	return NULL;
 }
@@ -584,6 +624,7 @@ void http_server_free(struct http_server *s)
 	loop_unwatch_fd(s->loop, s->epoll_fd);
 	MHD_stop_daemon(s->mhd);
 	catalog_api_cache_free(s->env.catalog_cache);
+	kv_direct_free(s->kvd);
 	free(s);
 }
 

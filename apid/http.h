@@ -9,7 +9,9 @@
  * blocking queries cost one small struct and a socket each.
  *
  * Everything a client sees is decided by routes.c; this module only moves
- * bytes between MHD, the RPC clients and routes. */
+ * bytes between MHD, the RPC clients and routes. On a server, plain KV GETs
+ * may skip the RPC: kv_direct.h reads raftd's store when raftd's lease
+ * page allows it, and routes renders the answer the same way. */
 #ifndef CAIRN_APID_HTTP_H
 #define CAIRN_APID_HTTP_H
 

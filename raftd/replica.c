@@ -1125,6 +1125,11 @@ bool replica_lease_valid(const struct replica *rp)
 	       rp->last_applied >= rp->raft.commit_index;
 }
 
+uint64_t replica_lease_until_ms(const struct replica *rp)
+{
+	return replica_lease_valid(rp) ? raft_lease_until_ms(&rp->raft) : 0;
+}
+
 struct store *replica_store(struct replica *rp) { return rp->st; }
 
 uint64_t replica_term(const struct replica *rp) { return rp->raft.current_term; }

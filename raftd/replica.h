@@ -146,6 +146,9 @@ bool replica_known_leader(const struct replica *rp);
 uint64_t replica_last_contact_ms(const struct replica *rp);
 /* Leader whose lease holds (default-mode reads may be served locally). */
 bool replica_lease_valid(const struct replica *rp);
+/* When that lease ends (clock_now_ms time; 0 when it does not hold,
+ * UINT64_MAX for a single voter). For lease_pub.h. */
+uint64_t replica_lease_until_ms(const struct replica *rp);
 
 /* Raft state, for status and tests. */
 uint64_t replica_term(const struct replica *rp);

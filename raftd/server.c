@@ -8,14 +8,17 @@
 #include <math.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "catalog.h"
 #include "coordinate.h"
 #include "cluster.h"
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "fsm.h"
+#include "lease_pub.h"
 #include "log.h"
 #include "loop.h"
 #include "mp.h"
@@ -48,6 +51,10 @@ struct server {
 	struct session_timers *sess_timers; /* the leader's session TTL timers */
 	uint64_t sess_tick_id;		    /* their periodic check, 0 when none */
 	struct session_lock_delays *lock_delays; /* keys inside a lock-delay */
+	struct lease_pub *lease;		 /* the read lease page (lease_pub.h), or NULL */
+	uint64_t lease_gen;			 /* store generation published with it */
+	uint64_t lease_tick_id;			 /* its refresh timer */
+	uint64_t lease_written_ms;		 /* when the page was last written */
 };
 
 static uint64_t rng_next(struct server *s)
@@ -717,6 +724,65 @@ static void answer_fired(struct server *s)
 	arm_timer(s);
 }
 
+/* ---- the published read lease (lease_pub.h) -------------------------------- */
+
+/* Publishes leadership, the lease and last contact for cairn-apid's direct
+ * KV reads: at once when any of it changed, else every
+ * LEASE_PUB_REFRESH_MS so that the page's liveness bound keeps moving. */
+static void lease_publish(struct server *s)
+{
+	struct lease_info li = {0};
+	const struct lease_info *prev;
+	uint64_t now_ms, now_ns, until_ms, contact;
+
+	if (!s->lease)
+		return;
+	now_ms = clock_now_ms();
+	now_ns = lease_now_ns();
+	li.generation = s->lease_gen;
+	li.pid = (uint64_t)getpid();
+	li.is_leader = !s->failed && replica_is_leader(s->rp);
+	li.known_leader = replica_known_leader(s->rp);
+	contact = replica_last_contact_ms(s->rp);
+	li.contact_unknown = contact == UINT64_MAX;
+	li.contact_at_ns = li.contact_unknown || contact * 1000000u > now_ns
+			       ? 0
+			       : now_ns - contact * 1000000u;
+	li.applied_index = replica_last_applied(s->rp);
+	li.alive_until_ns = s->failed ? 0 : now_ns + (uint64_t)LEASE_PUB_ALIVE_MS * 1000000u;
+	until_ms = li.is_leader && !replica_transferring(s->rp) ? replica_lease_until_ms(s->rp) : 0;
+	if (until_ms > now_ms) {
+		/* the Raft lease is in clock_now_ms time, the same monotonic
+		 * clock; never promise more than the liveness bound */
+		uint64_t left_ns = (until_ms - now_ms) * 1000000u;
+
+		if (until_ms == UINT64_MAX || left_ns / 1000000u != until_ms - now_ms)
+			left_ns = UINT64_MAX;
+		li.lease_until_ns = left_ns >= (uint64_t)LEASE_PUB_ALIVE_MS * 1000000u
+					? li.alive_until_ns
+					: now_ns + left_ns;
+	}
+	prev = lease_pub_last(s->lease);
+	if (prev->generation == li.generation && prev->is_leader == li.is_leader &&
+	    prev->known_leader == li.known_leader && prev->contact_unknown == li.contact_unknown &&
+	    (prev->lease_until_ns == 0) == (li.lease_until_ns == 0) &&
+	    (li.contact_at_ns > prev->contact_at_ns ? li.contact_at_ns - prev->contact_at_ns
+						    : prev->contact_at_ns - li.contact_at_ns) <
+		10000000u &&
+	    now_ms < s->lease_written_ms + LEASE_PUB_REFRESH_MS &&
+	    li.lease_until_ns >= prev->lease_until_ns) /* a shrinking lease goes out at once */
+		return;
+	lease_pub_set(s->lease, &li);
+	s->lease_written_ms = now_ms;
+}
+
+static int64_t lease_tick(struct loop *l, void *ctx)
+{
+	(void)l;
+	lease_publish(ctx);
+	return LEASE_PUB_REFRESH_MS;
+}
+
 /* The group commit: everything proposed in this loop iteration is made
  * durable in one transaction before any of it is acknowledged. */
 static void before_sleep(struct loop *l, void *ctx)
@@ -724,6 +790,7 @@ static void before_sleep(struct loop *l, void *ctx)
 	struct server *s = ctx;
 	int rc;
 
+	lease_publish(s);
 	if (s->failed || !replica_has_pending(s->rp))
 		return;
 	rc = replica_flush(s->rp);
@@ -735,6 +802,7 @@ static void before_sleep(struct loop *l, void *ctx)
 		return;
 	}
 	answer_fired(s);
+	lease_publish(s);
 }
 
 /* ---- session TTLs ---------------------------------------------------------- */
@@ -913,6 +981,30 @@ static int register_self(struct server *s)
 	return replica_propose(s->rp, s->cmd.buf, s->cmd.len, NULL, &index);
 }
 
+/* Opens the lease page in run_dir; without it apid simply reads through
+ * the RPC, so a failure is only logged. */
+static void lease_open(struct server *s)
+{
+	char path[4096];
+	int rc;
+
+	if (!s->cfg->run_dir ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", s->cfg->run_dir, LEASE_PUB_FILE) >=
+		sizeof(path))
+		return;
+	if (getrandom(&s->lease_gen, sizeof(s->lease_gen), 0) != sizeof(s->lease_gen) ||
+	    s->lease_gen == 0)
+		s->lease_gen = s->rng | 1u;
+	rc = lease_pub_open(path, &s->lease);
+	if (rc < 0) {
+		log_warn("read lease page %s: %s (apid reads through raftd)", path, err_str(rc));
+		s->lease = NULL;
+		return;
+	}
+	s->lease_tick_id = loop_timer_add(s->loop, LEASE_PUB_REFRESH_MS, lease_tick, s);
+	lease_publish(s);
+}
+
 int server_new(struct loop *l, void *zctx, const struct config *cfg, struct server **out, char *err,
 	       size_t errlen)
 {
@@ -1005,6 +1097,7 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 		rc = -ENOMEM;
 		goto fail;
 	}
+	lease_open(s);
 	*out = s;
 	return 0;
 fail:
@@ -1018,6 +1111,11 @@ void server_free(struct server *s)
 
 	if (!s)
 		return;
+	/* withdraw the lease first: apid must read through the RPC now */
+	if (s->lease_tick_id)
+		loop_timer_del(s->loop, s->lease_tick_id);
+	lease_pub_close(s->lease);
+	s->lease = NULL;
 	if (s->rp && !s->failed && replica_has_pending(s->rp)) {
 		if (replica_flush(s->rp) < 0)
 			log_error("final commit failed: %s", store_errmsg(replica_store(s->rp)));

@@ -52,6 +52,13 @@ struct store_val {
  * map_size 0 picks STORE_MAP_SIZE_DEFAULT. Returns 0 and the store in
  * *out_st, or a negative code with a reason in err. */
 int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *err, size_t errlen);
+/* Opens an existing store in dir read-only, for a process other than the
+ * writer (cairn-apid's direct KV reads): LMDB supports readers in other
+ * processes through its lock file. Only read transactions work; a map grown
+ * by the writer is adopted at the next read transaction. Returns 0 and
+ * *out_st, -ENOENT when there is no store, or CAIRN_E_STORE (reason in
+ * err). */
+int store_open_readonly(const char *dir, struct store **out_st, char *err, size_t errlen);
 /* Closes the store; every transaction must have ended. NULL is fine. */
 void store_close(struct store *st);
 

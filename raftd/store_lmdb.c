@@ -146,6 +146,52 @@ fail:
 	return rc;
 }
 
+int store_open_readonly(const char *dir, struct store **out_st, char *err, size_t errlen)
+{
+	struct store *st;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = mdb_env_create(&st->env);
+	if (rc) {
+		st->env = NULL;
+		goto fail;
+	}
+	/* no map size: LMDB takes the one the writer recorded in the file */
+	rc = mdb_env_set_maxdbs(st->env, STORE_N_TABLES + 2);
+	if (!rc)
+		rc = mdb_env_open(st->env, dir, MDB_RDONLY | MDB_NOTLS, 0600);
+	if (!rc)
+		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	for (int i = 0; !rc && i < STORE_N_TABLES; i++)
+		rc = mdb_dbi_open(txn, table_names[i], 0, &st->dbi[i]);
+	if (!rc) {
+		rc = mdb_txn_commit(txn); /* keeps the table handles */
+		txn = NULL;
+	}
+	if (rc)
+		goto fail;
+	st->wtxn.st = st;
+	st->wtxn.write = true;
+	st->rtxn.st = st;
+	st->rtxn.cached = true;
+	*out_st = st;
+	return 0;
+fail:
+	snprintf(err, errlen, "LMDB in %s (read-only): %s", dir, mdb_strerror(rc));
+	if (txn)
+		mdb_txn_abort(txn);
+	if (st->env)
+		mdb_env_close(st->env);
+	free(st);
+	return rc == ENOENT ? -ENOENT : CAIRN_E_STORE;
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
@@ -210,6 +256,16 @@ int store_txn_begin(struct store *st, bool write, struct store_txn **out_txn)
 			rc = mdb_txn_renew(t->txn);
 		else
 			rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+		if (rc == MDB_MAP_RESIZED && !st->write_open) {
+			/* another process (raftd, for store_open_readonly's
+			 * readers) grew the map: adopt its size and retry */
+			if (t->txn)
+				mdb_txn_abort(t->txn);
+			t->txn = NULL;
+			rc = mdb_env_set_mapsize(st->env, 0);
+			if (!rc)
+				rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+		}
 		if (rc)
 			return map_rc(st, rc, "begin read");
 		t->in_use = true;
