@@ -376,6 +376,33 @@ static int64_t on_gc(struct loop *l, void *ctx)
 
 /* ---- membership --------------------------------------------------------- */
 
+/* Gossip declared the server at endpoint failed: reads in flight on it are
+ * asked of another server now rather than after their time-out (a
+ * machine that vanished without closing its connections); writes wait
+ * for their answer or time-out, as they may be applied. */
+static void abandon_reads(struct server_proxy *p, const char *endpoint)
+{
+	struct fwd *moved = NULL, *f, *next;
+
+	for (f = p->flying; f; f = next) {
+		next = f->next;
+		if (!f->read || f->resent || !f->conn || strcmp(f->conn->endpoint, endpoint) != 0)
+			continue;
+		rpc_cancel(f->conn->client, f->call_id);
+		fwd_detach(f);
+		f->resent = true;
+		f->next = moved; /* dispatch after the walk: it adds to flying */
+		moved = f;
+	}
+	if (moved)
+		log_info("server %s failed; asking another for its reads in flight", endpoint);
+	for (f = moved; f; f = next) {
+		next = f->next;
+		f->next = NULL;
+		dispatch(f);
+	}
+}
+
 static void on_member(void *ctx, enum member_feed_change change, const struct member_feed_member *m,
 		      const struct member_feed_member *old)
 {
@@ -394,7 +421,15 @@ static void on_member(void *ctx, enum member_feed_change change, const struct me
 		if (servers_set(p->pool, m->name, ep) < 0)
 			log_error("server %s: out of memory", m->name);
 	} else {
-		servers_remove(p->pool, m->name);
+		const char *gone = servers_endpoint(p->pool, m->name);
+
+		if (gone && m->status == MEMBER_FEED_FAILED) {
+			snprintf(ep, sizeof(ep), "%s", gone);
+			servers_remove(p->pool, m->name);
+			abandon_reads(p, ep);
+		} else {
+			servers_remove(p->pool, m->name);
+		}
 	}
 	if (servers_count(p->pool) != before)
 		log_info("%s server %s: %zu known", servers_count(p->pool) > before ? "added" : "removed",

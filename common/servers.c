@@ -120,6 +120,13 @@ size_t servers_count(const struct servers *s)
 	return s->n;
 }
 
+const char *servers_endpoint(const struct servers *s, const char *name)
+{
+	const struct server_entry *e = find_name(s, name, NULL);
+
+	return e ? e->endpoint : NULL;
+}
+
 int servers_has_endpoint(const struct servers *s, const char *endpoint)
 {
 	for (size_t i = 0; i < s->n; i++)

@@ -51,6 +51,9 @@ int servers_set(struct servers *s, const char *name, const char *endpoint);
 void servers_remove(struct servers *s, const char *name);
 /* Number of servers in the pool. */
 size_t servers_count(const struct servers *s);
+/* The endpoint of server name, or NULL when it is not in the pool.
+ * Borrowed like servers_pick's answer. */
+const char *servers_endpoint(const struct servers *s, const char *name);
 /* Whether some server of the pool has this endpoint. */
 int servers_has_endpoint(const struct servers *s, const char *endpoint);
 

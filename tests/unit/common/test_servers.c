@@ -205,6 +205,22 @@ START_TEST(removal_of_the_server_in_use)
 	ck_assert_str_eq(servers_pick(s), used);
 	ck_assert_str_eq(servers_in_use(s), used);
 	ck_assert_int_eq(servers_has_endpoint(s, used), 1);
+	ck_assert_ptr_null(servers_endpoint(s, "nobody"));
+	{
+		int present = 0;
+
+		for (int i = 0; i < 3; i++) {
+			const char *e = servers_endpoint(s, names[i]);
+			char want[64];
+
+			snprintf(want, sizeof(want), "tcp://10.0.0.%d:8300", i + 1);
+			if (e) {
+				ck_assert_str_eq(e, want);
+				present++;
+			}
+		}
+		ck_assert_int_eq(present, 2);
+	}
 	/* remove the one in use: another is chosen */
 	for (int i = 0; i < 3; i++) {
 		char ep[64];
