@@ -492,6 +492,7 @@ static bool is_write(unsigned type)
 {
 	return type == PROTO_KV_PUT || type == PROTO_KV_DELETE || type == PROTO_CATALOG_REGISTER ||
 	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE ||
+	       type == PROTO_SNAPSHOT_RESTORE ||
 	       type == PROTO_SESSION_WRITE || type == PROTO_KV_LOCK ||
 	       type == PROTO_COORD_UPDATE;
 }
@@ -517,6 +518,9 @@ static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 		return true;
 	case PROTO_OPERATOR_RAFT_CONFIG:
 		*mode = 0; /* the leader's view, as Consul serves it */
+		return true;
+	case PROTO_SNAPSHOT_SAVE:
+		*mode = m->u.snapshot_save.mode;
 		return true;
 	default:
 		return false;
@@ -601,6 +605,14 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 		int rc = replica_receive(c->rp, &req->msg.u.raft_rpc);
 		if (rc < 0)
 			log_error("raft: handling a message failed: %s", err_str(rc));
+		if (c->barriers)
+			check_barriers(c, loop_now_ms(c->loop));
+		return RPC_DONE; /* one way: no answer */
+	}
+	if (t == PROTO_RAFT_SNAPSHOT) {
+		int rc = replica_receive_snapshot(c->rp, &req->msg.u.raft_snapshot);
+		if (rc < 0)
+			log_error("raft: handling a snapshot message failed: %s", err_str(rc));
 		if (c->barriers)
 			check_barriers(c, loop_now_ms(c->loop));
 		return RPC_DONE; /* one way: no answer */

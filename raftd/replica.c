@@ -13,11 +13,23 @@
 #include "mp.h"
 #include "proto.h"
 #include "raft/raft.h"
+#include "rpc.h"
+#include "snapshot.h"
 #include "store.h"
 
 #define META_TERM "current_term"
 #define META_VOTE "voted_for"
 #define META_APPLIED "last_applied"
+/* Snapshots and compaction: the term of last_applied and the
+ * configuration in force there (written as entries are applied, so a read
+ * transaction sees them consistent with the tables), where the log now
+ * starts, and where the last local snapshot was taken. */
+#define META_APPLIED_TERM "applied_term"
+#define META_APPLIED_CFG "applied_config"
+#define META_APPLIED_CFG_INDEX "applied_config_index"
+#define META_LOG_BASE "log_base"
+#define META_LOG_BASE_TERM "log_base_term"
+#define META_SNAP_INDEX "snapshot_index"
 
 struct pending {
 	uint64_t index;
@@ -72,6 +84,20 @@ struct replica {
 		char addr[RAFT_ADDR_MAX + 1];
 	} book[BOOK_MAX]; /* addresses learnt from peers' messages */
 	unsigned n_book, book_next;
+	/* compaction */
+	uint64_t snap_threshold, trailing;
+	uint64_t snap_index;	  /* last local snapshot point */
+	uint64_t compact_to;	  /* flush: entries up to here deleted in its txn */
+	/* InstallSnapshot, leader side: the archive chunks are cut from */
+	struct snapshot_writer img;
+	struct snapshot_meta img_meta;
+	bool have_img;
+	/* InstallSnapshot, follower side: the archive being received */
+	uint8_t *recv;
+	size_t recv_len, recv_cap;
+	uint64_t recv_index, recv_term;
+	bool installing; /* the received archive replaces everything at the next flush */
+	uint64_t install_index, install_term;
 };
 
 void replica_encode_entry(struct mp_writer *w, uint64_t term, unsigned type, const uint8_t *payload,
@@ -196,12 +222,103 @@ static int read_entry(struct replica *rp, struct store_txn *txn, uint64_t index,
 	return parse_entry(v.ptr, v.len, term, type, payload, plen);
 }
 
+/* ---- snapshots: state copy and replacement ----------------------------- */
+
+/* A key of a watched table changed (a restore or an install replaces
+ * every table: each old and new key is reported, so blocking queries on
+ * any of them wake up). */
+static void note_table_key(struct replica *rp, unsigned table, const void *key, size_t klen)
+{
+	switch (table) {
+	case STORE_KV:
+		record_change(rp, FSM_SPACE_KV, key, klen);
+		break;
+	case STORE_NODES:
+		record_change(rp, FSM_SPACE_NODES, key, klen);
+		break;
+	case STORE_INDEX: /* catalog table indexes and "sessions" */
+		record_change(rp, FSM_SPACE_CATALOG, key, klen);
+		record_change(rp, FSM_SPACE_SESSIONS, key, klen);
+		break;
+	default:
+		break;
+	}
+}
+
+struct restore_ctx {
+	struct replica *rp;
+	struct store_txn *txn;
+	unsigned table;
+	uint64_t bump; /* raise every table index to at least this */
+};
+
+static int note_old_key(void *ctx, struct store_val key, struct store_val val)
+{
+	struct restore_ctx *c = ctx;
+
+	(void)val;
+	note_table_key(c->rp, c->table, key.ptr, key.len);
+	return 0;
+}
+
+static int restore_record(void *ctx, unsigned table, const uint8_t *key, size_t klen,
+			  const uint8_t *val, size_t vlen)
+{
+	struct restore_ctx *c = ctx;
+	int rc;
+
+	if (!store_is_state(table))
+		return 0; /* a table this version does not have (refused before
+			   * proposing; skipped alike everywhere otherwise) */
+	if (table == STORE_INDEX && c->bump && vlen == 8) {
+		uint64_t v;
+		uint8_t b[8];
+		(void)store_be_to_u64((struct store_val){val, vlen}, &v);
+		if (v < c->bump) {
+			/* Indexes never go back: blocking queries see the
+			 * restore as a change. */
+			store_u64_to_be(c->bump, b);
+			rc = store_put(c->txn, STORE_INDEX, key, klen, b, sizeof(b));
+			if (rc == 0)
+				note_table_key(c->rp, table, key, klen);
+			return rc;
+		}
+	}
+	rc = store_put(c->txn, (enum store_table)table, key, klen, val, vlen);
+	if (rc == 0)
+		note_table_key(c->rp, table, key, klen);
+	return rc;
+}
+
+/* Replaces every state table with the archive's records, in txn. With
+ * bump, table indexes below it are raised to it. */
+static int restore_state(struct replica *rp, struct store_txn *txn, const uint8_t *buf, size_t len,
+			 uint64_t bump)
+{
+	struct restore_ctx c = {rp, txn, 0, bump};
+	int rc = 0;
+
+	for (unsigned t = 0; t < STORE_N_TABLES && rc == 0; t++) {
+		if (!store_is_state(t))
+			continue;
+		c.table = t;
+		rc = store_scan_prefix(txn, (enum store_table)t, NULL, 0, note_old_key, &c);
+		if (rc == 0)
+			rc = store_clear(txn, (enum store_table)t);
+	}
+	if (rc == 0)
+		rc = snapshot_each(buf, len, restore_record, &c);
+	if (rc == 0 && rp->changes.err)
+		rc = rp->changes.err;
+	return rc;
+}
+
 /* Applies entries last_applied+1 .. commit_index inside the flush's write
  * transaction, reading them back from the log (which covers both this
  * batch and entries a crash left unapplied). */
 static int apply_now(struct replica *rp, uint64_t commit_index)
 {
-	uint64_t i;
+	uint64_t i, last_term = 0;
 	int rc = 0;
 
 	for (i = rp->last_applied + 1; i <= commit_index; i++) {
@@ -213,6 +330,7 @@ static int apply_now(struct replica *rp, uint64_t commit_index)
 		rc = read_entry(rp, rp->txn, i, &term, &type, &payload, &plen);
 		if (rc < 0)
 			return rc;
+		last_term = term;
 		if (type == RAFT_ENTRY_COMMAND) {
 			rc = fsm_apply(rp->txn, i, payload, plen, &res, record_change, rp);
 			if (rc < 0)
@@ -221,6 +339,31 @@ static int apply_now(struct replica *rp, uint64_t commit_index)
 				return rp->changes.err;
 		} else if (type == RAFT_ENTRY_NOOP || type == RAFT_ENTRY_CONFIG) {
 			res.ok = true;
+			if (type == RAFT_ENTRY_CONFIG) {
+				/* The configuration as of last_applied, for
+				 * snapshots taken from a read transaction. */
+				rc = store_put(rp->txn, STORE_META, META_APPLIED_CFG,
+					       strlen(META_APPLIED_CFG), payload, plen);
+				if (rc == 0)
+					rc = store_put_u64(rp->txn, STORE_META,
+							   META_APPLIED_CFG_INDEX, i);
+				if (rc < 0)
+					return rc;
+			}
+		} else if (type == REPLICA_ENTRY_RESTORE) {
+			struct snapshot_meta sm;
+			const char *why;
+			/* Checked before it was proposed; the same bytes give
+			 * the same verdict on every server. */
+			if (snapshot_parse(payload, plen, &sm, &why) < 0) {
+				res.code = CAIRN_E_BADREQ;
+				(void)why;
+			} else {
+				rc = restore_state(rp, rp->txn, payload, plen, i);
+				if (rc < 0)
+					return rc;
+				res.ok = true;
+			}
 		} else {
 			res.code = CAIRN_E_PROTO; /* an entry type from the future */
 		}
@@ -242,6 +385,8 @@ static int apply_now(struct replica *rp, uint64_t commit_index)
 		}
 	}
 	rc = store_put_u64(rp->txn, STORE_META, META_APPLIED, commit_index);
+	if (rc == 0 && last_term)
+		rc = store_put_u64(rp->txn, STORE_META, META_APPLIED_TERM, last_term);
 	if (rc < 0)
 		return rc;
 	rp->last_applied = commit_index;
@@ -327,6 +472,281 @@ static void book_note(struct replica *rp, const char *id, const char *addr)
 	strcpy(rp->book[k].addr, addr);
 }
 
+/* ---- InstallSnapshot ------------------------------------------------------ */
+
+struct copy_ctx {
+	struct snapshot_writer *w;
+	unsigned table;
+};
+
+static int copy_record(void *ctx, struct store_val key, struct store_val val)
+{
+	struct copy_ctx *c = ctx;
+
+	return snapshot_writer_add(c->w, c->table, key.ptr, key.len, val.ptr, val.len);
+}
+
+int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
+			     struct snapshot_meta *out)
+{
+	uint8_t cfgbuf[RAFT_MAX_SERVERS * (RAFT_ID_MAX + RAFT_ADDR_MAX + 8)];
+	struct snapshot_meta m;
+	struct store_txn *txn;
+	struct store_val v;
+	const char *why;
+	int rc;
+
+	memset(&m, 0, sizeof(m));
+	rc = store_txn_begin(rp->st, false, &txn);
+	if (rc < 0)
+		return rc;
+	/* One read transaction: a frozen view of the tables and of the
+	 * metadata that says which index they reflect. */
+	rc = store_get_u64(txn, STORE_META, META_APPLIED, &m.index);
+	if (rc == 0)
+		rc = store_get_u64(txn, STORE_META, META_APPLIED_TERM, &m.term);
+	if (rc == 0)
+		rc = store_get_u64(txn, STORE_META, META_APPLIED_CFG_INDEX, &m.config_index);
+	if (rc == 0 && m.term == 0)
+		m.term = raft_term_at(&rp->raft, m.index); /* data from before snapshots */
+	if (rc == 0) {
+		rc = store_get(txn, STORE_META, META_APPLIED_CFG, strlen(META_APPLIED_CFG), &v);
+		if (rc == 0) {
+			m.config = v.ptr;
+			m.config_len = v.len;
+		} else if (rc == -ENOENT) {
+			/* Not recorded yet: the configuration in force then. */
+			const struct raft_config *c = rp->raft.config_index <= m.index
+							  ? &rp->raft.config
+							  : &rp->raft.prev_config;
+			m.config_len = raft_config_encode(c, cfgbuf, sizeof(cfgbuf));
+			m.config = cfgbuf;
+			rc = m.config_len <= sizeof(cfgbuf) ? 0 : -EINVAL;
+		}
+	}
+	m.created_ms = clock_wall_ms();
+	if (rc == 0)
+		rc = snapshot_writer_begin(w, &m);
+	for (unsigned t = 0; rc == 0 && t < STORE_N_TABLES; t++) {
+		struct copy_ctx c = {w, t};
+		if (store_is_state(t))
+			rc = store_scan_prefix(txn, (enum store_table)t, NULL, 0, copy_record, &c);
+	}
+	if (rc == 0)
+		rc = snapshot_writer_end(w);
+	store_txn_abort(txn);
+	if (rc == 0)
+		rc = snapshot_parse(w->buf, w->len, out, &why);
+	return rc;
+}
+
+/* Leader: the archive chunks are cut from, rebuilt when compaction went
+ * past it (a follower must be able to continue from its index). */
+static int ensure_image(struct replica *rp)
+{
+	int rc;
+
+	if (rp->have_img && rp->img_meta.index >= rp->raft.base_index)
+		return 0;
+	snapshot_writer_free(&rp->img);
+	rp->have_img = false;
+	rc = replica_snapshot_archive(rp, &rp->img, &rp->img_meta);
+	if (rc < 0) {
+		snapshot_writer_free(&rp->img);
+		return rc;
+	}
+	rp->have_img = true;
+	return 0;
+}
+
+static int send_snapshot_msg(struct replica *rp, const char *addr, const struct raft_msg *m)
+{
+	struct proto_msg pm = proto_msg_make(PROTO_RAFT_SNAPSHOT);
+	struct proto_raft_snapshot *q = &pm.u.raft_snapshot;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	q->kind = m->type;
+	q->from = m->from;
+	q->from_addr = rp->address;
+	q->to = m->to;
+	q->term = m->term;
+	if (m->type == RAFT_MSG_SNAPSHOT) {
+		uint64_t off = m->u.snapshot.offset, n;
+		if (ensure_image(rp) < 0)
+			return 0; /* like a lost message: the next heartbeat retries */
+		if (off > rp->img.len)
+			off = 0;
+		n = rp->img.len - off;
+		if (n > REPLICA_SNAPSHOT_CHUNK)
+			n = REPLICA_SNAPSHOT_CHUNK;
+		q->last_index = rp->img_meta.index;
+		q->last_term = rp->img_meta.term;
+		q->offset = off;
+		q->seq = m->u.snapshot.seq;
+		q->flags = off + n == rp->img.len ? 1u : 0;
+		q->config.ptr = rp->img_meta.config;
+		q->config.len = rp->img_meta.config_len;
+		q->data.ptr = rp->img.buf + off;
+		q->data.len = (size_t)n;
+	} else {
+		q->last_index = m->u.snapshot_reply.last_index;
+		q->offset = m->u.snapshot_reply.next_offset;
+		q->seq = m->u.snapshot_reply.seq;
+		q->flags = m->u.snapshot_reply.have ? 2u : 0;
+	}
+	rc = proto_encode(&pm, &buf, &len);
+	if (rc < 0)
+		return rc;
+	/* Neither acknowledges log entries (an installed snapshot is
+	 * acknowledged by an AppendEntries answer after its flush). */
+	rp->send_fn(rp->send_ctx, addr, buf, len);
+	free(buf);
+	return 0;
+}
+
+static int io_snapshot_recv(void *ctx, const struct raft_msg *m, uint64_t *next)
+{
+	struct replica *rp = ctx;
+	const uint64_t off = m->u.snapshot.offset;
+	struct snapshot_meta sm;
+	const char *why;
+
+	if (off == 0) {
+		rp->recv_index = m->u.snapshot.last_index;
+		rp->recv_term = m->u.snapshot.last_term;
+		rp->recv_len = 0;
+	}
+	*next = 0;
+	if (rp->recv_index != m->u.snapshot.last_index || rp->recv_term != m->u.snapshot.last_term)
+		return 0; /* another image: start over */
+	if (off != rp->recv_len) {
+		*next = rp->recv_len; /* a duplicate or a gap */
+		return 0;
+	}
+	if (rp->recv_len + m->u.snapshot.len > rp->recv_cap) {
+		size_t cap = rp->recv_cap ? rp->recv_cap : REPLICA_SNAPSHOT_CHUNK;
+		while (cap < rp->recv_len + m->u.snapshot.len)
+			cap *= 2;
+		uint8_t *b = realloc(rp->recv, cap);
+		if (!b)
+			return 0; /* start over later */
+		rp->recv = b;
+		rp->recv_cap = cap;
+	}
+	if (m->u.snapshot.len)
+		memcpy(rp->recv + rp->recv_len, m->u.snapshot.data, m->u.snapshot.len);
+	rp->recv_len += m->u.snapshot.len;
+	*next = rp->recv_len;
+	if (!m->u.snapshot.done)
+		return 0;
+	if (snapshot_parse(rp->recv, rp->recv_len, &sm, &why) < 0 || sm.index != rp->recv_index ||
+	    sm.term != rp->recv_term) {
+		rp->recv_len = 0;
+		rp->recv_index = 0;
+		*next = 0;
+		return 0;
+	}
+	return 1;
+}
+
+static int io_snapshot_install(void *ctx, uint64_t index, uint64_t term)
+{
+	struct replica *rp = ctx;
+
+	if (rp->txn)
+		return -EINVAL;
+	rp->installing = true;
+	rp->install_index = index;
+	rp->install_term = term;
+	/* The core dropped its whole log: so do the batch and the store
+	 * (at the flush, with the state replaced in the same transaction). */
+	rp->n_pend = 0;
+	rp->batch.len = 0;
+	rp->trunc_from = 0;
+	/* Proposals of a former leadership: their fate is not known here. */
+	fail_outstanding_from(rp, 0, CAIRN_E_NOLEADER);
+	return 0;
+}
+
+/* Replaces state and log with the received archive, in the flush's
+ * transaction (atomic: a crash leaves the old state or the new one). */
+static int install_now(struct replica *rp, struct store_txn *txn)
+{
+	struct snapshot_meta sm;
+	const char *why;
+	int rc;
+
+	rc = snapshot_parse(rp->recv, rp->recv_len, &sm, &why);
+	if (rc == 0)
+		rc = restore_state(rp, txn, rp->recv, rp->recv_len, 0);
+	if (rc == 0)
+		rc = store_clear(txn, STORE_LOG);
+	if (rc == 0)
+		rc = store_put_u64(txn, STORE_META, META_APPLIED, sm.index);
+	if (rc == 0)
+		rc = store_put_u64(txn, STORE_META, META_APPLIED_TERM, sm.term);
+	if (rc == 0)
+		rc = store_put(txn, STORE_META, META_APPLIED_CFG, strlen(META_APPLIED_CFG), sm.config,
+			       sm.config_len);
+	if (rc == 0)
+		rc = store_put_u64(txn, STORE_META, META_APPLIED_CFG_INDEX, sm.config_index);
+	if (rc == 0)
+		rc = store_put_u64(txn, STORE_META, META_LOG_BASE, sm.index);
+	if (rc == 0)
+		rc = store_put_u64(txn, STORE_META, META_LOG_BASE_TERM, sm.term);
+	if (rc == 0)
+		rc = store_put_u64(txn, STORE_META, META_SNAP_INDEX, sm.index);
+	if (rc < 0)
+		return rc;
+	rp->disk_last = sm.index;
+	rp->last_applied = sm.index;
+	if (rp->commit_target < sm.index)
+		rp->commit_target = sm.index;
+	rp->snap_index = sm.index;
+	return 0;
+}
+
+int replica_receive_snapshot(struct replica *rp, const struct proto_raft_snapshot *q)
+{
+	struct raft_msg m;
+	int rc;
+
+	if (rp->failed)
+		return CAIRN_E_STORE;
+	if (!q->from || !q->to || strlen(q->from) > RAFT_ID_MAX || strlen(q->to) > RAFT_ID_MAX)
+		return 0;
+	book_note(rp, q->from, q->from_addr);
+	memset(&m, 0, sizeof(m));
+	m.type = (unsigned)q->kind;
+	strcpy(m.from, q->from);
+	strcpy(m.to, q->to);
+	m.term = q->term;
+	if (m.type == RAFT_MSG_SNAPSHOT) {
+		m.u.snapshot.offset = q->offset;
+		m.u.snapshot.seq = q->seq;
+		m.u.snapshot.last_index = q->last_index;
+		m.u.snapshot.last_term = q->last_term;
+		m.u.snapshot.done = q->flags & 1u;
+		m.u.snapshot.data = q->data.ptr;
+		m.u.snapshot.len = q->data.len;
+		m.u.snapshot.config = q->config.ptr;
+		m.u.snapshot.config_len = q->config.len;
+	} else if (m.type == RAFT_MSG_SNAPSHOT_REPLY) {
+		m.u.snapshot_reply.last_index = q->last_index;
+		m.u.snapshot_reply.next_offset = q->offset;
+		m.u.snapshot_reply.seq = q->seq;
+		m.u.snapshot_reply.have = q->flags & 2u;
+	} else {
+		return 0; /* malformed */
+	}
+	rc = raft_receive(&rp->raft, &m);
+	if (rc < 0)
+		rp->failed = true;
+	return rc;
+}
+
 static int io_send(void *ctx, const struct raft_msg *m)
 {
 	struct replica *rp = ctx;
@@ -342,6 +762,8 @@ static int io_send(void *ctx, const struct raft_msg *m)
 
 	if (!addr || !rp->send_fn)
 		return 0; /* nowhere to send: like a lost message */
+	if (m->type == RAFT_MSG_SNAPSHOT || m->type == RAFT_MSG_SNAPSHOT_REPLY)
+		return send_snapshot_msg(rp, addr, m);
 	q->kind = m->type;
 	q->from = m->from;
 	q->from_addr = rp->address;
@@ -459,6 +881,7 @@ static uint32_t io_rand(void *ctx)
 struct terms_acc {
 	uint64_t *v;
 	size_t n, cap;
+	uint64_t base; /* the log starts after this index */
 	uint64_t cfg_index[2]; /* the last two configuration entries, 0: none */
 };
 
@@ -469,7 +892,7 @@ static int collect_term(void *ctx, struct store_val key, struct store_val val)
 	struct mp_reader r;
 	uint64_t index;
 
-	if (store_be_to_u64(key, &index) < 0 || index != t->n + 1)
+	if (store_be_to_u64(key, &index) < 0 || index != t->base + t->n + 1)
 		return CAIRN_E_STORE;
 	mp_reader_init(&r, val.ptr, val.len);
 	if (mp_read_array(&r) != 3)
@@ -501,6 +924,7 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	struct raft_boot boot = {0};
 	struct store_val k, v;
 	char vote[RAFT_ID_MAX + 1] = "";
+	uint64_t cfg_index = 0;
 	int rc;
 
 	rc = store_txn_begin(rp->st, false, &txn);
@@ -511,6 +935,14 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	rc = store_get_u64(txn, STORE_META, META_TERM, &boot.current_term);
 	if (rc == 0)
 		rc = store_get_u64(txn, STORE_META, META_APPLIED, &boot.last_applied);
+	if (rc == 0)
+		rc = store_get_u64(txn, STORE_META, META_LOG_BASE, &boot.base_index);
+	if (rc == 0)
+		rc = store_get_u64(txn, STORE_META, META_LOG_BASE_TERM, &boot.base_term);
+	if (rc == 0)
+		rc = store_get_u64(txn, STORE_META, META_SNAP_INDEX, &rp->snap_index);
+	if (rc == 0)
+		rc = store_get_u64(txn, STORE_META, META_APPLIED_CFG_INDEX, &cfg_index);
 	if (rc == 0) {
 		rc = store_get(txn, STORE_META, META_VOTE, strlen(META_VOTE), &v);
 		if (rc == 0 && v.len <= RAFT_ID_MAX)
@@ -523,6 +955,10 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	if (rc == 0) {
 		rc = store_last(txn, STORE_LOG, &k, &v);
 		if (rc == -ENOENT) {
+			/* Empty: nothing, or everything up to the base is in
+			 * an installed snapshot. */
+			boot.last_index = boot.base_index;
+			boot.last_term = boot.base_term;
 			rc = 0;
 		} else if (rc == 0) {
 			struct mp_reader r;
@@ -536,9 +972,10 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 				rc = CAIRN_E_STORE;
 		}
 	}
-	if (rc == 0 && boot.last_index > 0) {
+	terms.base = boot.base_index;
+	if (rc == 0 && boot.last_index > boot.base_index) {
 		rc = store_scan_from(txn, STORE_LOG, NULL, 0, collect_term, &terms);
-		if (rc == 0 && terms.n != boot.last_index)
+		if (rc == 0 && terms.n != boot.last_index - boot.base_index)
 			rc = CAIRN_E_STORE;
 	}
 	store_txn_abort(txn);
@@ -568,12 +1005,28 @@ static int load(struct replica *rp, const struct replica_config *cfg, char *err,
 	rp->peers_json[0] = '\0';
 	rp->disk_last = boot.last_index;
 	/* The configuration in force is the latest in the log (committed or
-	 * not); the one before it is kept for a truncation. */
+	 * not); the one before it is kept for a truncation. The one applied
+	 * last comes first: the log may have been compacted past it. */
+	if (cfg_index) {
+		rc = store_txn_begin(rp->st, false, &txn);
+		if (rc == 0) {
+			rc = store_get(txn, STORE_META, META_APPLIED_CFG, strlen(META_APPLIED_CFG),
+				       &v);
+			if (rc == 0)
+				rc = raft_boot_config(&rp->raft, cfg_index, v.ptr, v.len);
+			store_txn_abort(txn);
+		}
+		if (rc < 0) {
+			snprintf(err, errlen, "applied configuration (%llu) unreadable",
+				 (unsigned long long)cfg_index);
+			return rc;
+		}
+	}
 	for (int ck = 0; ck < 2; ck++) {
 		uint64_t ci = terms.cfg_index[ck], term, type;
 		const uint8_t *payload;
 		size_t plen;
-		if (!ci)
+		if (!ci || ci <= cfg_index)
 			continue;
 		rc = store_txn_begin(rp->st, false, &txn);
 		if (rc == 0) {
@@ -669,6 +1122,10 @@ int replica_open(const struct replica_config *cfg, replica_applied_fn applied, f
 	rp->io.send = io_send;
 	rp->io.now_ms = io_now;
 	rp->io.rand_u32 = io_rand;
+	rp->io.snapshot_recv = io_snapshot_recv;
+	rp->io.snapshot_install = io_snapshot_install;
+	rp->snap_threshold = cfg->snapshot_threshold;
+	rp->trailing = cfg->trailing_logs;
 	if (cfg->address)
 		snprintf(rp->address, sizeof(rp->address), "%s", cfg->address);
 	rc = store_open(cfg->dir, cfg->map_size, &rp->st, err, errlen);
@@ -707,6 +1164,8 @@ void replica_close(struct replica *rp)
 	mp_writer_close(&rp->batch);
 	mp_writer_close(&rp->changes);
 	mp_writer_close(&rp->scratch);
+	snapshot_writer_free(&rp->img);
+	free(rp->recv);
 	free(rp);
 }
 
@@ -717,8 +1176,46 @@ int replica_start(struct replica *rp)
 	return raft_start(&rp->raft);
 }
 
+static int propose_type(struct replica *rp, unsigned type, const uint8_t *cmd, size_t len,
+			void *ud, uint64_t *out_index);
+
 int replica_propose(struct replica *rp, const uint8_t *cmd, size_t len, void *ud,
 		    uint64_t *out_index)
+{
+	return propose_type(rp, RAFT_ENTRY_COMMAND, cmd, len, ud, out_index);
+}
+
+static int known_table(void *ctx, unsigned table, const uint8_t *key, size_t klen,
+		       const uint8_t *val, size_t vlen)
+{
+	(void)ctx, (void)key, (void)klen, (void)val, (void)vlen;
+	return store_is_state(table) ? 0 : -EINVAL;
+}
+
+/* Largest archive PUT /v1/snapshot restores: it travels as one log entry
+ * (AppendEntries messages are at most PROTO_MAX_MSG). */
+#define RESTORE_MAX (PROTO_MAX_MSG / 2)
+
+int replica_propose_restore(struct replica *rp, const uint8_t *archive, size_t len, void *ud,
+			    uint64_t *out_index, const char **why)
+{
+	struct snapshot_meta sm;
+
+	if (snapshot_parse(archive, len, &sm, why) < 0)
+		return -EINVAL;
+	if (snapshot_each(archive, len, known_table, NULL) < 0) {
+		*why = "snapshot archive holds tables this version does not know";
+		return -EINVAL;
+	}
+	if (len > RESTORE_MAX) {
+		*why = "snapshot archive too large to restore through the log (32 MiB at most)";
+		return CAIRN_E_TOOLARGE;
+	}
+	return propose_type(rp, REPLICA_ENTRY_RESTORE, archive, len, ud, out_index);
+}
+
+static int propose_type(struct replica *rp, unsigned type, const uint8_t *cmd, size_t len,
+			void *ud, uint64_t *out_index)
 {
 	uint64_t index;
 	int rc;
@@ -733,7 +1230,7 @@ int replica_propose(struct replica *rp, const uint8_t *cmd, size_t len, void *ud
 		rp->out = o;
 		rp->cap_out = cap;
 	}
-	rc = raft_propose(&rp->raft, RAFT_ENTRY_COMMAND, cmd, len, &index);
+	rc = raft_propose(&rp->raft, type, cmd, len, &index);
 	if (rc < 0)
 		return rc;
 	if (ud) {
@@ -750,7 +1247,7 @@ int replica_propose(struct replica *rp, const uint8_t *cmd, size_t len, void *ud
 bool replica_has_pending(const struct replica *rp)
 {
 	return rp->n_pend > 0 || rp->trunc_from || rp->commit_target > rp->last_applied ||
-	       rp->n_msgs > 0;
+	       rp->n_msgs > 0 || rp->installing;
 }
 
 /* After the commit: outcomes of applied proposals, changed keys. */
@@ -808,10 +1305,60 @@ static void batch_consume(struct replica *rp, size_t n)
 	mp_writer_reset(&rp->changes);
 }
 
+/* Log compaction, at the end of a flush's transaction: once
+ * snapshot_threshold entries were applied since the last snapshot point,
+ * the applied state (durable in this very transaction: the state machine
+ * lives in the store) is the new snapshot, and log entries more than
+ * trailing_logs behind it are deleted. */
+static int compact(struct replica *rp, struct store_txn *txn, uint64_t *new_snap)
+{
+	uint64_t upto, from;
+	int rc;
+
+	*new_snap = rp->snap_index;
+	rp->compact_to = 0;
+	if (!rp->snap_threshold || rp->last_applied < rp->snap_index + rp->snap_threshold)
+		return 0;
+	upto = rp->last_applied > rp->trailing ? rp->last_applied - rp->trailing : 0;
+	if (upto > rp->raft.base_index) {
+		for (from = rp->raft.base_index + 1; from <= upto; from++) {
+			uint8_t key[8];
+			store_u64_to_be(from, key);
+			rc = store_del(txn, STORE_LOG, key, sizeof(key));
+			if (rc < 0 && rc != -ENOENT)
+				return rc;
+		}
+		rc = store_put_u64(txn, STORE_META, META_LOG_BASE, upto);
+		if (rc == 0)
+			rc = store_put_u64(txn, STORE_META, META_LOG_BASE_TERM,
+					   raft_term_at(&rp->raft, upto));
+		if (rc < 0)
+			return rc;
+		rp->compact_to = upto;
+	}
+	rc = store_put_u64(txn, STORE_META, META_SNAP_INDEX, rp->last_applied);
+	if (rc < 0)
+		return rc;
+	*new_snap = rp->last_applied;
+	return 0;
+}
+
+/* Leader: a follower is being sent the snapshot. */
+static bool snapshot_in_use(const struct replica *rp)
+{
+	if (rp->raft.role != RAFT_LEADER)
+		return false;
+	for (unsigned i = 0; i < rp->raft.config.n; i++)
+		if (rp->raft.prog[i].snapshot)
+			return true;
+	return false;
+}
+
 int replica_flush(struct replica *rp)
 {
 	struct store_txn *txn = NULL;
 	size_t n_flushed = 0;
+	uint64_t new_snap = 0;
 	int rc;
 
 	if (rp->failed) {
@@ -825,16 +1372,25 @@ int replica_flush(struct replica *rp)
 	rc = raft_flush(&rp->raft);
 	if (rc < 0)
 		goto fail;
-	if (rp->n_pend == 0 && !rp->trunc_from && rp->commit_target <= rp->last_applied) {
+	if (rp->n_pend == 0 && !rp->trunc_from && rp->commit_target <= rp->last_applied &&
+	    !rp->installing) {
 		send_msgs(rp); /* votes, heartbeats, acks of durable entries */
 		return 0;
 	}
-	rc = store_reserve(rp->st, rp->batch.len);
+	rc = store_reserve(rp->st, rp->batch.len + (rp->installing ? rp->recv_len : 0));
 	if (rc < 0)
 		goto fail;
 	rc = store_txn_begin(rp->st, true, &txn);
 	if (rc < 0)
 		goto fail;
+	if (rp->installing) {
+		/* InstallSnapshot: state and log replaced, before the entries
+		 * that follow the snapshot. */
+		rc = install_now(rp, txn);
+		if (rc < 0)
+			goto fail;
+		rp->trunc_from = 0;
+	}
 	if (rp->trunc_from) {
 		/* A follower's conflicting suffix goes before the new entries. */
 		for (uint64_t i = rp->trunc_from; i <= rp->disk_last; i++) {
@@ -863,16 +1419,39 @@ int replica_flush(struct replica *rp)
 	if (n_flushed) {
 		uint64_t last = rp->pend[n_flushed - 1].index;
 		rc = raft_persisted(&rp->raft, last, raft_term_at(&rp->raft, last));
+	} else if (rp->installing) {
+		rc = raft_persisted(&rp->raft, rp->install_index, rp->install_term);
 	}
 	if (rc == 0 && rp->commit_target > rp->last_applied)
 		rc = apply_now(rp, rp->commit_target);
 	rp->txn = NULL;
+	if (rc == 0)
+		rc = compact(rp, txn, &new_snap);
 	if (rc < 0)
 		goto fail;
 	rc = store_txn_commit(txn); /* fsync: nothing is acknowledged before */
 	txn = NULL;
 	if (rc < 0)
 		goto fail;
+	if (rp->installing) {
+		rp->installing = false;
+		free(rp->recv);
+		rp->recv = NULL;
+		rp->recv_len = rp->recv_cap = 0;
+		rp->recv_index = 0;
+	}
+	rp->snap_index = new_snap;
+	if (rp->compact_to) {
+		/* The entries are gone from the store: the core forgets them. */
+		rc = raft_compact(&rp->raft, rp->compact_to);
+		rp->compact_to = 0;
+		if (rc < 0)
+			goto fail;
+	}
+	if (rp->have_img && !snapshot_in_use(rp)) {
+		snapshot_writer_free(&rp->img); /* no follower needs it any more */
+		rp->have_img = false;
+	}
 	if (n_flushed && rp->pend[n_flushed - 1].index > rp->disk_last)
 		rp->disk_last = rp->pend[n_flushed - 1].index;
 	rp->trunc_from = 0;
@@ -1131,6 +1710,60 @@ uint64_t replica_lease_until_ms(const struct replica *rp)
 }
 
 struct store *replica_store(struct replica *rp) { return rp->st; }
+
+uint64_t replica_log_base(const struct replica *rp) { return rp->raft.base_index; }
+
+int replica_snapshot_rpc(struct replica *rp, struct rpc_req *req)
+{
+	if (rp->failed) {
+		rpc_reply_error(req, CAIRN_E_STORE, "raftd is stopping after a store failure");
+		return RPC_DONE;
+	}
+	if (req->msg.type == PROTO_SNAPSHOT_SAVE) {
+		struct snapshot_writer w = {0};
+		struct snapshot_meta sm;
+		struct proto_msg m = proto_msg_make(PROTO_SNAPSHOT_DATA);
+		int rc = replica_snapshot_archive(rp, &w, &sm);
+
+		if (rc < 0) {
+			snapshot_writer_free(&w);
+			rpc_reply_error(req, rc, "cannot take a snapshot: %s", err_str(rc));
+			return RPC_DONE;
+		}
+		m.u.snapshot_data.index = sm.index;
+		m.u.snapshot_data.term = sm.term;
+		m.u.snapshot_data.known_leader = replica_known_leader(rp);
+		m.u.snapshot_data.last_contact_ms = replica_last_contact_ms(rp);
+		m.u.snapshot_data.data.ptr = w.buf;
+		m.u.snapshot_data.data.len = w.len;
+		if (w.len > PROTO_MAX_MSG - 4096)
+			rpc_reply_error(req, CAIRN_E_TOOLARGE,
+					"snapshot of %zu bytes is over the %u byte message limit", w.len,
+					PROTO_MAX_MSG);
+		else
+			(void)rpc_reply(req, &m);
+		snapshot_writer_free(&w);
+		return RPC_DONE;
+	}
+	if (req->msg.type == PROTO_SNAPSHOT_RESTORE) {
+		const struct proto_snapshot_restore *q = &req->msg.u.snapshot_restore;
+		const char *why = "";
+		uint64_t index;
+		int rc = replica_propose_restore(rp, q->data.ptr, q->data.len, req, &index, &why);
+
+		if (rc == -EINVAL) {
+			rpc_reply_error(req, CAIRN_E_BADREQ, "%s", why);
+			return RPC_DONE;
+		}
+		if (rc < 0) {
+			rpc_reply_error(req, rc, "%s", *why ? why : err_str(rc));
+			return RPC_DONE;
+		}
+		return RPC_KEEP; /* answered by the applied callback after the commit */
+	}
+	rpc_reply_error(req, CAIRN_E_BADREQ, "not a snapshot request");
+	return RPC_DONE;
+}
 
 uint64_t replica_term(const struct replica *rp) { return rp->raft.current_term; }
 

@@ -41,7 +41,19 @@ struct replica_config {
 				* only voter */
 	uint64_t election_ms;  /* 0: raft default (1000) */
 	uint64_t heartbeat_ms; /* 0: raft default (100) */
+	uint64_t snapshot_threshold; /* compact after this many applied entries (Consul's
+				      * raft_snapshot_threshold); 0: never */
+	uint64_t trailing_logs;	     /* entries kept behind the compaction point
+				      * (raft_trailing_logs) */
 };
+
+/* Log entry type of a snapshot restore (PUT /v1/snapshot): the payload is
+ * an archive (snapshot.h) that replaces the state machine's tables when
+ * applied, on every server alike. */
+#define REPLICA_ENTRY_RESTORE 3u
+
+/* Largest InstallSnapshot chunk, bytes. */
+#define REPLICA_SNAPSHOT_CHUNK (256u * 1024u)
 
 struct proto_raft_rpc;
 struct raft_config;
@@ -149,6 +161,39 @@ bool replica_lease_valid(const struct replica *rp);
 /* When that lease ends (clock_now_ms time; 0 when it does not hold,
  * UINT64_MAX for a single voter). For lease_pub.h. */
 uint64_t replica_lease_until_ms(const struct replica *rp);
+
+struct snapshot_writer;
+struct snapshot_meta;
+struct proto_raft_snapshot;
+
+/* Writes an archive of the applied state (one read transaction: writes go
+ * on meanwhile) into w (begun here; free it with snapshot_writer_free).
+ * Fills *out with its index, term and configuration. Returns 0 or a
+ * negative code. */
+int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
+			     struct snapshot_meta *out);
+
+/* Proposes restoring an archive (checked first: -EINVAL with *why when
+ * it is corrupted). Through the log, like replica_propose: ud comes back
+ * in the applied callback once every table was replaced. */
+int replica_propose_restore(struct replica *rp, const uint8_t *archive, size_t len, void *ud,
+			    uint64_t *out_index, const char **why);
+
+/* An InstallSnapshot chunk or answer from a peer (RAFT_SNAPSHOT). Returns
+ * 0 or a negative code (the replica is failed). */
+int replica_receive_snapshot(struct replica *rp, const struct proto_raft_snapshot *m);
+
+struct rpc_req;
+/* SNAPSHOT_SAVE: answers SNAPSHOT_DATA at once (the archive of this
+ * server's applied state; cluster.c sent default and consistent reads to
+ * the leader). SNAPSHOT_RESTORE: refuses a corrupted archive
+ * (CAIRN_E_BADREQ), else proposes it and keeps the request (RPC_KEEP):
+ * the applied callback answers it with WRITE_REPLY. Returns the rpc
+ * disposition (enum rpc_disposition). */
+int replica_snapshot_rpc(struct replica *rp, struct rpc_req *req);
+
+/* Log compaction so far: entries up to the returned index are gone. */
+uint64_t replica_log_base(const struct replica *rp);
 
 /* Raft state, for status and tests. */
 uint64_t replica_term(const struct replica *rp);

@@ -935,6 +935,9 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 	case PROTO_OPERATOR_RAFT_CONFIG:
 	case PROTO_OPERATOR_RAFT_REMOVE:
 		return operator_handle(s->rp, req);
+	case PROTO_SNAPSHOT_SAVE:
+	case PROTO_SNAPSHOT_RESTORE:
+		return (enum rpc_disposition)replica_snapshot_rpc(s->rp, req);
 	default:
 		rpc_reply_error(req, CAIRN_E_BADREQ, "raftd does not serve %s",
 				proto_type_name(req->msg.type));
@@ -1047,7 +1050,9 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 	    &(struct replica_config){.dir = dir,
 				     .server_id = cfg->node_id ? cfg->node_id : cfg->node_name,
 				     .address = s->leader_addr,
-				     .await_config = cluster_wanted(cfg)},
+				     .await_config = cluster_wanted(cfg),
+				     .snapshot_threshold = cfg->raft_snapshot_threshold,
+				     .trailing_logs = cfg->raft_trailing_logs},
 	    on_applied, on_change, s, &s->rp, err, errlen);
 	if (rc < 0)
 		goto fail;

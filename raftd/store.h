@@ -92,6 +92,12 @@ int store_put(struct store_txn *txn, enum store_table t, const void *key, size_t
 	      const void *val, size_t vlen);
 /* Deletes key. Returns 0, -ENOENT, or CAIRN_E_STORE. */
 int store_del(struct store_txn *txn, enum store_table t, const void *key, size_t klen);
+/* Empties a table (write transaction). Returns 0 or CAIRN_E_STORE. */
+int store_clear(struct store_txn *txn, enum store_table t);
+
+/* True for the state machine's tables (everything but STORE_META and
+ * STORE_LOG): what a snapshot copies and an install replaces. */
+static inline int store_is_state(unsigned t) { return t >= STORE_KV && t < STORE_N_TABLES; }
 
 /* Called for each entry of a scan, in key order. Return 0 to continue, 1 to
  * stop, or a negative code to stop and make the scan return it. The

@@ -366,6 +366,11 @@ int store_del(struct store_txn *t, enum store_table tb, const void *key, size_t 
 	return map_rc(t->st, mdb_del(t->txn, t->st->dbi[tb], &k, NULL), "del");
 }
 
+int store_clear(struct store_txn *t, enum store_table tb)
+{
+	return map_rc(t->st, mdb_drop(t->txn, t->st->dbi[tb], 0), "clear");
+}
+
 /* Walks entries from `from` on; with want_prefix, stops at the first key
  * that does not start with it. */
 static int scan(struct store_txn *t, enum store_table tb, const void *from, size_t flen,
