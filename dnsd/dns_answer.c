@@ -498,35 +498,47 @@ static int add_srv(ldns_pkt *reply, const struct dns_query *q, const struct dns_
 		   const struct dns_instance *in, uint32_t ttl_s)
 {
 	char target[DNS_NAME_TEXT_MAX + 8];
-	char *owner = NULL, *text = NULL;
 	ldns_rr *rr = NULL;
-	ldns_rdf *tname = NULL;
+	ldns_rdf *tname = NULL, *owner = NULL, *rd[3] = {NULL, NULL, NULL}, *tclone = NULL;
+	uint16_t weight = (uint16_t)(in->weight || in->warning ? in->weight : 1);
 	bool addr_target;
 	int rc = 0;
 
 	if (srv_target(q, cfg, in, target, sizeof(target), &addr_target) < 0)
 		return 0;
 	tname = ldns_dname_new_frm_str(target);
-	owner = ldns_rdf2str(query_name(q));
-	if (!tname || !owner)
-		goto out; /* not a valid name: skip the instance */
-	text = malloc(strlen(owner) + strlen(target) + 64);
-	if (!text) {
+	if (!tname)
+		return 0; /* not a valid name: skip the instance */
+	/* built field by field: ldns's text parser costs more than the
+	 * rest of the answer */
+	rr = ldns_rr_new_frm_type(LDNS_RR_TYPE_SRV);
+	owner = ldns_rdf_clone(query_name(q));
+	rd[0] = ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, 1); /* priority, as Consul */
+	rd[1] = ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, weight);
+	rd[2] = ldns_native2rdf_int16(LDNS_RDF_TYPE_INT16, in->port);
+	tclone = ldns_rdf_clone(tname);
+	if (!rr || !owner || !rd[0] || !rd[1] || !rd[2] || !tclone) {
+		ldns_rr_free(rr);
+		ldns_rdf_deep_free(owner);
+		for (int i = 0; i < 3; i++)
+			ldns_rdf_deep_free(rd[i]);
+		ldns_rdf_deep_free(tclone);
 		rc = -ENOMEM;
 		goto out;
 	}
-	sprintf(text, "%s %u IN SRV 1 %u %u %s", owner, ttl_s,
-		(unsigned)(in->weight || in->warning ? in->weight : 1), (unsigned)in->port, target);
-	if (ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) != LDNS_STATUS_OK)
-		goto out;
+	ldns_rr_set_owner(rr, owner);
+	ldns_rr_set_class(rr, LDNS_RR_CLASS_IN);
+	ldns_rr_set_ttl(rr, ttl_s);
+	(void)ldns_rr_set_rdf(rr, rd[0], 0); /* the rdf slots exist: nothing returned to free */
+	(void)ldns_rr_set_rdf(rr, rd[1], 1);
+	(void)ldns_rr_set_rdf(rr, rd[2], 2);
+	(void)ldns_rr_set_rdf(rr, tclone, 3);
 	rc = push(reply, LDNS_SECTION_ANSWER, rr);
 	if (rc == 0 && addr_target)
 		rc = add_address_at(reply, LDNS_SECTION_ADDITIONAL, tname, LDNS_RR_TYPE_ANY,
 				    inst_address(in), ttl_s);
 out:
 	ldns_rdf_deep_free(tname);
-	free(owner);
-	free(text);
 	return rc;
 }
 
