@@ -32,8 +32,15 @@
 /* Past the body limit we keep reading (and dropping) this much more so
  * the client gets its 413 instead of a reset; beyond it we hang up. */
 #define HTTP_DISCARD_MAX (64u * 1024u * 1024u)
-/* Per-request arena chunk: most requests fit in one. */
-#define HTTP_ARENA_CHUNK 2048u
+/* Per-request arena chunk. Small: a parked blocking query keeps its first
+ * chunk for minutes (10,000 watchers: 2 KiB chunks cost 15 MB more than
+ * these), while a request that renders more just takes another chunk.
+ * MHD's own per-connection pool stays at its default (32 KiB): it is
+ * malloc'd and only its touched pages are resident (about one page per
+ * parked connection), so a 4 KiB pool saved only ~1.1 KB per watcher but
+ * would refuse request lines and headers over ~3.5 KB (431), which Consul
+ * accepts (see bench/RESULTS.md, "apid memory with parked watchers"). */
+#define HTTP_ARENA_CHUNK 512u
 
 enum req_state {
 	REQ_NEW,     /* headers parsed, access handler not yet called */
