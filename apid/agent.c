@@ -272,14 +272,28 @@ static int send_op(struct agent *ag, struct proto_msg *m, enum op_kind kind, con
 	return 0;
 }
 
-static struct proto_node self_node(const struct agent *ag)
+/* The node as Consul's agents register it (raftd registers a server's
+ * own node the same way): tagged lan/wan addresses and the network
+ * segment meta key. Used when the catalog does not have the node yet (a
+ * client agent's first sync). addrs must hold 4 pointers and outlive n. */
+static struct proto_node self_node(const struct agent *ag, const char **addrs)
 {
+	static const char *tkeys4[4] = {"lan", "lan_ipv4", "wan", "wan_ipv4"};
+	static const char *tkeys6[4] = {"lan", "lan_ipv6", "wan", "wan_ipv6"};
+	static const char *mkeys[1] = {"consul-network-segment"};
+	static const char *mvals[1] = {""};
+	const char *addr = ag->cfg->advertise_addr ? ag->cfg->advertise_addr : "127.0.0.1";
 	struct proto_node n = {
 	    .id = ag->cfg->node_id,
 	    .node = ag->cfg->node_name,
-	    .address = ag->cfg->advertise_addr ? ag->cfg->advertise_addr : "127.0.0.1",
+	    .address = addr,
+	    .datacenter = ag->cfg->datacenter,
+	    .tagged_addresses = {strchr(addr, ':') ? tkeys6 : tkeys4, addrs, 4},
+	    .meta = {mkeys, mvals, 1},
 	};
 
+	for (int i = 0; i < 4; i++)
+		addrs[i] = addr;
 	return n;
 }
 
@@ -329,7 +343,8 @@ static int push(struct agent *ag, struct agent_service *svc)
 {
 	struct proto_msg m = proto_msg_make(PROTO_CATALOG_WRITE);
 	struct proto_catalog_write *w = &m.u.catalog_write;
-	struct proto_node n = self_node(ag);
+	const char *addrs[4];
+	struct proto_node n = self_node(ag, addrs);
 	struct proto_check *checks = calloc(ag->st.n_checks + 1, sizeof(*checks));
 	size_t nc = 0;
 	int rc;
