@@ -157,6 +157,22 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r.u.session_reply.sessions.n = n % 3;
 		break;
 	}
+	case ROUTES_OP_TXN: {
+		static struct proto_txn_result res[2];
+		static struct proto_txn_error terr;
+
+		*e = (struct proto_kv_entry){.key = s, .value = {(const uint8_t *)s, n}};
+		res[0] = (struct proto_txn_result){.kv = {e, 1}};
+		res[1] = (struct proto_txn_result){0};
+		terr = (struct proto_txn_error){.op_index = n, .what = s};
+		r = proto_msg_make(PROTO_TXN_REPLY);
+		r.u.txn_reply.index = n;
+		r.u.txn_reply.results.v = res;
+		r.u.txn_reply.results.n = n % 3;
+		r.u.txn_reply.errors.v = &terr;
+		r.u.txn_reply.errors.n = n % 2;
+		break;
+	}
 	case ROUTES_OP_NONE:
 		break;
 	}

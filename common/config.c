@@ -686,6 +686,9 @@ static int read_config(json_t *doc, struct config *c, char *err, size_t errlen)
 	TRY(get_int(doc, "limits.http_max_body", (long long)c->kv_max_value_size + 64 * 1024, 1024,
 		    128ll * 1024 * 1024, &v, err, errlen));
 	c->http_max_body = (uint64_t)v;
+	TRY(get_int(doc, "limits.txn_max_req_len", 512 * 1024, 1, 64ll * 1024 * 1024, &v, err,
+		    errlen));
+	c->txn_max_req_len = (uint64_t)v;
 	TRY(get_int(doc, "raft_snapshot_threshold", 16384, 1, 1ll << 40, &v, err, errlen));
 	c->raft_snapshot_threshold = (uint64_t)v;
 	TRY(get_int(doc, "raft_trailing_logs", 10240, 0, 1ll << 40, &v, err, errlen));

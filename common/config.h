@@ -58,6 +58,7 @@ struct config {
 	struct config_dns dns;
 	uint64_t kv_max_value_size; /* bytes, default 512 KiB */
 	uint64_t http_max_body;     /* bytes, default kv_max_value_size + 64 KiB */
+	uint64_t txn_max_req_len;   /* bytes, /v1/txn body, default 512 KiB (limits.txn_max_req_len) */
 	uint64_t raft_snapshot_threshold; /* log entries between snapshots, default 16384 */
 	uint64_t raft_trailing_logs;      /* log entries kept behind a snapshot, default 10240 */
 	struct json_t *json;   /* the merged document; owned by the config */

@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "raft/raft.h"
 #include "replica.h"
+#include "txn.h"
 
 #define TICK_MS 20
 #define HELLO_EVERY_MS 500
@@ -500,6 +501,9 @@ static bool is_write(unsigned type)
 static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 {
 	switch (type) {
+	case PROTO_TXN: /* read-only transactions (txn.h) */
+		*mode = m->u.txn.mode;
+		return !txn_writes(&m->u.txn);
 	case PROTO_KV_GET:
 		*mode = m->u.kv_get.mode;
 		return true;
@@ -619,7 +623,7 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 	}
 	if (t == PROTO_RAFT_HELLO)
 		return handle_hello(c, req);
-	if (is_write(t)) {
+	if (is_write(t) || (t == PROTO_TXN && txn_writes(&req->msg.u.txn))) {
 		if (replica_is_leader(c->rp)) {
 			if (replica_transferring(c->rp))
 				return park_until_leader(c, req); /* then to the new one */
@@ -636,6 +640,7 @@ enum rpc_disposition cluster_handle(struct cluster *c, struct rpc_req *req, bool
 		uint64_t max = t == PROTO_KV_GET	  ? req->msg.u.kv_get.max_stale_ms
 			       : (t == PROTO_CATALOG_QUERY || t == PROTO_CATALOG_QUERY_NEAR)
 				 ? req->msg.u.catalog_query.max_stale_ms
+			       : t == PROTO_TXN ? req->msg.u.txn.max_stale_ms
 							  : 0;
 		if (max && (!replica_known_leader(c->rp) || replica_last_contact_ms(c->rp) > max)) {
 			if (replica_known_leader(c->rp))

@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "coordinate.h"
 #include "session.h"
+#include "txn.h"
 #include "err.h"
 #include "mp.h"
 #include "store.h"
@@ -642,6 +643,10 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 		if (n != 6)
 			break;
 		return apply_kv_lock(txn, index, &r, out, change, ctx);
+	case FSM_OP_TXN:
+		if (n != 2)
+			break;
+		return txn_apply(txn, index, &r, out, change, ctx);
 	case COORDINATE_OP_UPDATE:
 		if (n != 2)
 			break;

@@ -40,6 +40,7 @@ enum fsm_op {
 	FSM_OP_SESSION_CREATE = 6,     /* session.h */
 	FSM_OP_SESSION_DESTROY = 7,    /* session.h */
 	FSM_OP_KV_LOCK = 8,
+	FSM_OP_TXN = 9,		       /* txn.h */
 };
 
 /* Watch spaces, for change notifications. */

@@ -28,6 +28,7 @@
 #include "rpc.h"
 #include "session.h"
 #include "store.h"
+#include "txn.h"
 #include "vivaldi.h"
 #include "watch.h"
 
@@ -657,6 +658,114 @@ static enum rpc_disposition handle_session_write(struct server *s, struct rpc_re
 	return propose(s, req);
 }
 
+/* A TXN_REPLY from a transaction's outcome (borrowed until the reply is
+ * sent). */
+static struct proto_msg txn_reply_of(const struct txn_outcome *o, uint64_t index)
+{
+	struct proto_msg m = proto_msg_make(PROTO_TXN_REPLY);
+
+	m.u.txn_reply.index = index ? index : 1;
+	if (o->n_errors) {
+		m.u.txn_reply.errors.v = o->errors;
+		m.u.txn_reply.errors.n = o->n_errors;
+	} else {
+		m.u.txn_reply.results.v = o->results;
+		m.u.txn_reply.results.n = o->n_results;
+	}
+	return m;
+}
+
+/* /v1/txn (txn.h): a transaction that writes is one log command whose
+ * outcome on_applied answers; a read-only one is answered from the state
+ * like other reads (the cluster layer already applied the consistency
+ * mode). */
+static enum rpc_disposition handle_txn(struct server *s, struct rpc_req *req)
+{
+	const struct proto_txn *t = &req->msg.u.txn;
+	struct txn_outcome *o;
+	struct proto_msg m;
+	uint64_t index;
+	int rc;
+
+	if (!dc_ok(s, t->dc)) {
+		rpc_reply_error(req, CAIRN_E_UNAVAILABLE, "No path to datacenter");
+		return RPC_DONE;
+	}
+	o = txn_outcome_new();
+	if (!o) {
+		rpc_reply_error(req, -ENOMEM, "out of memory");
+		return RPC_DONE;
+	}
+	if (!txn_writes(t)) {
+		struct store_txn *txn;
+
+		if (store_txn_begin(replica_store(s->rp), false, &txn) < 0) {
+			txn_outcome_free(o);
+			rpc_reply_error(req, CAIRN_E_STORE, "state store read failed");
+			return RPC_DONE;
+		}
+		rc = txn_read(txn, t, o);
+		store_txn_abort(txn);
+		if (rc < 0) {
+			txn_outcome_free(o);
+			rpc_reply_error(req, rc == -ENOMEM ? rc : CAIRN_E_STORE,
+					"state store read failed");
+			return RPC_DONE;
+		}
+		m = txn_reply_of(o, replica_last_applied(s->rp));
+		m.u.txn_reply.known_leader = replica_known_leader(s->rp);
+		m.u.txn_reply.last_contact_ms = replica_last_contact_ms(s->rp);
+		(void)rpc_reply(req, &m);
+		txn_outcome_free(o);
+		return RPC_DONE;
+	}
+	rc = txn_cmd_encode(&s->cmd, t, s->cfg->datacenter, s->lock_delays, loop_now_ms(s->loop),
+			    o);
+	if (rc < 0 || o->n_errors) {
+		if (rc < 0) {
+			rpc_reply_error(req, rc, "out of memory");
+		} else {
+			m = txn_reply_of(o, replica_last_applied(s->rp));
+			(void)rpc_reply(req, &m);
+		}
+		txn_outcome_free(o);
+		mp_writer_reset(&s->cmd);
+		return RPC_DONE;
+	}
+	txn_outcome_free(o);
+	rc = replica_propose(s->rp, s->cmd.buf, s->cmd.len, req, &index);
+	mp_writer_reset(&s->cmd);
+	if (rc < 0) {
+		rpc_reply_error(req, rc, "cannot append to the log: %s", err_str(rc));
+		return RPC_DONE;
+	}
+	/* The entry is applied at a later flush, never inside propose. */
+	if (txn_results_want(index) < 0)
+		log_error("out of memory keeping a transaction's results");
+	return RPC_KEEP;
+}
+
+/* After the commit: a transaction's results or errors. */
+static void txn_applied(struct rpc_req *req, uint64_t index, const struct fsm_result *res)
+{
+	struct txn_outcome *o = txn_results_take(index);
+	struct proto_msg m;
+
+	if (res->code < 0 || !o) {
+		if (res->code == CAIRN_E_NOLEADER)
+			rpc_reply_error(req, res->code, "No cluster leader");
+		else
+			rpc_reply_error(req, res->code < 0 ? res->code : CAIRN_E_STORE,
+					"transaction not applied: %s",
+					err_str(res->code < 0 ? res->code : CAIRN_E_STORE));
+		txn_outcome_free(o);
+		return;
+	}
+	m = txn_reply_of(o, index);
+	(void)rpc_reply(req, &m);
+	txn_outcome_free(o);
+}
+
 /* After the commit: one reply per write. */
 static void on_applied(void *ctx, void *ud, uint64_t index, const struct fsm_result *res)
 {
@@ -666,6 +775,10 @@ static void on_applied(void *ctx, void *ud, uint64_t index, const struct fsm_res
 	(void)ctx;
 	if (!req)
 		return; /* the leader's own command (session expiry) */
+	if (req->msg.type == PROTO_TXN) {
+		txn_applied(req, index, res);
+		return;
+	}
 	if (res->code == CAIRN_E_STORE) {
 		rpc_reply_error(req, res->code, "write failed: state store error");
 		return;
@@ -932,6 +1045,8 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 		return handle_session_write(s, req);
 	case PROTO_KV_LOCK:
 		return handle_kv_lock(s, req);
+	case PROTO_TXN:
+		return handle_txn(s, req);
 	case PROTO_OPERATOR_RAFT_CONFIG:
 	case PROTO_OPERATOR_RAFT_REMOVE:
 		return operator_handle(s->rp, req);

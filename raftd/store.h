@@ -81,6 +81,13 @@ int store_txn_begin(struct store *st, bool write, struct store_txn **out_txn);
 int store_txn_commit(struct store_txn *txn);
 /* Ends txn discarding its writes. NULL is fine. */
 void store_txn_abort(struct store_txn *txn);
+/* Begins a transaction nested in the open write transaction parent (LMDB
+ * nested transactions): committing it folds its writes into parent,
+ * aborting it discards them and leaves parent as it was. parent must not
+ * be used until the nested one ends (store_txn_commit / store_txn_abort).
+ * Returns 0 and the transaction, -EBUSY when one is already nested, or
+ * CAIRN_E_STORE. */
+int store_txn_begin_nested(struct store_txn *parent, struct store_txn **out_txn);
 
 /* Looks key up. Returns 0 with *out, -ENOENT, or CAIRN_E_STORE. */
 int store_get(struct store_txn *txn, enum store_table t, const void *key, size_t klen,

@@ -22,6 +22,7 @@ struct store_txn {
 	bool write;
 	bool cached; /* the store's reusable read handle */
 	bool in_use;
+	bool nested; /* inside the write transaction (store_txn_begin_nested) */
 };
 
 struct store {
@@ -32,6 +33,7 @@ struct store {
 	bool write_open;
 	struct store_txn wtxn;
 	struct store_txn rtxn; /* cached read transaction (reset when idle) */
+	struct store_txn ntxn; /* the nested write transaction, while open */
 	char errmsg[160];
 };
 
@@ -286,11 +288,34 @@ int store_txn_begin(struct store *st, bool write, struct store_txn **out_txn)
 	return 0;
 }
 
+int store_txn_begin_nested(struct store_txn *parent, struct store_txn **out_txn)
+{
+	struct store *st = parent->st;
+	int rc;
+
+	if (!parent->write || parent->nested)
+		return -EINVAL;
+	if (st->ntxn.in_use)
+		return -EBUSY;
+	rc = mdb_txn_begin(st->env, parent->txn, 0, &st->ntxn.txn);
+	if (rc)
+		return map_rc(st, rc, "begin nested");
+	st->ntxn.st = st;
+	st->ntxn.write = true;
+	st->ntxn.nested = true;
+	st->ntxn.in_use = true;
+	*out_txn = &st->ntxn;
+	return 0;
+}
+
 static void txn_end(struct store_txn *t)
 {
 	struct store *st = t->st;
 
-	if (t->write) {
+	if (t->nested) {
+		t->txn = NULL;
+		t->in_use = false;
+	} else if (t->write) {
 		t->txn = NULL;
 		st->write_open = false;
 	} else if (t->cached) {
@@ -313,10 +338,12 @@ int store_txn_commit(struct store_txn *t)
 		return 0;
 	}
 	rc = mdb_txn_commit(t->txn);
+	bool nested = t->nested;
 	txn_end(t);
 	if (rc)
 		return map_rc(st, rc, "commit");
-	st->commits++;
+	if (!nested)
+		st->commits++;
 	return 0;
 }
 
