@@ -2,6 +2,7 @@
  * see dns_server.h. */
 #include "dns_server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,9 @@ struct pending {
 	enum dns_action act;		 /* what to resolve again after a wait */
 	struct dns_cache_entry *wait_e;	 /* the view p waits for, or NULL */
 	struct pending *wnext;		 /* in a list of woken waiters */
+	const uint8_t *in_pkt;		 /* the query as received, while
+					    dns_server_handle runs (NULL after) */
+	size_t in_len;
 };
 
 struct dns_server {
@@ -225,6 +229,8 @@ static int pending_send(struct dns_server *s, struct pending *p, struct proto_ms
 			rpc_reply_fn fn)
 {
 	int rc = rpc_call(s->rpc, req, s->cfg.rpc_timeout_ms, fn, p, &p->call_id);
+
+	p->in_pkt = NULL; /* answered after dns_server_handle returned */
 
 	if (rc < 0) {
 		if (!s->raftd_down)
@@ -770,6 +776,7 @@ static void forward(struct dns_server *s, struct pending *p, const uint8_t *pkt,
 		pending_free(p);
 		return;
 	}
+	p->in_pkt = NULL; /* answered after dns_server_handle returned */
 	if (p->raw != pkt)
 		memcpy(p->raw, pkt, len);
 	p->raw_len = len;
@@ -796,6 +803,26 @@ struct cval {
 			 the service name per instance */
 	char **addrs; /* nodes: node addresses; instances: service addresses */
 	size_t n_names;
+	struct wire_slot *slots; /* encoded replies (WIRE_SLOTS), or NULL */
+};
+
+/* Encoded replies from one cached value, reused for the next query that
+ * asks the same question the same way (name, type, class, transport, UDP
+ * size, EDNS, RD, and for services the rotation of the instances): only
+ * the id and the question (its case, RFC 0x20) are patched. Building a
+ * reply with ldns costs more than everything else a cached answer needs.
+ * Replies are rebuilt every wall second (the SOA serial). */
+#define WIRE_SLOTS 32
+#define WIRE_KEY_MAX (DNS_NAME_TEXT_MAX + 2 + 4 + 8)
+/* services with more instances than this are shuffled and built per query */
+#define WIRE_MAX_INST 8
+
+struct wire_slot {
+	uint8_t key[WIRE_KEY_MAX];
+	size_t key_len; /* 0: empty */
+	uint64_t sec;	/* wall second it was built in */
+	uint8_t *wire;
+	size_t len;
 };
 
 /* e->user: the entry's blocking query. */
@@ -828,7 +855,115 @@ static void cval_free(struct cval *v)
 	}
 	free(v->names);
 	free(v->addrs);
+	for (size_t i = 0; v->slots && i < WIRE_SLOTS; i++)
+		free(v->slots[i].wire);
+	free(v->slots);
 	free(v);
+}
+
+/* The reuse key of p's question with rotation rot into key (WIRE_KEY_MAX
+ * bytes); *qlen: the question's length after the header. Returns the key
+ * length, or 0 when the packet is not reusable (no raw packet, compressed
+ * or odd question). */
+static size_t wire_key(const struct pending *p, unsigned rot, uint8_t *key, size_t *qlen)
+{
+	const uint8_t *w = p->in_pkt;
+	size_t pos = LDNS_HEADER_SIZE, k = 0;
+
+	if (!w || p->in_len < LDNS_HEADER_SIZE + 5)
+		return 0;
+	while (pos < p->in_len && w[pos] != 0) {
+		if (w[pos] & 0xc0)
+			return 0; /* a pointer: not from a stub resolver */
+		pos += 1u + w[pos];
+	}
+	pos += 1 + 4; /* root label, type, class */
+	if (pos > p->in_len || pos - LDNS_HEADER_SIZE > DNS_NAME_TEXT_MAX + 2 + 4)
+		return 0;
+	*qlen = pos - LDNS_HEADER_SIZE;
+	for (size_t i = LDNS_HEADER_SIZE; i < pos; i++)
+		key[k++] = (uint8_t)tolower(w[i]); /* length bytes stay below 64 */
+	key[k++] = (uint8_t)((p->udp ? 1 : 0) | (p->q.edns ? 2 : 0) | (p->q.rd ? 4 : 0));
+	key[k++] = (uint8_t)(p->udp ? p->q.udp_limit >> 8 : 0);
+	key[k++] = (uint8_t)(p->udp ? p->q.udp_limit : 0);
+	key[k++] = (uint8_t)rot;
+	return k;
+}
+
+static size_t wire_index(const uint8_t *key, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 1099511628211ull;
+	return (size_t)(h >> 32) & (WIRE_SLOTS - 1);
+}
+
+/* Sends the stored reply for p's question, if any: true when sent. */
+static bool wire_reuse(struct dns_server *s, struct cval *v, struct pending *p, unsigned rot)
+{
+	uint8_t key[WIRE_KEY_MAX], buf[DNS_UDP_MAX];
+	size_t klen, qlen;
+	struct wire_slot *sl;
+
+	if (!v->slots || !(klen = wire_key(p, rot, key, &qlen)))
+		return false;
+	sl = &v->slots[wire_index(key, klen)];
+	if (sl->key_len != klen || memcmp(sl->key, key, klen) != 0 || sl->sec != now_s() ||
+	    sl->len > sizeof(buf) || sl->len < LDNS_HEADER_SIZE + qlen)
+		return false;
+	memcpy(buf, sl->wire, sl->len);
+	buf[0] = p->in_pkt[0]; /* id */
+	buf[1] = p->in_pkt[1];
+	memcpy(buf + LDNS_HEADER_SIZE, p->in_pkt + LDNS_HEADER_SIZE, qlen); /* as asked */
+	p->send(p->owner, &p->peer, buf, sl->len);
+	s->stats.wire_reused++;
+	return true;
+}
+
+/* Keeps a reply just built for p's question for the next asker. */
+static void wire_store(struct cval *v, const struct pending *p, unsigned rot, const uint8_t *wire,
+		       size_t len)
+{
+	uint8_t key[WIRE_KEY_MAX];
+	size_t klen, qlen;
+	struct wire_slot *sl;
+	uint8_t *copy;
+
+	if (len > DNS_UDP_MAX || !(klen = wire_key(p, rot, key, &qlen)))
+		return;
+	if (!v->slots && !(v->slots = calloc(WIRE_SLOTS, sizeof(*v->slots))))
+		return;
+	copy = malloc(len);
+	if (!copy)
+		return;
+	memcpy(copy, wire, len);
+	sl = &v->slots[wire_index(key, klen)];
+	free(sl->wire);
+	memcpy(sl->key, key, klen);
+	sl->key_len = klen;
+	sl->sec = now_s();
+	sl->wire = copy;
+	sl->len = len;
+}
+
+/* respond() that also stores the reply in v's slots. */
+static void respond_store(struct dns_server *s, struct pending *p, struct cval *v, unsigned rot,
+			  const struct dns_node_result *node, const struct dns_service_result *svc)
+{
+	uint8_t *wire = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = dns_answer_build(&p->q, node, svc, &s->cfg.answer, now_s(), p->udp, &wire, &len);
+	if (rc < 0) {
+		log_warn("dns: cannot build the reply to query %u: %s", p->q.id, err_str(rc));
+		return;
+	}
+	if (v)
+		wire_store(v, p, rot, wire, len);
+	p->send(p->owner, &p->peer, wire, len);
+	free(wire);
 }
 
 /* strdup that keeps NULL and reports failure through *ok. */
@@ -922,6 +1057,15 @@ static struct cval *cval_decode(struct dns_server *s, const struct dns_cache_ent
 			v->n_inst++;
 			if (!ok)
 				goto fail;
+		}
+		/* a random base order per value: small services are answered
+		 * with a random rotation of it (see resolve_service) */
+		for (size_t i = v->n_inst; i > 1; i--) {
+			size_t j = (size_t)random() % i;
+			struct dns_instance t = v->inst[i - 1];
+
+			v->inst[i - 1] = v->inst[j];
+			v->inst[j] = t;
 		}
 		return v;
 	case DNS_CACHE_NODES:
@@ -1128,7 +1272,7 @@ static int64_t cache_tick(struct loop *l, void *ctx)
 /* The view (kind, name, tag) for p: its value to answer from, or NULL
  * with *parked set (p now waits for the view's fetch; the server owns it)
  * or not (answer SERVFAIL). */
-static const struct cval *cache_use(struct dns_server *s, struct pending *p,
+static struct cval *cache_use(struct dns_server *s, struct pending *p,
 				    enum dns_cache_kind kind, const char *name, const char *tag,
 				    bool *parked)
 {
@@ -1157,6 +1301,7 @@ static const struct cval *cache_use(struct dns_server *s, struct pending *p,
 		if (!e->fetching || !p || s->n_pending >= s->cfg.max_pending)
 			return NULL;
 		s->stats.cache_waits++;
+		p->in_pkt = NULL; /* answered after dns_server_handle returned */
 		p->wait_e = e;
 		e->waiters++;
 		p->next = s->head;
@@ -1176,11 +1321,15 @@ static const struct cval *cache_use(struct dns_server *s, struct pending *p,
 static void resolve_node(struct dns_server *s, struct pending *p)
 {
 	bool parked;
-	const struct cval *v = cache_use(s, p, DNS_CACHE_NODE, p->q.name.target, NULL, &parked);
+	struct cval *v = cache_use(s, p, DNS_CACHE_NODE, p->q.name.target, NULL, &parked);
 	struct dns_node_result res = {.status = -EAGAIN};
 
 	if (parked)
 		return;
+	if (v && wire_reuse(s, v, p, 0)) {
+		pending_free(p);
+		return;
+	}
 	if (v && !v->found)
 		res.status = CAIRN_E_NOTFOUND;
 	else if (v) {
@@ -1190,24 +1339,41 @@ static void resolve_node(struct dns_server *s, struct pending *p)
 		res.meta_vals = (const char *const *)v->vals;
 		res.n_meta = v->n_meta;
 	}
-	respond(s, &p->q, &res, NULL, p->udp, p->owner, &p->peer, p->send);
+	respond_store(s, p, v, 0, &res, NULL);
 	pending_free(p);
 }
 
 static void resolve_service(struct dns_server *s, struct pending *p)
 {
 	bool parked;
-	const struct cval *v =
+	struct cval *v =
 	    cache_use(s, p, DNS_CACHE_SERVICE, p->q.name.target, p->q.name.tag, &parked);
 	struct dns_service_result res = {
 	    .status = -EAGAIN, .ttl_s = dns_service_ttl(&s->cfg.answer, p->q.name.target)};
 	struct dns_instance stackv[16], *iv = stackv;
+	unsigned rot = 0;
+	bool small;
 
 	if (parked)
 		return;
+	small = v && v->n_inst <= WIRE_MAX_INST;
+	if (small && v->n_inst > 1)
+		rot = (unsigned)((size_t)random() % v->n_inst);
+	if (small && wire_reuse(s, v, p, rot)) {
+		pending_free(p);
+		return;
+	}
 	if (v && v->n_inst > 16 && !(iv = malloc(v->n_inst * sizeof(*iv))))
 		v = NULL;
-	if (v) {
+	if (v && small) {
+		/* a random rotation of the value's shuffled order: each
+		 * instance comes first as often as any other */
+		res.status = 0;
+		for (size_t i = 0; i < v->n_inst; i++)
+			iv[i] = v->inst[(i + rot) % v->n_inst];
+		res.v = iv;
+		res.n = v->n_inst;
+	} else if (v) {
 		res.status = 0;
 		memcpy(iv, v->inst, v->n_inst * sizeof(*iv));
 		/* Fisher-Yates: a different order for each answer, as Consul */
@@ -1221,7 +1387,7 @@ static void resolve_service(struct dns_server *s, struct pending *p)
 		res.v = iv;
 		res.n = v->n_inst;
 	}
-	respond(s, &p->q, NULL, &res, p->udp, p->owner, &p->peer, p->send);
+	respond_store(s, p, small ? v : NULL, rot, NULL, &res);
 	if (iv != stackv)
 		free(iv);
 	pending_free(p);
@@ -1386,6 +1552,8 @@ void dns_server_handle(struct dns_server *s, const uint8_t *pkt, size_t len, boo
 	p->send = send;
 	if (peer)
 		p->peer = *peer;
+	p->in_pkt = pkt; /* borrowed: resolve_*() may reuse a stored reply */
+	p->in_len = len;
 	act = dns_query_parse(&p->q, pkt, len, &s->cfg.answer);
 	switch (act) {
 	case DNS_ACT_NODE:

@@ -102,6 +102,7 @@ struct dns_server_stats {
 	uint64_t cache_stale;  /* answered from a view past a failed fetch */
 	uint64_t cache_waits;  /* parked until a view's fetch ended */
 	uint64_t fetches;      /* RPCs sent to fill or follow cached views */
+	uint64_t wire_reused;  /* replies sent as stored, id and question patched */
 	size_t cache_entries;  /* views held now */
 };
 void dns_server_stats(const struct dns_server *s, struct dns_server_stats *out);

@@ -669,9 +669,15 @@ static void burst_readable(struct loop *l, void *ctx, unsigned events)
 
 	(void)events;
 	while ((n = recv(bu->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		char *qname;
+
 		ck_assert_int_eq(ldns_wire2pkt(&r, buf, (size_t)n), LDNS_STATUS_OK);
 		assert_answer(r, LDNS_RR_TYPE_A, "127.0.0.1");
 		ck_assert_uint_lt(ldns_pkt_id(r), 64);
+		/* the question comes back as asked (a reused reply is patched) */
+		qname = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(r), 0)));
+		ck_assert_str_eq(qname, ldns_pkt_id(r) % 2 ? "ALPHA.Node.consul." : "alpha.node.consul.");
+		free(qname);
 		ck_assert(!bu->ids[ldns_pkt_id(r)]);
 		bu->ids[ldns_pkt_id(r)] = true;
 		ldns_pkt_free(r);
@@ -684,6 +690,7 @@ static void burst_readable(struct loop *l, void *ctx, unsigned events)
 START_TEST(test_udp_burst_from_cache)
 {
 	struct burst bu = {.want = 64};
+	struct dns_server_stats st;
 	struct sockaddr_in to = local(dns_udp_port(fx.udp));
 	ldns_pkt *r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, true);
 	size_t before;
@@ -697,7 +704,8 @@ START_TEST(test_udp_burst_from_cache)
 	 * each answered with one sendmmsg */
 	for (uint16_t i = 0; i < 64; i++) {
 		size_t len;
-		uint8_t *wire = query_wire("alpha.node.consul.", LDNS_RR_TYPE_A, i, &len);
+		uint8_t *wire = query_wire(i % 2 ? "ALPHA.Node.consul." : "alpha.node.consul.",
+					   LDNS_RR_TYPE_A, i, &len);
 
 		ck_assert_int_eq(sendto(bu.fd, wire, len, 0, (struct sockaddr *)&to, sizeof(to)),
 				 (ssize_t)len);
@@ -707,6 +715,10 @@ START_TEST(test_udp_burst_from_cache)
 	run_loop();
 	ck_assert_uint_eq(bu.got, 64);
 	ck_assert_uint_eq(fx.lookups, before);
+	/* all but the first of each spelling's replies reused (unless the
+	 * wall second turned meanwhile) */
+	dns_server_stats(fx.srv, &st);
+	ck_assert_uint_ge(st.wire_reused, 1);
 	loop_unwatch_fd(fx.l, bu.fd);
 	close(bu.fd);
 }
