@@ -34,13 +34,17 @@
 #define HTTP_DISCARD_MAX (64u * 1024u * 1024u)
 /* Per-request arena chunk. Small: a parked blocking query keeps its first
  * chunk for minutes (10,000 watchers: 2 KiB chunks cost 15 MB more than
- * these), while a request that renders more just takes another chunk.
- * MHD's own per-connection pool stays at its default (32 KiB): it is
- * malloc'd and only its touched pages are resident (about one page per
- * parked connection), so a 4 KiB pool saved only ~1.1 KB per watcher but
- * would refuse request lines and headers over ~3.5 KB (431), which Consul
- * accepts (see bench/RESULTS.md, "apid memory with parked watchers"). */
+ * these), while a request that renders more just takes another chunk. */
 #define HTTP_ARENA_CHUNK 512u
+/* MHD's per-connection pool (request line, headers, the response header).
+ * MHD memsets all of it for every request on a kept-alive connection: at
+ * the 32 KiB default that was 14 % of apid's CPU on KV GETs. 8 KiB holds a
+ * request line and headers of about 7 KB (longer ones get 431/414): a
+ * 511-byte key percent-encoded in full is 1.5 KB (tests/process/
+ * test_kv_direct.c sends one with 2 KB of headers). Resident memory per
+ * parked connection hardly depends on it: the pool is malloc'd and only
+ * its touched pages count (see bench/RESULTS.md). */
+#define HTTP_CONN_MEMORY (8u * 1024u)
 
 enum req_state {
 	REQ_NEW,     /* headers parsed, access handler not yet called */
@@ -577,7 +581,8 @@ struct http_server *http_server_new(struct loop *l, const struct config *cfg,
 	    on_mhd_log, s, MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
 	    HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
 	if (!s->mhd) {
 		snprintf(err, errlen, "cannot listen on %s port %d: %s", addr, cfg->ports.http,
 			 strerror(errno));

@@ -9,7 +9,9 @@
  *   bound passes, and apid answers 500 through the RPC as before; SIGCONT
  *   brings 200 back.
  * - raftd killed (supervisor held): 500 as before; restarted: the same
- *   answers again (apid reopens the store under the new generation). */
+ *   answers again (apid reopens the store under the new generation).
+ * - The longest key, percent-encoded in full, with 2 KB of headers, fits
+ *   apid's 8 KiB MHD pool. */
 #include "ptest.h"
 
 PTEST_AGENT_FIXTURE("kvd-node", NULL)
@@ -184,6 +186,49 @@ START_TEST(raftd_killed_then_restarted)
 }
 END_TEST
 
+/* apid's HTTP pool (8 KiB) still takes the longest key (511 bytes, every
+ * byte percent-encoded: 1,533 characters) with 2 KB of headers, on a
+ * kept-alive connection, for a write, a direct read and a blocking read. */
+START_TEST(longest_key_with_big_headers)
+{
+	char key[512], path[2048], big[2100], hdr[2200];
+	const char *hdrs[] = {hdr, "X-Consul-Token: 00000000-0000-0000-0000-000000000000", NULL};
+	struct http_opts o = {.headers = hdrs};
+	struct http_conn *hc;
+	struct http_resp r;
+	size_t n = 0;
+
+	REQUIRE_AGENT();
+	memset(key, 0, sizeof(key));
+	for (int i = 0; i < 511; i++)
+		key[i] = (char)(0xc3 + (i & 1) * (0xa9 - 0xc3)); /* "é" 255 times, + one byte */
+	key[510] = 'k';
+	n = (size_t)snprintf(path, sizeof(path), "/v1/kv/");
+	for (int i = 0; i < 511; i++)
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "%%%02X", (unsigned char)key[i]);
+	memset(big, 'h', 2000);
+	big[2000] = '\0';
+	snprintf(hdr, sizeof(hdr), "X-Filler: %s", big);
+	hc = http_conn_new(&ag);
+	ck_assert_ptr_nonnull(hc);
+	http_conn_request(hc, "PUT", path, "long", 4, &o, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "true");
+	http_resp_free(&r);
+	snprintf(path + n, sizeof(path) - n, "?raw");
+	http_conn_request(hc, "GET", path, NULL, 0, &o, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "long");
+	http_resp_free(&r);
+	snprintf(path + n, sizeof(path) - n, "?raw&index=1&wait=1s");
+	http_conn_request(hc, "GET", path, NULL, 0, &o, &r);
+	EXPECT_STATUS(r, 200);
+	EXPECT_BODY(r, "long");
+	http_resp_free(&r);
+	http_conn_free(hc);
+}
+END_TEST
+
 static Suite *kv_direct_suite(void)
 {
 	Suite *s = suite_create("kv_direct");
@@ -192,6 +237,7 @@ static Suite *kv_direct_suite(void)
 	tcase_add_unchecked_fixture(tc, ptest_setup, ptest_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, direct_equals_rpc);
+	tcase_add_test(tc, longest_key_with_big_headers);
 	tcase_add_test(tc, raftd_stopped_falls_back);
 	tcase_add_test(tc, raftd_killed_then_restarted);
 	suite_add_tcase(s, tc);
