@@ -43,6 +43,7 @@ struct dns_tcp {
 	struct conn *closed; /* closed, to free in before_sleep */
 	size_t n_conns;
 	uint64_t sweep_timer;
+	uint64_t idle_ms; /* close connections idle this long */
 };
 
 static void conn_process(struct conn *c);
@@ -290,6 +291,14 @@ static void tcp_accept(struct loop *l, void *ctx, unsigned events)
 	}
 }
 
+/* How often idle connections are looked for: min(1 s, idle / 2). */
+static uint64_t sweep_ms(const struct dns_tcp *t)
+{
+	uint64_t half = t->idle_ms / 2 ? t->idle_ms / 2 : 1;
+
+	return half < SWEEP_MS ? half : SWEEP_MS;
+}
+
 static int64_t tcp_sweep(struct loop *l, void *ctx)
 {
 	struct dns_tcp *t = ctx;
@@ -299,11 +308,11 @@ static int64_t tcp_sweep(struct loop *l, void *ctx)
 	while (c) {
 		struct conn *next = c->next;
 
-		if (now_ms - c->last_ms >= DNS_TCP_IDLE_MS && dns_server_pending(t->srv, c) == 0)
+		if (now_ms - c->last_ms >= t->idle_ms && dns_server_pending(t->srv, c) == 0)
 			conn_close(c);
 		c = next;
 	}
-	return SWEEP_MS;
+	return (int64_t)sweep_ms(t);
 }
 
 struct dns_tcp *dns_tcp_open(struct loop *l, struct dns_server *srv, const char *addr, int port,
@@ -317,6 +326,7 @@ struct dns_tcp *dns_tcp_open(struct loop *l, struct dns_server *srv, const char 
 	}
 	t->loop = l;
 	t->srv = srv;
+	t->idle_ms = DNS_TCP_IDLE_MS;
 	t->fd = dns_sock_bind(addr, port, SOCK_STREAM, err, errlen);
 	if (t->fd < 0) {
 		free(t);
@@ -348,6 +358,14 @@ void dns_tcp_close(struct dns_tcp *t)
 }
 
 size_t dns_tcp_conns(const struct dns_tcp *t) { return t->n_conns; }
+
+void dns_tcp_set_idle_ms(struct dns_tcp *t, uint64_t idle_ms)
+{
+	t->idle_ms = idle_ms ? idle_ms : 1;
+	/* the next sweep at the new pace */
+	loop_timer_del(t->loop, t->sweep_timer);
+	t->sweep_timer = loop_timer_add(t->loop, sweep_ms(t), tcp_sweep, t);
+}
 
 int dns_tcp_port(const struct dns_tcp *t)
 {

@@ -11,6 +11,7 @@
 #define CAIRN_DNS_TCP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define DNS_TCP_IDLE_MS 10000u
 #define DNS_TCP_MAX_CONNS 512u
@@ -35,6 +36,10 @@ void dns_tcp_close(struct dns_tcp *t);
 
 /* Connections open now. */
 size_t dns_tcp_conns(const struct dns_tcp *t);
+
+/* Sets the idle time-out (default DNS_TCP_IDLE_MS); connections are
+ * checked every min(1 s, idle_ms / 2). For tests and tuning. */
+void dns_tcp_set_idle_ms(struct dns_tcp *t, uint64_t idle_ms);
 
 /* The bound port (useful after binding port 0), or -errno. */
 int dns_tcp_port(const struct dns_tcp *t);

@@ -608,6 +608,31 @@ START_TEST(test_cache_steady_state_no_rpc)
 }
 END_TEST
 
+START_TEST(test_tcp_idle_timeout)
+{
+	struct tcp_client c;
+	uint16_t ids[1];
+	ldns_pkt_rcode rcodes[1];
+
+	dns_tcp_set_idle_ms(fx.tcp, 300);
+	memset(&c, 0, sizeof(c));
+	c.fd = tcp_connect();
+	/* one query answered, then silence: the server closes */
+	send_frame(c.fd, "example.org.", LDNS_RR_TYPE_A, 91);
+	c.want = 1;
+	c.wait_eof = true;
+	ck_assert_int_eq(loop_watch_fd(fx.l, c.fd, LOOP_READ, tcp_client_readable, &c), 0);
+	run_loop();
+	ck_assert(c.eof);
+	ck_assert_uint_eq(c.got, 1);
+	parse_frames(&c, ids, rcodes);
+	ck_assert_int_eq(ids[0], 91);
+	ck_assert_uint_eq(dns_tcp_conns(fx.tcp), 0);
+	loop_unwatch_fd(fx.l, c.fd);
+	close(c.fd);
+}
+END_TEST
+
 START_TEST(test_udp_batch_helpers)
 {
 	static struct dns_udp_batch b;
@@ -734,6 +759,7 @@ Suite *dns_transport_suite(void)
 	tcase_add_test(tc, test_udp_lookups);
 	tcase_add_test(tc, test_tcp_pipelined_and_half_close);
 	tcase_add_test(tc, test_tcp_garbage_frame);
+	tcase_add_test(tc, test_tcp_idle_timeout);
 	suite_add_tcase(s, tc);
 
 	TCase *lr = tcase_create("long_rpc");
