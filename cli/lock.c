@@ -1151,12 +1151,6 @@ int cmd_lock(int argc, char **argv)
 	for (bool forwarded = false, killed = false;;) {
 		siginfo_t si;
 
-		if (waitid(P_PID, (id_t)l.child, &si, WEXITED | WNOWAIT) == 0)
-			break;
-		if (errno != EINTR) {
-			fprintf(stderr, "Error running handler: %s\n", strerror(errno));
-			break;
-		}
 		if (got_signal && !forwarded) {
 			/* as Consul: forward the signal, then kill after the grace */
 			forwarded = true;
@@ -1167,6 +1161,13 @@ int cmd_lock(int argc, char **argv)
 		} else if (got_alarm && !killed) {
 			killed = true;
 			(void)kill(l.child, SIGKILL);
+		}
+		/* not reaped yet (WNOWAIT): the monitor may still signal the pid */
+		if (waitid(P_PID, (id_t)l.child, &si, WEXITED | WNOWAIT) == 0)
+			break;
+		if (errno != EINTR) {
+			fprintf(stderr, "Error running handler: %s\n", strerror(errno));
+			break;
 		}
 	}
 	alarm(0);
