@@ -129,8 +129,8 @@ static bool all_have_leader(void)
 static void setup(void)
 {
 	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
-	static const char *names[N_SRV] = {"srv1", "srv2", "srv3"};
-	static const char *cnames[N_CLI] = {"client1", "client2"};
+	static const char *names[N_SRV] = {"c-srv1", "c-srv2", "c-srv3"};
+	static const char *cnames[N_CLI] = {"c-client1", "c-client2"};
 	size_t ne = 0;
 	uint64_t deadline;
 
@@ -195,7 +195,7 @@ static void setup(void)
 			return;
 	}
 	start_rc = -1;
-	if (prepare(&lonely, "lonely", &seed) < 0) {
+	if (prepare(&lonely, "c-lonely", &seed) < 0) {
 		snprintf(start_err, sizeof(start_err), "no free ports / temp dir");
 		return;
 	}
@@ -276,7 +276,7 @@ START_TEST(client_agent_self_and_leader)
 	ck_assert(json_is_false(json_object_get(json_object_get(j, "Config"), "Server")));
 	ck_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(j, "Config"), "NodeName")),
-	    "client1");
+	    "c-client1");
 	json_decref(j);
 	http_resp_free(&r);
 	/* no raftd runs on a client */
@@ -330,15 +330,15 @@ START_TEST(service_on_client_in_catalog)
 	EXPECT_STATUS(r, 200);
 	http_resp_free(&r);
 	/* anti-entropy pushes it through a server: seen from a server's API */
-	ck_assert(wait_body(&srv[1], "/v1/catalog/service/web", "\"Node\":\"client1\"", 30000));
+	ck_assert(wait_body(&srv[1], "/v1/catalog/service/web", "\"Node\":\"c-client1\"", 30000));
 	ck_assert(wait_body(&srv[1], "/v1/catalog/service/web", "\"ServicePort\":8080", 1000));
 	/* health through the other client, passing */
 	ck_assert(wait_body(&cli[1], "/v1/health/service/web?passing", "\"ServiceID\":\"web1\"",
 			    30000));
 	/* both clients' own nodes are catalog nodes, with their address */
-	ck_assert(wait_body(&cli[1], "/v1/catalog/nodes", "\"Node\":\"client1\"", 30000));
-	ck_assert(wait_body(&srv[0], "/v1/catalog/nodes", "\"Node\":\"client2\"", 30000));
-	ck_assert(wait_body(&srv[0], "/v1/catalog/node/client1", "\"Address\":\"127.0.0.1\"",
+	ck_assert(wait_body(&cli[1], "/v1/catalog/nodes", "\"Node\":\"c-client1\"", 30000));
+	ck_assert(wait_body(&srv[0], "/v1/catalog/nodes", "\"Node\":\"c-client2\"", 30000));
+	ck_assert(wait_body(&srv[0], "/v1/catalog/node/c-client1", "\"Address\":\"127.0.0.1\"",
 			    30000));
 }
 END_TEST
@@ -375,10 +375,10 @@ START_TEST(dns_through_client)
 		      "db.service.consul through client2: rcode %d, %zu A", res.rcode, res.n_a);
 	ck_assert_str_eq(res.a[0], "127.0.0.1");
 	/* a client's own node */
-	ck_assert(wait_dns_a(&cli[1], "client1.node.consul", 30000, &res));
+	ck_assert(wait_dns_a(&cli[1], "c-client1.node.consul", 30000, &res));
 	ck_assert_str_eq(res.a[0], "127.0.0.1");
 	/* a server node, from the other client */
-	ck_assert(wait_dns_a(&cli[0], "srv2.node.consul", 30000, &res));
+	ck_assert(wait_dns_a(&cli[0], "c-srv2.node.consul", 30000, &res));
 }
 END_TEST
 
@@ -391,7 +391,7 @@ START_TEST(session_on_client)
 
 	REQUIRE_CLUSTER();
 	/* the node must be in the catalog first (anti-entropy) */
-	ck_assert(wait_body(&srv[0], "/v1/catalog/nodes", "\"Node\":\"client2\"", 30000));
+	ck_assert(wait_body(&srv[0], "/v1/catalog/nodes", "\"Node\":\"c-client2\"", 30000));
 	http_put(&cli[1], "/v1/session/create", "{\"Name\":\"s-client\"}", &r);
 	EXPECT_STATUS(r, 200);
 	j = http_json(&r);
@@ -400,9 +400,9 @@ START_TEST(session_on_client)
 	json_decref(j);
 	http_resp_free(&r);
 	snprintf(path, sizeof(path), "/v1/session/info/%s?stale", id);
-	ck_assert(wait_body(&srv[1], path, "\"Node\":\"client2\"", 20000));
+	ck_assert(wait_body(&srv[1], path, "\"Node\":\"c-client2\"", 20000));
 	/* members through a client: the servers and both clients */
-	ck_assert(wait_body(&cli[1], "/v1/agent/members", "\"Name\":\"client1\"", 20000));
+	ck_assert(wait_body(&cli[1], "/v1/agent/members", "\"Name\":\"c-client1\"", 20000));
 	ck_assert_int_ge(array_len(&cli[1], "/v1/agent/members"), N_SRV + N_CLI);
 }
 END_TEST
@@ -537,7 +537,7 @@ START_TEST(failover_when_the_server_dies)
 	{
 		struct dns_result res;
 
-		ck_assert(wait_dns_a(&cli[0], "client2.node.consul", 30000, &res));
+		ck_assert(wait_dns_a(&cli[0], "c-client2.node.consul", 30000, &res));
 	}
 }
 END_TEST
