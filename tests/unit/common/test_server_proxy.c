@@ -526,6 +526,24 @@ START_TEST(unsent_write_goes_to_another_server)
 }
 END_TEST
 
+/* A server gossip lists but whose port refuses connections: requests wait
+ * for the connection up to SERVER_PROXY_CONNECT_MS, then go elsewhere
+ * (writes too: they were never sent). */
+START_TEST(unreachable_server_is_skipped)
+{
+	struct result r;
+
+	server_kill(&G.s[0]); /* listed, never reachable */
+	start_proxy(2);
+	for (int i = 0; i < 4; i++) {
+		call_wait(i % 2 ? PROTO_KV_PUT : PROTO_KV_GET, "k", &r);
+		ck_assert_int_eq(r.status, 0);
+		ck_assert_int_ne(r.type, PROTO_ERROR);
+	}
+	ck_assert_int_eq(G.s[1].served, 4);
+}
+END_TEST
+
 START_TEST(gossip_failure_reasks_reads)
 {
 	struct result r;
@@ -572,6 +590,7 @@ int main(void)
 	tcase_add_test(tc, read_in_flight_reasked_after_a_drop);
 	tcase_add_test(tc, write_in_flight_gets_the_error);
 	tcase_add_test(tc, unsent_write_goes_to_another_server);
+	tcase_add_test(tc, unreachable_server_is_skipped);
 	tcase_add_test(tc, gossip_failure_reasks_reads);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
