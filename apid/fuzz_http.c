@@ -141,8 +141,15 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r.u.operator_raft_config_reply.servers.n = n % 3;
 		break;
 	}
+	case ROUTES_OP_SNAPSHOT_SAVE:
+		r = proto_msg_make(PROTO_SNAPSHOT_DATA);
+		r.u.snapshot_data.index = n;
+		r.u.snapshot_data.data.ptr = (const uint8_t *)s;
+		r.u.snapshot_data.data.len = n;
+		break;
 	case ROUTES_OP_RAFT_REMOVE:
 	case ROUTES_OP_SESSION_WRITE:
+	case ROUTES_OP_SNAPSHOT_RESTORE:
 		r = proto_msg_make(PROTO_WRITE_REPLY);
 		r.u.write_reply.ok = true;
 		break;

@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "catalog_api.h"
 #include "session_api.h"
+#include "snapshot_api.h"
 #include "txn_api.h"
 #include "config.h"
 #include "err.h"
@@ -110,6 +111,7 @@ enum route {
 	ROUTE_RAFT_CONFIG, /* operator/raft/configuration */
 	ROUTE_RAFT_PEER,   /* operator/raft/peer */
 	ROUTE_SESSION,	   /* /v1/session/: session_api.c */
+	ROUTE_SNAPSHOT,	   /* /v1/snapshot: snapshot_api.c */
 	ROUTE_TXN,	   /* /v1/txn: txn_api.c */
 };
 
@@ -143,6 +145,7 @@ static const struct route_def route_defs[] = {
     {"/v1/agent/health/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
     {"/v1/health/", ROUTE_CATALOG, "OPTIONS,GET"},
     {"/v1/session/", ROUTE_SESSION, "OPTIONS,GET,PUT"},
+    {"/v1/snapshot", ROUTE_SNAPSHOT, "OPTIONS,GET,PUT"},
     {"/v1/txn", ROUTE_TXN, "OPTIONS,PUT"},
 };
 
@@ -180,6 +183,9 @@ static bool method_allowed(const char *allow, const char *method)
 
 uint64_t routes_body_limit(const struct routes_env *env, const char *method, const char *target)
 {
+	if (strcmp(method, "PUT") == 0 && (strcmp(target, "/v1/snapshot") == 0 ||
+					   strncmp(target, "/v1/snapshot?", 13) == 0))
+		return SNAPSHOT_API_MAX_BODY;
 	if (strcmp(method, "PUT") == 0 &&
 	    (strncmp(target, "/v1/kv/", 7) == 0 || strncmp(target, "/v1/kv?", 7) == 0))
 		return env->cfg->kv_max_value_size;
@@ -659,7 +665,7 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 			rc = routes_header_add(&out->resp, "Allow", d->allow);
 		return rc;
 	}
-	if (req->body_too_large && d->route != ROUTE_KV && d->route != ROUTE_TXN) {
+	if (req->body_too_large && d->route != ROUTE_KV && d->route != ROUTE_SNAPSHOT && d->route != ROUTE_TXN) {
 		const char *msg =
 		    arena_printf(a, "Request body too large, max size: %" PRIu64 " bytes.",
 				 env->cfg->http_max_body);
@@ -711,6 +717,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_SESSION:
 		return session_api_dispatch(env, req, path, &q, a, out);
+	case ROUTE_SNAPSHOT:
+		return snapshot_api_dispatch(env, req, &q, a, out);
 	case ROUTE_TXN:
 		return txn_api_dispatch(env, req, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
@@ -766,6 +774,10 @@ static enum proto_type expected_reply(enum routes_op op)
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_SESSION_QUERY:
 		return PROTO_SESSION_REPLY;
+	case ROUTES_OP_SNAPSHOT_SAVE:
+		return PROTO_SNAPSHOT_DATA;
+	case ROUTES_OP_SNAPSHOT_RESTORE:
+		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_TXN:
 		return PROTO_TXN_REPLY;
 	case ROUTES_OP_NONE:
@@ -971,6 +983,9 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	case ROUTES_OP_SESSION_WRITE:
 	case ROUTES_OP_SESSION_QUERY:
 		return session_api_finish(env, call, reply, a, out);
+	case ROUTES_OP_SNAPSHOT_SAVE:
+	case ROUTES_OP_SNAPSHOT_RESTORE:
+		return snapshot_api_finish(env, call, reply, a, out);
 	case ROUTES_OP_TXN:
 		return txn_api_finish(call, &reply->u.txn_reply, a, out);
 	case ROUTES_OP_AGENT_SELF:

@@ -7,6 +7,7 @@
 #include "gossip_cmds.h"
 #include "lock.h"
 #include "operator_cmds.h"
+#include "snapshot.h"
 
 static void usage(FILE *f)
 {
@@ -22,6 +23,7 @@ static void usage(FILE *f)
 		   "    lock       Execute a command holding a lock\n"
 		   "    members    Lists the members of the cluster\n"
 		   "    operator   Raft peers: operator raft list-peers|remove-peer\n"
+		   "    snapshot   Saves, restores and inspects snapshots of the state\n"
 		   "    version    Prints the Cairn version\n");
 }
 
@@ -54,6 +56,8 @@ int main(int argc, char **argv)
 		return cmd_keyring(argc - 2, argv + 2);
 	if (strcmp(cmd, "operator") == 0)
 		return cmd_operator(argc - 2, argv + 2);
+	if (strcmp(cmd, "snapshot") == 0)
+		return cmd_snapshot(argc - 2, argv + 2);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 ||
 	    strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0)
 		return cmd_version(0, argv + 2);

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "log.h"
 #include "mp.h"
 #include "proto.h"
 #include "raft/raft.h"
@@ -1305,6 +1306,17 @@ static void batch_consume(struct replica *rp, size_t n)
 	mp_writer_reset(&rp->changes);
 }
 
+/* Leader: a follower is being sent the snapshot. */
+static bool snapshot_in_use(const struct replica *rp)
+{
+	if (rp->raft.role != RAFT_LEADER)
+		return false;
+	for (unsigned i = 0; i < rp->raft.config.n; i++)
+		if (rp->raft.prog[i].snapshot)
+			return true;
+	return false;
+}
+
 /* Log compaction, at the end of a flush's transaction: once
  * snapshot_threshold entries were applied since the last snapshot point,
  * the applied state (durable in this very transaction: the state machine
@@ -1320,6 +1332,10 @@ static int compact(struct replica *rp, struct store_txn *txn, uint64_t *new_snap
 	if (!rp->snap_threshold || rp->last_applied < rp->snap_index + rp->snap_threshold)
 		return 0;
 	upto = rp->last_applied > rp->trailing ? rp->last_applied - rp->trailing : 0;
+	/* Never past the archive a follower is receiving: it must be able
+	 * to continue after it (a new archive would start it over). */
+	if (rp->have_img && snapshot_in_use(rp) && upto > rp->img_meta.index)
+		upto = rp->img_meta.index;
 	if (upto > rp->raft.base_index) {
 		for (from = rp->raft.base_index + 1; from <= upto; from++) {
 			uint8_t key[8];
@@ -1341,17 +1357,6 @@ static int compact(struct replica *rp, struct store_txn *txn, uint64_t *new_snap
 		return rc;
 	*new_snap = rp->last_applied;
 	return 0;
-}
-
-/* Leader: a follower is being sent the snapshot. */
-static bool snapshot_in_use(const struct replica *rp)
-{
-	if (rp->raft.role != RAFT_LEADER)
-		return false;
-	for (unsigned i = 0; i < rp->raft.config.n; i++)
-		if (rp->raft.prog[i].snapshot)
-			return true;
-	return false;
 }
 
 int replica_flush(struct replica *rp)
@@ -1434,6 +1439,8 @@ int replica_flush(struct replica *rp)
 	if (rc < 0)
 		goto fail;
 	if (rp->installing) {
+		log_info("raft: installed a snapshot up to index %llu (term %llu) from the leader",
+			 (unsigned long long)rp->install_index, (unsigned long long)rp->install_term);
 		rp->installing = false;
 		free(rp->recv);
 		rp->recv = NULL;

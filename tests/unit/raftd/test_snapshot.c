@@ -133,6 +133,237 @@ START_TEST(format_refuses_corruption)
 }
 END_TEST
 
+/* ---- the core's InstallSnapshot, message by message ------------------------------ */
+
+#define IMG "0123456789" /* the leader's archive: 10 bytes, sent 4 at a time */
+
+struct cnode {
+	struct raft r;
+	struct raft_io io;
+	struct raft_msg out[16]; /* sent, in order */
+	int n_out;
+	char recv[16];
+	size_t recv_len;
+	uint64_t recv_index;
+	uint64_t installed; /* index passed to snapshot_install */
+	uint64_t appended;
+};
+
+static uint64_t c_now(void *ctx)
+{
+	(void)ctx;
+	return 5000;
+}
+
+static int c_vote(void *ctx, uint64_t t, const char *v)
+{
+	(void)ctx, (void)t, (void)v;
+	return 0;
+}
+
+static int c_append(void *ctx, const struct raft_entry *e)
+{
+	((struct cnode *)ctx)->appended = e->index;
+	return 0;
+}
+
+static int c_apply(void *ctx, uint64_t c)
+{
+	(void)ctx, (void)c;
+	return 0;
+}
+
+static int c_truncate(void *ctx, uint64_t i)
+{
+	(void)ctx, (void)i;
+	return 0;
+}
+
+static const char cfg_text[] = "L - 1\nF - 0\n";
+
+static int c_send(void *ctx, const struct raft_msg *m)
+{
+	struct cnode *n = ctx;
+	struct raft_msg *o = &n->out[n->n_out++];
+
+	ck_assert_int_le(n->n_out, 16);
+	static struct raft_entry ents[16][8];
+
+	*o = *m;
+	if (m->type == RAFT_MSG_APPEND && m->u.append.n_entries) {
+		/* the host attaches the entries (no-ops here) */
+		ck_assert_uint_le(m->u.append.n_entries, 8);
+		for (uint64_t k = 0; k < m->u.append.n_entries; k++) {
+			uint64_t idx = m->u.append.prev_index + 1 + k;
+			ents[n->n_out - 1][k] = (struct raft_entry){
+			    .index = idx, .term = raft_term_at(&n->r, idx), .type = RAFT_ENTRY_NOOP};
+		}
+		o->u.append.entries = ents[n->n_out - 1];
+	}
+	if (m->type == RAFT_MSG_SNAPSHOT) {
+		uint64_t off = m->u.snapshot.offset <= 10 ? m->u.snapshot.offset : 0;
+		size_t len = 10 - off < 4 ? 10 - off : 4;
+		o->u.snapshot.offset = off;
+		o->u.snapshot.last_index = 100;
+		o->u.snapshot.last_term = 2;
+		o->u.snapshot.data = (const uint8_t *)IMG + off;
+		o->u.snapshot.len = len;
+		o->u.snapshot.done = off + len == 10;
+		o->u.snapshot.config = (const uint8_t *)cfg_text;
+		o->u.snapshot.config_len = strlen(cfg_text);
+	}
+	return 0;
+}
+
+static int c_recv(void *ctx, const struct raft_msg *m, uint64_t *next)
+{
+	struct cnode *n = ctx;
+
+	if (m->u.snapshot.offset == 0) {
+		n->recv_len = 0;
+		n->recv_index = m->u.snapshot.last_index;
+	}
+	*next = n->recv_len;
+	if (m->u.snapshot.offset != n->recv_len || n->recv_index != m->u.snapshot.last_index)
+		return 0;
+	memcpy(n->recv + n->recv_len, m->u.snapshot.data, m->u.snapshot.len);
+	n->recv_len += m->u.snapshot.len;
+	*next = n->recv_len;
+	return m->u.snapshot.done && n->recv_len == 10 && memcmp(n->recv, IMG, 10) == 0;
+}
+
+static int c_install(void *ctx, uint64_t index, uint64_t term)
+{
+	ck_assert_uint_eq(term, 2);
+	((struct cnode *)ctx)->installed = index;
+	return 0;
+}
+
+static void cnode_init(struct cnode *n, const char *id, const struct raft_boot *b)
+{
+	memset(n, 0, sizeof(*n));
+	n->io = (struct raft_io){.ctx = n,
+				 .persist_vote = c_vote,
+				 .append = c_append,
+				 .apply = c_apply,
+				 .truncate = c_truncate,
+				 .send = c_send,
+				 .now_ms = c_now,
+				 .snapshot_recv = c_recv,
+				 .snapshot_install = c_install};
+	ck_assert_int_eq(raft_init(&n->r, &n->io, id, b), 0);
+}
+
+/* Takes the last message a sent. */
+static struct raft_msg last_of(struct cnode *a)
+{
+	ck_assert_int_gt(a->n_out, 0);
+	return a->out[a->n_out - 1];
+}
+
+START_TEST(core_install_snapshot_chunks)
+{
+	static struct cnode L, F;
+	uint64_t lterms[10];
+	struct raft_msg m, chunk0;
+
+	for (int i = 0; i < 10; i++)
+		lterms[i] = 2;
+	/* L: entries 91..100 of term 2 after a compaction at 90; the only
+	 * voter, so it leads at once. F: an empty non-voter. */
+	struct raft_boot lb = {.current_term = 2,
+			       .last_index = 100,
+			       .last_term = 2,
+			       .last_applied = 100,
+			       .base_index = 90,
+			       .base_term = 1,
+			       .terms = lterms};
+	struct raft_boot fb = {.await_config = true};
+	cnode_init(&L, "L", &lb);
+	cnode_init(&F, "F", &fb);
+	ck_assert_int_eq(raft_boot_config(&L.r, 95, (const uint8_t *)cfg_text, strlen(cfg_text)), 0);
+	ck_assert_uint_eq(raft_term_at(&L.r, 90), 1);
+	ck_assert_uint_eq(raft_term_at(&L.r, 89), 0); /* compacted */
+	ck_assert_uint_eq(raft_term_at(&L.r, 91), 2);
+	ck_assert_int_eq(raft_start(&L.r), 0);
+	ck_assert_int_eq(raft_start(&F.r), 0);
+	ck_assert_int_eq(L.r.role, RAFT_LEADER);
+	ck_assert_int_eq(raft_persisted(&L.r, 101, 3), 0); /* its no-op */
+
+	/* F rejects the first AppendEntries (its log is empty): the entries
+	 * it needs are compacted, so chunk 0 of the snapshot goes out. */
+	m = last_of(&L);
+	ck_assert_int_eq(m.type, RAFT_MSG_APPEND);
+	ck_assert_int_eq(raft_receive(&F.r, &m), 0);
+	m = last_of(&F);
+	ck_assert_int_eq(m.type, RAFT_MSG_APPEND_REPLY);
+	ck_assert(!m.u.append_reply.success);
+	ck_assert_int_eq(raft_receive(&L.r, &m), 0);
+	chunk0 = last_of(&L);
+	ck_assert_int_eq(chunk0.type, RAFT_MSG_SNAPSHOT);
+	ck_assert_uint_eq(chunk0.u.snapshot.offset, 0);
+
+	/* Chunk by chunk, the follower naming the next offset; a duplicate
+	 * of chunk 0 and a heartbeat repeat change nothing. */
+	ck_assert_int_eq(raft_receive(&F.r, &chunk0), 0);
+	m = last_of(&F);
+	ck_assert_int_eq(m.type, RAFT_MSG_SNAPSHOT_REPLY);
+	ck_assert_uint_eq(m.u.snapshot_reply.next_offset, 4);
+	ck_assert_int_eq(raft_receive(&F.r, &chunk0), 0); /* restarts at 0: same image */
+	ck_assert_uint_eq(last_of(&F).u.snapshot_reply.next_offset, 4);
+	ck_assert_int_eq(raft_receive(&L.r, &m), 0);
+	m = last_of(&L);
+	ck_assert_uint_eq(m.u.snapshot.offset, 4);
+	ck_assert_int_eq(raft_receive(&F.r, &m), 0);
+	ck_assert_int_eq(raft_receive(&F.r, &m), 0); /* duplicate of chunk 4 */
+	ck_assert_uint_eq(last_of(&F).u.snapshot_reply.next_offset, 8);
+	ck_assert_int_eq(raft_receive(&L.r, &F.out[F.n_out - 1]), 0);
+	m = last_of(&L);
+	ck_assert_uint_eq(m.u.snapshot.offset, 8);
+	ck_assert(m.u.snapshot.done);
+
+	/* The last chunk: installed, the log reset after it, acknowledged
+	 * only once durable. */
+	int before = F.n_out;
+	ck_assert_int_eq(raft_receive(&F.r, &m), 0);
+	ck_assert_uint_eq(F.installed, 100);
+	ck_assert_uint_eq(F.r.base_index, 100);
+	ck_assert_uint_eq(F.r.last_index, 100);
+	ck_assert_uint_eq(F.r.commit_index, 100);
+	ck_assert_uint_eq(F.r.config.n, 2);
+	ck_assert_int_eq(F.n_out, before); /* nothing before it is durable */
+	ck_assert_int_eq(raft_persisted(&F.r, 100, 2), 0);
+	m = last_of(&F);
+	ck_assert_int_eq(m.type, RAFT_MSG_APPEND_REPLY);
+	ck_assert(m.u.append_reply.success);
+	ck_assert_uint_eq(m.u.append_reply.match_index, 100);
+	ck_assert_int_eq(raft_receive(&L.r, &m), 0);
+	ck_assert(!L.r.prog[1].snapshot);
+	ck_assert_uint_eq(L.r.prog[1].match_index, 100);
+	/* Back to AppendEntries: the no-op at 101 follows the snapshot. */
+	m = last_of(&L);
+	ck_assert_int_eq(m.type, RAFT_MSG_APPEND);
+	ck_assert_uint_eq(m.u.append.prev_index, 100);
+	ck_assert_uint_eq(m.u.append.prev_term, 2);
+
+	/* A late repeat of the last chunk is answered "have". */
+	before = F.n_out;
+	ck_assert_int_eq(raft_receive(&F.r, &L.out[L.n_out - 2]), 0);
+	ck_assert_int_eq(F.n_out, before + 1);
+	ck_assert(last_of(&F).u.snapshot_reply.have);
+	ck_assert_uint_eq(F.installed, 100);
+
+	/* Compaction bounds: only committed entries in the log. */
+	ck_assert_int_eq(raft_compact(&L.r, 102), -EINVAL);
+	ck_assert_int_eq(raft_compact(&L.r, 95), 0);
+	ck_assert_uint_eq(raft_term_at(&L.r, 95), 2);
+	ck_assert_uint_eq(raft_term_at(&L.r, 94), 0);
+	ck_assert_uint_eq(raft_term_at(&L.r, 101), 3);
+	raft_close(&L.r);
+	raft_close(&F.r);
+}
+END_TEST
+
 /* ---- one replica: compaction, archive, restore --------------------------------- */
 
 static char dir[256], sub[300];
@@ -515,6 +746,7 @@ Suite *snapshot_suite(void)
 
 	tcase_add_test(tf, format_roundtrip);
 	tcase_add_test(tf, format_refuses_corruption);
+	tcase_add_test(tf, core_install_snapshot_chunks);
 	suite_add_tcase(s, tf);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
