@@ -626,6 +626,79 @@ static const struct endpoint endpoints[] = {
     {"health/state/", VIEW_HEALTH_STATE, true},
 };
 
+/* The fields ?filter= may select, per view (filter_check_selectors):
+ * Consul's structs.Node, ServiceNode, NodeService, HealthCheck and
+ * CheckServiceNode. */
+#define SCHEMA_NODE                                                                                \
+	"ID Node Address Datacenter TaggedAddresses{} Meta{} CreateIndex ModifyIndex Partition "   \
+	"PeerName Locality{}"
+#define SCHEMA_SERVICE_NODE                                                                        \
+	"ID Node Address Datacenter TaggedAddresses{} NodeMeta{} ServiceKind ServiceID "           \
+	"ServiceName ServiceTags[] ServiceAddress ServiceTaggedAddresses{} "                       \
+	"ServiceWeights(Passing Warning) ServiceMeta{} ServicePort ServiceSocketPath "             \
+	"ServiceEnableTagOverride ServiceProxy{} ServiceConnect{} ServiceLocality{} CreateIndex "  \
+	"ModifyIndex Partition PeerName Namespace"
+#define SCHEMA_NODE_SERVICE                                                                        \
+	"Kind ID Service Tags[] Address TaggedAddresses{} Meta{} Port SocketPath "                 \
+	"Weights(Passing Warning) EnableTagOverride Proxy{} Connect{} Locality{} CreateIndex "     \
+	"ModifyIndex Namespace Partition PeerName"
+#define SCHEMA_CHECK                                                                               \
+	"Node CheckID Name Status Notes Output ServiceID ServiceName ServiceTags[] Type Interval "  \
+	"Timeout ExposedPort Definition{} CreateIndex ModifyIndex Namespace Partition PeerName"
+
+static const char *filter_schema(unsigned view)
+{
+	switch (view) {
+	case VIEW_NODES:
+		return SCHEMA_NODE;
+	case VIEW_SERVICES:
+	case VIEW_SERVICE:
+		return SCHEMA_SERVICE_NODE;
+	case VIEW_NODE:
+	case VIEW_NODE_SERVICES:
+		return SCHEMA_NODE_SERVICE;
+	case VIEW_HEALTH_NODE:
+	case VIEW_HEALTH_CHECKS:
+	case VIEW_HEALTH_STATE:
+		return SCHEMA_CHECK;
+	case VIEW_HEALTH_SERVICE:
+		return "Node(" SCHEMA_NODE ") Service(" SCHEMA_NODE_SERVICE ") Checks[](" SCHEMA_CHECK
+		       ")";
+	default:
+		return NULL;
+	}
+}
+
+/* ?near=<node> (or _agent: this agent's node) on the views that list
+ * nodes or instances: the query becomes a CATALOG_QUERY_NEAR, which raftd
+ * answers sorted by estimated round trip time from that node (Consul's
+ * sortNodesByDistanceFrom). Its leading fields are CATALOG_QUERY's. */
+static void near_query(const struct routes_env *env, const struct query *q, unsigned view,
+		       struct proto_msg *m)
+{
+	const char *near = query_get(q, "near");
+	struct proto_catalog_query cq = m->u.catalog_query;
+	struct proto_catalog_query_near *n;
+
+	if (!near || !*near ||
+	    (view != VIEW_NODES && view != VIEW_SERVICE && view != VIEW_HEALTH_SERVICE &&
+	     view != VIEW_HEALTH_CHECKS && view != VIEW_HEALTH_STATE))
+		return;
+	*m = proto_msg_make(PROTO_CATALOG_QUERY_NEAR);
+	n = &m->u.catalog_query_near;
+	n->dc = cq.dc;
+	n->view = cq.view;
+	n->name = cq.name;
+	n->tags = cq.tags;
+	n->node_meta = cq.node_meta;
+	n->passing = cq.passing;
+	n->mode = cq.mode;
+	n->max_stale_ms = cq.max_stale_ms;
+	n->min_index = cq.min_index;
+	n->wait_ms = cq.wait_ms;
+	n->near = !strcmp(near, "_agent") ? env->cfg->node_name : near;
+}
+
 int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *req,
 			 const char *path, const struct query *q, struct arena *a,
 			 struct routes_action *out)
@@ -731,6 +804,9 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 
 			if (frc == -ENOMEM)
 				return -ENOMEM;
+			if (frc == 0 && filter_schema(e->view))
+				frc = filter_check_selectors(f, filter_schema(e->view), ferr,
+							     sizeof(ferr));
 			if (frc < 0)
 				bad = arena_strdup(a, ferr);
 			filter_free(f);
@@ -742,6 +818,7 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 			return text(a, 400, bad, out);
 		if (other)
 			return text(a, 500, "No path to datacenter", out);
+		near_query(env, q, e->view, &c->msg);
 		c->op = ROUTES_OP_CATALOG_QUERY;
 		c->peer = ROUTES_PEER_RAFTD;
 		out->respond = false;
@@ -936,7 +1013,9 @@ static const char *cache_key(const struct routes_call *call, uint64_t index, str
 	const struct proto_catalog_query *q = &call->msg.u.catalog_query;
 	const char *k;
 
-	if (q->view != VIEW_SERVICE && q->view != VIEW_HEALTH_SERVICE)
+	/* ?near= answers also depend on coordinates, which the index ignores */
+	if (call->msg.type == PROTO_CATALOG_QUERY_NEAR ||
+	    (q->view != VIEW_SERVICE && q->view != VIEW_HEALTH_SERVICE))
 		return NULL;
 	k = arena_printf(a, "%" PRIu64 "|%" PRIu64 "|%d|%d|%s|%s", (uint64_t)q->view, index,
 			 q->passing, call->pretty, q->name ? q->name : "",

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum fop {
 	OP_EQ,
@@ -494,6 +495,97 @@ void filter_free(struct filter *f)
 		return;
 	node_free(f->root);
 	free(f);
+}
+
+/* ---- selector validation ---------------------------------------------- */
+
+/* Finds field name (len n) at the top level of schema[0..slen): sets its
+ * kind ('s' scalar, 'l' list, 'm' map/opaque, 'S' struct, 'L' list of
+ * structs) and, for structs, the fields inside. False when absent. */
+static bool schema_find(const char *schema, size_t slen, const char *name, char *kind,
+			const char **sub, size_t *sublen)
+{
+	size_t i = 0, n = strlen(name);
+
+	while (i < slen) {
+		size_t start, end, depth;
+
+		while (i < slen && schema[i] == ' ')
+			i++;
+		start = i;
+		while (i < slen && schema[i] != ' ' && schema[i] != '(' && schema[i] != '[' &&
+		       schema[i] != '{')
+			i++;
+		end = i;
+		*kind = 's';
+		if (i + 1 < slen && schema[i] == '[' && schema[i + 1] == ']') {
+			*kind = 'l';
+			i += 2;
+		} else if (i + 1 < slen && schema[i] == '{' && schema[i + 1] == '}') {
+			*kind = 'm';
+			i += 2;
+		}
+		*sub = NULL;
+		*sublen = 0;
+		if (i < slen && schema[i] == '(') {
+			*kind = *kind == 'l' ? 'L' : 'S';
+			*sub = schema + i + 1;
+			for (depth = 1, i++; i < slen && depth; i++)
+				depth += schema[i] == '(' ? 1 : schema[i] == ')' ? -1 : 0;
+			*sublen = (size_t)(schema + i - 1 - *sub);
+		}
+		if (end - start == n && n && strncasecmp(schema + start, name, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool selector_valid(const struct fnode *n, const char *schema)
+{
+	const char *cur = schema, *sub;
+	size_t len = strlen(schema), sublen;
+	char kind;
+
+	for (size_t i = 0; i < n->npath; i++) {
+		if (!schema_find(cur, len, n->path[i], &kind, &sub, &sublen))
+			return false;
+		if (kind == 'm')
+			return true; /* any key below */
+		if (kind == 's' || kind == 'l')
+			return i + 1 == n->npath;
+		cur = sub;
+		len = sublen;
+	}
+	return true; /* a struct itself: is empty / is not empty are fine */
+}
+
+static const struct fnode *first_invalid(const struct fnode *n, const char *schema)
+{
+	const struct fnode *bad;
+
+	if (!n)
+		return NULL;
+	if (n->kind == N_MATCH)
+		return selector_valid(n, schema) ? NULL : n;
+	bad = first_invalid(n->l, schema);
+	return bad ? bad : first_invalid(n->r, schema);
+}
+
+int filter_check_selectors(const struct filter *f, const char *schema, char *err, size_t errlen)
+{
+	const struct fnode *bad = first_invalid(f->root, schema);
+	size_t off;
+
+	if (!bad)
+		return 0;
+	off = (size_t)snprintf(err, errlen,
+			       "Failed to create boolean expression evaluator: Selector \"");
+	for (size_t i = 0; i < bad->npath && off < errlen; i++)
+		off += (size_t)snprintf(err + off, errlen - off, "%s%s", i ? "." : "",
+					bad->path[i]);
+	if (off < errlen)
+		snprintf(err + off, errlen - off, "\" is not valid");
+	return -EINVAL;
 }
 
 /* ---- evaluation ------------------------------------------------------- */

@@ -20,8 +20,8 @@
  * string or a key of an object; is empty holds for a missing field, null,
  * "", [] and {}; matches is a POSIX extended regular expression (Go's RE2
  * syntax agrees for the common cases). A selector naming a field that does
- * not exist selects nothing (Consul rejects unknown selectors with a 400:
- * we cannot tell them apart from absent optional fields without a schema).
+ * not exist selects nothing; endpoints that know their type's fields
+ * reject unknown selectors first (filter_check_selectors), as Consul does.
  *
  * Bounded: expressions longer than FILTER_MAX_LEN or nested deeper than
  * FILTER_MAX_DEPTH are rejected, so hostile input cannot exhaust the
@@ -52,5 +52,15 @@ void filter_array(const struct filter *f, json_t *arr);
 void filter_object(const struct filter *f, json_t *obj);
 
 void filter_free(struct filter *f);
+
+/* Checks every selector of f against schema, the fields of the type the
+ * endpoint filters (Consul validates selectors against its Go structs and
+ * answers 400 for an unknown one). schema: fields separated by spaces,
+ * matched ignoring case; "Name" a scalar, "Name[]" a list of scalars,
+ * "Name{}" a map or an opaque object (any key below), "Name(...)" a
+ * struct and "Name[](...)" a list of structs whose fields follow in the
+ * parentheses. Returns 0, or -EINVAL with Consul's reason in err
+ * ("Selector \"Foo\" is not valid"). */
+int filter_check_selectors(const struct filter *f, const char *schema, char *err, size_t errlen);
 
 #endif

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "coordinate_api.h"
 #include "rpc.h"
 #include "server_proxy.h"
 
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 	struct rpc_client *raftd = NULL, *gossipd = NULL;
 	struct http_server *http = NULL;
 	struct agent *agent = NULL;
+	struct coordinate_sync *coord_sync = NULL;
 	struct server_proxy *proxy = NULL;
 	char err[512];
 	char raftd_ep[512], gossipd_ep[512];
@@ -87,6 +89,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	http_server_set_agent(http, agent_local_state(agent));
+	coord_sync = coordinate_sync_new(l, &cfg, raftd, gossipd);
+	if (!coord_sync) {
+		log_error("out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
 	log_info("serving the HTTP API on %s port %d; state from %s, members from %s",
 		 cfg.client_addr, cfg.ports.http, raftd_ep, gossipd_ep);
 	daemon_notify_ready();
@@ -98,6 +106,7 @@ out:
 	/* the server first: it cancels its calls on the clients */
 	http_server_free(http);
 	agent_free(agent); /* before raftd's client: it cancels its sync calls */
+	coordinate_sync_free(coord_sync); /* likewise */
 	rpc_client_free(gossipd);
 	rpc_client_free(raftd);
 	server_proxy_free(proxy); /* after the clients connected to it */

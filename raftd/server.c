@@ -85,15 +85,23 @@ static void fill_meta_kv(struct proto_kv_get_reply *r, uint64_t index)
 
 struct near_ctx {
 	struct store_txn *txn;
+	const char *near;
 	struct vivaldi_coord from;
 };
 
+/* A node is nearest to itself: 0, not the estimate from its coordinate to
+ * itself (twice its height and adjustment), which on a fast network can
+ * exceed the estimate to a neighbour. */
 static double near_dist(void *ctx, const char *node)
 {
 	struct near_ctx *n = ctx;
 	struct vivaldi_coord c;
 
-	if (!node || coordinate_get(n->txn, node, &c) < 0)
+	if (!node)
+		return INFINITY;
+	if (!strcasecmp(node, n->near))
+		return 0.0;
+	if (coordinate_get(n->txn, node, &c) < 0)
 		return INFINITY;
 	return vivaldi_distance_s(&n->from, &c);
 }
@@ -103,7 +111,7 @@ static double near_dist(void *ctx, const char *node)
 static int near_sort(struct server *s, struct store_txn *txn, const char *near, unsigned view,
 		     struct catalog_answer *a)
 {
-	struct near_ctx n = {.txn = txn};
+	struct near_ctx n = {.txn = txn, .near = near};
 
 	if (!near || !*near || coordinate_get(txn, near, &n.from) < 0)
 		return 0;

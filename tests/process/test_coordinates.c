@@ -1,0 +1,406 @@
+/* Process test: network coordinates on three servers (one Raft cluster,
+ * one LAN gossip pool). Probes carry Vivaldi coordinates, every agent
+ * sends its own to the servers (CAIRN_TEST_COORD_SYNC_MS shortens the
+ * period), /v1/coordinate/nodes lists every node with an observed
+ * coordinate, ?near=_agent puts the asking agent's node first and nodes
+ * without coordinates last, /v1/coordinate/datacenters lists the dc, and
+ * a ?filter= with an unknown selector is a 400. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ptest.h"
+
+#define N 3
+#define PORTS_PER 5
+#define WAIT_MS 60000
+
+static struct agent ags[N];
+static char join_args[N][64];
+static const char *extra[2 + 2 * N + 1];
+static char start_err[4096];
+static int start_rc = -1;
+
+/* A TCP+UDP-free loopback port below 32768 (as test_raft_cluster.c: every
+ * server must know the others' ports before they start). */
+static int free_port(unsigned *seed)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		int port = 20000 + (int)(rand_r(seed) % 12000);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
+		bool ok;
+
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (t >= 0)
+			close(t);
+		if (u >= 0)
+			close(u);
+		if (ok)
+			return port;
+	}
+	return -1;
+}
+
+static bool has_leader(int i)
+{
+	struct http_resp r;
+	bool ok = http_get(&ags[i], "/v1/status/leader", &r) == 0 && r.status == 200 &&
+		  r.body_len > 2;
+
+	http_resp_free(&r);
+	return ok;
+}
+
+static size_t n_members(int i)
+{
+	struct http_resp r;
+	json_t *j = NULL;
+	size_t n = 0;
+
+	if (http_get(&ags[i], "/v1/agent/members", &r) == 0 && r.status == 200)
+		j = http_json(&r);
+	http_resp_free(&r);
+	if (json_is_array(j))
+		n = json_array_size(j);
+	json_decref(j);
+	return n;
+}
+
+static void setup(void)
+{
+	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
+	size_t ne = 0;
+	uint64_t end;
+	bool ok;
+
+	/* agents send their coordinate every second instead of 15 s */
+	setenv("CAIRN_TEST_COORD_SYNC_MS", "1000", 1);
+	memset(ags, 0, sizeof(ags));
+	for (int i = 0; i < N; i++) {
+		struct agent *a = &ags[i];
+		int p[PORTS_PER];
+
+		for (int k = 0; k < PORTS_PER; k++)
+			p[k] = free_port(&seed);
+		snprintf(a->name, sizeof(a->name), "coord%d", i + 1);
+		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
+		if (!mkdtemp(a->tmp_dir)) {
+			snprintf(start_err, sizeof(start_err), "mkdtemp failed");
+			return;
+		}
+		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
+		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
+		a->http_port = p[0];
+		a->dns_port = p[1];
+		a->server_port = p[2];
+		a->serf_lan_port = p[3];
+		a->serf_wan_port = p[4];
+		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", p[2]);
+	}
+	extra[ne++] = "-bootstrap-expect";
+	extra[ne++] = "3";
+	for (int i = 0; i < N; i++) {
+		extra[ne++] = "-retry-join";
+		extra[ne++] = join_args[i];
+	}
+	extra[ne] = NULL;
+	for (int i = 0; i < N; i++) {
+		for (size_t k = 0; k < ne; k++)
+			ags[i].extra[ags[i].n_extra++] = extra[k];
+		/* spawns without waiting: no leader exists before all three run */
+		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
+	}
+	end = harness_now_ms() + WAIT_MS;
+	do {
+		ok = has_leader(0) && has_leader(1) && has_leader(2);
+		if (!ok)
+			harness_pause_ms(100);
+	} while (!ok && harness_now_ms() < end);
+	if (!ok) {
+		snprintf(start_err, sizeof(start_err), "no leader within 60 s");
+		return;
+	}
+	/* one LAN pool: the second and third join the first's gossip port */
+	for (int i = 1; i < N; i++) {
+		char path[128];
+		struct http_resp r;
+
+		snprintf(path, sizeof(path), "/v1/agent/join/127.0.0.1:%d", ags[0].serf_lan_port);
+		ok = http_put(&ags[i], path, NULL, &r) == 0 && r.status == 200;
+		http_resp_free(&r);
+		if (!ok) {
+			snprintf(start_err, sizeof(start_err), "%s could not join the pool",
+				 ags[i].name);
+			return;
+		}
+	}
+	end = harness_now_ms() + WAIT_MS;
+	do {
+		ok = n_members(0) == N && n_members(1) == N && n_members(2) == N;
+		if (!ok)
+			harness_pause_ms(100);
+	} while (!ok && harness_now_ms() < end);
+	if (!ok) {
+		snprintf(start_err, sizeof(start_err), "the pool did not converge");
+		return;
+	}
+	start_rc = 0;
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < N; i++)
+		harness_agent_stop(&ags[i]);
+}
+
+#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
+
+static json_t *get_json(int i, const char *path, long want)
+{
+	struct http_resp r;
+	json_t *j;
+
+	ck_assert_int_eq(http_get(&ags[i], path, &r), 0);
+	EXPECT_STATUS(r, want);
+	j = http_json(&r);
+	http_resp_free(&r);
+	ck_assert_msg(j != NULL, "%s: not JSON", path);
+	return j;
+}
+
+/* True when /v1/coordinate/nodes on agent i lists every agent with a
+ * coordinate that has seen at least one probe (error below the initial
+ * 1.5) and 8 dimensions. */
+static bool all_observed(int i)
+{
+	struct http_resp r;
+	json_t *j = NULL, *e;
+	size_t k, seen = 0;
+
+	if (http_get(&ags[i], "/v1/coordinate/nodes", &r) == 0 && r.status == 200)
+		j = http_json(&r);
+	http_resp_free(&r);
+	json_array_foreach(j, k, e)
+	{
+		json_t *c = json_object_get(e, "Coord");
+		const char *node = json_string_value(json_object_get(e, "Node"));
+
+		if (!node || !json_is_object(c) ||
+		    json_array_size(json_object_get(c, "Vec")) != 8 ||
+		    !json_is_string(json_object_get(e, "Segment")) ||
+		    !json_is_number(json_object_get(c, "Height")) ||
+		    !json_is_number(json_object_get(c, "Adjustment")) ||
+		    json_number_value(json_object_get(c, "Error")) >= 1.5)
+			continue;
+		for (int a = 0; a < N; a++)
+			seen += strcmp(node, ags[a].name) == 0;
+	}
+	json_decref(j);
+	return seen == N;
+}
+
+START_TEST(every_node_has_a_coordinate)
+{
+	uint64_t end = harness_now_ms() + WAIT_MS;
+	struct http_resp r;
+	char idx[32];
+	json_t *j;
+
+	REQUIRE_CLUSTER();
+	while (!all_observed(0) && harness_now_ms() < end)
+		harness_pause_ms(200);
+	ck_assert_msg(all_observed(0), "not every node has an observed coordinate");
+	ck_assert(all_observed(2)); /* replicated */
+
+	/* one node; an unknown one is a 404 */
+	j = get_json(1, "/v1/coordinate/node/coord3", 200);
+	ck_assert_uint_eq(json_array_size(j), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(j, 0), "Node")),
+			 "coord3");
+	json_decref(j);
+	ck_assert_int_eq(http_get(&ags[1], "/v1/coordinate/node/nope", &r), 0);
+	EXPECT_STATUS(r, 404);
+	http_resp_free(&r);
+
+	/* blocking: the next update (every second) answers a wait on the
+	 * current index */
+	ck_assert_int_eq(http_get(&ags[0], "/v1/coordinate/nodes", &r), 0);
+	EXPECT_HEADER(r, "X-Consul-Index", idx);
+	http_resp_free(&r);
+	{
+		char path[128], idx2[32];
+
+		snprintf(path, sizeof(path), "/v1/coordinate/nodes?index=%s&wait=30s", idx);
+		ck_assert_int_eq(http_get(&ags[0], path, &r), 0);
+		EXPECT_STATUS(r, 200);
+		EXPECT_HEADER(r, "X-Consul-Index", idx2);
+		ck_assert_msg(strtoull(idx2, NULL, 10) > strtoull(idx, NULL, 10),
+			      "index %s after waiting on %s", idx2, idx);
+		http_resp_free(&r);
+	}
+}
+END_TEST
+
+/* Names of the nodes an array answer lists, in order (node field at
+ * key, or inside the object at sub). */
+static const char *name_at(json_t *arr, size_t i, const char *sub, const char *key)
+{
+	json_t *e = json_array_get(arr, i);
+
+	if (sub)
+		e = json_object_get(e, sub);
+	return json_string_value(json_object_get(e, key));
+}
+
+START_TEST(near_sorts_by_distance)
+{
+	uint64_t end = harness_now_ms() + WAIT_MS;
+	struct http_resp r;
+	json_t *j;
+
+	REQUIRE_CLUSTER();
+	while (!all_observed(0) && harness_now_ms() < end)
+		harness_pause_ms(200);
+	/* "web" on every agent, and on two nodes with no agent: "far" 2 s
+	 * away from everyone and "nocoord" without a coordinate */
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(http_put(&ags[i], "/v1/agent/service/register",
+					  "{\"ID\":\"web\",\"Name\":\"web\",\"Port\":80}", &r),
+				 0);
+		EXPECT_STATUS(r, 200);
+		http_resp_free(&r);
+	}
+	ck_assert_int_eq(http_put(&ags[0], "/v1/catalog/register",
+				  "{\"Node\":\"far\",\"Address\":\"10.9.9.9\",\"Service\":{"
+				  "\"Service\":\"web\",\"Port\":80}}",
+				  &r),
+			 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(http_put(&ags[0], "/v1/catalog/register",
+				  "{\"Node\":\"nocoord\",\"Address\":\"10.9.9.8\",\"Service\":{"
+				  "\"Service\":\"web\",\"Port\":80}}",
+				  &r),
+			 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(
+	    http_put(&ags[1], "/v1/coordinate/update",
+		     "{\"Node\":\"far\",\"Segment\":\"\",\"Coord\":{\"Vec\":[2,0,0,0,0,0,0,0],"
+		     "\"Error\":0.2,\"Adjustment\":0,\"Height\":0.0001}}",
+		     &r),
+	    0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	/* a bad body is a 400 */
+	ck_assert_int_eq(http_put(&ags[1], "/v1/coordinate/update",
+				  "{\"Node\":\"far\",\"Coord\":{\"Vec\":[1,2]}}", &r),
+			 0);
+	EXPECT_STATUS(r, 400);
+	http_resp_free(&r);
+	j = get_json(0, "/v1/coordinate/node/far", 200);
+	json_decref(j);
+	/* the agents push their registrations to the catalog */
+	end = harness_now_ms() + WAIT_MS;
+	for (;;) {
+		size_t n;
+
+		j = get_json(2, "/v1/catalog/service/web", 200);
+		n = json_array_size(j);
+		json_decref(j);
+		if (n == N + 2 || harness_now_ms() >= end)
+			break;
+		harness_pause_ms(100);
+	}
+
+	for (int i = 0; i < N; i++) {
+		size_t n;
+
+		/* catalog nodes: the asking agent first, far before nocoord */
+		j = get_json(i, "/v1/catalog/nodes?near=_agent", 200);
+		n = json_array_size(j);
+		ck_assert_uint_eq(n, N + 2);
+		ck_assert_str_eq(name_at(j, 0, NULL, "Node"), ags[i].name);
+		ck_assert_str_eq(name_at(j, n - 2, NULL, "Node"), "far");
+		ck_assert_str_eq(name_at(j, n - 1, NULL, "Node"), "nocoord");
+		json_decref(j);
+
+		/* catalog service and health service likewise */
+		j = get_json(i, "/v1/catalog/service/web?near=_agent", 200);
+		n = json_array_size(j);
+		ck_assert_uint_eq(n, N + 2);
+		ck_assert_str_eq(name_at(j, 0, NULL, "Node"), ags[i].name);
+		ck_assert_str_eq(name_at(j, n - 1, NULL, "Node"), "nocoord");
+		json_decref(j);
+		j = get_json(i, "/v1/health/service/web?near=_agent", 200);
+		n = json_array_size(j);
+		ck_assert_uint_eq(n, N + 2);
+		ck_assert_str_eq(name_at(j, 0, "Node", "Node"), ags[i].name);
+		ck_assert_str_eq(name_at(j, n - 2, "Node", "Node"), "far");
+		ck_assert_str_eq(name_at(j, n - 1, "Node", "Node"), "nocoord");
+		json_decref(j);
+	}
+	/* near a named node: that node first, the others after it */
+	j = get_json(2, "/v1/catalog/nodes?near=far", 200);
+	ck_assert_str_eq(name_at(j, 0, NULL, "Node"), "far");
+	ck_assert_str_eq(name_at(j, json_array_size(j) - 1, NULL, "Node"), "nocoord");
+	json_decref(j);
+	/* without ?near=: name order */
+	j = get_json(2, "/v1/catalog/nodes", 200);
+	ck_assert_str_eq(name_at(j, 0, NULL, "Node"), "coord1");
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(datacenters_and_filter)
+{
+	struct http_resp r;
+	json_t *j, *dc;
+
+	REQUIRE_CLUSTER();
+	j = get_json(0, "/v1/coordinate/datacenters", 200);
+	ck_assert_uint_ge(json_array_size(j), 1);
+	dc = json_array_get(j, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(dc, "Datacenter")), "dc1");
+	ck_assert_str_eq(json_string_value(json_object_get(dc, "AreaID")), "wan");
+	ck_assert_uint_ge(json_array_size(json_object_get(dc, "Coordinates")), 1);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_array_get(json_object_get(dc, "Coordinates"), 0),
+					      "Node")),
+	    "coord1");
+	json_decref(j);
+
+	/* an unknown selector is a 400 naming it; a known one works */
+	ck_assert_int_eq(http_get(&ags[0], "/v1/catalog/nodes?filter=Nope%20%3D%3D%20x", &r), 0);
+	EXPECT_STATUS(r, 400);
+	ck_assert_msg(r.body && strstr(r.body, "Selector \"Nope\" is not valid"), "body %s",
+		      r.body);
+	http_resp_free(&r);
+	ck_assert_int_eq(
+	    http_get(&ags[0], "/v1/health/service/web?filter=Service.Bogus%20%3D%3D%20x", &r), 0);
+	EXPECT_STATUS(r, 400);
+	http_resp_free(&r);
+	j = get_json(0, "/v1/catalog/nodes?filter=Meta.anything%20%3D%3D%20x", 200);
+	ck_assert_uint_eq(json_array_size(j), 0);
+	json_decref(j);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("process-coordinates");
+	TCase *tc = tcase_create("coordinates");
+
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 150);
+	tcase_add_test(tc, every_node_has_a_coordinate);
+	tcase_add_test(tc, near_sorts_by_distance);
+	tcase_add_test(tc, datacenters_and_filter);
+	suite_add_tcase(s, tc);
+	return ptest_run(s);
+}
