@@ -108,6 +108,13 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r = proto_msg_make(PROTO_WRITE_REPLY);
 		r.u.write_reply.ok = true;
 		break;
+	case ROUTES_OP_COORDINATE:
+		r = proto_msg_make(c->msg.type == PROTO_COORD_UPDATE  ? PROTO_WRITE_REPLY
+				    : c->msg.type == PROTO_COORD_QUERY ? PROTO_COORD_QUERY_REPLY
+								       : PROTO_COORD_GET_REPLY);
+		if (r.type == PROTO_COORD_QUERY_REPLY)
+			r.u.coord_query_reply.index = n;
+		break;
 	case ROUTES_OP_CATALOG_QUERY: {
 		static struct proto_node node;
 		static struct proto_service svc;

@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "catalog_api.h"
 #include "session_api.h"
+#include "coordinate_api.h"
 #include "snapshot_api.h"
 #include "txn_api.h"
 #include "config.h"
@@ -111,6 +112,7 @@ enum route {
 	ROUTE_RAFT_CONFIG, /* operator/raft/configuration */
 	ROUTE_RAFT_PEER,   /* operator/raft/peer */
 	ROUTE_SESSION,	   /* /v1/session/: session_api.c */
+	ROUTE_COORDINATE,  /* /v1/coordinate/: coordinate_api.c */
 	ROUTE_SNAPSHOT,	   /* /v1/snapshot: snapshot_api.c */
 	ROUTE_TXN,	   /* /v1/txn: txn_api.c */
 };
@@ -145,6 +147,7 @@ static const struct route_def route_defs[] = {
     {"/v1/agent/health/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
     {"/v1/health/", ROUTE_CATALOG, "OPTIONS,GET"},
     {"/v1/session/", ROUTE_SESSION, "OPTIONS,GET,PUT"},
+    {"/v1/coordinate/", ROUTE_COORDINATE, "OPTIONS,GET,PUT"},
     {"/v1/snapshot", ROUTE_SNAPSHOT, "OPTIONS,GET,PUT"},
     {"/v1/txn", ROUTE_TXN, "OPTIONS,PUT"},
 };
@@ -717,6 +720,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return catalog_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_SESSION:
 		return session_api_dispatch(env, req, path, &q, a, out);
+	case ROUTE_COORDINATE:
+		return coordinate_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_SNAPSHOT:
 		return snapshot_api_dispatch(env, req, &q, a, out);
 	case ROUTE_TXN:
@@ -774,6 +779,8 @@ static enum proto_type expected_reply(enum routes_op op)
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_SESSION_QUERY:
 		return PROTO_SESSION_REPLY;
+	case ROUTES_OP_COORDINATE: /* three kinds: coordinate_api_finish checks */
+		break;
 	case ROUTES_OP_SNAPSHOT_SAVE:
 		return PROTO_SNAPSHOT_DATA;
 	case ROUTES_OP_SNAPSHOT_RESTORE:
@@ -941,6 +948,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		out->status = 200; /* Consul answers these with an empty body */
 		return 0;
 	}
+	if (call->op == ROUTES_OP_COORDINATE)
+		return coordinate_api_finish(env, call, reply, a, out);
 	if (reply->type != expected_reply(call->op)) {
 		const char *msg = arena_printf(a, "rpc error: %s sent an unexpected %s reply",
 					       peer_name(call->peer), proto_type_name(reply->type));
@@ -983,6 +992,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	case ROUTES_OP_SESSION_WRITE:
 	case ROUTES_OP_SESSION_QUERY:
 		return session_api_finish(env, call, reply, a, out);
+	case ROUTES_OP_COORDINATE: /* answered above */
+		break;
 	case ROUTES_OP_SNAPSHOT_SAVE:
 	case ROUTES_OP_SNAPSHOT_RESTORE:
 		return snapshot_api_finish(env, call, reply, a, out);

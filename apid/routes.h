@@ -85,6 +85,7 @@ enum routes_op {
 	ROUTES_OP_RAFT_REMOVE,	 /* DELETE operator/raft/peer */
 	ROUTES_OP_SESSION_WRITE, /* session_api.c: session create, destroy */
 	ROUTES_OP_SESSION_QUERY, /* session_api.c: info, node, list, renew */
+	ROUTES_OP_COORDINATE,	 /* coordinate_api.c: /v1/coordinate/ */
 	ROUTES_OP_SNAPSHOT_SAVE,    /* snapshot_api.c: GET /v1/snapshot */
 	ROUTES_OP_SNAPSHOT_RESTORE, /* snapshot_api.c: PUT /v1/snapshot */
 	ROUTES_OP_TXN,		 /* txn_api.c: /v1/txn */
