@@ -392,7 +392,19 @@ START_TEST(session_on_client)
 	REQUIRE_CLUSTER();
 	/* the node must be in the catalog first (anti-entropy) */
 	ck_assert(wait_body(&srv[0], "/v1/catalog/nodes", "\"Node\":\"c-client2\"", 30000));
-	http_put(&cli[1], "/v1/session/create", "{\"Name\":\"s-client\"}", &r);
+	/* the default NodeChecks ["serfHealth"] must be registered too (the
+	 * leader's reconciliation of members): poll */
+	{
+		uint64_t deadline = harness_now_ms() + 30000;
+
+		for (;;) {
+			http_put(&cli[1], "/v1/session/create", "{\"Name\":\"s-client\"}", &r);
+			if (r.status == 200 || harness_now_ms() >= deadline)
+				break;
+			http_resp_free(&r);
+			harness_pause_ms(100);
+		}
+	}
 	EXPECT_STATUS(r, 200);
 	j = http_json(&r);
 	ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "ID")));
