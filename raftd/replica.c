@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,30 @@ struct outmsg {
 
 #define BOOK_MAX 32 /* id -> address entries remembered from peers */
 
+#define BG_CFG_MAX (RAFT_MAX_SERVERS * (RAFT_ID_MAX + RAFT_ADDR_MAX + 8))
+
+enum bg_state { BG_IDLE, BG_RUNNING, BG_JOINED };
+
+/* An archive copied by a thread from its own LMDB read transaction. The
+ * loop thread owns everything but w, meta and rc while it runs. */
+struct bg_archive {
+	enum bg_state state;
+	pthread_t th;
+	atomic_bool done;
+	int efd; /* eventfd: readable once the thread finished */
+	struct store *st;
+	uint8_t cfg[BG_CFG_MAX]; /* configuration for data from before snapshots */
+	size_t cfg_len;
+	struct snapshot_writer w; /* the result */
+	struct snapshot_meta meta;
+	int rc;
+	bool for_install;	  /* the leader wants it for InstallSnapshot */
+	struct rpc_req **waiting; /* SNAPSHOT_SAVE requests this copy answers */
+	size_t n_waiting, cap_waiting;
+	struct rpc_req **queued; /* ...and those that arrived after it began */
+	size_t n_queued, cap_queued;
+};
+
 struct replica {
 	struct store *st;
 	struct raft raft;
@@ -89,6 +116,7 @@ struct replica {
 	uint64_t snap_threshold, trailing;
 	uint64_t snap_index;	  /* last local snapshot point */
 	uint64_t compact_to;	  /* flush: entries up to here deleted in its txn */
+	struct bg_archive bg; /* archive being copied off the loop thread */
 	/* InstallSnapshot, leader side: the archive chunks are cut from */
 	struct snapshot_writer img;
 	struct snapshot_meta img_meta;
@@ -487,10 +515,14 @@ static int copy_record(void *ctx, struct store_val key, struct store_val val)
 	return snapshot_writer_add(c->w, c->table, key.ptr, key.len, val.ptr, val.len);
 }
 
-int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
-			     struct snapshot_meta *out)
+/* Builds an archive from one read transaction of its own (safe off the
+ * loop thread): a frozen view of the tables and of the metadata that says
+ * which index, term and configuration they reflect. cfg is the
+ * configuration to record when the store has none yet (data from before
+ * snapshots). */
+static int archive_build(struct store *st, const uint8_t *cfg, size_t cfg_len,
+			 struct snapshot_writer *w, struct snapshot_meta *out)
 {
-	uint8_t cfgbuf[RAFT_MAX_SERVERS * (RAFT_ID_MAX + RAFT_ADDR_MAX + 8)];
 	struct snapshot_meta m;
 	struct store_txn *txn;
 	struct store_val v;
@@ -498,31 +530,37 @@ int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
 	int rc;
 
 	memset(&m, 0, sizeof(m));
-	rc = store_txn_begin(rp->st, false, &txn);
+	rc = store_txn_begin_reader(st, &txn);
 	if (rc < 0)
 		return rc;
-	/* One read transaction: a frozen view of the tables and of the
-	 * metadata that says which index they reflect. */
 	rc = store_get_u64(txn, STORE_META, META_APPLIED, &m.index);
 	if (rc == 0)
 		rc = store_get_u64(txn, STORE_META, META_APPLIED_TERM, &m.term);
 	if (rc == 0)
 		rc = store_get_u64(txn, STORE_META, META_APPLIED_CFG_INDEX, &m.config_index);
-	if (rc == 0 && m.term == 0)
-		m.term = raft_term_at(&rp->raft, m.index); /* data from before snapshots */
+	if (rc == 0 && m.term == 0 && m.index > 0) {
+		/* Not recorded yet: the applied entry's own term. */
+		uint8_t key[8];
+		struct mp_reader r;
+		store_u64_to_be(m.index, key);
+		rc = store_get(txn, STORE_LOG, key, sizeof(key), &v);
+		if (rc == 0) {
+			mp_reader_init(&r, v.ptr, v.len);
+			if (mp_read_array(&r) == 3)
+				m.term = mp_read_u64(&r);
+			if (r.err)
+				rc = CAIRN_E_STORE;
+		}
+	}
 	if (rc == 0) {
 		rc = store_get(txn, STORE_META, META_APPLIED_CFG, strlen(META_APPLIED_CFG), &v);
 		if (rc == 0) {
 			m.config = v.ptr;
 			m.config_len = v.len;
 		} else if (rc == -ENOENT) {
-			/* Not recorded yet: the configuration in force then. */
-			const struct raft_config *c = rp->raft.config_index <= m.index
-							  ? &rp->raft.config
-							  : &rp->raft.prev_config;
-			m.config_len = raft_config_encode(c, cfgbuf, sizeof(cfgbuf));
-			m.config = cfgbuf;
-			rc = m.config_len <= sizeof(cfgbuf) ? 0 : -EINVAL;
+			m.config = cfg;
+			m.config_len = cfg_len;
+			rc = 0;
 		}
 	}
 	m.created_ms = clock_wall_ms();
@@ -541,23 +579,170 @@ int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
 	return rc;
 }
 
-/* Leader: the archive chunks are cut from, rebuilt when compaction went
- * past it (a follower must be able to continue from its index). */
-static int ensure_image(struct replica *rp)
+/* The configuration in force as of last_applied, for archive_build. */
+static size_t fallback_config(const struct replica *rp, uint8_t *buf, size_t cap)
 {
+	const struct raft_config *c =
+	    rp->raft.config_index <= rp->last_applied ? &rp->raft.config : &rp->raft.prev_config;
+	size_t n = raft_config_encode(c, buf, cap);
+
+	return n <= cap ? n : 0;
+}
+
+int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
+			     struct snapshot_meta *out)
+{
+	uint8_t cfg[BG_CFG_MAX];
+	size_t n = fallback_config(rp, cfg, sizeof(cfg));
+
+	return archive_build(rp->st, cfg, n, w, out);
+}
+
+/* ---- archives built off the loop thread ------------------------------------ */
+
+static void *bg_main(void *arg)
+{
+	struct bg_archive *b = arg;
+	uint64_t one = 1;
+
+	b->rc = archive_build(b->st, b->cfg, b->cfg_len, &b->w, &b->meta);
+	atomic_store(&b->done, true);
+	if (write(b->efd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow here; nothing else to do */
+	}
+	return NULL;
+}
+
+/* Starts building an archive in a thread (the loop goes on serving and
+ * committing; LMDB readers do not block the writer). */
+static int bg_start(struct replica *rp)
+{
+	struct bg_archive *b = &rp->bg;
 	int rc;
 
-	if (rp->have_img && rp->img_meta.index >= rp->raft.base_index)
+	if (b->state != BG_IDLE)
 		return 0;
+	b->st = rp->st;
+	b->cfg_len = fallback_config(rp, b->cfg, sizeof(b->cfg));
+	b->rc = 0;
+	memset(&b->w, 0, sizeof(b->w));
+	atomic_store(&b->done, false);
+	rc = pthread_create(&b->th, NULL, bg_main, b);
+	if (rc != 0)
+		return -rc;
+	b->state = BG_RUNNING;
+	return 0;
+}
+
+/* Waits for the thread (it holds a read transaction). */
+static void bg_join(struct replica *rp)
+{
+	if (rp->bg.state == BG_RUNNING) {
+		pthread_join(rp->bg.th, NULL);
+		rp->bg.state = BG_JOINED;
+	}
+}
+
+static void reply_archive(struct replica *rp, struct rpc_req *req, int rc,
+			  const struct snapshot_writer *w, const struct snapshot_meta *sm)
+{
+	struct proto_msg m = proto_msg_make(PROTO_SNAPSHOT_DATA);
+
+	if (rc < 0) {
+		rpc_reply_error(req, rc, "cannot take a snapshot: %s", err_str(rc));
+		return;
+	}
+	if (w->len > PROTO_MAX_MSG - 4096) {
+		rpc_reply_error(req, CAIRN_E_TOOLARGE,
+				"snapshot of %zu bytes is over the %u byte message limit", w->len,
+				PROTO_MAX_MSG);
+		return;
+	}
+	m.u.snapshot_data.index = sm->index;
+	m.u.snapshot_data.term = sm->term;
+	m.u.snapshot_data.known_leader = replica_known_leader(rp);
+	m.u.snapshot_data.last_contact_ms = replica_last_contact_ms(rp);
+	m.u.snapshot_data.data.ptr = w->buf;
+	m.u.snapshot_data.data.len = w->len;
+	(void)rpc_reply(req, &m);
+}
+
+static bool bg_park(struct rpc_req ***v, size_t *n, size_t *cap, struct rpc_req *req)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 4;
+		struct rpc_req **nv = realloc(*v, c * sizeof(*nv));
+		if (!nv)
+			return false;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = req;
+	return true;
+}
+
+int replica_snapshot_fd(const struct replica *rp) { return rp->bg.efd; }
+
+bool replica_snapshot_busy(const struct replica *rp) { return rp->bg.state != BG_IDLE; }
+
+void replica_snapshot_poll(struct replica *rp)
+{
+	struct bg_archive *b = &rp->bg;
+	uint64_t n;
+
+	while (read(b->efd, &n, sizeof(n)) > 0)
+		;
+	if (b->state == BG_RUNNING && atomic_load(&b->done))
+		bg_join(rp);
+	if (b->state != BG_JOINED)
+		return;
+	/* Requests that arrived before the copy began get it. */
+	for (size_t i = 0; i < b->n_waiting; i++)
+		reply_archive(rp, b->waiting[i], b->rc, &b->w, &b->meta);
+	b->n_waiting = 0;
+	if (b->for_install && b->rc == 0 && rp->raft.role == RAFT_LEADER &&
+	    b->meta.index >= rp->raft.base_index) {
+		/* InstallSnapshot chunks are cut from it from now on (the next
+		 * heartbeat sends the chunk the core asks for). */
+		snapshot_writer_free(&rp->img);
+		rp->img = b->w;
+		rp->img_meta = b->meta;
+		rp->have_img = true;
+		memset(&b->w, 0, sizeof(b->w));
+	}
+	snapshot_writer_free(&b->w);
+	b->for_install = false;
+	b->state = BG_IDLE;
+	if (b->n_queued) {
+		/* Later requests want a copy taken after they arrived. */
+		struct rpc_req **t = b->waiting;
+		size_t tc = b->cap_waiting;
+		b->waiting = b->queued;
+		b->n_waiting = b->n_queued;
+		b->cap_waiting = b->cap_queued;
+		b->queued = t;
+		b->cap_queued = tc;
+		b->n_queued = 0;
+		if (bg_start(rp) < 0) {
+			for (size_t i = 0; i < b->n_waiting; i++)
+				rpc_reply_error(b->waiting[i], -EAGAIN, "cannot start a snapshot");
+			b->n_waiting = 0;
+		}
+	}
+}
+
+/* Leader: an archive the chunks can be cut from, started in the
+ * background when there is none (or compaction went past it: a follower
+ * must be able to continue after its index). Returns true when ready. */
+static bool ensure_image(struct replica *rp)
+{
+	if (rp->have_img && rp->img_meta.index >= rp->raft.base_index)
+		return true;
 	snapshot_writer_free(&rp->img);
 	rp->have_img = false;
-	rc = replica_snapshot_archive(rp, &rp->img, &rp->img_meta);
-	if (rc < 0) {
-		snapshot_writer_free(&rp->img);
-		return rc;
-	}
-	rp->have_img = true;
-	return 0;
+	rp->bg.for_install = true;
+	(void)bg_start(rp); /* not started: the next heartbeat tries again */
+	return false;
 }
 
 static int send_snapshot_msg(struct replica *rp, const char *addr, const struct raft_msg *m)
@@ -573,10 +758,13 @@ static int send_snapshot_msg(struct replica *rp, const char *addr, const struct 
 	q->from_addr = rp->address;
 	q->to = m->to;
 	q->term = m->term;
-	if (m->type == RAFT_MSG_SNAPSHOT) {
+	if (m->type == RAFT_MSG_SNAPSHOT && !ensure_image(rp)) {
+		/* The archive is being copied: an empty chunk of index 0 only
+		 * tells the follower its leader is alive (the core drops it
+		 * after resetting the election timer); heartbeats repeat. */
+		q->seq = m->u.snapshot.seq;
+	} else if (m->type == RAFT_MSG_SNAPSHOT) {
 		uint64_t off = m->u.snapshot.offset, n;
-		if (ensure_image(rp) < 0)
-			return 0; /* like a lost message: the next heartbeat retries */
 		if (off > rp->img.len)
 			off = 0;
 		n = rp->img.len - off;
@@ -1127,6 +1315,13 @@ int replica_open(const struct replica_config *cfg, replica_applied_fn applied, f
 	rp->io.snapshot_install = io_snapshot_install;
 	rp->snap_threshold = cfg->snapshot_threshold;
 	rp->trailing = cfg->trailing_logs;
+	rp->bg.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (rp->bg.efd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		replica_close(rp);
+		return rc;
+	}
 	if (cfg->address)
 		snprintf(rp->address, sizeof(rp->address), "%s", cfg->address);
 	rc = store_open(cfg->dir, cfg->map_size, &rp->st, err, errlen);
@@ -1167,6 +1362,18 @@ void replica_close(struct replica *rp)
 	mp_writer_close(&rp->scratch);
 	snapshot_writer_free(&rp->img);
 	free(rp->recv);
+	/* A copy still running is waited for; its requests are dropped like
+	 * pending proposals (the RPC server is gone by now). */
+	bg_join(rp);
+	snapshot_writer_free(&rp->bg.w);
+	for (size_t i = 0; i < rp->bg.n_waiting; i++)
+		rpc_req_free(rp->bg.waiting[i]);
+	for (size_t i = 0; i < rp->bg.n_queued; i++)
+		rpc_req_free(rp->bg.queued[i]);
+	free(rp->bg.waiting);
+	free(rp->bg.queued);
+	if (rp->bg.efd >= 0)
+		close(rp->bg.efd);
 	free(rp);
 }
 
@@ -1382,6 +1589,9 @@ int replica_flush(struct replica *rp)
 		send_msgs(rp); /* votes, heartbeats, acks of durable entries */
 		return 0;
 	}
+	if (rp->bg.state == BG_RUNNING &&
+	    store_reserve_needed(rp->st, rp->batch.len + (rp->installing ? rp->recv_len : 0)))
+		bg_join(rp); /* growing the map needs its read transaction ended */
 	rc = store_reserve(rp->st, rp->batch.len + (rp->installing ? rp->recv_len : 0));
 	if (rc < 0)
 		goto fail;
@@ -1727,30 +1937,26 @@ int replica_snapshot_rpc(struct replica *rp, struct rpc_req *req)
 		return RPC_DONE;
 	}
 	if (req->msg.type == PROTO_SNAPSHOT_SAVE) {
-		struct snapshot_writer w = {0};
-		struct snapshot_meta sm;
-		struct proto_msg m = proto_msg_make(PROTO_SNAPSHOT_DATA);
-		int rc = replica_snapshot_archive(rp, &w, &sm);
+		struct bg_archive *b = &rp->bg;
+		bool ok;
 
-		if (rc < 0) {
-			snapshot_writer_free(&w);
-			rpc_reply_error(req, rc, "cannot take a snapshot: %s", err_str(rc));
+		/* Copied by a thread; answered from replica_snapshot_poll. A
+		 * request that arrives while a copy runs waits for the next
+		 * one, so it sees at least the state of its arrival. */
+		if (b->state == BG_IDLE) {
+			ok = bg_park(&b->waiting, &b->n_waiting, &b->cap_waiting, req);
+			if (ok && bg_start(rp) < 0) {
+				b->n_waiting--;
+				ok = false;
+			}
+		} else {
+			ok = bg_park(&b->queued, &b->n_queued, &b->cap_queued, req);
+		}
+		if (!ok) {
+			rpc_reply_error(req, -ENOMEM, "cannot start a snapshot");
 			return RPC_DONE;
 		}
-		m.u.snapshot_data.index = sm.index;
-		m.u.snapshot_data.term = sm.term;
-		m.u.snapshot_data.known_leader = replica_known_leader(rp);
-		m.u.snapshot_data.last_contact_ms = replica_last_contact_ms(rp);
-		m.u.snapshot_data.data.ptr = w.buf;
-		m.u.snapshot_data.data.len = w.len;
-		if (w.len > PROTO_MAX_MSG - 4096)
-			rpc_reply_error(req, CAIRN_E_TOOLARGE,
-					"snapshot of %zu bytes is over the %u byte message limit", w.len,
-					PROTO_MAX_MSG);
-		else
-			(void)rpc_reply(req, &m);
-		snapshot_writer_free(&w);
-		return RPC_DONE;
+		return RPC_KEEP;
 	}
 	if (req->msg.type == PROTO_SNAPSHOT_RESTORE) {
 		const struct proto_snapshot_restore *q = &req->msg.u.snapshot_restore;

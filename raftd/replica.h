@@ -167,7 +167,7 @@ struct snapshot_meta;
 struct proto_raft_snapshot;
 
 /* Writes an archive of the applied state (one read transaction: writes go
- * on meanwhile) into w (begun here; free it with snapshot_writer_free).
+ * on meanwhile), in the calling thread, into w (begun here; free it with snapshot_writer_free).
  * Fills *out with its index, term and configuration. Returns 0 or a
  * negative code. */
 int replica_snapshot_archive(struct replica *rp, struct snapshot_writer *w,
@@ -184,13 +184,24 @@ int replica_propose_restore(struct replica *rp, const uint8_t *archive, size_t l
 int replica_receive_snapshot(struct replica *rp, const struct proto_raft_snapshot *m);
 
 struct rpc_req;
-/* SNAPSHOT_SAVE: answers SNAPSHOT_DATA at once (the archive of this
- * server's applied state; cluster.c sent default and consistent reads to
+/* SNAPSHOT_SAVE: keeps the request (RPC_KEEP) and answers SNAPSHOT_DATA
+ * once a background copy of this server's applied state is done
+ * (replica_snapshot_poll; cluster.c sent default and consistent reads to
  * the leader). SNAPSHOT_RESTORE: refuses a corrupted archive
  * (CAIRN_E_BADREQ), else proposes it and keeps the request (RPC_KEEP):
  * the applied callback answers it with WRITE_REPLY. Returns the rpc
  * disposition (enum rpc_disposition). */
 int replica_snapshot_rpc(struct replica *rp, struct rpc_req *req);
+
+/* Archives for SNAPSHOT_SAVE and InstallSnapshot are copied by a thread
+ * from its own LMDB read transaction, so the loop keeps serving and
+ * committing. This eventfd turns readable when a copy finished: watch it
+ * on the loop and call replica_snapshot_poll, which answers the waiting
+ * requests and hands the archive to InstallSnapshot. */
+int replica_snapshot_fd(const struct replica *rp);
+void replica_snapshot_poll(struct replica *rp);
+/* A copy is running or waits for replica_snapshot_poll. */
+bool replica_snapshot_busy(const struct replica *rp);
 
 /* Log compaction so far: entries up to the returned index are gone. */
 uint64_t replica_log_base(const struct replica *rp);

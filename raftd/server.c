@@ -39,6 +39,7 @@ struct server {
 	struct loop *loop;
 	const struct config *cfg;
 	struct replica *rp;
+	bool snap_watched;  /* the replica's snapshot eventfd is on the loop */
 	struct cluster *cl; /* multi-server glue, NULL for a single server */
 	struct rpc_server *rpc;
 	struct watch_set *ws;
@@ -904,6 +905,15 @@ static int64_t lease_tick(struct loop *l, void *ctx)
 	return LEASE_PUB_REFRESH_MS;
 }
 
+/* A snapshot archive copied off the loop thread is ready. */
+static void on_snapshot_ready(struct loop *l, void *ctx, unsigned events)
+{
+	struct server *s = ctx;
+
+	(void)l, (void)events;
+	replica_snapshot_poll(s->rp);
+}
+
 /* The group commit: everything proposed in this loop iteration is made
  * durable in one transaction before any of it is acknowledged. */
 static void before_sleep(struct loop *l, void *ctx)
@@ -1213,6 +1223,12 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 		if (rc < 0)
 			goto fail;
 	}
+	rc = loop_watch_fd(l, replica_snapshot_fd(s->rp), LOOP_READ, on_snapshot_ready, s);
+	if (rc < 0) {
+		snprintf(err, errlen, "watch the snapshot eventfd: %s", err_str(rc));
+		goto fail;
+	}
+	s->snap_watched = true;
 	rc = loop_add_before_sleep(l, before_sleep, s);
 	if (rc < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -1272,6 +1288,8 @@ void server_free(struct server *s)
 	if (s->sess_tick_id)
 		loop_timer_del(s->loop, s->sess_tick_id);
 	session_timers_free(s->sess_timers);
+	if (s->snap_watched)
+		loop_unwatch_fd(s->loop, replica_snapshot_fd(s->rp));
 	cluster_free(s->cl); /* answers what waits for a leader */
 	rpc_server_free(s->rpc);
 	replica_close(s->rp);

@@ -67,6 +67,15 @@ void store_close(struct store *st);
  * Returns 0 or CAIRN_E_STORE. */
 int store_reserve(struct store *st, size_t bytes);
 
+/* True when store_reserve(st, bytes) would have to enlarge the map, which
+ * needs every transaction of the process ended (a reader thread too). */
+bool store_reserve_needed(struct store *st, size_t bytes);
+
+/* Begins a read transaction of its own that another thread may use (the
+ * loop thread's transactions go on meanwhile: MDB_NOTLS). End it with
+ * store_txn_abort from that thread. Returns 0 or CAIRN_E_STORE/-ENOMEM. */
+int store_txn_begin_reader(struct store *st, struct store_txn **out_txn);
+
 /* Text of the last LMDB failure (for the caller to log), "" if none. */
 const char *store_errmsg(const struct store *st);
 

@@ -209,6 +209,41 @@ void store_close(struct store *st)
 	free(st);
 }
 
+/* The map size store_reserve wants for bytes more, 0 on failure. */
+static uint64_t wanted_size(struct store *st, size_t bytes)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+
+	if (mdb_env_info(st->env, &info) || mdb_env_stat(st->env, &stat))
+		return 0;
+	return ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize + 2 * (uint64_t)bytes +
+	       (64ull << 20);
+}
+
+bool store_reserve_needed(struct store *st, size_t bytes)
+{
+	return wanted_size(st, bytes) > st->map_size;
+}
+
+int store_txn_begin_reader(struct store *st, struct store_txn **out_txn)
+{
+	struct store_txn *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t)
+		return -ENOMEM;
+	t->st = st;
+	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->txn);
+	if (rc) {
+		free(t);
+		return rc == MDB_NOTFOUND ? -ENOENT : CAIRN_E_STORE;
+	}
+	t->in_use = true;
+	*out_txn = t;
+	return 0;
+}
+
 int store_reserve(struct store *st, size_t bytes)
 {
 	MDB_envinfo info;

@@ -19,6 +19,7 @@
 #include "store.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -623,8 +624,23 @@ static void pump(void)
 	}
 }
 
+/* Lets a background archive copy finish (the fd turns readable) and
+ * hands it over. */
+static void finish_copies(void)
+{
+	for (unsigned i = 0; i < N_REP; i++) {
+		if (!replica_snapshot_busy(reps[i]))
+			continue;
+		struct pollfd pfd = {.fd = replica_snapshot_fd(reps[i]), .events = POLLIN};
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		replica_snapshot_poll(reps[i]);
+		ck_assert(!replica_snapshot_busy(reps[i]));
+	}
+}
+
 static void tick_all(uint64_t ms)
 {
+	finish_copies();
 	fake_now += ms;
 	for (unsigned i = 0; i < N_REP; i++) {
 		if (cut[i])
