@@ -137,6 +137,7 @@ static void setup(void)
 			.use_cache = with_cache,
 			.cache_wait_ms = 300,
 			.cache_retry_max_ms = 200,
+			.cache_idle_ms = 1500,
 		    });
 	ck_assert_ptr_nonnull(fx.srv);
 	fx.udp = dns_udp_open(fx.l, fx.srv, "127.0.0.1", 0, err, sizeof(err));
@@ -608,6 +609,31 @@ START_TEST(test_cache_steady_state_no_rpc)
 }
 END_TEST
 
+START_TEST(test_cache_idle_views_dropped)
+{
+	struct dns_server_stats st;
+	ldns_pkt *r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, true);
+	size_t before;
+
+	ldns_pkt_free(r);
+	dns_server_stats(fx.srv, &st);
+	ck_assert_uint_eq(st.cache_entries, 1);
+	/* nobody asks for 1.5 s: the view and its watch go */
+	for (int i = 0; i < 100 && st.cache_entries; i++) {
+		run_for(100);
+		dns_server_stats(fx.srv, &st);
+	}
+	ck_assert_uint_eq(st.cache_entries, 0);
+	ck_assert_uint_eq(rpc_client_pending(fx.rpc), 0); /* the blocking query cancelled */
+	/* asked again: fetched again */
+	before = fx.lookups;
+	r = udp_ask("alpha.node.consul.", LDNS_RR_TYPE_A, false);
+	assert_answer(r, LDNS_RR_TYPE_A, "127.0.0.1");
+	ldns_pkt_free(r);
+	ck_assert_uint_gt(fx.lookups, before);
+}
+END_TEST
+
 START_TEST(test_tcp_idle_timeout)
 {
 	struct tcp_client c;
@@ -773,6 +799,7 @@ Suite *dns_transport_suite(void)
 	tcase_set_timeout(ca, 60);
 	tcase_add_test(ca, test_cache_steady_state_no_rpc);
 	tcase_add_test(ca, test_udp_burst_from_cache);
+	tcase_add_test(ca, test_cache_idle_views_dropped);
 	tcase_add_test(ca, test_udp_batch_helpers);
 	suite_add_tcase(s, ca);
 	return s;
