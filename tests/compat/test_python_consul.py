@@ -653,6 +653,32 @@ def _():
     eq(len(nodes), 2, "after")
 
 
+# ---------------------------------------------------------------- txn
+
+
+@check("txn.put (python-consul 1.x's call: CB.json() on PUT /v1/txn) commits and rolls back")
+def _():
+    # python-consul 0.7.1 has no c.txn; its HTTP client makes the exact
+    # request python-consul 1.x's Txn.put makes.
+    def txn(ops):
+        return c.http.put(consul.base.CB.json(index=True), "/v1/txn", data=json.dumps(ops))
+
+    k = ROOT + "txn/"
+    v = base64.b64encode(b"one").decode()
+    idx, out = txn([{"KV": {"Verb": "set", "Key": k + "a", "Value": v}},
+                    {"KV": {"Verb": "get", "Key": k + "a"}}])
+    positive_index(idx)
+    eq(out["Errors"], None, "Errors")
+    eq(len(out["Results"]), 2, "Results")
+    eq(base64.b64decode(out["Results"][1]["KV"]["Value"]), b"one", "get in txn")
+    _, out = txn([{"KV": {"Verb": "set", "Key": k + "b", "Value": v}},
+                  {"KV": {"Verb": "check-not-exists", "Key": k + "a"}}])
+    eq(out["Results"], None, "Results on rollback")
+    eq(out["Errors"][0]["OpIndex"], 1, "OpIndex")
+    _, e = c.kv.get(k + "b")
+    eq(e, None, "rolled-back set")
+
+
 passed = sum(1 for r in results if r)
 failed = len(results) - passed
 print("%d passed, %d failed" % (passed, failed))
