@@ -896,7 +896,12 @@ static size_t wire_index(const uint8_t *key, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ key[i]) * 1099511628211ull;
-	return (size_t)(h >> 32) & (WIRE_SLOTS - 1);
+	/* FNV-1a leaves keys that differ in the last byte (the rotation)
+	 * equal in most bits: mix (murmur3's finaliser) before taking a few */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (size_t)h & (WIRE_SLOTS - 1);
 }
 
 /* Sends the stored reply for p's question, if any: true when sent. */
@@ -909,6 +914,8 @@ static bool wire_reuse(struct dns_server *s, struct cval *v, struct pending *p, 
 	if (!v->slots || !(klen = wire_key(p, rot, key, &qlen)))
 		return false;
 	sl = &v->slots[wire_index(key, klen)];
+	if (sl->key_len != klen || memcmp(sl->key, key, klen) != 0)
+		sl = &v->slots[wire_index(key, klen) ^ 1]; /* two-way: its pair */
 	if (sl->key_len != klen || memcmp(sl->key, key, klen) != 0 || sl->sec != now_s() ||
 	    sl->len > sizeof(buf) || sl->len < LDNS_HEADER_SIZE + qlen)
 		return false;
@@ -938,7 +945,23 @@ static void wire_store(struct cval *v, const struct pending *p, unsigned rot, co
 	if (!copy)
 		return;
 	memcpy(copy, wire, len);
-	sl = &v->slots[wire_index(key, klen)];
+	/* two ways: the slot holding this key, else an empty one, else the
+	 * one built longer ago */
+	{
+		struct wire_slot *a = &v->slots[wire_index(key, klen)];
+		struct wire_slot *b = &v->slots[wire_index(key, klen) ^ 1];
+
+		if (a->key_len == klen && memcmp(a->key, key, klen) == 0)
+			sl = a;
+		else if (b->key_len == klen && memcmp(b->key, key, klen) == 0)
+			sl = b;
+		else if (!a->key_len)
+			sl = a;
+		else if (!b->key_len)
+			sl = b;
+		else
+			sl = a->sec <= b->sec ? a : b;
+	}
 	free(sl->wire);
 	memcpy(sl->key, key, klen);
 	sl->key_len = klen;

@@ -230,6 +230,16 @@ int main(int argc, char **argv)
 	daemon_notify_ready();
 	rc = loop_run(l);
 	daemon_notify_stopping();
+	{
+		struct dns_server_stats st;
+
+		dns_server_stats(srv, &st);
+		log_info("dns: %llu queries; %llu answered from the cache (%llu stale), %llu as "
+			 "stored replies, %llu waited for a fetch; %llu fetches",
+			 (unsigned long long)st.queries, (unsigned long long)st.cache_hits,
+			 (unsigned long long)st.cache_stale, (unsigned long long)st.wire_reused,
+			 (unsigned long long)st.cache_waits, (unsigned long long)st.fetches);
+	}
 	if (rc < 0)
 		log_error("event loop: %s", err_str(rc));
 out:

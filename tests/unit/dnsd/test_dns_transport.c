@@ -766,10 +766,10 @@ START_TEST(test_udp_burst_from_cache)
 	run_loop();
 	ck_assert_uint_eq(bu.got, 64);
 	ck_assert_uint_eq(fx.lookups, before);
-	/* all but the first of each spelling's replies reused (unless the
-	 * wall second turned meanwhile) */
+	/* the reply stored for the warm-up query serves every spelling;
+	 * only a turn of the wall second forces a rebuild (one per turn) */
 	dns_server_stats(fx.srv, &st);
-	ck_assert_uint_ge(st.wire_reused, 1);
+	ck_assert_uint_ge(st.wire_reused, 48);
 	loop_unwatch_fd(fx.l, bu.fd);
 	close(bu.fd);
 }
