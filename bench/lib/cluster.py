@@ -133,14 +133,21 @@ class Member:
         daemons run in their own process groups), all at once."""
         if not self.pid:
             return
-        pids = [self.pid] + children_of(self.pid)
+        # A Cairn agent's daemons get SIGTERM when it dies (PDEATHSIG) and
+        # raftd would then leave gracefully, handing leadership over: stop
+        # the agent, kill its children, then the agent, so all vanish.
+        try:
+            os.kill(self.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+        pids = children_of(self.pid) + [self.pid]
         for p in pids:
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self._reap(10)
-        for p in pids[1:]:
+        for p in pids[:-1]:
             deadline = time.monotonic() + 10
             while pid_alive(p) and time.monotonic() < deadline:
                 time.sleep(0.02)
