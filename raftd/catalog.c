@@ -10,6 +10,7 @@
 #include "coordinate.h"
 #include "err.h"
 #include "mp.h"
+#include "session.h"
 #include "store.h"
 
 #define IDX_NODES "nodes"
@@ -643,6 +644,10 @@ static int ensure_check(struct store_txn *txn, struct arena *a, uint64_t index,
 	chk_encode_stored(&w, c);
 	rc = w.err ? w.err : put_if_changed(txn, STORE_CHECKS, key, (size_t)klen, &w, &changed);
 	mp_writer_close(&w);
+	/* Consul's ensureCheckTxn: a critical check ends the sessions bound
+	 * to it (their locks released or deleted, with the lock-delay) */
+	if (rc == 0 && strcmp(c->status, "critical") == 0)
+		rc = session_invalidate_check(txn, index, c->node, c->check_id, change, ctx);
 	if (rc < 0 || !changed)
 		return rc;
 	rc = touch(txn, index, IDX_CHECKS, change, ctx);
@@ -679,6 +684,21 @@ static void forward_change(void *ctx, enum fsm_space space, const char *key, siz
 
 	if (nc->change)
 		nc->change(nc->ctx, space, key, klen);
+}
+
+int catalog_check_get(struct store_txn *txn, struct arena *a, const char *node,
+		      const char *check_id, struct proto_check *out)
+{
+	char key[STORE_KEY_MAX + 1];
+	struct store_val v;
+	int klen = pair_key(key, node, check_id, false), rc;
+
+	if (klen < 0)
+		return -ENOENT;
+	rc = store_get(txn, STORE_CHECKS, key, (size_t)klen, &v);
+	if (rc < 0)
+		return rc;
+	return chk_from_val(v, a, out);
 }
 
 /* Looks up the service id on node into *out (in a). Returns 0, -ENOENT or
@@ -876,6 +896,10 @@ static int delete_checks(struct store_txn *txn, struct arena *a, uint64_t index,
 		rc = store_del(txn, STORE_CHECKS, k, klen);
 		if (rc == -ENOENT)
 			rc = 0;
+		/* Consul's deleteCheckTxn: sessions bound to the check end */
+		if (rc == 0)
+			rc = session_invalidate_check(txn, index, c->chks[i].node,
+						      c->chks[i].check_id, change, ctx);
 	}
 	if (rc == 0 && c->n_chks)
 		rc = touch(txn, index, IDX_CHECKS, change, ctx);
@@ -947,6 +971,8 @@ static int apply_deregister(struct store_txn *txn, struct arena *a, uint64_t ind
 		if (rc == 0)
 			rc = store_del(txn, STORE_CHECKS, key, (size_t)klen);
 		if (rc == 0)
+			rc = session_invalidate_check(txn, index, node, cid, change, ctx);
+		if (rc == 0)
 			rc = touch(txn, index, IDX_CHECKS, change, ctx);
 		if (rc == 0 && *chk.service_id)
 			rc = touch_service(txn, index, chk.service_name, change, ctx);
@@ -992,6 +1018,9 @@ static int apply_deregister(struct store_txn *txn, struct arena *a, uint64_t ind
 	/* Consul's deleteNodeTxn: the node's coordinate goes too */
 	if (rc == 0)
 		rc = coordinate_node_deleted(txn, index, key, (size_t)klen, change, ctx);
+	/* Consul's deleteNodeTxn: the node's sessions end */
+	if (rc == 0)
+		rc = session_invalidate_check(txn, index, node, NULL, change, ctx);
 	if (rc == 0)
 		rc = touch(txn, index, IDX_NODES, change, ctx);
 	if (rc == 0 && change)

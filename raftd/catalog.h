@@ -78,6 +78,11 @@ int catalog_apply_deregister(struct store_txn *txn, uint64_t index, struct mp_re
 int catalog_node_changed(struct store_txn *txn, uint64_t index, const char *node,
 			 fsm_change_fn change, void *ctx);
 
+/* The check check_id (exact case) on node (any case) into *out, strings in
+ * a. Returns 0, -ENOENT, -ENOMEM or a store error. */
+int catalog_check_get(struct store_txn *txn, struct arena *a, const char *node,
+		      const char *check_id, struct proto_check *out);
+
 /* A view's answer. Everything lives in the caller's arena. */
 struct catalog_answer {
 	uint64_t index; /* X-Consul-Index of the view, never 0 */

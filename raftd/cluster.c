@@ -13,6 +13,7 @@
 #include "loop.h"
 #include "proto.h"
 #include "raft/raft.h"
+#include "reconcile.h"
 #include "replica.h"
 #include "txn.h"
 
@@ -85,6 +86,7 @@ struct cluster {
 	/* self registration */
 	struct proto_msg reg;
 	struct proto_node reg_node;
+	struct proto_check reg_check; /* serfHealth passing: we are alive */
 	const char *tkeys[4], *tvals[4], *mkeys[1], *mvals[1];
 	bool registered, reg_inflight;
 	uint64_t next_reg_ms;
@@ -804,6 +806,20 @@ static void add_join(struct cluster *c, const char *a)
 	c->n_join++;
 }
 
+void cluster_note_server(struct cluster *c, const char *addr)
+{
+	if (!c || !addr || !*addr || strlen(addr) > RAFT_ADDR_MAX || replica_has_config(c->rp) ||
+	    c->cfg->bootstrap_expect == 1)
+		return;
+	for (unsigned i = 0; i < c->n_join; i++)
+		if (strcmp(c->join[i], addr) == 0)
+			return;
+	if (c->n_join == MAX_JOIN)
+		return;
+	log_info("raft: server %s found in the LAN pool", addr);
+	add_join(c, addr);
+}
+
 int cluster_new(struct loop *l, void *zctx, const struct config *cfg, struct replica *rp,
 		const char *self, cluster_dispatch_fn dispatch, void *ctx, struct cluster **out,
 		char *err, size_t errlen)
@@ -850,9 +866,19 @@ int cluster_new(struct loop *l, void *zctx, const struct config *cfg, struct rep
 	c->reg_node.meta.keys = c->mkeys;
 	c->reg_node.meta.vals = c->mvals;
 	c->reg_node.meta.n = 1;
-	c->reg = proto_msg_make(PROTO_CATALOG_REGISTER);
-	c->reg.u.catalog_register.nodes.v = &c->reg_node;
-	c->reg.u.catalog_register.nodes.n = 1;
+	/* with serfHealth passing, as a single server registers itself: a
+	 * session on this server's node works before the leader's
+	 * reconciliation ran (or when the servers share no LAN pool) */
+	c->reg_check.node = cfg->node_name;
+	c->reg_check.check_id = RECONCILE_CHECK_ID;
+	c->reg_check.name = RECONCILE_CHECK_NAME;
+	c->reg_check.status = "passing";
+	c->reg_check.output = RECONCILE_ALIVE_OUTPUT;
+	c->reg = proto_msg_make(PROTO_CATALOG_WRITE);
+	c->reg.u.catalog_write.nodes.v = &c->reg_node;
+	c->reg.u.catalog_write.nodes.n = 1;
+	c->reg.u.catalog_write.checks.v = &c->reg_check;
+	c->reg.u.catalog_write.checks.n = 1;
 	replica_set_transport(rp, send_to, c);
 	c->recovering = replica_recovering(rp);
 	if (c->recovering)

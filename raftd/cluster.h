@@ -47,6 +47,14 @@ bool cluster_wanted(const struct config *cfg);
 int cluster_new(struct loop *l, void *zctx, const struct config *cfg, struct replica *rp,
 		const char *self, cluster_dispatch_fn dispatch, void *ctx, struct cluster **out,
 		char *err, size_t errlen);
+/* A server of the LAN pool (gossip member with role "consul"): its RPC
+ * address host:port joins the -join / -retry-join addresses that
+ * discovery says hello to, so servers that only joined the same gossip
+ * pool find each other for bootstrap_expect (Consul's maybeBootstrap over
+ * serf members). Ignored once this server has a configuration, and with
+ * bootstrap_expect 1 (that server bootstraps alone). NULL c is fine. */
+void cluster_note_server(struct cluster *c, const char *addr);
+
 /* Answers waiting requests with NOLEADER, closes sockets. NULL is fine. */
 void cluster_free(struct cluster *c);
 

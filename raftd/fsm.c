@@ -603,6 +603,7 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 
 	out->code = 0;
 	out->ok = false;
+	out->msg[0] = '\0';
 	mp_reader_init(&r, payload, len);
 	n = mp_read_array(&r);
 	op = mp_read_u64(&r);

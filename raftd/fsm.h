@@ -57,6 +57,7 @@ enum fsm_space {
 struct fsm_result {
 	int code; /* 0, or CAIRN_E_PROTO (malformed) / CAIRN_E_BADREQ (refused) */
 	bool ok;  /* with code 0: false when a cas condition failed */
+	char msg[160]; /* with code < 0: Consul's error text when it has one, else "" */
 };
 
 /* Called for every key a command changed. key borrowed for the call. */

@@ -21,9 +21,11 @@
 #include "lease_pub.h"
 #include "log.h"
 #include "loop.h"
+#include "member_feed.h"
 #include "mp.h"
 #include "operator.h"
 #include "raft/raft.h"
+#include "reconcile.h"
 #include "replica.h"
 #include "rpc.h"
 #include "session.h"
@@ -53,6 +55,8 @@ struct server {
 	struct session_timers *sess_timers; /* the leader's session TTL timers */
 	uint64_t sess_tick_id;		    /* their periodic check, 0 when none */
 	struct session_lock_delays *lock_delays; /* keys inside a lock-delay */
+	struct member_feed *feed;		 /* gossipd's LAN members */
+	struct reconcile *rec;			 /* the leader's catalog reconciliation */
 	struct lease_pub *lease;		 /* the read lease page (lease_pub.h), or NULL */
 	uint64_t lease_gen;			 /* store generation published with it */
 	uint64_t lease_tick_id;			 /* its refresh timer */
@@ -792,6 +796,10 @@ static void on_applied(void *ctx, void *ud, uint64_t index, const struct fsm_res
 		rpc_reply_error(req, res->code, "write failed: state store error");
 		return;
 	}
+	if (res->code < 0 && res->msg[0]) {
+		rpc_reply_error(req, res->code, "%s", res->msg); /* Consul's own text */
+		return;
+	}
 	if (res->code < 0) {
 		rpc_reply_error(req, res->code, "write rejected: %s", err_str(res->code));
 		return;
@@ -1078,6 +1086,55 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 	}
 }
 
+/* ---- the LAN pool ------------------------------------------------------------ */
+
+static void host_port(char *buf, size_t len, const char *host, int port);
+
+/* Member changes: the leader's reconciliation, and server discovery. */
+static void on_member(void *ctx, enum member_feed_change change, const struct member_feed_member *m,
+		      const struct member_feed_member *old)
+{
+	struct server *s = ctx;
+	const char *port;
+	char hp[320];
+
+	(void)old;
+	if (change == MEMBER_FEED_SYNCED) {
+		reconcile_request_full(s->rec);
+		return;
+	}
+	reconcile_member_changed(s->rec, m->name, change == MEMBER_FEED_REMOVED);
+	port = member_feed_tag(m, "port");
+	if (s->cl && change != MEMBER_FEED_REMOVED && m->status == MEMBER_FEED_ALIVE &&
+	    member_feed_is_server(m) && port && *port) {
+		const char *mdc = member_feed_tag(m, "dc");
+
+		if (!mdc || strcasecmp(mdc, s->cfg->datacenter) == 0) {
+			host_port(hp, sizeof(hp), m->addr, atoi(port));
+			cluster_note_server(s->cl, hp);
+		}
+	}
+}
+
+static int start_member_feed(struct server *s, void *zctx, char *err, size_t errlen)
+{
+	char sub[1024], rpc[1024];
+
+	if (config_ipc_endpoint(s->cfg, CONFIG_SOCK_GOSSIP_EVENTS, sub, sizeof(sub)) < 0 ||
+	    config_ipc_endpoint(s->cfg, CONFIG_SOCK_GOSSIPD, rpc, sizeof(rpc)) < 0) {
+		snprintf(err, errlen, "gossipd endpoints: path too long");
+		return -ENAMETOOLONG;
+	}
+	s->feed = member_feed_new(s->loop, zctx, sub, rpc, NULL, on_member, s);
+	if (s->feed)
+		s->rec = reconcile_new(s->loop, s->rp, s->cfg, s->feed);
+	if (!s->feed || !s->rec) {
+		snprintf(err, errlen, "member feed: out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* ---- lifecycle ------------------------------------------------------------- */
 
 /* Formats host:port, bracketing IPv6 literals. */
@@ -1109,9 +1166,19 @@ static int register_self(struct server *s)
 	    .tagged_addresses = {tkeys, tvals, 4},
 	    .meta = {mkeys, mvals, 1},
 	};
+	/* a single server is its own leader and knows it is alive: its
+	 * serfHealth is there before the reconciliation's first pass, so a
+	 * session on this node can be created at once */
+	struct proto_check serf = {
+	    .node = c->node_name,
+	    .check_id = RECONCILE_CHECK_ID,
+	    .name = RECONCILE_CHECK_NAME,
+	    .status = "passing",
+	    .output = RECONCILE_ALIVE_OUTPUT,
+	};
 	uint64_t index;
 
-	fsm_cmd_node_register(&s->cmd, &n);
+	catalog_cmd_register(&s->cmd, &n, false, NULL, &serf, 1);
 	if (s->cmd.err)
 		return s->cmd.err;
 	return replica_propose(s->rp, s->cmd.buf, s->cmd.len, NULL, &index);
@@ -1234,6 +1301,9 @@ int server_new(struct loop *l, void *zctx, const struct config *cfg, struct serv
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	rc = start_member_feed(s, zctx, err, errlen);
+	if (rc < 0)
+		goto fail;
 	s->sess_timers = session_timers_new();
 	s->sess_tick_id = s->sess_timers ? loop_timer_add(l, SESSION_TICK_MS, session_tick, s) : 0;
 	if (!s->sess_tick_id) {
@@ -1288,6 +1358,8 @@ void server_free(struct server *s)
 	if (s->sess_tick_id)
 		loop_timer_del(s->loop, s->sess_tick_id);
 	session_timers_free(s->sess_timers);
+	reconcile_free(s->rec);
+	member_feed_free(s->feed);
 	if (s->snap_watched)
 		loop_unwatch_fd(s->loop, replica_snapshot_fd(s->rp));
 	cluster_free(s->cl); /* answers what waits for a leader */

@@ -2,12 +2,15 @@
 #include "session.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
 #include "arena.h"
+#include "catalog.h"
 #include "err.h"
 #include "mp.h"
 #include "store.h"
@@ -49,6 +52,87 @@ static bool str_ok(const json_t *o, const char *key)
 	return json_is_string(json_object_get(o, key));
 }
 
+/* Calls fn for every check ID the session object o lists (NodeChecks
+ * strings, ServiceChecks[].ID) until fn returns non-zero, which is
+ * returned. */
+static int each_bound_check(const json_t *o, int (*fn)(void *ctx, const char *check_id),
+			    void *ctx)
+{
+	const json_t *nc = json_object_get(o, "NodeChecks"), *sc = json_object_get(o, "ServiceChecks");
+	size_t i;
+	int rc;
+
+	for (i = 0; json_is_array(nc) && i < json_array_size(nc); i++) {
+		const char *cid = json_string_value(json_array_get(nc, i));
+
+		if (cid && (rc = fn(ctx, cid)) != 0)
+			return rc;
+	}
+	for (i = 0; json_is_array(sc) && i < json_array_size(sc); i++) {
+		const char *cid = json_string_value(json_object_get(json_array_get(sc, i), "ID"));
+
+		if (cid && (rc = fn(ctx, cid)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+struct bind_ctx {
+	struct store_txn *txn;
+	struct arena *a;
+	const char *node;
+	struct fsm_result *out;
+};
+
+static int bind_check(void *ctx, const char *cid)
+{
+	struct bind_ctx *b = ctx;
+	struct proto_check chk;
+	int rc = catalog_check_get(b->txn, b->a, b->node, cid, &chk);
+
+	if (rc == -ENOENT) {
+		b->out->code = -ENOENT;
+		snprintf(b->out->msg, sizeof(b->out->msg), "Missing check '%s' registration", cid);
+		return 1;
+	}
+	if (rc < 0)
+		return rc;
+	if (strcmp(chk.status, "critical") == 0) {
+		b->out->code = -EPERM;
+		snprintf(b->out->msg, sizeof(b->out->msg), "Check '%s' is in %s state", cid,
+			 chk.status);
+		return 1;
+	}
+	return 0;
+}
+
+/* Consul's sessionCreateTxn: the node must exist, and every check the
+ * session lists must exist on it and not be critical; otherwise out->code
+ * and out->msg say why (Consul's texts). Returns 0 or a store error. */
+static int check_bindings(struct store_txn *txn, const json_t *o, struct fsm_result *out)
+{
+	const char *node = json_string_value(json_object_get(o, "Node"));
+	struct proto_node *n = NULL;
+	struct arena a;
+	uint64_t idx;
+	int rc;
+
+	arena_init(&a, 1024);
+	rc = fsm_node_get(txn, &a, node, &n, &idx);
+	if (rc == 0 && !n) {
+		out->code = -ENOENT;
+		snprintf(out->msg, sizeof(out->msg), "Missing node registration");
+	} else if (rc == 0) {
+		struct bind_ctx b = {txn, &a, node, out};
+
+		rc = each_bound_check(o, bind_check, &b);
+		if (rc > 0)
+			rc = 0;
+	}
+	arena_close(&a);
+	return rc;
+}
+
 int session_apply_create(struct store_txn *txn, uint64_t index, struct mp_reader *r,
 			 struct fsm_result *out, fsm_change_fn change, void *ctx)
 {
@@ -76,6 +160,9 @@ int session_apply_create(struct store_txn *txn, uint64_t index, struct mp_reader
 		out->code = CAIRN_E_BADREQ; /* Consul: the ID is already in use */
 		goto out;
 	}
+	rc = check_bindings(txn, o, out);
+	if (rc < 0 || out->code < 0)
+		goto out;
 	/* Consul's field order: ID first, the indexes last */
 	(void)json_object_del(o, "ID");
 	ordered = json_pack("{s:s}", "ID", idz);
@@ -108,16 +195,15 @@ out:
 	return rc;
 }
 
+static int destroy_stored(struct store_txn *txn, uint64_t index, const char *id, size_t idlen,
+			  struct store_val v, fsm_change_fn change, void *ctx);
+
 int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reader *r,
 			  struct fsm_result *out, fsm_change_fn change, void *ctx)
 {
 	size_t idlen = 0;
 	const char *id = mp_read_str(r, &idlen);
 	struct store_val v;
-	json_t *o;
-	const char *b;
-	json_int_t delay;
-	bool del;
 	int rc;
 
 	if (r->err || !id || idlen == 0 || idlen > STORE_KEY_MAX) {
@@ -130,6 +216,20 @@ int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reade
 		return 0; /* Consul: destroying a missing session succeeds */
 	if (rc < 0)
 		return rc;
+	return destroy_stored(txn, index, id, idlen, v, change, ctx);
+}
+
+/* Destroys the stored session id (its record v): locks released or keys
+ * deleted by Behavior, lock-delays reported, the record removed. */
+static int destroy_stored(struct store_txn *txn, uint64_t index, const char *id, size_t idlen,
+			  struct store_val v, fsm_change_fn change, void *ctx)
+{
+	json_t *o;
+	const char *b;
+	json_int_t delay;
+	bool del;
+	int rc;
+
 	o = json_loadb(v.ptr, v.len, 0, NULL);
 	b = json_string_value(json_object_get(o, "Behavior"));
 	del = b && strcmp(b, "delete") == 0;
@@ -144,6 +244,78 @@ int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reade
 		rc = bump(txn, index);
 	if (rc == 0 && change)
 		change(ctx, FSM_SPACE_SESSIONS, SESSION_INDEX, strlen(SESSION_INDEX));
+	return rc;
+}
+
+/* ---- invalidation ---------------------------------------------------------- */
+
+struct inval_ctx {
+	const char *node;
+	const char *check_id; /* NULL: every session of the node */
+	char (*ids)[80];      /* sessions to destroy */
+	size_t n, cap;
+	int err;
+};
+
+static int match_check(void *ctx, const char *cid)
+{
+	return strcmp(cid, ctx) == 0;
+}
+
+static int inval_collect(void *ctx, struct store_val k, struct store_val v)
+{
+	struct inval_ctx *c = ctx;
+	json_t *o;
+	const char *node;
+	bool hit;
+
+	if (k.len >= sizeof(c->ids[0]))
+		return 0; /* create refuses IDs this long */
+	o = json_loadb(v.ptr, v.len, 0, NULL);
+	node = json_string_value(json_object_get(o, "Node"));
+	hit = node && strcasecmp(node, c->node) == 0 &&
+	      (!c->check_id || each_bound_check(o, match_check, (void *)c->check_id) > 0);
+	json_decref(o);
+	if (!hit)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 8;
+		char(*nv)[80] = realloc(c->ids, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		c->ids = nv;
+		c->cap = cap;
+	}
+	memcpy(c->ids[c->n], k.ptr, k.len);
+	c->ids[c->n][k.len] = '\0';
+	c->n++;
+	return 0;
+}
+
+int session_invalidate_check(struct store_txn *txn, uint64_t index, const char *node,
+			     const char *check_id, fsm_change_fn change, void *ctx)
+{
+	struct inval_ctx c = {.node = node, .check_id = check_id};
+	int rc;
+
+	if (!node || !*node)
+		return 0;
+	/* collect first: the scan must not see its own deletions */
+	rc = store_scan_prefix(txn, STORE_SESSIONS, "", 0, inval_collect, &c);
+	for (size_t i = 0; rc == 0 && i < c.n; i++) {
+		size_t idlen = strlen(c.ids[i]);
+		struct store_val v;
+
+		rc = store_get(txn, STORE_SESSIONS, c.ids[i], idlen, &v);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0)
+			rc = destroy_stored(txn, index, c.ids[i], idlen, v, change, ctx);
+	}
+	free(c.ids);
 	return rc;
 }
 

@@ -4,7 +4,12 @@
  * Commands (log payloads; never change a layout):
  *   [6, id, session_json]   session create: a JSON object text with Name,
  *                           Node, LockDelay (ns), Behavior, TTL,
- *                           NodeChecks, ServiceChecks (apid validated it)
+ *                           NodeChecks, ServiceChecks (apid validated it);
+ *                           refused as Consul does ("Missing node
+ *                           registration", "Missing check '<id>'
+ *                           registration", "Check '<id>' is in critical
+ *                           state", in fsm_result.msg) unless the node and
+ *                           every listed check exist and none is critical
  *   [7, id]                 session destroy (a missing ID is not an error)
  *
  * Table (store.h): STORE_SESSIONS ID -> the JSON object text as Consul
@@ -43,6 +48,17 @@ int session_apply_create(struct store_txn *txn, uint64_t index, struct mp_reader
 			 struct fsm_result *out, fsm_change_fn change, void *ctx);
 int session_apply_destroy(struct store_txn *txn, uint64_t index, struct mp_reader *r,
 			  struct fsm_result *out, fsm_change_fn change, void *ctx);
+
+/* Consul's session invalidation, applied inside the catalog command that
+ * causes it (so every server does the same): every session of node (any
+ * case) that lists check_id (in NodeChecks or ServiceChecks[].ID), or with
+ * check_id NULL every session of node, is destroyed as by a destroy
+ * command (locks released or keys deleted by Behavior, lock-delays
+ * reported in FSM_SPACE_LOCK_DELAY). catalog.c calls it when a check is
+ * written critical or deleted, and when a node is deleted. Returns 0 or a
+ * store error. */
+int session_invalidate_check(struct store_txn *txn, uint64_t index, const char *node,
+			     const char *check_id, fsm_change_fn change, void *ctx);
 
 /* Evaluates a view: the matching sessions' JSON texts (ID order) into
  * *out_v / *out_n and the sessions table's index (never 0), all in a.

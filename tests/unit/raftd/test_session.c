@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "catalog.h"
 #include "err.h"
 #include "fsm.h"
 #include "mp.h"
@@ -43,6 +44,27 @@ static void rmtree(const char *path)
 	(void)rmdir(path);
 }
 
+/* Sessions need their node and the checks they list (Consul's
+ * sessionCreateTxn): n1 with a passing serfHealth, n2 without checks. */
+static void register_nodes(void)
+{
+	struct proto_node n = {.node = "n1", .address = "10.0.0.1"};
+	struct proto_check c = {.check_id = "serfHealth", .name = "Serf Health Status",
+				.status = "passing"};
+	struct store_txn *txn;
+	struct fsm_result res;
+
+	ck_assert_int_eq(store_txn_begin(st, true, &txn), 0);
+	catalog_cmd_register(&w, &n, false, NULL, &c, 1);
+	ck_assert_int_eq(fsm_apply(txn, 1, w.buf, w.len, &res, NULL, NULL), 0);
+	ck_assert_int_eq(res.code, 0);
+	n.node = "n2";
+	catalog_cmd_register(&w, &n, false, NULL, NULL, 0);
+	ck_assert_int_eq(fsm_apply(txn, 1, w.buf, w.len, &res, NULL, NULL), 0);
+	ck_assert_int_eq(res.code, 0);
+	ck_assert_int_eq(store_txn_commit(txn), 0);
+}
+
 static void setup(void)
 {
 	char err[256], sub[300];
@@ -55,6 +77,7 @@ static void setup(void)
 	ck_assert_int_eq(store_open(sub, 64ull << 20, &st, err, sizeof(err)), 0);
 	arena_init(&ar, 0);
 	mp_writer_init(&w);
+	register_nodes();
 }
 
 static void teardown(void)
