@@ -818,10 +818,10 @@ struct cval {
 #define WIRE_MAX_INST 8
 
 struct wire_slot {
-	uint8_t key[WIRE_KEY_MAX];
+	uint8_t *key;	/* key_len bytes, then the reply: one allocation */
 	size_t key_len; /* 0: empty */
 	uint64_t sec;	/* wall second it was built in */
-	uint8_t *wire;
+	uint8_t *wire;	/* inside key's allocation */
 	size_t len;
 };
 
@@ -856,7 +856,7 @@ static void cval_free(struct cval *v)
 	free(v->names);
 	free(v->addrs);
 	for (size_t i = 0; v->slots && i < WIRE_SLOTS; i++)
-		free(v->slots[i].wire);
+		free(v->slots[i].key);
 	free(v->slots);
 	free(v);
 }
@@ -941,10 +941,11 @@ static void wire_store(struct cval *v, const struct pending *p, unsigned rot, co
 		return;
 	if (!v->slots && !(v->slots = calloc(WIRE_SLOTS, sizeof(*v->slots))))
 		return;
-	copy = malloc(len);
+	copy = malloc(klen + len);
 	if (!copy)
 		return;
-	memcpy(copy, wire, len);
+	memcpy(copy, key, klen);
+	memcpy(copy + klen, wire, len);
 	/* two ways: the slot holding this key, else an empty one, else the
 	 * one built longer ago */
 	{
@@ -962,11 +963,11 @@ static void wire_store(struct cval *v, const struct pending *p, unsigned rot, co
 		else
 			sl = a->sec <= b->sec ? a : b;
 	}
-	free(sl->wire);
-	memcpy(sl->key, key, klen);
+	free(sl->key);
+	sl->key = copy;
 	sl->key_len = klen;
 	sl->sec = now_s();
-	sl->wire = copy;
+	sl->wire = copy + klen;
 	sl->len = len;
 }
 
