@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +12,7 @@
 
 #include "agent_api.h"
 #include "arena.h"
+#include "agent_state.h"
 #include "catalog_api.h"
 #include "session_api.h"
 #include "coordinate_api.h"
@@ -737,6 +739,49 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 	return routes_text(a, 404, "404 page not found", &out->resp);
 }
 
+/* ---- user event filters -------------------------------------------------- */
+
+static bool ev_match(const regex_t *re, const char *s)
+{
+	return regexec(re, s ? s : "", 0, NULL, 0) == 0;
+}
+
+/* Consul's shouldProcessUserEvent, for the filters gossipd cannot apply
+ * (it knows no services): with a service filter, some local service's ID
+ * or name must match it and, with a tag filter too, one of that service's
+ * tags must match that. An invalid expression matches nothing. The node
+ * filter was applied by gossipd when the event arrived. */
+static bool event_for_us(const struct routes_env *env, const struct proto_user_event *ev)
+{
+	regex_t sre, tre;
+	bool found = false, has_tag = ev->tag_filter && *ev->tag_filter;
+
+	if (!ev->service_filter || !*ev->service_filter)
+		return true;
+	if (regcomp(&sre, ev->service_filter, REG_EXTENDED | REG_NOSUB) != 0)
+		return false;
+	if (has_tag && regcomp(&tre, ev->tag_filter, REG_EXTENDED | REG_NOSUB) != 0) {
+		regfree(&sre);
+		return false;
+	}
+	for (size_t i = 0; env->agent && !found && i < env->agent->n_services; i++) {
+		const struct proto_service *s = &env->agent->services[i]->svc;
+
+		if (!ev_match(&sre, s->id) && !ev_match(&sre, s->service))
+			continue;
+		if (!has_tag) {
+			found = true;
+			break;
+		}
+		for (size_t t = 0; !found && t < s->tags.n; t++)
+			found = ev_match(&tre, s->tags.v[t]);
+	}
+	regfree(&sre);
+	if (has_tag)
+		regfree(&tre);
+	return found;
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static const char *peer_name(enum routes_peer p)
@@ -1005,12 +1050,19 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 			break;
 		return routes_json(a, 200, render_user_event(&reply->u.event_fire_reply.events.v[0]),
 				 call->pretty, out);
-	case ROUTES_OP_EVENT_LIST:
-		rc = routes_json(a, 200,
-			       render_user_events(reply->u.event_list_reply.events.v,
-						  reply->u.event_list_reply.events.n),
-			       call->pretty, out);
+	case ROUTES_OP_EVENT_LIST: {
+		const struct proto_event_list_reply *el = &reply->u.event_list_reply;
+		struct proto_user_event *kept = arena_alloc(a, (el->events.n + 1) * sizeof(*kept));
+		size_t n_kept = 0;
+
+		if (!kept)
+			return -ENOMEM;
+		for (size_t i = 0; i < el->events.n; i++)
+			if (event_for_us(env, &el->events.v[i]))
+				kept[n_kept++] = el->events.v[i];
+		rc = routes_json(a, 200, render_user_events(kept, n_kept), call->pretty, out);
 		return rc < 0 ? rc : add_meta(a, out, reply->u.event_list_reply.index, true, 0);
+	}
 	case ROUTES_OP_KEYRING:
 		return keyring_reply(env, call, &reply->u.keyring_reply, a, out);
 	case ROUTES_OP_RAFT_CONFIG: {

@@ -3,8 +3,9 @@
  * sends its own to the servers (CAIRN_TEST_COORD_SYNC_MS shortens the
  * period), /v1/coordinate/nodes lists every node with an observed
  * coordinate, ?near=_agent puts the asking agent's node first and nodes
- * without coordinates last, /v1/coordinate/datacenters lists the dc, and
- * a ?filter= with an unknown selector is a 400. */
+ * without coordinates last, /v1/coordinate/datacenters lists the dc, a
+ * ?filter= with an unknown selector is a 400, and user events with service
+ * and tag filters reach only the agents running a matching service. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -391,6 +392,79 @@ START_TEST(datacenters_and_filter)
 }
 END_TEST
 
+/* X-Consul-Index of /v1/event/list on agent i (events gossipd stored). */
+static uint64_t event_index(int i)
+{
+	struct http_resp r;
+	char idx[32] = "0";
+	uint64_t v;
+
+	if (http_get(&ags[i], "/v1/event/list", &r) == 0 && r.status == 200)
+		(void)http_header(&r, "X-Consul-Index", idx, sizeof(idx));
+	v = strtoull(idx, NULL, 10);
+	/* the index is never 0: 1 with an empty list means no event yet */
+	if (v == 1 && r.body && strcmp(r.body, "[]") == 0)
+		v = 0;
+	http_resp_free(&r);
+	return v;
+}
+
+static bool lists_event(int i, const char *name)
+{
+	json_t *j = get_json(i, "/v1/event/list", 200), *e;
+	size_t k;
+	bool found = false;
+
+	json_array_foreach(j, k, e)
+	{
+		found |= strcmp(json_string_value(json_object_get(e, "Name")), name) == 0;
+	}
+	json_decref(j);
+	return found;
+}
+
+/* ?service= and ?tag= of event/fire are applied by each receiving agent
+ * against its own services (Consul's shouldProcessUserEvent). */
+START_TEST(event_service_and_tag_filters)
+{
+	uint64_t base1, base2, end;
+	struct http_resp r;
+
+	REQUIRE_CLUSTER();
+	ck_assert_int_eq(http_put(&ags[1], "/v1/agent/service/register",
+				  "{\"ID\":\"evsvc1\",\"Name\":\"evsvc\",\"Tags\":[\"blue\"]}", &r),
+			 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	base1 = event_index(1);
+	base2 = event_index(2);
+	ck_assert_int_eq(http_put(&ags[0], "/v1/event/fire/ev-miss?service=nomatch", "", &r), 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(http_put(&ags[0], "/v1/event/fire/ev-tagmiss?service=evsvc&tag=green", "",
+				  &r),
+			 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	ck_assert_int_eq(http_put(&ags[0], "/v1/event/fire/ev-hit?service=ev.*&tag=bl.*", "", &r),
+			 0);
+	EXPECT_STATUS(r, 200);
+	http_resp_free(&r);
+	/* wait until both receivers stored all three */
+	end = harness_now_ms() + WAIT_MS;
+	while ((event_index(1) < base1 + 3 || event_index(2) < base2 + 3) &&
+	       harness_now_ms() < end)
+		harness_pause_ms(100);
+	ck_assert_uint_ge(event_index(1), base1 + 3);
+	ck_assert_uint_ge(event_index(2), base2 + 3);
+	ck_assert(lists_event(1, "ev-hit"));
+	ck_assert(!lists_event(1, "ev-miss"));
+	ck_assert(!lists_event(1, "ev-tagmiss"));
+	ck_assert(!lists_event(2, "ev-hit")); /* no evsvc on coord3 */
+	ck_assert(!lists_event(2, "ev-miss"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("process-coordinates");
@@ -401,6 +475,7 @@ int main(void)
 	tcase_add_test(tc, every_node_has_a_coordinate);
 	tcase_add_test(tc, near_sorts_by_distance);
 	tcase_add_test(tc, datacenters_and_filter);
+	tcase_add_test(tc, event_service_and_tag_filters);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }
