@@ -108,6 +108,20 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r = proto_msg_make(PROTO_WRITE_REPLY);
 		r.u.write_reply.ok = true;
 		break;
+	case ROUTES_OP_AUTOPILOT:
+		r = proto_msg_make(c->msg.type == PROTO_AUTOPILOT_SET	    ? PROTO_WRITE_REPLY
+				    : c->msg.type == PROTO_AUTOPILOT_GET ? PROTO_AUTOPILOT_CONFIG
+									 : PROTO_AUTOPILOT_HEALTH_REPLY);
+		if (r.type == PROTO_AUTOPILOT_HEALTH_REPLY) {
+			r.u.autopilot_health_reply.healthy = n % 2;
+			r.u.autopilot_health_reply.servers = n % 3 ? s : "[]";
+		} else if (r.type == PROTO_AUTOPILOT_CONFIG) {
+			r.u.autopilot_config.last_contact_threshold_ms = n * 997;
+			r.u.autopilot_config.modify_index = n;
+		} else {
+			r.u.write_reply.ok = n % 2;
+		}
+		break;
 	case ROUTES_OP_COORDINATE:
 		r = proto_msg_make(c->msg.type == PROTO_COORD_UPDATE  ? PROTO_WRITE_REPLY
 				    : c->msg.type == PROTO_COORD_QUERY ? PROTO_COORD_QUERY_REPLY

@@ -18,6 +18,7 @@
 #include "coordinate_api.h"
 #include "snapshot_api.h"
 #include "txn_api.h"
+#include "autopilot_api.h"
 #include "config.h"
 #include "err.h"
 #include "query.h"
@@ -117,6 +118,7 @@ enum route {
 	ROUTE_COORDINATE,  /* /v1/coordinate/: coordinate_api.c */
 	ROUTE_SNAPSHOT,	   /* /v1/snapshot: snapshot_api.c */
 	ROUTE_TXN,	   /* /v1/txn: txn_api.c */
+	ROUTE_AUTOPILOT,   /* /v1/operator/autopilot/: autopilot_api.c */
 };
 
 struct route_def {
@@ -140,6 +142,8 @@ static const struct route_def route_defs[] = {
     {"/v1/operator/keyring", ROUTE_KEYRING, "OPTIONS,GET,POST,PUT,DELETE"},
     {"/v1/operator/raft/configuration", ROUTE_RAFT_CONFIG, "OPTIONS,GET"},
     {"/v1/operator/raft/peer", ROUTE_RAFT_PEER, "OPTIONS,DELETE"},
+    {"/v1/operator/autopilot/configuration", ROUTE_AUTOPILOT, "OPTIONS,GET,PUT"},
+    {"/v1/operator/autopilot/health", ROUTE_AUTOPILOT, "OPTIONS,GET"},
     {"/v1/catalog/", ROUTE_CATALOG, "OPTIONS,GET,PUT"},
     {"/v1/agent/service/", ROUTE_AGENT_LOCAL, "OPTIONS,GET,PUT"},
     {"/v1/agent/services", ROUTE_AGENT_LOCAL, "OPTIONS,GET"},
@@ -728,6 +732,8 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		return snapshot_api_dispatch(env, req, &q, a, out);
 	case ROUTE_TXN:
 		return txn_api_dispatch(env, req, &q, a, out);
+	case ROUTE_AUTOPILOT:
+		return autopilot_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_AGENT_LOCAL:
 		return agent_api_dispatch(env, req, path, &q, a, out);
 	case ROUTE_RAFT_CONFIG:
@@ -832,6 +838,8 @@ static enum proto_type expected_reply(enum routes_op op)
 		return PROTO_WRITE_REPLY;
 	case ROUTES_OP_TXN:
 		return PROTO_TXN_REPLY;
+	case ROUTES_OP_AUTOPILOT: /* three kinds: autopilot_api_finish checks */
+		break;
 	case ROUTES_OP_NONE:
 		break;
 	}
@@ -977,7 +985,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		return msg ? routes_text(a, 500, msg, out) : -ENOMEM;
 	}
 	if (reply->type == PROTO_ERROR && reply->u.error.code != CAIRN_E_NOLEADER &&
-	    (call->op == ROUTES_OP_RAFT_CONFIG || call->op == ROUTES_OP_RAFT_REMOVE)) {
+	    (call->op == ROUTES_OP_RAFT_CONFIG || call->op == ROUTES_OP_RAFT_REMOVE ||
+	     call->op == ROUTES_OP_AUTOPILOT)) {
 		/* Consul answers a failed operator RPC with its bare message */
 		const struct proto_error *e = &reply->u.error;
 
@@ -995,6 +1004,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 	}
 	if (call->op == ROUTES_OP_COORDINATE)
 		return coordinate_api_finish(env, call, reply, a, out);
+	if (call->op == ROUTES_OP_AUTOPILOT)
+		return autopilot_api_finish(env, call, reply, a, out);
 	if (reply->type != expected_reply(call->op)) {
 		const char *msg = arena_printf(a, "rpc error: %s sent an unexpected %s reply",
 					       peer_name(call->peer), proto_type_name(reply->type));
@@ -1044,6 +1055,8 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		return snapshot_api_finish(env, call, reply, a, out);
 	case ROUTES_OP_TXN:
 		return txn_api_finish(call, &reply->u.txn_reply, a, out);
+	case ROUTES_OP_AUTOPILOT: /* answered above */
+		break;
 	case ROUTES_OP_AGENT_SELF:
 	case ROUTES_OP_EVENT_FIRE:
 		if (reply->u.event_fire_reply.events.n != 1)

@@ -89,6 +89,7 @@ enum routes_op {
 	ROUTES_OP_SNAPSHOT_SAVE,    /* snapshot_api.c: GET /v1/snapshot */
 	ROUTES_OP_SNAPSHOT_RESTORE, /* snapshot_api.c: PUT /v1/snapshot */
 	ROUTES_OP_TXN,		 /* txn_api.c: /v1/txn */
+	ROUTES_OP_AUTOPILOT,	 /* autopilot_api.c: /v1/operator/autopilot/ */
 };
 
 enum routes_peer {

@@ -497,7 +497,7 @@ static bool is_write(unsigned type)
 	       type == PROTO_CATALOG_WRITE || type == PROTO_OPERATOR_RAFT_REMOVE ||
 	       type == PROTO_SNAPSHOT_RESTORE ||
 	       type == PROTO_SESSION_WRITE || type == PROTO_KV_LOCK ||
-	       type == PROTO_COORD_UPDATE;
+	       type == PROTO_COORD_UPDATE || type == PROTO_AUTOPILOT_SET;
 }
 
 static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
@@ -523,6 +523,8 @@ static bool is_read(unsigned type, const struct proto_msg *m, uint64_t *mode)
 		*mode = m->u.session_query.mode;
 		return true;
 	case PROTO_OPERATOR_RAFT_CONFIG:
+	case PROTO_AUTOPILOT_GET:
+	case PROTO_AUTOPILOT_HEALTH:
 		*mode = 0; /* the leader's view, as Consul serves it */
 		return true;
 	case PROTO_SNAPSHOT_SAVE:

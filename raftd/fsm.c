@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "catalog.h"
+#include "autopilot.h"
 #include "coordinate.h"
 #include "session.h"
 #include "txn.h"
@@ -648,6 +649,10 @@ int fsm_apply(struct store_txn *txn, uint64_t index, const uint8_t *payload, siz
 		if (n != 2)
 			break;
 		return txn_apply(txn, index, &r, out, change, ctx);
+	case AUTOPILOT_OP_SET:
+		if (n != 2)
+			break;
+		return autopilot_apply_set(txn, index, &r, out);
 	case COORDINATE_OP_UPDATE:
 		if (n != 2)
 			break;

@@ -1988,3 +1988,8 @@ bool replica_is_leader(const struct replica *rp)
 {
 	return rp->raft.role == RAFT_LEADER && !rp->failed;
 }
+
+const struct raft *replica_raft(const struct replica *rp)
+{
+	return &rp->raft;
+}

@@ -211,6 +211,10 @@ uint64_t replica_term(const struct replica *rp);
 uint64_t replica_last_index(const struct replica *rp);
 uint64_t replica_last_applied(const struct replica *rp);
 bool replica_is_leader(const struct replica *rp);
+/* The Raft core, read only (autopilot reads the leader's per-follower
+ * progress). Borrowed; valid while the replica is open. */
+struct raft;
+const struct raft *replica_raft(const struct replica *rp);
 
 /* Writes a log entry's stored form ([term, type, payload]) into w (reset
  * first). Exposed for tests that craft a log by hand. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "autopilot.h"
 #include "catalog.h"
 #include "coordinate.h"
 #include "cluster.h"
@@ -57,6 +58,7 @@ struct server {
 	struct session_lock_delays *lock_delays; /* keys inside a lock-delay */
 	struct member_feed *feed;		 /* gossipd's LAN members */
 	struct reconcile *rec;			 /* the leader's catalog reconciliation */
+	struct autopilot *ap;			 /* autopilot (autopilot.h) */
 	struct lease_pub *lease;		 /* the read lease page (lease_pub.h), or NULL */
 	uint64_t lease_gen;			 /* store generation published with it */
 	uint64_t lease_tick_id;			 /* its refresh timer */
@@ -1076,6 +1078,14 @@ static enum rpc_disposition handle(void *ctx, struct rpc_req *req)
 	case PROTO_OPERATOR_RAFT_CONFIG:
 	case PROTO_OPERATOR_RAFT_REMOVE:
 		return operator_handle(s->rp, req);
+	case PROTO_AUTOPILOT_GET:
+	case PROTO_AUTOPILOT_SET:
+	case PROTO_AUTOPILOT_HEALTH:
+		if (!s->ap) {
+			rpc_reply_error(req, -ENOMEM, "autopilot not running");
+			return RPC_DONE;
+		}
+		return autopilot_handle(s->ap, req);
 	case PROTO_SNAPSHOT_SAVE:
 	case PROTO_SNAPSHOT_RESTORE:
 		return (enum rpc_disposition)replica_snapshot_rpc(s->rp, req);
@@ -1128,7 +1138,9 @@ static int start_member_feed(struct server *s, void *zctx, char *err, size_t err
 	s->feed = member_feed_new(s->loop, zctx, sub, rpc, NULL, on_member, s);
 	if (s->feed)
 		s->rec = reconcile_new(s->loop, s->rp, s->cfg, s->feed);
-	if (!s->feed || !s->rec) {
+	if (s->feed)
+		s->ap = autopilot_new(s->loop, s->rp, s->feed, s->cfg->node_name);
+	if (!s->feed || !s->rec || !s->ap) {
 		snprintf(err, errlen, "member feed: out of memory");
 		return -ENOMEM;
 	}
@@ -1358,6 +1370,7 @@ void server_free(struct server *s)
 	if (s->sess_tick_id)
 		loop_timer_del(s->loop, s->sess_tick_id);
 	session_timers_free(s->sess_timers);
+	autopilot_free(s->ap);
 	reconcile_free(s->rec);
 	member_feed_free(s->feed);
 	if (s->snap_watched)
