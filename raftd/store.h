@@ -59,6 +59,11 @@ int store_open(const char *dir, uint64_t map_size, struct store **out_st, char *
  * *out_st, -ENOENT when there is no store, or CAIRN_E_STORE (reason in
  * err). */
 int store_open_readonly(const char *dir, struct store **out_st, char *err, size_t errlen);
+/* Frees the reader slots of processes that died inside a read transaction
+ * (a killed cairn-apid reading directly: store_open_readonly), which would
+ * otherwise pin old pages and, after enough restarts, fill the reader
+ * table. Returns 0 (the count in *out_dead, may be NULL) or CAIRN_E_STORE. */
+int store_reader_check(struct store *st, int *out_dead);
 /* Closes the store; every transaction must have ended. NULL is fine. */
 void store_close(struct store *st);
 

@@ -194,6 +194,15 @@ fail:
 	return rc == ENOENT ? -ENOENT : CAIRN_E_STORE;
 }
 
+int store_reader_check(struct store *st, int *out_dead)
+{
+	int dead = 0, rc = mdb_reader_check(st->env, &dead);
+
+	if (out_dead)
+		*out_dead = dead;
+	return map_rc(st, rc, "reader check");
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
