@@ -63,6 +63,7 @@ struct server {
 	uint64_t lease_gen;			 /* store generation published with it */
 	uint64_t lease_tick_id;			 /* its refresh timer */
 	uint64_t lease_written_ms;		 /* when the page was last written */
+	uint64_t lease_ticks;			 /* lease_tick calls (reader checks) */
 };
 
 static uint64_t rng_next(struct server *s)
@@ -910,8 +911,16 @@ static void lease_publish(struct server *s)
 
 static int64_t lease_tick(struct loop *l, void *ctx)
 {
+	struct server *s = ctx;
+	int dead = 0;
+
 	(void)l;
-	lease_publish(ctx);
+	lease_publish(s);
+	/* apid reads the store from its own process: clear the reader slots
+	 * a killed apid left (every 40 ticks, 10 s) */
+	if (++s->lease_ticks % 40 == 0 &&
+	    store_reader_check(replica_store(s->rp), &dead) == 0 && dead > 0)
+		log_info("cleared %d reader slot(s) of dead processes in the store", dead);
 	return LEASE_PUB_REFRESH_MS;
 }
 
