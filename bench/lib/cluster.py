@@ -220,7 +220,8 @@ class Cluster:
 
 
 class CairnCluster(Cluster):
-    """n servers: cairn agent -server -bootstrap-expect n -retry-join <each>."""
+    """n servers: cairn agent -server -bootstrap-expect n, members 2..n with
+    -retry-join <member 1's LAN gossip address>."""
 
     kind = "cairn"
 
@@ -239,10 +240,12 @@ class CairnCluster(Cluster):
         ports = [free_ports(5) for _ in range(n)]
         self.server_ports = [p[2] for p in ports]
         self.http_ports = [p[0] for p in ports]
-        joins = []
-        for p in self.server_ports:
-            joins += ["-retry-join", "127.0.0.1:%d" % p]
+        # Gossip joins, as Consul's retry_join (the servers find each other
+        # in the LAN pool, failed members turn serfHealth critical): every
+        # server but the first joins the first's LAN port.
+        first_lan = ports[0][3]
         for i, (http_p, dns_p, server_p, lan_p, wan_p) in enumerate(ports):
+            joins = ["-retry-join", "127.0.0.1:%d" % first_lan] if i > 0 else []
             name = "srv%d" % (i + 1)
             argv = [cairn, "agent", "-server", "-bootstrap-expect", str(n),
                     "-data-dir", os.path.join(tmp, name), "-node", name, "-log-level", "warn",
