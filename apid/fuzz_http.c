@@ -90,6 +90,13 @@ static struct proto_msg typed_reply(const struct routes_call *c, const char *s, 
 		r.u.members_reply.members.v = m;
 		r.u.members_reply.members.n = 1;
 		break;
+	case ROUTES_OP_AGENT_METRICS:
+		r = proto_msg_make(PROTO_GOSSIP_STATS_REPLY);
+		r.u.gossip_stats_reply.timestamp = s;
+		r.u.gossip_stats_reply.counters.keys = strs;
+		r.u.gossip_stats_reply.counters.vals = strs;
+		r.u.gossip_stats_reply.counters.n = 2;
+		break;
 	case ROUTES_OP_AGENT_GOSSIP:
 		r = proto_msg_make(n % 2 ? PROTO_GOSSIP_DONE : PROTO_GOSSIP_JOIN_REPLY);
 		break;

@@ -107,6 +107,7 @@ enum route {
 	ROUTE_STATUS_PEERS,
 	ROUTE_AGENT_SELF,
 	ROUTE_AGENT_MEMBERS,
+	ROUTE_AGENT_METRICS, /* agent/metrics: gossipd's counters */
 	ROUTE_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave */
 	ROUTE_EVENT,	    /* event/fire, event/list */
 	ROUTE_KEYRING,	    /* operator/keyring */
@@ -134,6 +135,7 @@ static const struct route_def route_defs[] = {
     {"/v1/status/peers", ROUTE_STATUS_PEERS, "OPTIONS,GET"},
     {"/v1/agent/self", ROUTE_AGENT_SELF, "OPTIONS,GET"},
     {"/v1/agent/members", ROUTE_AGENT_MEMBERS, "OPTIONS,GET"},
+    {"/v1/agent/metrics", ROUTE_AGENT_METRICS, "OPTIONS,GET"},
     {"/v1/agent/join/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
     {"/v1/agent/leave", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
     {"/v1/agent/force-leave/", ROUTE_AGENT_GOSSIP, "OPTIONS,PUT"},
@@ -705,6 +707,13 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
 		return 0;
 	}
+	case ROUTE_AGENT_METRICS:
+		out->respond = false;
+		out->call.op = ROUTES_OP_AGENT_METRICS;
+		out->call.peer = ROUTES_PEER_GOSSIPD;
+		out->call.msg = proto_msg_make(PROTO_GOSSIP_STATS);
+		out->call.timeout_ms = ROUTES_RPC_TIMEOUT_MS;
+		return 0;
 	case ROUTE_AGENT_SELF:
 	case ROUTE_AGENT_MEMBERS:
 		out->respond = false;
@@ -743,6 +752,43 @@ int routes_dispatch(const struct routes_env *env, const struct routes_req *req, 
 		break;
 	}
 	return routes_text(a, 404, "404 page not found", &out->resp);
+}
+
+/* GET /v1/agent/metrics in Consul's shape (go-metrics' summary): gossipd's
+ * counters as cumulative counts since it started (Consul's are per 10 s
+ * interval), its gauges as values. */
+static json_t *render_metrics(const struct proto_gossip_stats_reply *m)
+{
+	json_t *gauges = json_array(), *counters = json_array();
+
+	for (size_t i = 0; gauges && i < m->gauges.n; i++)
+		if (json_array_append_new(gauges,
+					  json_pack("{s:s,s:f,s:{}}", "Name", m->gauges.keys[i],
+						    "Value", strtod(m->gauges.vals[i], NULL),
+						    "Labels")) < 0) {
+			json_decref(gauges);
+			gauges = NULL;
+		}
+	for (size_t i = 0; counters && i < m->counters.n; i++) {
+		json_int_t n = (json_int_t)strtoll(m->counters.vals[i], NULL, 10);
+
+		if (json_array_append_new(
+			counters, json_pack("{s:s,s:I,s:f,s:I,s:f,s:f,s:f,s:f,s:{}}", "Name",
+					    m->counters.keys[i], "Count", n, "Rate", 0.0, "Sum", n,
+					    "Min", 1.0, "Max", 1.0, "Mean", 1.0, "Stddev", 0.0,
+					    "Labels")) < 0) {
+			json_decref(counters);
+			counters = NULL;
+		}
+	}
+	if (!gauges || !counters) {
+		json_decref(gauges);
+		json_decref(counters);
+		return NULL;
+	}
+	return json_pack("{s:s,s:o,s:[],s:o,s:[]}", "Timestamp",
+			 m->timestamp ? m->timestamp : "", "Gauges", gauges, "Points", "Counters",
+			 counters, "Samples");
 }
 
 /* ---- user event filters -------------------------------------------------- */
@@ -811,6 +857,8 @@ static enum proto_type expected_reply(enum routes_op op)
 	case ROUTES_OP_AGENT_SELF:
 	case ROUTES_OP_AGENT_MEMBERS:
 		return PROTO_MEMBERS_REPLY;
+	case ROUTES_OP_AGENT_METRICS:
+		return PROTO_GOSSIP_STATS_REPLY;
 	case ROUTES_OP_AGENT_GOSSIP:
 		return PROTO_GOSSIP_DONE; /* or GOSSIP_JOIN_REPLY: see routes_finish */
 	case ROUTES_OP_EVENT_FIRE:
@@ -1035,6 +1083,9 @@ int routes_finish(const struct routes_env *env, const struct routes_call *call, 
 		rc = routes_json(a, 200, render_strs(&reply->u.status_peers_reply.peers),
 			       call->pretty, out);
 		return rc < 0 ? rc : status_headers(env, a, out, env->known_leader);
+	case ROUTES_OP_AGENT_METRICS:
+		return routes_json(a, 200, render_metrics(&reply->u.gossip_stats_reply),
+				   call->pretty, out);
 	case ROUTES_OP_AGENT_MEMBERS: {
 		const struct proto_members_reply *m = &reply->u.members_reply;
 

@@ -75,6 +75,7 @@ enum routes_op {
 	ROUTES_OP_STATUS_PEERS,
 	ROUTES_OP_AGENT_SELF,
 	ROUTES_OP_AGENT_MEMBERS,
+	ROUTES_OP_AGENT_METRICS, /* agent/metrics: gossipd's counters */
 	ROUTES_OP_AGENT_GOSSIP, /* agent/join, agent/leave, agent/force-leave: gossipd */
 	ROUTES_OP_EVENT_FIRE,	/* event/fire: gossipd */
 	ROUTES_OP_EVENT_LIST,	/* event/list: gossipd, blocking */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -205,6 +206,69 @@ static void answer_coords(struct gossipd *g, struct rpc_req *req)
 	return;
 oom:
 	(void)rpc_reply_error(req, -ENOMEM, "out of memory");
+}
+
+/* ---- counters (agent/metrics) ------------------------------------------------ */
+
+/* GOSSIP_STATS: cumulative counters of both pools and a few gauges, by
+ * Consul's metric names where Consul has one. Packets no installed key
+ * opens are counted by the keyring shared by both pools. */
+static void answer_stats(struct gossipd *g, struct rpc_req *req)
+{
+	struct proto_msg r = proto_msg_make(PROTO_GOSSIP_STATS_REPLY);
+	static const char *ckeys[] = {
+	    "consul.memberlist.decrypt_failed", "consul.memberlist.udp.received",
+	    "consul.memberlist.udp.sent",	"consul.memberlist.malformed",
+	    "consul.memberlist.probes",		"consul.memberlist.probe_failures",
+	    "consul.serf.coordinate.updates",	"consul.serf.coordinate.rejected",
+	};
+	static const char *gkeys[] = {"consul.memberlist.health.score",
+					    "consul.serf.coordinate.error"};
+	uint64_t c[8] = {0};
+	const char **cv = arena_alloc(&req->arena, sizeof(ckeys));
+	const char **gv = arena_alloc(&req->arena, sizeof(gkeys));
+	struct gossip_net *nets[2] = {g->lan_net, g->wan_net};
+	struct pool_coord *pcs[2] = {&g->lan_coord, &g->wan_coord};
+
+	if (!cv || !gv) {
+		(void)rpc_reply_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	c[0] = g->keyring.decrypt_failures;
+	for (int i = 0; i < 2; i++) {
+		const struct swim_stats *st;
+
+		if (!nets[i])
+			continue;
+		st = swim_stats(gossip_net_swim(nets[i]));
+		c[1] += st->packets_recv;
+		c[2] += st->packets_sent;
+		c[3] += st->bad_packets;
+		c[4] += st->probes;
+		c[5] += st->probe_failures;
+		c[6] += pcs[i]->updates;
+		c[7] += pcs[i]->rejected;
+	}
+	for (size_t i = 0; i < 8; i++)
+		cv[i] = arena_printf(&req->arena, "%llu", (unsigned long long)c[i]);
+	gv[0] = arena_printf(&req->arena, "%u", swim_awareness(gossip_net_swim(g->lan_net)));
+	gv[1] = arena_printf(&req->arena, "%.6f", vivaldi_get(g->lan_coord.v)->error);
+	{
+		time_t t = (time_t)(clock_wall_ms() / 1000);
+		struct tm tm;
+		char ts[64];
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+		r.u.gossip_stats_reply.timestamp = arena_strdup(&req->arena, ts);
+	}
+	r.u.gossip_stats_reply.counters.keys = ckeys;
+	r.u.gossip_stats_reply.counters.vals = cv;
+	r.u.gossip_stats_reply.counters.n = 8;
+	r.u.gossip_stats_reply.gauges.keys = gkeys;
+	r.u.gossip_stats_reply.gauges.vals = gv;
+	r.u.gossip_stats_reply.gauges.n = 2;
+	(void)rpc_reply(req, &r); /* a gone caller is not our problem */
 }
 
 /* ---- user events ------------------------------------------------------------ */
@@ -639,6 +703,9 @@ static int on_command(void *ctx, struct rpc_req *req)
 		return 0;
 	case PROTO_COORD_GET:
 		answer_coords(g, req);
+		return 0;
+	case PROTO_GOSSIP_STATS:
+		answer_stats(g, req);
 		return 0;
 	case PROTO_EVENT_LIST: {
 		const struct proto_event_list *q = &req->msg.u.event_list;

@@ -5,7 +5,8 @@
  * coordinate, ?near=_agent puts the asking agent's node first and nodes
  * without coordinates last, /v1/coordinate/datacenters lists the dc, a
  * ?filter= with an unknown selector is a 400, and user events with service
- * and tag filters reach only the agents running a matching service. */
+ * and tag filters reach only the agents running a matching service; a
+ * forged gossip datagram is counted in /v1/agent/metrics. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -20,7 +21,7 @@
 
 static struct agent ags[N];
 static char join_args[N][64];
-static const char *extra[2 + 2 * N + 1];
+static const char *extra[4 + 2 * N + 1];
 static char start_err[4096];
 static int start_rc = -1;
 
@@ -105,6 +106,8 @@ static void setup(void)
 	}
 	extra[ne++] = "-bootstrap-expect";
 	extra[ne++] = "3";
+	extra[ne++] = "-encrypt"; /* so that a forged datagram fails to decrypt */
+	extra[ne++] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 	for (int i = 0; i < N; i++) {
 		extra[ne++] = "-retry-join";
 		extra[ne++] = join_args[i];
@@ -465,6 +468,58 @@ START_TEST(event_service_and_tag_filters)
 }
 END_TEST
 
+/* Count of counter name in agent i's /v1/agent/metrics; -1 if absent. */
+static long long counter(int i, const char *name)
+{
+	json_t *j = get_json(i, "/v1/agent/metrics", 200), *c;
+	long long v = -1;
+	size_t k;
+
+	ck_assert(json_is_string(json_object_get(j, "Timestamp")));
+	ck_assert(json_is_array(json_object_get(j, "Gauges")));
+	json_array_foreach(json_object_get(j, "Counters"), k, c)
+	{
+		if (!strcmp(json_string_value(json_object_get(c, "Name")), name))
+			v = (long long)json_integer_value(json_object_get(c, "Count"));
+	}
+	json_decref(j);
+	return v;
+}
+
+/* A datagram no key opens is dropped and counted, and shows in
+ * /v1/agent/metrics; so do the coordinate updates. */
+START_TEST(metrics_count_decrypt_failures)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	uint8_t junk[64];
+	long long before;
+	uint64_t end;
+	int fd;
+
+	REQUIRE_CLUSTER();
+	before = counter(0, "consul.memberlist.decrypt_failed");
+	ck_assert_int_ge(before, 0);
+	ck_assert_int_gt(counter(0, "consul.serf.coordinate.updates"), 0);
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 7 + 1);
+	junk[0] = 1; /* looks like a sealed datagram: version 1 */
+	sa.sin_port = htons((uint16_t)ags[0].serf_lan_port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	ck_assert_int_ge(fd, 0);
+	end = harness_now_ms() + WAIT_MS;
+	/* UDP may drop one: resend until counted */
+	while (counter(0, "consul.memberlist.decrypt_failed") <= before &&
+	       harness_now_ms() < end) {
+		ck_assert_int_eq(sendto(fd, junk, sizeof(junk), 0, (struct sockaddr *)&sa, sizeof(sa)),
+				 (int)sizeof(junk));
+		harness_pause_ms(100);
+	}
+	close(fd);
+	ck_assert_int_gt(counter(0, "consul.memberlist.decrypt_failed"), before);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("process-coordinates");
@@ -476,6 +531,7 @@ int main(void)
 	tcase_add_test(tc, near_sorts_by_distance);
 	tcase_add_test(tc, datacenters_and_filter);
 	tcase_add_test(tc, event_service_and_tag_filters);
+	tcase_add_test(tc, metrics_count_decrypt_failures);
 	suite_add_tcase(s, tc);
 	return ptest_run(s);
 }
