@@ -20,7 +20,8 @@
  * served locally. With no leader known (or, on the leader, no valid lease
  * for a read) a request waits up to 3 s for one, then gets ERROR
  * CAIRN_E_NOLEADER "No cluster leader". Each server registers its own
- * catalog node through the leader once one is known. */
+ * catalog node, with serfHealth passing, through the leader once one is
+ * known (the leader's reconciliation then follows the LAN pool). */
 #ifndef CAIRN_RAFTD_CLUSTER_H
 #define CAIRN_RAFTD_CLUSTER_H
 

@@ -2,6 +2,7 @@
 #include "reconcile.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +16,7 @@
 #include "loop.h"
 #include "member_feed.h"
 #include "mp.h"
+#include "raft/raft.h"
 #include "replica.h"
 #include "store.h"
 
@@ -58,6 +60,24 @@ enum reconcile_op reconcile_decide(const char *name, const struct member_feed_me
 	default:
 		return RECONCILE_NONE; /* leaving: wait for left */
 	}
+}
+
+bool reconcile_server_of(const struct member_feed_member *m, const char *dc, char *out_id,
+			 size_t id_len, char *out_addr, size_t addr_len)
+{
+	const char *id = member_feed_tag(m, "id"), *port = member_feed_tag(m, "port");
+	const char *mdc = member_feed_tag(m, "dc");
+	int n;
+
+	if (m->status != MEMBER_FEED_ALIVE || !member_feed_is_server(m) || !id || !*id ||
+	    !port || !*port || !m->addr || !*m->addr || (mdc && dc && strcasecmp(mdc, dc) != 0))
+		return false;
+	n = strchr(m->addr, ':') ? snprintf(out_addr, addr_len, "[%s]:%s", m->addr, port)
+				 : snprintf(out_addr, addr_len, "%s:%s", m->addr, port);
+	if (n < 0 || (size_t)n >= addr_len || strlen(id) >= id_len)
+		return false;
+	memcpy(out_id, id, strlen(id) + 1);
+	return true;
 }
 
 /* ---- the driver ------------------------------------------------------------- */
@@ -321,6 +341,32 @@ static int full_pass(struct reconcile *r, struct store_txn *txn, bool *out_done)
 	return writes;
 }
 
+/* Adds the first alive server member the Raft configuration lacks (one
+ * configuration change at a time: the others follow at later ticks). */
+static void add_missing_server(struct reconcile *r)
+{
+	const struct raft_config *cfg = replica_config_of(r->rp);
+	char id[RAFT_ID_MAX + 1], addr[RAFT_ADDR_MAX + 1];
+	size_t i, n = member_feed_count(r->feed);
+
+	if (!cfg || cfg->n == 0)
+		return; /* not bootstrapped: discovery's business */
+	for (i = 0; i < n; i++) {
+		const struct member_feed_member *m = member_feed_at(r->feed, i);
+		int rc;
+
+		if (!reconcile_server_of(m, r->cfg->datacenter, id, sizeof(id), addr,
+					 sizeof(addr)) ||
+		    raft_config_find(cfg, id) >= 0)
+			continue;
+		rc = replica_add_server(r->rp, id, addr);
+		if (rc == 0)
+			log_info("reconcile: adding server %s (%s at %s) to the Raft configuration",
+				 m->name, id, addr);
+		return;
+	}
+}
+
 static int64_t on_tick(struct loop *l, void *ctx)
 {
 	struct reconcile *r = ctx;
@@ -347,6 +393,7 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	    replica_last_applied(r->rp) < r->ready_index ||
 	    replica_last_applied(r->rp) < r->wait_index)
 		return RECONCILE_TICK_MS;
+	add_missing_server(r);
 	if (now >= r->next_full_ms)
 		r->need_full = true;
 	if (!r->need_full && r->n_dirty == 0)

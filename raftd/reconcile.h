@@ -23,6 +23,12 @@
  * addresses) proves nothing; neither must empty the catalog. Sessions bound to serfHealth
  * end through the catalog writes themselves (session.c, in the FSM).
  *
+ * Servers (Consul's joinConsulServer): an alive server member of this
+ * datacenter (tag role "consul", with tags id and port) that the Raft
+ * configuration lacks is added as a voter, one change at a time; so a
+ * server removed while it was dead (autopilot, remove-peer) comes back by
+ * rejoining the pool.
+ *
  * Timing: member changes reported by the feed are handled at the next
  * tick (200 ms); a full pass runs after each election (once the new
  * leader applied its whole log), after every feed resynchronisation, and
@@ -36,6 +42,7 @@
 #define CAIRN_RAFTD_RECONCILE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config;
@@ -75,6 +82,12 @@ struct reconcile_node {
 enum reconcile_op reconcile_decide(const char *name, const struct member_feed_member *m,
 				   const struct reconcile_node *node, const char *dc,
 				   const char *self, bool settled);
+
+/* Whether m is an alive server of datacenter dc whose Raft identity is
+ * known: its tag id into out_id and its RPC address host:port (tag port)
+ * into out_addr. Pure. */
+bool reconcile_server_of(const struct member_feed_member *m, const char *dc, char *out_id,
+			 size_t id_len, char *out_addr, size_t addr_len);
 
 /* The driver. rp, cfg and feed are borrowed and outlive it; feed may be
  * NULL (nothing is reconciled then). Returns NULL when out of memory. */

@@ -93,6 +93,31 @@ START_TEST(decide_failed_left_reaped)
 }
 END_TEST
 
+START_TEST(server_members)
+{
+	char *k[4] = {"dc", "id", "port", "role"};
+	char *v[4] = {"dc1", "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "8300", "consul"};
+	struct member_feed_member m = {.name = "s1", .addr = "10.0.0.5", .port = 8301,
+				       .tag_keys = k, .tag_vals = v, .n_tags = 4,
+				       .status = MEMBER_FEED_ALIVE};
+	char id[64], addr[64];
+
+	ck_assert(reconcile_server_of(&m, "dc1", id, sizeof(id), addr, sizeof(addr)));
+	ck_assert_str_eq(id, "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+	ck_assert_str_eq(addr, "10.0.0.5:8300");
+	m.addr = "::1";
+	ck_assert(reconcile_server_of(&m, "dc1", id, sizeof(id), addr, sizeof(addr)));
+	ck_assert_str_eq(addr, "[::1]:8300");
+	/* another datacenter, not alive, a client: no */
+	ck_assert(!reconcile_server_of(&m, "dc2", id, sizeof(id), addr, sizeof(addr)));
+	m.status = MEMBER_FEED_FAILED;
+	ck_assert(!reconcile_server_of(&m, "dc1", id, sizeof(id), addr, sizeof(addr)));
+	m.status = MEMBER_FEED_ALIVE;
+	v[3] = "node";
+	ck_assert(!reconcile_server_of(&m, "dc1", id, sizeof(id), addr, sizeof(addr)));
+}
+END_TEST
+
 /* ---- FSM invalidation ---------------------------------------------------------- */
 
 static char dir[256];
@@ -358,6 +383,7 @@ static Suite *suite(void)
 
 	tcase_add_test(d, decide_alive);
 	tcase_add_test(d, decide_failed_left_reaped);
+	tcase_add_test(d, server_members);
 	suite_add_tcase(s, d);
 	tcase_add_checked_fixture(f, setup, teardown);
 	tcase_add_test(f, critical_check_releases_lock);
