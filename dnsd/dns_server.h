@@ -6,7 +6,11 @@
  * query for a view held and followed by a blocking query is answered at
  * once with no RPC; a query for a new view waits for its first fetch;
  * while raftd does not answer, held views are served up to max_stale
- * after their last successful fetch, then SERVFAIL.
+ * after their last successful fetch, then SERVFAIL. A reply built from a
+ * cached view is kept with it (per question: name, type, transport, UDP
+ * size, EDNS, RD, instance rotation; rebuilt each wall second for the SOA
+ * serial) and sent again to the next asker with the id and question
+ * patched.
  *
  * Services: CATALOG_QUERY with the health-service view (8), the tag as
  * filter, passing=only_passing; instances with a critical check (service
