@@ -550,18 +550,24 @@ static int64_t on_cleanup(struct loop *l, void *ctx)
 	k = autopilot_removals(&cfg, v, n, idx, RAFT_MAX_SERVERS);
 	if (k == 0)
 		return AUTOPILOT_CLEANUP_EVERY_MS;
-	rc = replica_remove_server(ap->rp, v[idx[0]].id, NULL, &index);
+	/* copies: v[].id points into the configuration, which the proposal
+	 * changes at once */
+	char id[RAFT_ID_MAX + 1], name[128];
+	enum autopilot_serf serf = v[idx[0]].serf;
+
+	snprintf(id, sizeof(id), "%s", v[idx[0]].id);
+	snprintf(name, sizeof(name), "%s", v[idx[0]].name);
+	rc = replica_remove_server(ap->rp, id, NULL, &index);
 	if (rc == 0)
 		log_info("autopilot: removing dead server %s (%s, gossip status %s) at index %llu",
-			 v[idx[0]].id, v[idx[0]].name, serf_name(v[idx[0]].serf),
-			 (unsigned long long)index);
+			 id, name, serf_name(serf), (unsigned long long)index);
 	else if (rc != -EBUSY)
-		log_warn("autopilot: cannot remove dead server %s: %s", v[idx[0]].id, err_str(rc));
+		log_warn("autopilot: cannot remove dead server %s: %s", id, err_str(rc));
 	return AUTOPILOT_CLEANUP_EVERY_MS;
 }
 
 struct autopilot *autopilot_new(struct loop *l, struct replica *rp, struct member_feed *feed,
-				const char *self_node)
+				const char *self_node, const char *dc)
 {
 	struct autopilot *ap = calloc(1, sizeof(*ap));
 
@@ -571,6 +577,7 @@ struct autopilot *autopilot_new(struct loop *l, struct replica *rp, struct membe
 	ap->rp = rp;
 	ap->feed = feed;
 	ap->self_node = self_node;
+	(void)dc; /* re-adding servers is reconcile.c's (joinConsulServer) */
 	mp_writer_init(&ap->cmd);
 	ap->timer = loop_timer_add(l, AUTOPILOT_CLEANUP_EVERY_MS, on_cleanup, ap);
 	if (!ap->timer) {

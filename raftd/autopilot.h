@@ -20,7 +20,9 @@
  *     change at a time, only while the voters that stay keep a quorum of
  *     the configuration they leave (at most (voters - 1) / 2 removals) and
  *     never below MinQuorum voters. Servers gossip does not know at all
- *     are left alone (the member table may simply be incomplete).
+ *     are left alone (the member table may simply be incomplete). A
+ *     server gossip reports alive again is added back by the leader's
+ *     reconciliation (reconcile.c), as a non-voter the core promotes.
  *
  * The decision logic (autopilot_health_eval, autopilot_removals) and the
  * duration text helpers are pure; the rest is raftd glue on the loop. */
@@ -131,11 +133,14 @@ int autopilot_config_get(struct store_txn *txn, struct autopilot_config *out);
 struct autopilot;
 
 /* Creates the leader's cleanup timer (every AUTOPILOT_CLEANUP_EVERY_MS) on
- * l. rp and feed are borrowed and must outlive the autopilot; feed may be
+ * l: it removes dead servers (autopilot_removals). Adding servers back
+ * once gossip reports them alive is reconcile.c's (Consul's
+ * joinConsulServer); dc is unused for now. rp, feed and self_node are
+ * borrowed and must outlive the autopilot; feed may be
  * NULL (health then reports every server's SerfStatus "none" but the
  * leader's, and nothing is cleaned up). Returns NULL when out of memory. */
 struct autopilot *autopilot_new(struct loop *l, struct replica *rp, struct member_feed *feed,
-				const char *self_node);
+				const char *self_node, const char *dc);
 void autopilot_free(struct autopilot *ap);
 
 /* Serves AUTOPILOT_GET (answered at once), AUTOPILOT_HEALTH (answered at
