@@ -1150,8 +1150,6 @@ static int start_member_feed(struct server *s, void *zctx, char *err, size_t err
 	if (s->feed)
 		s->ap = autopilot_new(s->loop, s->rp, s->feed, s->cfg->node_name,
 				      s->cfg->datacenter);
-	if (s->feed)
-		s->ap = autopilot_new(s->loop, s->rp, s->feed, s->cfg->node_name);
 	if (!s->feed || !s->rec || !s->ap) {
 		snprintf(err, errlen, "member feed: out of memory");
 		return -ENOMEM;
