@@ -1,6 +1,6 @@
 /* Tests for cli/operator_cmds.c: the `cairn operator raft list-peers`
- * table (Consul's columns and columnize alignment) and the argument
- * checks that need no agent. */
+ * table (Consul's columns and columnize alignment), the argument checks
+ * that need no agent, and `cairn operator autopilot get-config`'s text. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +86,34 @@ START_TEST(remove_peer_args)
 }
 END_TEST
 
+START_TEST(autopilot_config_text)
+{
+	json_t *doc = json_loads("{\"CleanupDeadServers\": true, \"LastContactThreshold\": \"200ms\","
+				 " \"MaxTrailingLogs\": 250, \"MinQuorum\": 3,"
+				 " \"ServerStabilizationTime\": \"10s\", \"RedundancyZoneTag\": \"\","
+				 " \"DisableUpgradeMigration\": false, \"UpgradeVersionTag\": \"\","
+				 " \"CreateIndex\": 5, \"ModifyIndex\": 9}",
+				 0, NULL);
+	char *out = NULL;
+
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(operator_autopilot_config_text(doc, &out), 0);
+	ck_assert_str_eq(out, "CleanupDeadServers = true\n"
+			      "LastContactThreshold = 200ms\n"
+			      "MaxTrailingLogs = 250\n"
+			      "MinQuorum = 3\n"
+			      "ServerStabilizationTime = 10s\n"
+			      "RedundancyZoneTag = \"\"\n"
+			      "DisableUpgradeMigration = false\n"
+			      "UpgradeVersionTag = \"\"\n");
+	free(out);
+	json_decref(doc);
+	doc = json_loads("[]", 0, NULL);
+	ck_assert_int_eq(operator_autopilot_config_text(doc, &out), -EINVAL);
+	json_decref(doc);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cli-operator");
@@ -96,6 +124,7 @@ int main(void)
 	tcase_add_test(tc, peers_table);
 	tcase_add_test(tc, peers_table_empty_and_bad);
 	tcase_add_test(tc, remove_peer_args);
+	tcase_add_test(tc, autopilot_config_text);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
