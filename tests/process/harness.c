@@ -738,6 +738,15 @@ void harness_agent_kill9(struct agent *a)
 
 	for (size_t i = 0; i < 4; i++)
 		daemons[i] = harness_daemon_pid(a, roles[i]);
+	/* A crash, not a shutdown: the daemons die by SIGKILL before the
+	 * agent does, because the agent's death would otherwise reach them
+	 * first as SIGTERM (PR_SET_PDEATHSIG) and raftd would leave
+	 * gracefully. The agent is stopped first so it cannot restart them. */
+	if (a->pid > 0)
+		(void)kill(a->pid, SIGSTOP);
+	for (size_t i = 0; i < 4; i++)
+		if (daemons[i] > 0)
+			(void)kill(daemons[i], SIGKILL);
 	if (a->pid > 0) {
 		(void)kill(-a->pid, SIGKILL);
 		(void)kill(a->pid, SIGKILL);
@@ -747,7 +756,6 @@ void harness_agent_kill9(struct agent *a)
 		uint64_t deadline = harness_now_ms() + 5000;
 		if (daemons[i] <= 0)
 			continue;
-		(void)kill(daemons[i], SIGKILL);
 		while (harness_pid_alive(daemons[i]) && harness_now_ms() < deadline)
 			harness_pause_ms(10);
 	}
