@@ -398,7 +398,7 @@ static int get_int(json_t *doc, const char *path, long long def, long long lo, l
 
 static int get_port(json_t *doc, const char *path, int def, int *out, char *err, size_t errlen)
 {
-	long long v;
+	long long v = def;
 	int rc = get_int(doc, path, def, -1, 65535, &v, err, errlen);
 
 	if (rc == 0)
