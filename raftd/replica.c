@@ -449,6 +449,12 @@ static void fail_outstanding_from(struct replica *rp, size_t k, int code)
 	}
 }
 
+void replica_fail_outstanding(struct replica *rp, int code)
+{
+	if (rp)
+		fail_outstanding_from(rp, 0, code);
+}
+
 static int io_truncate(void *ctx, uint64_t index)
 {
 	struct replica *rp = ctx;

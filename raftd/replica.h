@@ -90,6 +90,10 @@ int replica_propose(struct replica *rp, const uint8_t *cmd, size_t len, void *ud
 /* True when proposals wait for replica_flush. */
 bool replica_has_pending(const struct replica *rp);
 
+/* Reports every proposal still waiting for its commit as failed with code
+ * (shutdown: their requests are answered instead of leaked). */
+void replica_fail_outstanding(struct replica *rp, int code);
+
 /* The group commit described above. Returns 0 or a negative code; on
  * failure every pending proposal is reported with code CAIRN_E_STORE and
  * the replica is failed. */

@@ -1385,6 +1385,8 @@ void server_free(struct server *s)
 	member_feed_free(s->feed);
 	if (s->snap_watched)
 		loop_unwatch_fd(s->loop, replica_snapshot_fd(s->rp));
+	/* proposals that did not commit (no quorum) get an error answer */
+	replica_fail_outstanding(s->rp, CAIRN_E_UNAVAILABLE);
 	cluster_free(s->cl); /* answers what waits for a leader */
 	rpc_server_free(s->rpc);
 	replica_close(s->rp);
