@@ -180,7 +180,13 @@ static int kv_get(struct client *c, const struct args_kv *kv, const char *path)
 		print_http_error("Error querying Cairn agent: ", &r);
 		goto out;
 	}
-	doc = json_loadb(r.body, r.len, 0, &jerr);
+	{
+		/* lock and semaphore flags exceed jansson's integers */
+		char *q = kv_io_quote_flags(r.body, r.len);
+
+		doc = q ? json_loads(q, 0, &jerr) : NULL;
+		free(q);
+	}
 	if (!doc || (kv->keys ? output_kv_keys(doc, &text)
 			      : output_kv(doc, kv->recurse, kv->detailed, &text)) < 0) {
 		fprintf(stderr, "Error querying Cairn agent: malformed answer\n");

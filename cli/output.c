@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_io.h"
+
 int output_kv_value(const json_t *value, char **out, size_t *out_len)
 {
 	gnutls_datum_t in, dec = {0};
@@ -74,7 +76,7 @@ static int kv_entry(FILE *f, const json_t *e, bool recurse, bool detailed)
 
 		/* Go tabwriter with padding 6 after the widest label (11). */
 		fprintf(f, "%-17s%" PRIu64 "\n", "CreateIndex", get_u64(e, "CreateIndex"));
-		fprintf(f, "%-17s%" PRIu64 "\n", "Flags", get_u64(e, "Flags"));
+		fprintf(f, "%-17s%" PRIu64 "\n", "Flags", kv_io_flags(json_object_get(e, "Flags")));
 		fprintf(f, "%-17s%s\n", "Key", get_str(e, "Key"));
 		fprintf(f, "%-17s%" PRIu64 "\n", "LockIndex", get_u64(e, "LockIndex"));
 		fprintf(f, "%-17s%" PRIu64 "\n", "ModifyIndex", get_u64(e, "ModifyIndex"));

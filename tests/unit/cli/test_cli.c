@@ -405,6 +405,14 @@ START_TEST(test_output_kv)
 	free(out);
 	json_decref(j);
 
+	/* a lock's flags (above 2^63) arrive quoted by kv_io_quote_flags */
+	j = parse("[{\"Key\":\"l/.lock\",\"Value\":null,\"Flags\":\"16210313421097356768\","
+		  "\"CreateIndex\":3,\"ModifyIndex\":4,\"LockIndex\":1,\"Session\":\"s1\"}]");
+	ck_assert_int_eq(output_kv(j, false, true, &out), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Flags            16210313421097356768\n"));
+	free(out);
+	json_decref(j);
+
 	j = parse("[\"app/\",\"greeting\"]");
 	ck_assert_int_eq(output_kv_keys(j, &out), 0);
 	ck_assert_str_eq(out, "app/\ngreeting\n");
