@@ -13,7 +13,7 @@
 #include "agent_api.h"
 #include "agent_state.h"
 #include "arena.h"
-#include "catalog_api.h"
+#include "json_body.h"
 #include "checks.h"
 #include "config.h"
 #include "err.h"
@@ -186,13 +186,13 @@ static int load(struct agent *ag, char *err, size_t errlen)
 			bad = agent_api_register_check(&ag->st, &env, def, NULL, NULL, NULL, &a);
 			if (!bad) {
 				const char *id =
-				    json_string_value(catalog_api_jget(def, "CheckID"));
+				    json_string_value(json_body_get(def, "CheckID"));
 				struct agent_check *c = NULL;
 
 				if (!id || !*id)
-					id = json_string_value(catalog_api_jget(def, "ID"));
+					id = json_string_value(json_body_get(def, "ID"));
 				if (!id || !*id)
-					id = json_string_value(catalog_api_jget(def, "Name"));
+					id = json_string_value(json_body_get(def, "Name"));
 				if (id)
 					c = agent_check_find(&ag->st, id);
 				if (c) {
@@ -327,7 +327,7 @@ static char *definition_text(const struct agent_check *c)
 	if (!o)
 		return NULL;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *v = catalog_api_jget(c->def, keys[i]);
+		json_t *v = json_body_get(c->def, keys[i]);
 
 		if (v && !json_is_null(v))
 			json_object_set(o, !strcmp(keys[i], "Args") ? "ScriptArgs" : keys[i], v);

@@ -12,10 +12,11 @@
 #include "catalog_api.h"
 #include "config.h"
 #include "filter.h"
+#include "json_body.h"
 #include "query.h"
 #include "render.h"
 
-#define JGET catalog_api_jget
+#define JGET json_body_get
 #define CT_JSON "application/json"
 #define CT_TEXT "text/plain; charset=utf-8"
 
@@ -413,24 +414,6 @@ bool agent_api_owns(const char *path)
 	       prefixed(path, "/v1/agent/health/service/", &r);
 }
 
-static const char *decode(const struct routes_req *req, struct arena *a, json_t **out)
-{
-	json_error_t e;
-
-	*out = NULL;
-	if (!req->body || !req->body_len)
-		return "Request decode failed: EOF";
-	*out = json_loadb((const char *)req->body, req->body_len, 0, &e);
-	if (!*out)
-		return arena_printf(a, "Request decode failed: %s", e.text);
-	if (!json_is_object(*out)) {
-		json_decref(*out);
-		*out = NULL;
-		return "Request decode failed: body must be a JSON object";
-	}
-	return NULL;
-}
-
 static int method_not_allowed(struct arena *a, const struct routes_req *req,
 			      struct routes_action *out)
 {
@@ -609,7 +592,7 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 		if (!strcmp(rest, "register")) {
 			if (!put)
 				return method_not_allowed(a, req, out);
-			bad = decode(req, a, &body);
+			bad = json_body_decode_object(req->body, req->body_len, a, &body);
 			if (!bad) {
 				bad = agent_api_register_service(
 				    st, env, body, query_has(q, "replace-existing-checks"), a);
@@ -666,7 +649,7 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 		if (!put)
 			return method_not_allowed(a, req, out);
 		if (!strcmp(rest, "register")) {
-			bad = decode(req, a, &body);
+			bad = json_body_decode_object(req->body, req->body_len, a, &body);
 			if (!bad) {
 				bad = agent_api_register_check(st, env, body, NULL, NULL, NULL, a);
 				json_decref(body);
@@ -711,7 +694,7 @@ int agent_api_dispatch(const struct routes_env *env, const struct routes_req *re
 			if (!c)
 				return text(a, 404, arena_printf(a, "Unknown check ID \"%s\"", id),
 					    out);
-			bad = decode(req, a, &body);
+			bad = json_body_decode_object(req->body, req->body_len, a, &body);
 			if (bad)
 				return text(a, 400, bad, out);
 			status = jstring(body, "Status");

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "arena.h"
-#include "catalog_api.h"
+#include "json_body.h"
 #include "config.h"
 #include "query.h"
 
@@ -115,7 +115,7 @@ void autopilot_api_format_duration(uint64_t ms, char *buf, size_t len)
 /* A ReadableDuration field: a string, or a number of nanoseconds. */
 static const char *duration_field(const json_t *body, const char *key, uint64_t *out_ms)
 {
-	const json_t *v = catalog_api_jget(body, key);
+	const json_t *v = json_body_get(body, key);
 
 	*out_ms = 0;
 	if (!v || json_is_null(v))
@@ -134,7 +134,7 @@ static const char *duration_field(const json_t *body, const char *key, uint64_t 
 
 static const char *uint_field(const json_t *body, const char *key, uint64_t *out)
 {
-	const json_t *v = catalog_api_jget(body, key);
+	const json_t *v = json_body_get(body, key);
 
 	*out = 0;
 	if (!v || json_is_null(v))
@@ -178,7 +178,7 @@ static int parse_set(const struct routes_req *req, const struct query *q, struct
 		json_decref(body);
 		return text(a, 400, "Error parsing autopilot config: invalid JSON", out);
 	}
-	cleanup = catalog_api_jget(body, "CleanupDeadServers");
+	cleanup = json_body_get(body, "CleanupDeadServers");
 	if (cleanup && !json_is_boolean(cleanup) && !json_is_null(cleanup))
 		bad = "CleanupDeadServers must be a boolean";
 	s->cleanup_dead_servers = json_is_true(cleanup);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "err.h"
 #include "filter.h"
+#include "json_body.h"
 #include "query.h"
 #include "render.h"
 
@@ -209,179 +210,35 @@ static json_t *catalog_service_entry(const struct proto_node *n, const struct pr
 
 /* ---- request bodies --------------------------------------------------- */
 
-/* Compares a JSON key with a Consul field name ignoring case and '_'. */
-static bool key_eq(const char *k, const char *want)
-{
-	for (;;) {
-		while (*k == '_')
-			k++;
-		while (*want == '_')
-			want++;
-		if (!*k || !*want)
-			return !*k && !*want;
-		if ((*k | 0x20) != (*want | 0x20))
-			return false;
-		k++;
-		want++;
-	}
-}
+/* Consul's catalog (and agent) texts: "Request decode failed: ...";
+ * unsigned fields take integers only. */
+static const struct json_body_dialect body_dialect = {
+    .prefix = "Request decode failed",
+    .map_not_string = "values must be strings",
+    .whole_reals = false,
+};
 
-json_t *catalog_api_jget(const json_t *o, const char *key)
-{
-	const char *k;
-	json_t *v;
-
-	if (!json_is_object(o))
-		return NULL;
-	v = json_object_get(o, key);
-	if (v)
-		return v;
-	json_object_foreach((json_t *)o, k, v)
-	{
-		if (key_eq(k, key))
-			return v;
-	}
-	return NULL;
-}
-
-#define JGET catalog_api_jget
-
-/* String member (NULL when absent or null); *bad when not a string. */
-static const char *body_str(const json_t *o, const char *key, struct arena *a, const char **bad)
-{
-	json_t *v = JGET(o, key);
-
-	if (!v || json_is_null(v))
-		return NULL;
-	if (!json_is_string(v)) {
-		*bad = arena_printf(a, "Request decode failed: %s must be a string", key);
-		return NULL;
-	}
-	return arena_strdup(a, json_string_value(v));
-}
-
-static int body_map(const json_t *o, const char *key, struct arena *a, struct proto_map *m,
-		    const char **bad)
-{
-	json_t *v = JGET(o, key), *x;
-	const char *k;
-	size_t i = 0, n;
-
-	memset(m, 0, sizeof(*m));
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_object(v)) {
-		*bad = arena_printf(a, "Request decode failed: %s must be an object", key);
-		return 0;
-	}
-	n = json_object_size(v);
-	if (!n)
-		return 0;
-	m->keys = arena_alloc(a, n * sizeof(*m->keys));
-	m->vals = arena_alloc(a, n * sizeof(*m->vals));
-	if (!m->keys || !m->vals)
-		return -ENOMEM;
-	json_object_foreach(v, k, x)
-	{
-		if (!json_is_string(x)) {
-			*bad = arena_printf(a, "Request decode failed: %s values must be strings",
-					    key);
-			return 0;
-		}
-		m->keys[i] = arena_strdup(a, k);
-		m->vals[i] = arena_strdup(a, json_string_value(x));
-		if (!m->keys[i] || !m->vals[i])
-			return -ENOMEM;
-		i++;
-	}
-	m->n = i;
-	return 0;
-}
-
-static int body_strs(const json_t *o, const char *key, struct arena *a, struct proto_strs *s,
-		     const char **bad)
-{
-	json_t *v = JGET(o, key);
-	size_t n;
-
-	memset(s, 0, sizeof(*s));
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_array(v)) {
-		*bad = arena_printf(a, "Request decode failed: %s must be an array", key);
-		return 0;
-	}
-	n = json_array_size(v);
-	if (!n)
-		return 0;
-	s->v = arena_alloc(a, n * sizeof(*s->v));
-	if (!s->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		json_t *x = json_array_get(v, i);
-
-		if (!json_is_string(x)) {
-			*bad = arena_printf(a, "Request decode failed: %s must hold strings", key);
-			return 0;
-		}
-		s->v[i] = arena_strdup(a, json_string_value(x));
-		if (!s->v[i])
-			return -ENOMEM;
-	}
-	s->n = n;
-	return 0;
-}
-
-static uint64_t body_uint(const json_t *o, const char *key, uint64_t dflt, struct arena *a,
-			  const char **bad)
-{
-	json_t *v = JGET(o, key);
-
-	if (!v || json_is_null(v))
-		return dflt;
-	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		*bad = arena_printf(a, "Request decode failed: %s must be a non-negative integer",
-				    key);
-		return dflt;
-	}
-	return (uint64_t)json_integer_value(v);
-}
-
-/* A JSON value as compact text in the arena, or NULL. */
-static const char *body_raw(const json_t *o, const char *key, struct arena *a)
-{
-	json_t *v = JGET(o, key);
-	char *s, *d;
-
-	if (!v || json_is_null(v))
-		return NULL;
-	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-	if (!s)
-		return NULL;
-	d = arena_strdup(a, s);
-	free(s);
-	return d;
-}
+#define JGET json_body_get
 
 const char *catalog_api_parse_service(const json_t *o, struct arena *a, struct proto_service *s)
 {
-	const char *bad = NULL;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
 	json_t *w;
 
 	memset(s, 0, sizeof(*s));
 	if (!json_is_object(o))
 		return "Request decode failed: Service must be an object";
-	s->id = body_str(o, "ID", a, &bad);
-	s->service = body_str(o, "Service", a, &bad);
+	s->id = json_body_str(&jb, o, "ID");
+	s->service = json_body_str(&jb, o, "Service");
 	if (!s->service)
-		s->service = body_str(o, "Name", a, &bad);
-	s->address = body_str(o, "Address", a, &bad);
-	s->kind = body_str(o, "Kind", a, &bad);
-	s->port = body_uint(o, "Port", 0, a, &bad);
-	if (body_strs(o, "Tags", a, &s->tags, &bad) < 0 ||
-	    body_map(o, "Meta", a, &s->meta, &bad) < 0)
+		s->service = json_body_str(&jb, o, "Name");
+	s->address = json_body_str(&jb, o, "Address");
+	s->kind = json_body_str(&jb, o, "Kind");
+	s->port = json_body_uint(&jb, o, "Port", 0);
+	if (json_body_strs(&jb, o, "Tags", &s->tags) < 0 ||
+	    json_body_map(&jb, o, "Meta", &s->meta) < 0)
 		return "out of memory";
-	s->tagged_addresses = body_raw(o, "TaggedAddresses", a);
+	s->tagged_addresses = json_body_raw(o, "TaggedAddresses", a);
 	w = JGET(o, "EnableTagOverride");
 	if (w && !json_is_null(w)) {
 		if (!json_is_boolean(w))
@@ -394,13 +251,13 @@ const char *catalog_api_parse_service(const json_t *o, struct arena *a, struct p
 	if (w && !json_is_null(w)) {
 		if (!json_is_object(w))
 			return "Request decode failed: Weights must be an object";
-		s->weight_passing = body_uint(w, "Passing", 1, a, &bad);
-		s->weight_warning = body_uint(w, "Warning", 1, a, &bad);
-		if (!bad && s->weight_passing == 0)
+		s->weight_passing = json_body_uint(&jb, w, "Passing", 1);
+		s->weight_warning = json_body_uint(&jb, w, "Warning", 1);
+		if (!jb.bad && s->weight_passing == 0)
 			return "Passing must be greater than 0";
 	}
-	if (bad)
-		return bad;
+	if (jb.bad)
+		return jb.bad;
 	if (!s->service || !*s->service)
 		return "Missing service name";
 	if (!s->id || !*s->id)
@@ -414,23 +271,23 @@ const char *catalog_api_parse_service(const json_t *o, struct arena *a, struct p
 static const char *parse_check(const json_t *o, struct arena *a, const char *node,
 			       struct proto_check *c)
 {
-	const char *bad = NULL;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
 	const char *cnode;
 
 	memset(c, 0, sizeof(*c));
 	if (!json_is_object(o))
 		return "Request decode failed: Check must be an object";
-	cnode = body_str(o, "Node", a, &bad);
-	c->check_id = body_str(o, "CheckID", a, &bad);
-	c->name = body_str(o, "Name", a, &bad);
-	c->status = body_str(o, "Status", a, &bad);
-	c->notes = body_str(o, "Notes", a, &bad);
-	c->output = body_str(o, "Output", a, &bad);
-	c->service_id = body_str(o, "ServiceID", a, &bad);
-	c->type = body_str(o, "Type", a, &bad);
-	c->definition = body_raw(o, "Definition", a);
-	if (bad)
-		return bad;
+	cnode = json_body_str(&jb, o, "Node");
+	c->check_id = json_body_str(&jb, o, "CheckID");
+	c->name = json_body_str(&jb, o, "Name");
+	c->status = json_body_str(&jb, o, "Status");
+	c->notes = json_body_str(&jb, o, "Notes");
+	c->output = json_body_str(&jb, o, "Output");
+	c->service_id = json_body_str(&jb, o, "ServiceID");
+	c->type = json_body_str(&jb, o, "Type");
+	c->definition = json_body_raw(o, "Definition", a);
+	if (jb.bad)
+		return jb.bad;
 	if (cnode && *cnode && strcasecmp(cnode, node) != 0)
 		return "Check node must match the registered node";
 	if (!c->check_id || !*c->check_id)
@@ -445,46 +302,29 @@ static const char *parse_check(const json_t *o, struct arena *a, const char *nod
 	return NULL;
 }
 
-static const char *decode_body(const struct routes_req *req, struct arena *a, json_t **out)
-{
-	json_error_t e;
-
-	*out = NULL;
-	if (!req->body || req->body_len == 0)
-		return "Request decode failed: EOF";
-	*out = json_loadb((const char *)req->body, req->body_len, 0, &e);
-	if (!*out)
-		return arena_printf(a, "Request decode failed: %s", e.text);
-	if (!json_is_object(*out)) {
-		json_decref(*out);
-		*out = NULL;
-		return "Request decode failed: body must be a JSON object";
-	}
-	return NULL;
-}
-
 /* /v1/catalog/register (Consul's CatalogRegister + structs.RegisterRequest). */
 static const char *parse_register(const struct routes_env *env, const json_t *b, struct arena *a,
 				  struct proto_catalog_write *w)
 {
-	const char *bad = NULL, *dc;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
+	const char *bad, *dc;
 	struct proto_node *n = arena_zalloc(a, sizeof(*n));
 	json_t *svc, *chk, *chks;
 	size_t nchk = 0, cap;
 
 	if (!n)
 		return "out of memory";
-	dc = body_str(b, "Datacenter", a, &bad);
+	dc = json_body_str(&jb, b, "Datacenter");
 	if (dc && *dc && strcasecmp(dc, env->cfg->datacenter) != 0)
 		return "No path to datacenter";
-	n->id = body_str(b, "ID", a, &bad);
-	n->node = body_str(b, "Node", a, &bad);
-	n->address = body_str(b, "Address", a, &bad);
-	if (body_map(b, "TaggedAddresses", a, &n->tagged_addresses, &bad) < 0 ||
-	    body_map(b, "NodeMeta", a, &n->meta, &bad) < 0)
+	n->id = json_body_str(&jb, b, "ID");
+	n->node = json_body_str(&jb, b, "Node");
+	n->address = json_body_str(&jb, b, "Address");
+	if (json_body_map(&jb, b, "TaggedAddresses", &n->tagged_addresses) < 0 ||
+	    json_body_map(&jb, b, "NodeMeta", &n->meta) < 0)
 		return "out of memory";
-	if (bad)
-		return bad;
+	if (jb.bad)
+		return jb.bad;
 	if (!n->node || !*n->node)
 		return "Must provide node";
 	w->skip_node_update = json_is_true(JGET(b, "SkipNodeUpdate"));
@@ -534,19 +374,20 @@ static const char *parse_register(const struct routes_env *env, const json_t *b,
 static const char *parse_deregister(const struct routes_env *env, const json_t *b, struct arena *a,
 				    struct proto_catalog_write *w)
 {
-	const char *bad = NULL, *dc;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
+	const char *dc;
 	struct proto_node *n = arena_zalloc(a, sizeof(*n));
 
 	if (!n)
 		return "out of memory";
-	dc = body_str(b, "Datacenter", a, &bad);
+	dc = json_body_str(&jb, b, "Datacenter");
 	if (dc && *dc && strcasecmp(dc, env->cfg->datacenter) != 0)
 		return "No path to datacenter";
-	n->node = body_str(b, "Node", a, &bad);
-	w->service_id = body_str(b, "ServiceID", a, &bad);
-	w->check_id = body_str(b, "CheckID", a, &bad);
-	if (bad)
-		return bad;
+	n->node = json_body_str(&jb, b, "Node");
+	w->service_id = json_body_str(&jb, b, "ServiceID");
+	w->check_id = json_body_str(&jb, b, "CheckID");
+	if (jb.bad)
+		return jb.bad;
 	if (!n->node || !*n->node)
 		return "Must provide node";
 	if (w->service_id && !*w->service_id)
@@ -717,7 +558,7 @@ int catalog_api_dispatch(const struct routes_env *env, const struct routes_req *
 		if (strcmp(req->method, "PUT") != 0)
 			return text(a, 405, arena_printf(a, "method %s not allowed", req->method),
 				    out);
-		bad = decode_body(req, a, &body);
+		bad = json_body_decode_object(req->body, req->body_len, a, &body);
 		if (bad)
 			return text(a, 400, bad, out);
 		c->msg = proto_msg_make(PROTO_CATALOG_WRITE);

@@ -3,9 +3,8 @@
  * replies.
  *
  * Pure, like routes.c (which calls in here): no sockets, no clock. JSON
- * request bodies are read with keys matched case-insensitively and with
- * underscores ignored, so Consul's "TaggedAddresses", python-consul's
- * lower-case "address" and snake_case "tagged_addresses" all work.
+ * request bodies are read through json_body.h (keys matched
+ * case-insensitively, underscores ignored).
  * Memory: everything lives in the request's arena. */
 #ifndef CAIRN_APID_CATALOG_API_H
 #define CAIRN_APID_CATALOG_API_H
@@ -44,11 +43,6 @@ size_t catalog_api_check_group(const struct proto_catalog_query_reply *r, size_t
 			       const struct proto_service *s);
 const struct proto_node *catalog_api_find_node(const struct proto_catalog_query_reply *r,
 					       const char *name);
-
-/* Looks up key in object o ignoring case and underscores ("ServiceID",
- * "service_id" and "serviceid" are the same key). NULL when absent or o is
- * not an object. */
-json_t *catalog_api_jget(const json_t *o, const char *key);
 
 /* JSON objects as Consul shows them; new references, NULL on OOM. */
 json_t *catalog_api_node_json(const struct proto_node *n);

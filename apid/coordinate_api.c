@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "arena.h"
-#include "catalog_api.h"
+#include "json_body.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -49,7 +49,7 @@ json_t *coordinate_api_coord_json(const uint8_t *buf, size_t len)
 
 static bool number(const json_t *o, const char *key, double *out)
 {
-	json_t *v = catalog_api_jget(o, key);
+	json_t *v = json_body_get(o, key);
 
 	if (!v) {
 		*out = 0;
@@ -70,7 +70,7 @@ const char *coordinate_api_coord_parse(const json_t *o, uint8_t *out)
 
 	if (!json_is_object(o))
 		return "Missing Coord";
-	vec = catalog_api_jget(o, "Vec");
+	vec = json_body_get(o, "Vec");
 	if (!json_is_array(vec) || json_array_size(vec) != VIVALDI_DIM)
 		return "Coordinate dimensionality must be 8";
 	json_array_foreach(vec, i, x)
@@ -139,14 +139,14 @@ static int parse_update(const struct routes_env *env, const struct routes_req *r
 		return -ENOMEM;
 	}
 	memset(rec, 0, sizeof(*rec));
-	node = catalog_api_jget(body, "Node");
-	seg = catalog_api_jget(body, "Segment");
+	node = json_body_get(body, "Node");
+	seg = json_body_get(body, "Segment");
 	if (!json_is_string(node) || !*json_string_value(node))
 		bad = "Missing node name";
 	else if (seg && !json_is_null(seg) && !json_is_string(seg))
 		bad = "Invalid segment";
 	else
-		bad = coordinate_api_coord_parse(catalog_api_jget(body, "Coord"), wire);
+		bad = coordinate_api_coord_parse(json_body_get(body, "Coord"), wire);
 	if (!bad) {
 		rec->node = arena_strdup(a, json_string_value(node));
 		rec->segment = arena_strdup(a, json_is_string(seg) ? json_string_value(seg) : "");

@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "arena.h"
-#include "catalog_api.h"
+#include "json_body.h"
 #include "config.h"
 #include "query.h"
 #include "render.h"
@@ -78,28 +78,28 @@ const char *session_api_parse_create(const char *body, size_t len, const char *n
 			goto out;
 		}
 	}
-	if ((v = catalog_api_jget(in, "Name")) && !json_is_null(v)) {
+	if ((v = json_body_get(in, "Name")) && !json_is_null(v)) {
 		if (!json_is_string(v)) {
 			bad = "Request decode failed: Name must be a string";
 			goto out;
 		}
 		name = json_string_value(v);
 	}
-	if ((v = catalog_api_jget(in, "Node")) && json_is_string(v) && *json_string_value(v))
+	if ((v = json_body_get(in, "Node")) && json_is_string(v) && *json_string_value(v))
 		node = json_string_value(v);
 	if (!node || !*node) {
 		bad = "Missing node";
 		goto out;
 	}
-	if ((v = catalog_api_jget(in, "Behavior")) && json_is_string(v) && *json_string_value(v))
+	if ((v = json_body_get(in, "Behavior")) && json_is_string(v) && *json_string_value(v))
 		behavior = json_string_value(v);
 	if (strcmp(behavior, "release") != 0 && strcmp(behavior, "delete") != 0) {
 		bad = arena_printf(a, "Invalid Behavior setting '%s'", behavior);
 		goto out;
 	}
-	if ((bad = parse_lock_delay(catalog_api_jget(in, "LockDelay"), &delay)))
+	if ((bad = parse_lock_delay(json_body_get(in, "LockDelay"), &delay)))
 		goto out;
-	if ((v = catalog_api_jget(in, "TTL")) && json_is_string(v) && *json_string_value(v)) {
+	if ((v = json_body_get(in, "TTL")) && json_is_string(v) && *json_string_value(v)) {
 		uint64_t ms;
 
 		ttl = json_string_value(v);
@@ -122,9 +122,9 @@ const char *session_api_parse_create(const char *body, size_t len, const char *n
 	json_object_set_new(o, "LockDelay", json_integer((json_int_t)delay));
 	json_object_set_new(o, "Behavior", json_string(behavior));
 	json_object_set_new(o, "TTL", json_string(ttl));
-	v = catalog_api_jget(in, "NodeChecks");
+	v = json_body_get(in, "NodeChecks");
 	if (!v) /* Consul: absent means the node's serfHealth check */
-		v = catalog_api_jget(in, "Checks");
+		v = json_body_get(in, "Checks");
 	if (!strings_or_null(v)) {
 		bad = "Request decode failed: NodeChecks must be a list of check IDs";
 		goto out;
@@ -140,7 +140,7 @@ const char *session_api_parse_create(const char *body, size_t len, const char *n
 	} else {
 		json_object_set_new(o, "NodeChecks", json_is_null(v) ? json_null() : json_copy(v));
 	}
-	v = catalog_api_jget(in, "ServiceChecks");
+	v = json_body_get(in, "ServiceChecks");
 	if (v && !json_is_null(v) && !json_is_array(v)) {
 		bad = "Request decode failed: ServiceChecks must be a list";
 		goto out;

@@ -11,11 +11,12 @@
 #include "arena.h"
 #include "catalog_api.h"
 #include "config.h"
+#include "json_body.h"
 #include "query.h"
 #include "render.h"
 
 #define CT_JSON "application/json"
-#define JGET catalog_api_jget
+#define JGET json_body_get
 
 enum { KIND_KV = 1, KIND_NODE = 2, KIND_SERVICE = 3, KIND_CHECK = 4 };
 
@@ -74,102 +75,13 @@ int txn_api_base64_decode(const char *s, struct arena *a, uint8_t **out, size_t 
 
 /* ---- body ----------------------------------------------------------------- */
 
-static const char *jstr(const json_t *o, const char *key, struct arena *a, const char **bad)
-{
-	json_t *v = JGET(o, key);
-
-	if (!v || json_is_null(v))
-		return NULL;
-	if (!json_is_string(v)) {
-		*bad = arena_printf(a, "Failed to parse body: %s must be a string", key);
-		return NULL;
-	}
-	return arena_strdup(a, json_string_value(v));
-}
-
-static uint64_t juint(const json_t *o, const char *key, struct arena *a, const char **bad)
-{
-	json_t *v = JGET(o, key);
-
-	if (!v || json_is_null(v))
-		return 0;
-	if (json_is_integer(v) && json_integer_value(v) >= 0)
-		return (uint64_t)json_integer_value(v);
-	if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 1.8e19)
-		return (uint64_t)json_real_value(v);
-	*bad = arena_printf(a, "Failed to parse body: %s must be a non-negative integer", key);
-	return 0;
-}
-
-static int jmap(const json_t *o, const char *key, struct arena *a, struct proto_map *m,
-		const char **bad)
-{
-	json_t *v = JGET(o, key), *x;
-	const char *k;
-	size_t i = 0, n;
-
-	memset(m, 0, sizeof(*m));
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_object(v)) {
-		*bad = arena_printf(a, "Failed to parse body: %s must be an object", key);
-		return 0;
-	}
-	n = json_object_size(v);
-	if (!n)
-		return 0;
-	m->keys = arena_alloc(a, n * sizeof(*m->keys));
-	m->vals = arena_alloc(a, n * sizeof(*m->vals));
-	if (!m->keys || !m->vals)
-		return -ENOMEM;
-	json_object_foreach(v, k, x) {
-		if (!json_is_string(x)) {
-			*bad = arena_printf(a, "Failed to parse body: %s must hold strings", key);
-			return 0;
-		}
-		m->keys[i] = arena_strdup(a, k);
-		m->vals[i] = arena_strdup(a, json_string_value(x));
-		if (!m->keys[i] || !m->vals[i])
-			return -ENOMEM;
-		i++;
-	}
-	m->n = i;
-	return 0;
-}
-
-static int jstrs(const json_t *o, const char *key, struct arena *a, struct proto_strs *s,
-		 const char **bad)
-{
-	json_t *v = JGET(o, key);
-	size_t n;
-
-	memset(s, 0, sizeof(*s));
-	if (!v || json_is_null(v))
-		return 0;
-	if (!json_is_array(v)) {
-		*bad = arena_printf(a, "Failed to parse body: %s must be an array", key);
-		return 0;
-	}
-	n = json_array_size(v);
-	if (!n)
-		return 0;
-	s->v = arena_alloc(a, n * sizeof(*s->v));
-	if (!s->v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		json_t *x = json_array_get(v, i);
-
-		if (!json_is_string(x)) {
-			*bad = arena_printf(a, "Failed to parse body: %s must hold strings", key);
-			return 0;
-		}
-		s->v[i] = arena_strdup(a, json_string_value(x));
-		if (!s->v[i])
-			return -ENOMEM;
-	}
-	s->n = n;
-	return 0;
-}
+/* Consul's txn texts: "Failed to parse body: ..."; unsigned fields may be
+ * written as reals (Flags 1.0). */
+static const struct json_body_dialect body_dialect = {
+    .prefix = "Failed to parse body",
+    .map_not_string = "must hold strings",
+    .whole_reals = true,
+};
 
 /* A one-element list of a zeroed record in the arena. */
 #define ONE(list, a)                                                                               \
@@ -178,17 +90,17 @@ static int jstrs(const json_t *o, const char *key, struct arena *a, struct proto
 static const char *parse_kv(const json_t *o, const struct config *cfg, struct arena *a,
 			    struct proto_txn_op *op, unsigned *status)
 {
-	const char *bad = NULL;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
 	json_t *v;
 
 	op->kind = KIND_KV;
-	op->verb = jstr(o, "Verb", a, &bad);
-	op->key = jstr(o, "Key", a, &bad);
-	op->flags = juint(o, "Flags", a, &bad);
-	op->index = juint(o, "Index", a, &bad);
-	op->session = jstr(o, "Session", a, &bad);
-	if (bad)
-		return bad;
+	op->verb = json_body_str(&jb, o, "Verb");
+	op->key = json_body_str(&jb, o, "Key");
+	op->flags = json_body_uint(&jb, o, "Flags", 0);
+	op->index = json_body_uint(&jb, o, "Index", 0);
+	op->session = json_body_str(&jb, o, "Session");
+	if (jb.bad)
+		return jb.bad;
 	v = JGET(o, "Value");
 	if (v && !json_is_null(v)) {
 		uint8_t *p;
@@ -212,14 +124,14 @@ static const char *parse_kv(const json_t *o, const struct config *cfg, struct ar
 
 static const char *parse_node(const json_t *o, struct arena *a, struct proto_txn_op *op)
 {
-	const char *bad = NULL;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
 	json_t *n = JGET(o, "Node");
 	struct proto_node *nd;
 
 	op->kind = KIND_NODE;
-	op->verb = jstr(o, "Verb", a, &bad);
-	if (bad)
-		return bad;
+	op->verb = json_body_str(&jb, o, "Verb");
+	if (jb.bad)
+		return jb.bad;
 	if (!ONE(op->node, a))
 		return "out of memory";
 	if (!n || json_is_null(n))
@@ -227,28 +139,29 @@ static const char *parse_node(const json_t *o, struct arena *a, struct proto_txn
 	if (!json_is_object(n))
 		return "Failed to parse body: Node must be an object";
 	nd = op->node.v;
-	nd->id = jstr(n, "ID", a, &bad);
-	nd->node = jstr(n, "Node", a, &bad);
-	nd->address = jstr(n, "Address", a, &bad);
-	nd->datacenter = jstr(n, "Datacenter", a, &bad);
-	if (jmap(n, "TaggedAddresses", a, &nd->tagged_addresses, &bad) < 0 ||
-	    jmap(n, "Meta", a, &nd->meta, &bad) < 0)
+	nd->id = json_body_str(&jb, n, "ID");
+	nd->node = json_body_str(&jb, n, "Node");
+	nd->address = json_body_str(&jb, n, "Address");
+	nd->datacenter = json_body_str(&jb, n, "Datacenter");
+	if (json_body_map(&jb, n, "TaggedAddresses", &nd->tagged_addresses) < 0 ||
+	    json_body_map(&jb, n, "Meta", &nd->meta) < 0)
 		return "out of memory";
-	op->index = juint(n, "ModifyIndex", a, &bad);
-	return bad;
+	op->index = json_body_uint(&jb, n, "ModifyIndex", 0);
+	return jb.bad;
 }
 
 static const char *parse_service(const json_t *o, struct arena *a, struct proto_txn_op *op)
 {
-	const char *bad = NULL, *why;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
+	const char *why;
 	json_t *s = JGET(o, "Service");
 	struct proto_service *sv;
 
 	op->kind = KIND_SERVICE;
-	op->verb = jstr(o, "Verb", a, &bad);
-	op->key = jstr(o, "Node", a, &bad);
-	if (bad)
-		return bad;
+	op->verb = json_body_str(&jb, o, "Verb");
+	op->key = json_body_str(&jb, o, "Node");
+	if (jb.bad)
+		return jb.bad;
 	if (!ONE(op->service, a))
 		return "out of memory";
 	if (!s || json_is_null(s))
@@ -256,9 +169,9 @@ static const char *parse_service(const json_t *o, struct arena *a, struct proto_
 	if (!json_is_object(s))
 		return "Failed to parse body: Service must be an object";
 	sv = op->service.v;
-	op->index = juint(s, "ModifyIndex", a, &bad);
-	if (bad)
-		return bad;
+	op->index = json_body_uint(&jb, s, "ModifyIndex", 0);
+	if (jb.bad)
+		return jb.bad;
 	if (op->verb && (strcmp(op->verb, "set") == 0 || strcmp(op->verb, "cas") == 0)) {
 		why = catalog_api_parse_service(s, a, sv);
 		if (why && strcmp(why, "Missing service name") != 0)
@@ -266,21 +179,21 @@ static const char *parse_service(const json_t *o, struct arena *a, struct proto_
 		return NULL;
 	}
 	/* get and the deletes only name the instance */
-	sv->id = jstr(s, "ID", a, &bad);
-	sv->service = jstr(s, "Service", a, &bad);
-	return bad;
+	sv->id = json_body_str(&jb, s, "ID");
+	sv->service = json_body_str(&jb, s, "Service");
+	return jb.bad;
 }
 
 static const char *parse_check(const json_t *o, struct arena *a, struct proto_txn_op *op)
 {
-	const char *bad = NULL;
+	struct json_body jb = {.a = a, .dialect = &body_dialect};
 	json_t *c = JGET(o, "Check"), *d;
 	struct proto_check *ck;
 
 	op->kind = KIND_CHECK;
-	op->verb = jstr(o, "Verb", a, &bad);
-	if (bad)
-		return bad;
+	op->verb = json_body_str(&jb, o, "Verb");
+	if (jb.bad)
+		return jb.bad;
 	if (!ONE(op->check, a))
 		return "out of memory";
 	if (!c || json_is_null(c))
@@ -288,16 +201,16 @@ static const char *parse_check(const json_t *o, struct arena *a, struct proto_tx
 	if (!json_is_object(c))
 		return "Failed to parse body: Check must be an object";
 	ck = op->check.v;
-	ck->node = jstr(c, "Node", a, &bad);
-	ck->check_id = jstr(c, "CheckID", a, &bad);
-	ck->name = jstr(c, "Name", a, &bad);
-	ck->status = jstr(c, "Status", a, &bad);
-	ck->notes = jstr(c, "Notes", a, &bad);
-	ck->output = jstr(c, "Output", a, &bad);
-	ck->service_id = jstr(c, "ServiceID", a, &bad);
-	ck->service_name = jstr(c, "ServiceName", a, &bad);
-	ck->type = jstr(c, "Type", a, &bad);
-	if (jstrs(c, "ServiceTags", a, &ck->service_tags, &bad) < 0)
+	ck->node = json_body_str(&jb, c, "Node");
+	ck->check_id = json_body_str(&jb, c, "CheckID");
+	ck->name = json_body_str(&jb, c, "Name");
+	ck->status = json_body_str(&jb, c, "Status");
+	ck->notes = json_body_str(&jb, c, "Notes");
+	ck->output = json_body_str(&jb, c, "Output");
+	ck->service_id = json_body_str(&jb, c, "ServiceID");
+	ck->service_name = json_body_str(&jb, c, "ServiceName");
+	ck->type = json_body_str(&jb, c, "Type");
+	if (json_body_strs(&jb, c, "ServiceTags", &ck->service_tags) < 0)
 		return "out of memory";
 	d = JGET(c, "Definition");
 	if (d && json_is_object(d) && json_object_size(d)) {
@@ -308,8 +221,8 @@ static const char *parse_check(const json_t *o, struct arena *a, struct proto_tx
 		ck->definition = arena_strdup(a, text);
 		free(text);
 	}
-	op->index = juint(c, "ModifyIndex", a, &bad);
-	return bad;
+	op->index = json_body_uint(&jb, c, "ModifyIndex", 0);
+	return jb.bad;
 }
 
 int txn_api_dispatch(const struct routes_env *env, const struct routes_req *req,

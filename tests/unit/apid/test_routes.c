@@ -80,6 +80,8 @@ static void expect_text(unsigned status, const char *text)
 		ck_assert_str_eq(body(&act.resp), text);
 }
 
+static void put_body(const char *target, const char *b) { run_body("PUT", target, b, strlen(b)); }
+
 /* ---- routing and methods --------------------------------------------- */
 
 START_TEST(unknown_path_404)
@@ -148,6 +150,57 @@ START_TEST(bad_escape_400)
 END_TEST
 
 /* ---- KV GET ------------------------------------------------------------ */
+
+/* Catalog body texts (json_body.c with the catalog dialect). */
+START_TEST(catalog_body_texts)
+{
+	const struct proto_catalog_write *w;
+
+	run_body("PUT", "/v1/catalog/register", NULL, 0);
+	expect_text(400, "Request decode failed: EOF");
+	put_body("/v1/catalog/register", "[1]");
+	expect_text(400, "Request decode failed: body must be a JSON object");
+	put_body("/v1/catalog/register", "{\"Node\":7}");
+	expect_text(400, "Request decode failed: Node must be a string");
+	put_body("/v1/catalog/register",
+		 "{\"Node\":\"n\",\"Address\":\"10.0.0.1\",\"NodeMeta\":{\"r\":1}}");
+	expect_text(400, "Request decode failed: NodeMeta values must be strings");
+	put_body("/v1/catalog/register",
+		 "{\"Node\":\"n\",\"Address\":\"10.0.0.1\",\"TaggedAddresses\":\"x\"}");
+	expect_text(400, "Request decode failed: TaggedAddresses must be an object");
+	put_body("/v1/catalog/register",
+		 "{\"Node\":\"n\",\"Address\":\"10.0.0.1\",\"Service\":{\"Service\":\"s\","
+		 "\"Port\":1.0}}");
+	expect_text(400, "Request decode failed: Port must be a non-negative integer");
+	put_body("/v1/catalog/register",
+		 "{\"Node\":\"n\",\"Address\":\"10.0.0.1\",\"Service\":{\"Service\":\"s\","
+		 "\"Tags\":[1]}}");
+	expect_text(400, "Request decode failed: Tags must hold strings");
+	put_body("/v1/catalog/register",
+		 "{\"Node\":\"n\",\"Address\":\"10.0.0.1\",\"Service\":{\"Service\":\"s\","
+		 "\"Tags\":{}}}");
+	expect_text(400, "Request decode failed: Tags must be an array");
+	put_body("/v1/catalog/register",
+		 "{\"Node\":\"n\",\"Address\":\"10.0.0.1\",\"Service\":{\"Service\":\"s\","
+		 "\"Weights\":{\"Passing\":-2}}}");
+	expect_text(400, "Request decode failed: Passing must be a non-negative integer");
+	put_body("/v1/catalog/deregister", "{\"Node\":\"n\",\"ServiceID\":[]}");
+	expect_text(400, "Request decode failed: ServiceID must be a string");
+
+	put_body("/v1/catalog/register",
+		 "{\"node\":\"n\",\"address\":\"10.0.0.1\",\"node_meta\":{\"r\":\"1\"},"
+		 "\"Service\":{\"Service\":\"s\",\"Port\":80,\"Tags\":[\"t\"],"
+		 "\"TaggedAddresses\":{\"b\":1,\"a\":2}}}");
+	ck_assert(!act.respond);
+	w = &act.call.msg.u.catalog_write;
+	ck_assert_str_eq(w->nodes.v[0].node, "n");
+	ck_assert_uint_eq(w->nodes.v[0].meta.n, 1);
+	ck_assert_str_eq(w->nodes.v[0].meta.vals[0], "1");
+	ck_assert_uint_eq(w->services.v[0].port, 80);
+	ck_assert_str_eq(w->services.v[0].tags.v[0], "t");
+	ck_assert_str_eq(w->services.v[0].tagged_addresses, "{\"a\":2,\"b\":1}");
+}
+END_TEST
 
 START_TEST(kv_get_plain)
 {
@@ -608,6 +661,7 @@ Suite *routes_suite(void)
 	tcase_add_test(tr, rpc_failures);
 	tcase_add_test(tr, status_replies);
 	tcase_add_test(tr, agent_replies);
+	tcase_add_test(tr, catalog_body_texts);
 	suite_add_tcase(s, tr);
 	return s;
 }

@@ -168,6 +168,38 @@ START_TEST(limits_and_bad_bodies)
 }
 END_TEST
 
+/* The field readers' texts (json_body.c with the txn dialect). */
+START_TEST(field_texts)
+{
+	put("/v1/txn", "[{\"KV\":{\"Verb\":\"get\",\"Key\":5}}]");
+	expect_text(400, "Failed to parse body: Key must be a string");
+	/* every field is read; the last error is the one answered */
+	put("/v1/txn", "[{\"KV\":{\"Verb\":1,\"Key\":2}}]");
+	expect_text(400, "Failed to parse body: Key must be a string");
+	put("/v1/txn", "[{\"KV\":{\"Verb\":\"get\",\"Key\":\"a\",\"Flags\":-1}}]");
+	expect_text(400, "Failed to parse body: Flags must be a non-negative integer");
+	put("/v1/txn", "[{\"KV\":{\"Verb\":\"get\",\"Key\":\"a\",\"Index\":\"7\"}}]");
+	expect_text(400, "Failed to parse body: Index must be a non-negative integer");
+	put("/v1/txn", "[{\"Node\":{\"Verb\":\"set\",\"Node\":{\"Node\":\"n\",\"Meta\":[]}}}]");
+	expect_text(400, "Failed to parse body: Meta must be an object");
+	put("/v1/txn",
+	    "[{\"Node\":{\"Verb\":\"set\",\"Node\":{\"Node\":\"n\",\"Meta\":{\"r\":1}}}}]");
+	expect_text(400, "Failed to parse body: Meta must hold strings");
+	put("/v1/txn",
+	    "[{\"Check\":{\"Verb\":\"set\",\"Check\":{\"Node\":\"n\",\"ServiceTags\":\"x\"}}}]");
+	expect_text(400, "Failed to parse body: ServiceTags must be an array");
+	put("/v1/txn",
+	    "[{\"Check\":{\"Verb\":\"set\",\"Check\":{\"Node\":\"n\",\"ServiceTags\":[1]}}}]");
+	expect_text(400, "Failed to parse body: ServiceTags must hold strings");
+
+	/* whole reals are unsigned fields here */
+	put("/v1/txn", "[{\"KV\":{\"Verb\":\"get\",\"Key\":\"a\",\"Flags\":2.0,\"index\":3}}]");
+	ck_assert(!act.respond);
+	ck_assert_uint_eq(act.call.msg.u.txn.ops.v[0].flags, 2);
+	ck_assert_uint_eq(act.call.msg.u.txn.ops.v[0].index, 3);
+}
+END_TEST
+
 START_TEST(base64_decoder)
 {
 	uint8_t *p;
@@ -248,6 +280,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, body_becomes_one_txn_call);
 	tcase_add_test(tc, limits_and_bad_bodies);
+	tcase_add_test(tc, field_texts);
 	tcase_add_test(tc, base64_decoder);
 	tcase_add_test(tc, committed_and_rolled_back_replies);
 	suite_add_tcase(s, tc);
