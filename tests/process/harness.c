@@ -1213,3 +1213,290 @@ out:
 	zmq_ctx_term(ctx);
 	return rc;
 }
+
+/* ---- clusters of servers ---------------------------------------------- */
+
+/* A port in 20000-31999 free for TCP and UDP on 127.0.0.1 right now and
+ * not among the taken ones; -1 after 1000 tries. */
+static int random_free_port(unsigned *seed, const int *taken, size_t n_taken)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		int port = 20000 + (int)(rand_r(seed) % 12000);
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int t, u;
+		bool ok = true;
+
+		for (size_t i = 0; i < n_taken; i++)
+			ok &= taken[i] != port;
+		if (!ok)
+			continue;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (t >= 0)
+			close(t);
+		if (u >= 0)
+			close(u);
+		if (ok)
+			return port;
+	}
+	return -1;
+}
+
+int harness_agent_prepare(struct agent *a, const char *name, char *err, size_t errlen)
+{
+	static unsigned seed;
+	int p[HARNESS_N_PORTS];
+
+	if (seed == 0)
+		seed = ((unsigned)getpid() ^ (unsigned)harness_now_ms()) | 1u;
+	memset(a, 0, sizeof(*a));
+	curl_init_once();
+	for (size_t k = 0; k < HARNESS_N_PORTS; k++) {
+		p[k] = random_free_port(&seed, p, k);
+		if (p[k] < 0) {
+			errf(err, errlen, "no free port in 20000-31999");
+			return -EADDRINUSE;
+		}
+	}
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
+	if (!mkdtemp(a->tmp_dir)) {
+		int rc = -errno;
+
+		a->tmp_dir[0] = '\0';
+		errf(err, errlen, "mkdtemp: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
+	snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
+	a->http_port = p[0];
+	a->dns_port = p[1];
+	a->server_port = p[2];
+	a->serf_lan_port = p[3];
+	a->serf_wan_port = p[4];
+	return 0;
+}
+
+/* Appends the argument s to a: literals are borrowed; with copy, s is
+ * copied into a->arg_buf first. Returns 0 or -E2BIG. */
+static int add_arg(struct agent *a, const char *s, bool copy)
+{
+	if (a->n_extra >= HARNESS_MAX_EXTRA)
+		return -E2BIG;
+	if (copy) {
+		size_t len = strlen(s) + 1;
+
+		if (len > sizeof(a->arg_buf) - a->arg_used)
+			return -E2BIG;
+		memcpy(a->arg_buf + a->arg_used, s, len);
+		s = a->arg_buf + a->arg_used;
+		a->arg_used += len;
+	}
+	a->extra[a->n_extra++] = s;
+	return 0;
+}
+
+/* Composes server i's arguments (see harness_cluster_start). */
+static int cluster_args(struct agent *ags, size_t n, size_t i, const struct harness_cluster_opts *o,
+			char *err, size_t errlen)
+{
+	struct agent *a = &ags[i];
+	char s[320];
+	int rc;
+
+	snprintf(s, sizeof(s), "%zu", n);
+	rc = add_arg(a, "-bootstrap-expect", false);
+	if (rc == 0)
+		rc = add_arg(a, s, true);
+	if (rc == 0 && o->config_json) {
+		FILE *f;
+
+		snprintf(s, sizeof(s), "%s/cluster.json", a->tmp_dir);
+		f = fopen(s, "w");
+		if (!f || fputs(o->config_json, f) < 0 || fclose(f) != 0) {
+			rc = -errno;
+			errf(err, errlen, "writing %s: %s", s, strerror(-rc));
+			return rc;
+		}
+		rc = add_arg(a, "-config-file", false);
+		if (rc == 0)
+			rc = add_arg(a, s, true);
+	}
+	for (size_t k = 0; rc == 0 && o->extra_args && o->extra_args[k]; k++)
+		rc = add_arg(a, o->extra_args[k], false);
+	if (o->join == HARNESS_JOIN_GOSSIP && i > 0) {
+		snprintf(s, sizeof(s), "127.0.0.1:%d", ags[0].serf_lan_port);
+		if (rc == 0)
+			rc = add_arg(a, "-retry-join", false);
+		if (rc == 0)
+			rc = add_arg(a, s, true);
+	}
+	for (size_t k = 0; o->join == HARNESS_JOIN_RAFT && rc == 0 && k < n; k++) {
+		snprintf(s, sizeof(s), "127.0.0.1:%d", ags[k].server_port);
+		rc = add_arg(a, "-retry-join", false);
+		if (rc == 0)
+			rc = add_arg(a, s, true);
+	}
+	if (rc < 0)
+		errf(err, errlen, "%s: too many arguments for struct agent", a->name);
+	return rc;
+}
+
+/* Leader address as a sees it ("" when none) into out. */
+static void leader_seen(const struct agent *a, char *out, size_t outlen)
+{
+	struct http_resp r;
+
+	out[0] = '\0';
+	if (http_get(a, "/v1/status/leader", &r) == 0 && r.status == 200 && r.body_len > 2)
+		snprintf(out, outlen, "%.*s", (int)r.body_len - 2, r.body + 1);
+	http_resp_free(&r);
+}
+
+/* One look at the cluster: the index harness_cluster_leader wants, or -1. */
+static int agreed_leader(const struct agent *ags, size_t n)
+{
+	char first[128] = "", l[128];
+
+	for (size_t i = 0; i < n; i++) {
+		if (ags[i].pid == 0)
+			continue;
+		leader_seen(&ags[i], l, sizeof(l));
+		if (!l[0] || (first[0] && strcmp(first, l) != 0))
+			return -1;
+		snprintf(first, sizeof(first), "%s", l);
+	}
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "127.0.0.1:%d", ags[i].server_port);
+		if (ags[i].pid != 0 && strcmp(want, first) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+int harness_cluster_leader(const struct agent *ags, size_t n, uint64_t timeout_ms, int not_this)
+{
+	uint64_t deadline = harness_now_ms() + timeout_ms;
+
+	for (;;) {
+		int l = agreed_leader(ags, n);
+
+		if (l >= 0 && l != not_this)
+			return l;
+		if (harness_now_ms() >= deadline)
+			break;
+		harness_pause_ms(50);
+	}
+	for (size_t i = 0; timeout_ms > 0 && i < n; i++) {
+		struct http_resp r;
+
+		if (ags[i].pid == 0)
+			continue;
+		(void)http_get(&ags[i], "/v1/status/leader", &r);
+		fprintf(stderr, "harness: %s (pid %d) says leader %ld %s\n", ags[i].name,
+			(int)ags[i].pid, r.status, r.body ? r.body : r.err);
+		http_resp_free(&r);
+	}
+	return -1;
+}
+
+/* Members server i lists on /v1/agent/members (0 when it does not answer). */
+static size_t members_of(const struct agent *a)
+{
+	struct http_resp r;
+	json_t *j = NULL;
+	size_t n = 0;
+
+	if (http_get(a, "/v1/agent/members", &r) == 0 && r.status == 200)
+		j = http_json(&r);
+	http_resp_free(&r);
+	if (json_is_array(j))
+		n = json_array_size(j);
+	json_decref(j);
+	return n;
+}
+
+/* Servers 2..n join server 1's LAN pool; waits until all list n members. */
+static int cluster_pool(struct agent *ags, size_t n, uint64_t timeout_ms, char *err, size_t errlen)
+{
+	uint64_t deadline;
+	bool ok = false;
+
+	for (size_t i = 1; i < n; i++) {
+		char path[128];
+		struct http_resp r;
+
+		snprintf(path, sizeof(path), "/v1/agent/join/127.0.0.1:%d", ags[0].serf_lan_port);
+		ok = http_put(&ags[i], path, NULL, &r) == 0 && r.status == 200;
+		http_resp_free(&r);
+		if (!ok) {
+			errf(err, errlen, "%s could not join the LAN pool", ags[i].name);
+			return -EIO;
+		}
+	}
+	deadline = harness_now_ms() + timeout_ms;
+	for (;;) {
+		ok = true;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = members_of(&ags[i]) == n;
+		if (ok)
+			return 0;
+		if (harness_now_ms() >= deadline) {
+			errf(err, errlen, "the LAN pool did not converge within %llu ms",
+			     (unsigned long long)timeout_ms);
+			return -ETIMEDOUT;
+		}
+		harness_pause_ms(100);
+	}
+}
+
+int harness_cluster_start(struct agent *out, size_t n, const struct harness_cluster_opts *o,
+			  char *err, size_t errlen)
+{
+	static const struct harness_cluster_opts defaults;
+	uint64_t timeout_ms;
+	int rc = 0;
+
+	if (!o)
+		o = &defaults;
+	timeout_ms = o->timeout_ms ? o->timeout_ms : 60000;
+	memset(out, 0, n * sizeof(*out));
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%.40s%zu", o->name_prefix ? o->name_prefix : "node",
+			 i + 1);
+		rc = harness_agent_prepare(&out[i], name, err, errlen);
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = cluster_args(out, n, i, o, err, errlen);
+	/* Spawn all without waiting: no leader exists before they all run. */
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char ignored[256];
+
+		(void)harness_agent_relaunch(&out[i], 0, ignored, sizeof(ignored));
+	}
+	if (rc == 0 && harness_cluster_leader(out, n, timeout_ms, -1) < 0) {
+		errf(err, errlen, "no agreed leader within %llu ms",
+		     (unsigned long long)timeout_ms);
+		rc = -ETIMEDOUT;
+	}
+	if (rc == 0 && o->join_lan_pool)
+		rc = cluster_pool(out, n, timeout_ms, err, errlen);
+	if (rc < 0)
+		for (size_t i = 0; i < n; i++)
+			if (out[i].tmp_dir[0])
+				harness_dump_log(&out[i], 3000);
+	return rc;
+}
+
+void harness_cluster_stop(struct agent *ags, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		harness_agent_stop(&ags[i]);
+}

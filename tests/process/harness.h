@@ -6,7 +6,9 @@
  * unchecked Check fixture, so the agent outlives Check's forked test
  * processes) and harness_agent_stop() at the end. The agent runs in its own
  * process group with PR_SET_PDEATHSIG, so it also goes away when the test
- * program is killed. Every wait in here polls a condition against a deadline;
+ * program is killed. Programs that need several servers that know each
+ * other's ports use harness_cluster_start() / harness_cluster_stop()
+ * instead. Every wait in here polls a condition against a deadline;
  * nothing sleeps for a fixed time to let something happen.
  *
  * Binaries are found through CAIRN_BUILD_ROOT (set by tests/process/
@@ -23,6 +25,7 @@ struct proto_msg;
 struct arena;
 
 #define HARNESS_MAX_EXTRA 16
+#define HARNESS_ARG_BUF 512
 
 /* One running agent. */
 struct agent {
@@ -39,6 +42,10 @@ struct agent {
 	bool dev;             /* started with -dev (data_dir read from its banner) */
 	const char *extra[HARNESS_MAX_EXTRA]; /* extra agent arguments, borrowed */
 	size_t n_extra;
+	/* Storage for the arguments harness_cluster_start() composes (join
+	 * addresses, the config file's path); extra[] points into it. */
+	char arg_buf[HARNESS_ARG_BUF];
+	size_t arg_used;
 };
 
 /* An HTTP answer. Owned by the caller; release with http_resp_free(). */
@@ -139,6 +146,74 @@ bool harness_log_has_sanitizer_report(const struct agent *a, char *out, size_t o
 
 /* Prints the last max_bytes of the agent log on stderr (for failures). */
 void harness_dump_log(const struct agent *a, size_t max_bytes);
+
+/* Fills a for a start with harness_agent_relaunch() without starting
+ * anything: name, a fresh temp dir (data dir and log inside) and five
+ * ports that are free for TCP and UDP on 127.0.0.1, drawn at random from
+ * 20000-31999 (below the kernel's ephemeral range, so the agents' own
+ * outgoing connections cannot take them before they are bound). For
+ * agents that must know each other's ports before any of them runs.
+ * Returns 0 or a negative code with a reason in err. */
+int harness_agent_prepare(struct agent *a, const char *name, char *err, size_t errlen);
+
+/* ---- clusters of servers ---------------------------------------------- */
+
+/* How the servers of a cluster find each other. */
+enum harness_cluster_join {
+	/* Every server gets `-retry-join 127.0.0.1:<server port>` for each
+	 * server (itself included): raftd forms the cluster directly. The
+	 * gossip pools stay separate unless join_lan_pool is set. */
+	HARNESS_JOIN_RAFT,
+	/* Servers 2..n get `-retry-join 127.0.0.1:<server 1's serf LAN port>`
+	 * (Consul's retry_join): one LAN pool, in which raftd discovers the
+	 * other servers. */
+	HARNESS_JOIN_GOSSIP,
+};
+
+/* Options of harness_cluster_start(); a zeroed struct is a raft-joined
+ * cluster of servers named node1..nodeN with a 60 s limit per wait. */
+struct harness_cluster_opts {
+	const char *name_prefix; /* node names: the prefix followed by 1..n
+				  * ("srv": srv1, srv2, ...); NULL: "node" */
+	enum harness_cluster_join join;
+	const char *const *extra_args; /* NULL-terminated arguments for every
+					* server (after -bootstrap-expect and
+					* -config-file, before the joins), borrowed:
+					* they must outlive the agents; may be NULL */
+	const char *config_json;       /* non-NULL: written to <tmp_dir>/cluster.json
+					* of every server and given with -config-file */
+	bool join_lan_pool;	       /* once a leader is agreed, servers 2..n
+					* PUT /v1/agent/join to server 1's serf LAN
+					* port (must answer 200) and the start waits
+					* until every server lists n members (for
+					* HARNESS_JOIN_RAFT clusters that need one
+					* pool) */
+	uint64_t timeout_ms;	       /* limit of each wait; 0: 60000 */
+};
+
+/* Starts n server agents (`cairn agent -server -bootstrap-expect <n>`)
+ * into out[0..n-1] (zeroed first) on ports picked up front with
+ * harness_agent_prepare(), joined as o->join says, all spawned before any
+ * is waited for (no leader exists until all run); then waits until every
+ * live server names the same one of them as leader
+ * (harness_cluster_leader), and with o->join_lan_pool for the one LAN
+ * pool. Each agent keeps its arguments, so harness_agent_kill9() /
+ * harness_agent_relaunch() work on it as on any agent. Returns 0, or a
+ * negative code with a reason in err; on failure the last 3000 bytes of
+ * every log are printed on stderr and the agents are left running for
+ * harness_cluster_stop(). */
+int harness_cluster_start(struct agent *out, size_t n, const struct harness_cluster_opts *o,
+			  char *err, size_t errlen);
+
+/* Index in ags[0..n-1] of the server every live agent (pid != 0) names as
+ * leader on /v1/status/leader ("127.0.0.1:<server_port>"), when that
+ * server is itself live and is not not_this (-1: any); polls every 50 ms
+ * up to timeout_ms (0: asks once). Returns -1 at the deadline, after
+ * printing every live agent's answer on stderr (when timeout_ms > 0). */
+int harness_cluster_leader(const struct agent *ags, size_t n, uint64_t timeout_ms, int not_this);
+
+/* harness_agent_stop() on each of the n agents. */
+void harness_cluster_stop(struct agent *ags, size_t n);
 
 /* ---- HTTP ------------------------------------------------------------- */
 

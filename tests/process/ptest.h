@@ -41,6 +41,30 @@
 		(void)kill(ag.pid, SIGCONT);                                                       \
 	} while (0)
 
+/* Defines a program's cluster of n servers: `ags[n]`, the start-up result
+ * start_rc / start_err, the fixture pair cluster_setup / cluster_teardown
+ * (harness_cluster_start() with the options given as a braced
+ * initializer of struct harness_cluster_opts, e.g. {.name_prefix = "srv",
+ * .join = HARNESS_JOIN_GOSSIP}; harness_cluster_stop()) and
+ * cluster_leader(timeout_ms, not_this): harness_cluster_leader() on ags,
+ * the index of the server every live agent names as leader (-1 when
+ * none agreed within timeout_ms; 0 asks once). */
+#define PTEST_CLUSTER_FIXTURE(n, ...)                                                              \
+	static struct agent ags[n];                                                                \
+	static char start_err[4096];                                                               \
+	static int start_rc = -1;                                                                  \
+	static void cluster_setup(void)                                                            \
+	{                                                                                          \
+		static const struct harness_cluster_opts cluster_opts_ = __VA_ARGS__;              \
+		start_rc =                                                                         \
+		    harness_cluster_start(ags, n, &cluster_opts_, start_err, sizeof(start_err));   \
+	}                                                                                          \
+	static void cluster_teardown(void) { harness_cluster_stop(ags, n); }                       \
+	static inline int cluster_leader(uint64_t timeout_ms, int not_this)                        \
+	{                                                                                          \
+		return harness_cluster_leader(ags, n, timeout_ms, not_this);                       \
+	}
+
 /* Asserts r (a struct http_resp) has the given status. */
 #define EXPECT_STATUS(r, want)                                                                     \
 	ck_assert_msg((r).status == (want), "HTTP status %ld, want %d (%s) body=[%.400s]",        \

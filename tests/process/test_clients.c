@@ -21,66 +21,15 @@
 
 #define N_SRV 3
 #define N_CLI 2
-#define PORTS_PER 5
 
 static struct agent srv[N_SRV];
 static struct agent cli[N_CLI];
 static struct agent lonely; /* a client that joins nobody */
-static char raft_join[N_SRV][64];
 static char serf_join[64];
-static const char *srv_extra[2 + 2 * N_SRV + 1];
 static const char *cli_extra[8];
 static const char *lonely_extra[4] = {"-server=false", "-bootstrap-expect", "0", NULL};
 static char start_err[4096];
 static int start_rc = -1;
-
-/* A TCP+UDP-free loopback port below 32768 (every server must know the
- * others' ports before any starts). */
-static int free_port(unsigned *seed)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		int port = 20000 + (int)(rand_r(seed) % 12000);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		bool ok;
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-		if (ok)
-			return port;
-	}
-	return -1;
-}
-
-/* Fills a with a name, a temp dir and free ports (no process yet). */
-static int prepare(struct agent *a, const char *name, unsigned *seed)
-{
-	int p[PORTS_PER];
-
-	memset(a, 0, sizeof(*a));
-	for (int k = 0; k < PORTS_PER; k++) {
-		p[k] = free_port(seed);
-		if (p[k] < 0)
-			return -1;
-	}
-	snprintf(a->name, sizeof(a->name), "%s", name);
-	snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-	if (!mkdtemp(a->tmp_dir))
-		return -1;
-	snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-	snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-	a->http_port = p[0];
-	a->dns_port = p[1];
-	a->server_port = p[2];
-	a->serf_lan_port = p[3];
-	a->serf_wan_port = p[4];
-	return 0;
-}
 
 /* GET path on a; true when it answers 200. */
 static bool get_ok(const struct agent *a, const char *path)
@@ -109,76 +58,20 @@ static int array_len(const struct agent *a, const char *path)
 	return n;
 }
 
-/* Whether every server sees all three servers alive in the LAN pool. */
-static bool lan_formed(void)
-{
-	for (int i = 0; i < N_SRV; i++)
-		if (array_len(&srv[i], "/v1/agent/members") < N_SRV)
-			return false;
-	return true;
-}
-
-static bool all_have_leader(void)
-{
-	for (int i = 0; i < N_SRV; i++)
-		if (!harness_wait_leader(&srv[i], 0))
-			return false;
-	return true;
-}
-
 static void setup(void)
 {
-	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
-	static const char *names[N_SRV] = {"c-srv1", "c-srv2", "c-srv3"};
 	static const char *cnames[N_CLI] = {"c-client1", "c-client2"};
+	/* raftd finds its peers through -retry-join on their server ports;
+	 * then c-srv2 and c-srv3 join c-srv1's LAN pool */
+	const struct harness_cluster_opts o = {
+	    .name_prefix = "c-srv", .join = HARNESS_JOIN_RAFT, .join_lan_pool = true};
 	size_t ne = 0;
 	uint64_t deadline;
 
-	for (int i = 0; i < N_SRV; i++) {
-		if (prepare(&srv[i], names[i], &seed) < 0) {
-			snprintf(start_err, sizeof(start_err), "no free ports / temp dir");
-			return;
-		}
-		snprintf(raft_join[i], sizeof(raft_join[i]), "127.0.0.1:%d", srv[i].server_port);
-	}
-	/* raftd finds its peers through -retry-join on their server ports */
-	srv_extra[ne++] = "-bootstrap-expect";
-	srv_extra[ne++] = "3";
-	for (int i = 0; i < N_SRV; i++) {
-		srv_extra[ne++] = "-retry-join";
-		srv_extra[ne++] = raft_join[i];
-	}
-	srv_extra[ne] = NULL;
-	for (int i = 0; i < N_SRV; i++) {
-		for (size_t k = 0; k < ne; k++)
-			srv[i].extra[srv[i].n_extra++] = srv_extra[k];
-		/* no leader before all three run: spawn without waiting */
-		(void)harness_agent_relaunch(&srv[i], 0, start_err, sizeof(start_err));
-	}
-	deadline = harness_now_ms() + 60000;
-	while (!all_have_leader() && harness_now_ms() < deadline)
-		harness_pause_ms(100);
-	if (!all_have_leader()) {
-		snprintf(start_err, sizeof(start_err), "servers: no leader within 60 s");
+	start_rc = harness_cluster_start(srv, N_SRV, &o, start_err, sizeof(start_err));
+	if (start_rc < 0)
 		return;
-	}
-	/* gossip: srv2 and srv3 join srv1's LAN pool */
 	snprintf(serf_join, sizeof(serf_join), "127.0.0.1:%d", srv[0].serf_lan_port);
-	for (int i = 1; i < N_SRV; i++) {
-		char path[128];
-		struct http_resp r;
-
-		snprintf(path, sizeof(path), "/v1/agent/join/%s", serf_join);
-		(void)http_put(&srv[i], path, NULL, &r);
-		http_resp_free(&r);
-	}
-	deadline = harness_now_ms() + 30000;
-	while (!lan_formed() && harness_now_ms() < deadline)
-		harness_pause_ms(100);
-	if (!lan_formed()) {
-		snprintf(start_err, sizeof(start_err), "servers: LAN pool not formed in 30 s");
-		return;
-	}
 	/* clients: the join address is all they know; start-up waits until
 	 * /v1/status/leader answers through a server */
 	ne = 0;
@@ -195,10 +88,8 @@ static void setup(void)
 			return;
 	}
 	start_rc = -1;
-	if (prepare(&lonely, "c-lonely", &seed) < 0) {
-		snprintf(start_err, sizeof(start_err), "no free ports / temp dir");
+	if (harness_agent_prepare(&lonely, "c-lonely", start_err, sizeof(start_err)) < 0)
 		return;
-	}
 	for (size_t k = 0; lonely_extra[k]; k++)
 		lonely.extra[lonely.n_extra++] = lonely_extra[k];
 	(void)harness_agent_relaunch(&lonely, 0, start_err, sizeof(start_err));
@@ -217,8 +108,7 @@ static void teardown(void)
 	for (int i = 0; i < N_CLI; i++)
 		harness_agent_stop(&cli[i]);
 	harness_agent_stop(&lonely);
-	for (int i = 0; i < N_SRV; i++)
-		harness_agent_stop(&srv[i]);
+	harness_cluster_stop(srv, N_SRV);
 }
 
 #define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)

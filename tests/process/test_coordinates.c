@@ -16,153 +16,27 @@
 #include "ptest.h"
 
 #define N 3
-#define PORTS_PER 5
 #define WAIT_MS 60000
 
-static struct agent ags[N];
-static char join_args[N][64];
-static const char *extra[4 + 2 * N + 1];
-static char start_err[4096];
-static int start_rc = -1;
+/* A gossip key, so that a forged datagram fails to decrypt. */
+static const char *const encrypt_args[] = {"-encrypt",
+					   "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", NULL};
 
-/* A TCP+UDP-free loopback port below 32768 (as test_raft_cluster.c: every
- * server must know the others' ports before they start). */
-static int free_port(unsigned *seed)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		int port = 20000 + (int)(rand_r(seed) % 12000);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		bool ok;
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-		if (ok)
-			return port;
-	}
-	return -1;
-}
-
-static bool has_leader(int i)
-{
-	struct http_resp r;
-	bool ok = http_get(&ags[i], "/v1/status/leader", &r) == 0 && r.status == 200 &&
-		  r.body_len > 2;
-
-	http_resp_free(&r);
-	return ok;
-}
-
-static size_t n_members(int i)
-{
-	struct http_resp r;
-	json_t *j = NULL;
-	size_t n = 0;
-
-	if (http_get(&ags[i], "/v1/agent/members", &r) == 0 && r.status == 200)
-		j = http_json(&r);
-	http_resp_free(&r);
-	if (json_is_array(j))
-		n = json_array_size(j);
-	json_decref(j);
-	return n;
-}
+/* Three servers joined through each other's Raft ports, then in one LAN
+ * pool (the second and third join the first's gossip port). */
+PTEST_CLUSTER_FIXTURE(N, {.name_prefix = "coord",
+			  .join = HARNESS_JOIN_RAFT,
+			  .extra_args = encrypt_args,
+			  .join_lan_pool = true,
+			  .timeout_ms = WAIT_MS})
+#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
 static void setup(void)
 {
-	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
-	size_t ne = 0;
-	uint64_t end;
-	bool ok;
-
 	/* agents send their coordinate every second instead of 15 s */
 	setenv("CAIRN_TEST_COORD_SYNC_MS", "1000", 1);
-	memset(ags, 0, sizeof(ags));
-	for (int i = 0; i < N; i++) {
-		struct agent *a = &ags[i];
-		int p[PORTS_PER];
-
-		for (int k = 0; k < PORTS_PER; k++)
-			p[k] = free_port(&seed);
-		snprintf(a->name, sizeof(a->name), "coord%d", i + 1);
-		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-		if (!mkdtemp(a->tmp_dir)) {
-			snprintf(start_err, sizeof(start_err), "mkdtemp failed");
-			return;
-		}
-		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-		a->http_port = p[0];
-		a->dns_port = p[1];
-		a->server_port = p[2];
-		a->serf_lan_port = p[3];
-		a->serf_wan_port = p[4];
-		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", p[2]);
-	}
-	extra[ne++] = "-bootstrap-expect";
-	extra[ne++] = "3";
-	extra[ne++] = "-encrypt"; /* so that a forged datagram fails to decrypt */
-	extra[ne++] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-	for (int i = 0; i < N; i++) {
-		extra[ne++] = "-retry-join";
-		extra[ne++] = join_args[i];
-	}
-	extra[ne] = NULL;
-	for (int i = 0; i < N; i++) {
-		for (size_t k = 0; k < ne; k++)
-			ags[i].extra[ags[i].n_extra++] = extra[k];
-		/* spawns without waiting: no leader exists before all three run */
-		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
-	}
-	end = harness_now_ms() + WAIT_MS;
-	do {
-		ok = has_leader(0) && has_leader(1) && has_leader(2);
-		if (!ok)
-			harness_pause_ms(100);
-	} while (!ok && harness_now_ms() < end);
-	if (!ok) {
-		snprintf(start_err, sizeof(start_err), "no leader within 60 s");
-		return;
-	}
-	/* one LAN pool: the second and third join the first's gossip port */
-	for (int i = 1; i < N; i++) {
-		char path[128];
-		struct http_resp r;
-
-		snprintf(path, sizeof(path), "/v1/agent/join/127.0.0.1:%d", ags[0].serf_lan_port);
-		ok = http_put(&ags[i], path, NULL, &r) == 0 && r.status == 200;
-		http_resp_free(&r);
-		if (!ok) {
-			snprintf(start_err, sizeof(start_err), "%s could not join the pool",
-				 ags[i].name);
-			return;
-		}
-	}
-	end = harness_now_ms() + WAIT_MS;
-	do {
-		ok = n_members(0) == N && n_members(1) == N && n_members(2) == N;
-		if (!ok)
-			harness_pause_ms(100);
-	} while (!ok && harness_now_ms() < end);
-	if (!ok) {
-		snprintf(start_err, sizeof(start_err), "the pool did not converge");
-		return;
-	}
-	start_rc = 0;
+	cluster_setup();
 }
-
-static void teardown(void)
-{
-	for (int i = 0; i < N; i++)
-		harness_agent_stop(&ags[i]);
-}
-
-#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
 static json_t *get_json(int i, const char *path, long want)
 {
@@ -525,7 +399,7 @@ int main(void)
 	Suite *s = suite_create("process-coordinates");
 	TCase *tc = tcase_create("coordinates");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, setup, cluster_teardown);
 	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, every_node_has_a_coordinate);
 	tcase_add_test(tc, near_sorts_by_distance);

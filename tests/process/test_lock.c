@@ -29,17 +29,15 @@
 #include "ptest.h"
 
 #define N 3
-#define PORTS_PER 5
 #define NCONT 5
 #define LOCK_DELAY_MS 2000
 #define PREFIX "election/lock"
 
-static struct agent ags[N];
-static char join_args[N][64]; /* server (Raft) addresses, as the leader is named */
-static char lan_join[64];
-static const char *extra[5];
-static char start_err[4096];
-static int start_rc = -1;
+/* Gossip joins, as Consul's retry_join: the servers find each other in
+ * the LAN pool, and a member that dies turns its serfHealth critical. */
+PTEST_CLUSTER_FIXTURE(N, {.name_prefix = "srv", .join = HARNESS_JOIN_GOSSIP})
+#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
+
 static char self_exe[1024];
 static char cairn_exe[1024];
 static char work_dir[256];
@@ -95,72 +93,7 @@ static int child_main(const char *file, const char *id, const char *hold_ms)
 
 /* ---- cluster ------------------------------------------------------------ */
 
-static int free_port(unsigned *seed)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		int port = 20000 + (int)(rand_r(seed) % 12000);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		bool ok;
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-		if (ok)
-			return port;
-	}
-	return -1;
-}
-
 static atomic_bool dead[N];
-
-static void leader_of(int i, char *out, size_t len)
-{
-	struct http_resp r;
-
-	out[0] = '\0';
-	if (http_get(&ags[i], "/v1/status/leader", &r) == 0 && r.status == 200 && r.body_len > 2)
-		snprintf(out, len, "%.*s", (int)r.body_len - 2, r.body + 1);
-	http_resp_free(&r);
-}
-
-/* Index of the leader every live agent agrees on; -1 otherwise. */
-static int agreed_leader(void)
-{
-	char first[128] = "", l[128];
-
-	for (int i = 0; i < N; i++) {
-		if (dead[i])
-			continue;
-		leader_of(i, l, sizeof(l));
-		if (!l[0] || (first[0] && strcmp(first, l) != 0))
-			return -1;
-		snprintf(first, sizeof(first), "%s", l);
-	}
-	for (int i = 0; i < N; i++)
-		if (strcmp(join_args[i], first) == 0)
-			return i;
-	return -1;
-}
-
-static int wait_leader(uint64_t timeout_ms)
-{
-	uint64_t deadline = harness_now_ms() + timeout_ms;
-
-	for (;;) {
-		int l = agreed_leader();
-
-		if (l >= 0 && !dead[l])
-			return l;
-		if (harness_now_ms() >= deadline)
-			return -1;
-		harness_pause_ms(50);
-	}
-}
 
 static int live_agent(void)
 {
@@ -205,9 +138,7 @@ static bool wait_session_ok(int i, uint64_t timeout_ms)
 
 static void setup(void)
 {
-	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
 	const char *root = getenv("CAIRN_BUILD_ROOT");
-	size_t ne = 0;
 	ssize_t n;
 
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
@@ -218,49 +149,9 @@ static void setup(void)
 		snprintf(start_err, sizeof(start_err), "mkdtemp failed");
 		return;
 	}
-	memset(ags, 0, sizeof(ags));
-	for (int i = 0; i < N; i++) {
-		struct agent *a = &ags[i];
-		int p[PORTS_PER];
-
-		for (int k = 0; k < PORTS_PER; k++)
-			p[k] = free_port(&seed);
-		snprintf(a->name, sizeof(a->name), "srv%d", i + 1);
-		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-		if (!mkdtemp(a->tmp_dir)) {
-			snprintf(start_err, sizeof(start_err), "mkdtemp failed");
-			return;
-		}
-		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-		a->http_port = p[0];
-		a->dns_port = p[1];
-		a->server_port = p[2];
-		a->serf_lan_port = p[3];
-		a->serf_wan_port = p[4];
-		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", p[2]);
-	}
-	/* Gossip joins, as Consul's retry_join: the servers find each other in
-	 * the LAN pool, and a member that dies turns its serfHealth critical. */
-	snprintf(lan_join, sizeof(lan_join), "127.0.0.1:%d", ags[0].serf_lan_port);
-	extra[ne++] = "-bootstrap-expect";
-	extra[ne++] = "3";
-	extra[ne++] = "-retry-join";
-	extra[ne++] = lan_join;
-	extra[ne] = NULL;
-	for (int i = 0; i < N; i++) {
-		for (size_t k = 0; k < ne; k++)
-			if (i > 0 || k < 2) /* the first one waits to be joined */
-				ags[i].extra[ags[i].n_extra++] = extra[k];
-		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
-	}
-	start_rc = wait_leader(60000) >= 0 ? 0 : -1;
-	if (start_rc < 0) {
-		snprintf(start_err, sizeof(start_err), "no agreed leader within 60 s");
-		for (int i = 0; i < N; i++)
-			harness_dump_log(&ags[i], 3000);
+	cluster_setup();
+	if (start_rc < 0)
 		return;
-	}
 	/* A lock session is bound to its agent's node checks (serfHealth),
 	 * which the leader registers for each member: wait until every agent
 	 * can create one. */
@@ -274,8 +165,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	for (int i = 0; i < N; i++)
-		harness_agent_stop(&ags[i]);
+	cluster_teardown();
 	if (!getenv("CAIRN_TEST_KEEP") && work_dir[0]) {
 		char cmd[400];
 
@@ -283,8 +173,6 @@ static void teardown(void)
 		(void)!system(cmd);
 	}
 }
-
-#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
 /* ---- contenders ------------------------------------------------------- */
 
@@ -720,7 +608,7 @@ START_TEST(one_holder_while_the_leader_is_killed)
 	deadline = harness_now_ms() + 30000;
 	node[0] = '\0';
 	while (harness_now_ms() < deadline) {
-		l = agreed_leader();
+		l = cluster_leader(0, -1);
 		if (l >= 0 && holder(session, sizeof(session), node, sizeof(node)) &&
 		    agent_named(node) >= 0 && agent_named(node) != l)
 			break;
@@ -733,7 +621,7 @@ START_TEST(one_holder_while_the_leader_is_killed)
 	dead[l] = true;
 	t_kill = harness_now_ms();
 	crash(&ags[l]);
-	ck_assert_msg(wait_leader(30000) >= 0, "no new leader after the kill");
+	ck_assert_msg(cluster_leader(30000, -1) >= 0, "no new leader after the kill");
 	ck_assert_msg(wait_starts(c.file, t_kill, 12, 75000),
 		      "only %zu hand-overs in 75 s after the leader was killed",
 		      count_starts(c.file, t_kill));
@@ -768,7 +656,7 @@ START_TEST(holder_agent_killed_lock_passes_after_lock_delay)
 			ck_assert_msg(harness_agent_relaunch(&ags[i], 90000, err, sizeof(err)) == 0,
 				      "%s", err);
 		}
-	ck_assert_int_ge(wait_leader(30000), 0);
+	ck_assert_int_ge(cluster_leader(30000, -1), 0);
 	for (int i = 0; i < N; i++)
 		ck_assert_msg(wait_session_ok(i, 90000), "srv%d cannot create a session", i + 1);
 	/* -monitor-retry=0: a client whose agent is gone ends its child at once. */

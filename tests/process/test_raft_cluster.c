@@ -22,37 +22,12 @@
 #include "../sim/lin.c"
 
 #define N 3
-#define PORTS_PER 5
 
-static struct agent ags[N];
-static char join_args[N][64];
-static const char *extra[2 + 2 * N + 1];
-static char start_err[4096];
-static int start_rc = -1;
+/* Three servers joined through each other's Raft ports. */
+PTEST_CLUSTER_FIXTURE(N, {.name_prefix = "srv", .join = HARNESS_JOIN_RAFT})
+#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
-/* A TCP+UDP-free loopback port below 32768 (the harness's own picker
- * cannot be told to pick before the agents start, and every server must
- * know the others' ports up front). */
-static int free_port(unsigned *seed)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		int port = 20000 + (int)(rand_r(seed) % 12000);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		bool ok;
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-		if (ok)
-			return port;
-	}
-	return -1;
-}
+static char join_args[N][64]; /* "127.0.0.1:<server port>", as the leader is named */
 
 /* Leader address as agent i sees it, "" if none. */
 static void leader_of(int i, char *out, size_t len)
@@ -65,99 +40,17 @@ static void leader_of(int i, char *out, size_t len)
 	http_resp_free(&r);
 }
 
-/* Index of the agent whose server port the cluster names as leader, with
- * every live agent agreeing; -1 otherwise. */
-static int agreed_leader(void)
-{
-	char first[128] = "", l[128];
-
-	for (int i = 0; i < N; i++) {
-		leader_of(i, l, sizeof(l));
-		if (!l[0] || (first[0] && strcmp(first, l) != 0))
-			return -1;
-		snprintf(first, sizeof(first), "%s", l);
-	}
-	for (int i = 0; i < N; i++) {
-		char want[64];
-		snprintf(want, sizeof(want), "127.0.0.1:%d", ags[i].server_port);
-		if (strcmp(want, first) == 0)
-			return i;
-	}
-	return -1;
-}
-
-static int wait_leader(uint64_t timeout_ms, int not )
-{
-	uint64_t deadline = harness_now_ms() + timeout_ms;
-
-	for (;;) {
-		int l = agreed_leader();
-		if (l >= 0 && l != not )
-			return l;
-		if (harness_now_ms() >= deadline)
-			return -1;
-		harness_pause_ms(50);
-	}
-}
-
 static void setup(void)
 {
-	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
-	size_t ne = 0;
-
-	memset(ags, 0, sizeof(ags));
-	for (int i = 0; i < N; i++) {
-		struct agent *a = &ags[i];
-		int p[PORTS_PER];
-		for (int k = 0; k < PORTS_PER; k++) {
-			p[k] = free_port(&seed);
-			ck_assert_int_gt(p[k], 0);
-		}
-		snprintf(a->name, sizeof(a->name), "srv%d", i + 1);
-		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(a->tmp_dir));
-		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-		a->http_port = p[0];
-		a->dns_port = p[1];
-		a->server_port = p[2];
-		a->serf_lan_port = p[3];
-		a->serf_wan_port = p[4];
-		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", p[2]);
-	}
-	extra[ne++] = "-bootstrap-expect";
-	extra[ne++] = "3";
-	for (int i = 0; i < N; i++) {
-		extra[ne++] = "-retry-join";
-		extra[ne++] = join_args[i];
-	}
-	extra[ne] = NULL;
-	for (int i = 0; i < N; i++) {
-		for (size_t k = 0; k < ne; k++)
-			ags[i].extra[ags[i].n_extra++] = extra[k];
-		/* Spawns without waiting: no leader exists before all three run. */
-		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
-	}
-	start_rc = wait_leader(60000, -1) >= 0 ? 0 : -1;
-	if (start_rc < 0) {
-		snprintf(start_err, sizeof(start_err), "no agreed leader within 60 s");
-		for (int i = 0; i < N; i++)
-			harness_dump_log(&ags[i], 3000);
-	}
-}
-
-static void teardown(void)
-{
+	cluster_setup();
 	for (int i = 0; i < N; i++)
-		harness_agent_stop(&ags[i]);
+		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", ags[i].server_port);
 }
-
-#define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
 START_TEST(one_leader_three_peers)
 {
 	REQUIRE_CLUSTER();
-	ck_assert_int_ge(agreed_leader(), 0);
+	ck_assert_int_ge(cluster_leader(0, -1), 0);
 	for (int i = 0; i < N; i++) {
 		struct http_resp r;
 		http_get(&ags[i], "/v1/status/peers", &r);
@@ -214,7 +107,7 @@ static void *blocking_get_run(void *arg)
 START_TEST(blocking_queries_on_followers)
 {
 	REQUIRE_CLUSTER();
-	int l = wait_leader(10000, -1);
+	int l = cluster_leader(10000, -1);
 	ck_assert_int_ge(l, 0);
 	int f1 = (l + 1) % N, f2 = (l + 2) % N;
 	struct http_resp r;
@@ -260,7 +153,7 @@ END_TEST
 START_TEST(write_anywhere_read_everywhere)
 {
 	REQUIRE_CLUSTER();
-	int l = agreed_leader();
+	int l = cluster_leader(0, -1);
 	ck_assert_int_ge(l, 0);
 	int f = (l + 1) % N;
 	struct http_resp r;
@@ -453,7 +346,7 @@ START_TEST(leader_raftd_killed_under_writes)
 	static struct writer ws[WRITERS];
 	pthread_t th[WRITERS];
 	atomic_bool stop = false;
-	int l = wait_leader(10000, -1);
+	int l = cluster_leader(10000, -1);
 	ck_assert_int_ge(l, 0);
 
 	static struct lin_client lc[LIN_CLIENTS];
@@ -486,7 +379,7 @@ START_TEST(leader_raftd_killed_under_writes)
 	int nl = -1;
 	uint64_t deadline = kill_ms + 15000;
 	while (nl < 0 && harness_now_ms() < deadline) {
-		nl = agreed_leader();
+		nl = cluster_leader(0, -1);
 		if (nl == l && harness_daemon_pid(&ags[l], "raftd") == victim)
 			nl = -1; /* still the killed process's leadership */
 		if (nl < 0)
@@ -542,14 +435,14 @@ START_TEST(leader_raftd_killed_under_writes)
 		}
 	}
 	/* The cluster still agrees on one leader with all three servers. */
-	ck_assert_int_ge(wait_leader(10000, -1), 0);
+	ck_assert_int_ge(cluster_leader(10000, -1), 0);
 }
 END_TEST
 
 START_TEST(no_leader_answers_500_after_a_bounded_wait)
 {
 	REQUIRE_CLUSTER();
-	int l = wait_leader(10000, -1);
+	int l = cluster_leader(10000, -1);
 	ck_assert_int_ge(l, 0);
 	int f = (l + 1) % N, o = (l + 2) % N;
 	pid_t pl = harness_daemon_pid(&ags[l], "raftd"), po = harness_daemon_pid(&ags[o], "raftd");
@@ -585,7 +478,7 @@ START_TEST(no_leader_answers_500_after_a_bounded_wait)
 	EXPECT_STATUS(st, 200);
 	ck_assert_str_eq(known, "false");
 	http_resp_free(&st);
-	ck_assert_int_ge(wait_leader(20000, -1), 0);
+	ck_assert_int_ge(cluster_leader(20000, -1), 0);
 }
 END_TEST
 
@@ -605,13 +498,13 @@ static bool log_contains(const struct agent *a, const char *needle)
 START_TEST(leaving_leader_transfers_leadership)
 {
 	REQUIRE_CLUSTER();
-	int l = wait_leader(20000, -1);
+	int l = cluster_leader(20000, -1);
 	ck_assert_int_ge(l, 0);
 	pid_t p = harness_daemon_pid(&ags[l], "raftd");
 	ck_assert_int_gt(p, 0);
 	/* SIGTERM: the leader hands over to another voter, then exits. */
 	ck_assert_int_eq(kill(p, SIGTERM), 0);
-	int nl = wait_leader(20000, l);
+	int nl = cluster_leader(20000, l);
 	ck_assert_msg(nl >= 0 && nl != l, "no other leader after the leader left");
 	uint64_t deadline = harness_now_ms() + 10000;
 	while (!log_contains(&ags[l], "leadership transferred") && harness_now_ms() < deadline)
@@ -620,7 +513,7 @@ START_TEST(leaving_leader_transfers_leadership)
 		      "the leaving leader did not hand over");
 	/* Its agent brings raftd back; the cluster has three servers again. */
 	ck_assert_int_gt(harness_wait_daemon(&ags[l], "raftd", p, 20000), 0);
-	ck_assert_int_ge(wait_leader(20000, -1), 0);
+	ck_assert_int_ge(cluster_leader(20000, -1), 0);
 }
 END_TEST
 
@@ -673,7 +566,7 @@ static int run_cli(const char *args, char *out, size_t outlen)
 START_TEST(operator_http_configuration_and_cli)
 {
 	REQUIRE_CLUSTER();
-	int l = wait_leader(20000, -1);
+	int l = cluster_leader(20000, -1);
 	ck_assert_int_ge(l, 0);
 	int f = (l + 1) % N;
 	char args[256], out[4096], ct[128];
@@ -776,7 +669,7 @@ START_TEST(operator_configuration_and_remove_peer)
 	REQUIRE_CLUSTER();
 	struct arena ar;
 	struct proto_msg q, r;
-	int l = wait_leader(20000, -1);
+	int l = cluster_leader(20000, -1);
 	ck_assert_int_ge(l, 0);
 	int f = (l + 1) % N, gone = (l + 2) % N;
 
@@ -867,7 +760,7 @@ START_TEST(peers_json_recovery_after_losing_quorum)
 {
 	REQUIRE_CLUSTER();
 	/* After the removal test two voters remain; lose both machines. */
-	int l = wait_leader(20000, -1);
+	int l = cluster_leader(20000, -1);
 	ck_assert_int_ge(l, 0);
 	ck_assert_uint_eq(voters_of(l), 2);
 	int voters[2], nv = 0;
@@ -928,7 +821,7 @@ int main(void)
 	Suite *s = suite_create("raft-cluster");
 	TCase *tc = tcase_create("three-servers");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, setup, cluster_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, one_leader_three_peers);
 	tcase_add_test(tc, write_anywhere_read_everywhere);

@@ -16,147 +16,12 @@
 #include "ptest.h"
 
 #define N 3
-#define PORTS_PER 5
 #define WAIT_MS 60000
 
-static struct agent ags[N];
-static char join_arg[64];
-static const char *extra_first[3], *extra_rest[5];
-static char start_err[4096];
-static int start_rc = -1;
-
-/* A TCP+UDP-free loopback port below 32768 (every server must know the
- * first one's gossip port before it starts). */
-static int free_port(unsigned *seed)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		int port = 20000 + (int)(rand_r(seed) % 12000);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		bool ok;
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-		if (ok)
-			return port;
-	}
-	return -1;
-}
-
-/* Index of the agent every live agent names as leader; -1 otherwise. */
-static int agreed_leader(void)
-{
-	char first[128] = "";
-
-	for (int i = 0; i < N; i++) {
-		struct http_resp r;
-		char l[128] = "";
-
-		if (ags[i].pid == 0)
-			continue;
-		if (http_get(&ags[i], "/v1/status/leader", &r) == 0 && r.status == 200 &&
-		    r.body_len > 2)
-			snprintf(l, sizeof(l), "%.*s", (int)r.body_len - 2, r.body + 1);
-		http_resp_free(&r);
-		if (!l[0] || (first[0] && strcmp(first, l) != 0))
-			return -1;
-		snprintf(first, sizeof(first), "%s", l);
-	}
-	for (int i = 0; i < N; i++) {
-		char want[64];
-
-		snprintf(want, sizeof(want), "127.0.0.1:%d", ags[i].server_port);
-		if (strcmp(want, first) == 0)
-			return i;
-	}
-	return -1;
-}
-
-static int wait_leader(uint64_t timeout_ms)
-{
-	uint64_t deadline = harness_now_ms() + timeout_ms;
-
-	for (;;) {
-		int l = agreed_leader();
-
-		if (l >= 0)
-			return l;
-		if (harness_now_ms() >= deadline) {
-			for (int i = 0; i < N; i++) {
-				struct http_resp r;
-
-				(void)http_get(&ags[i], "/v1/status/leader", &r);
-				fprintf(stderr, "%s (pid %d) says leader %ld %s\n", ags[i].name,
-					(int)ags[i].pid, r.status, r.body ? r.body : r.err);
-				http_resp_free(&r);
-			}
-			return -1;
-		}
-		harness_pause_ms(100);
-	}
-}
-
-static void setup(void)
-{
-	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
-
-	memset(ags, 0, sizeof(ags));
-	for (int i = 0; i < N; i++) {
-		struct agent *a = &ags[i];
-		int p[PORTS_PER];
-
-		for (int k = 0; k < PORTS_PER; k++) {
-			p[k] = free_port(&seed);
-			ck_assert_int_gt(p[k], 0);
-		}
-		snprintf(a->name, sizeof(a->name), "recon%d", i + 1);
-		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(a->tmp_dir));
-		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-		a->http_port = p[0];
-		a->dns_port = p[1];
-		a->server_port = p[2];
-		a->serf_lan_port = p[3];
-		a->serf_wan_port = p[4];
-	}
-	/* gossip joins only: the servers find each other in the LAN pool */
-	snprintf(join_arg, sizeof(join_arg), "127.0.0.1:%d", ags[0].serf_lan_port);
-	extra_first[0] = "-bootstrap-expect";
-	extra_first[1] = "3";
-	extra_first[2] = NULL;
-	extra_rest[0] = "-bootstrap-expect";
-	extra_rest[1] = "3";
-	extra_rest[2] = "-retry-join";
-	extra_rest[3] = join_arg;
-	extra_rest[4] = NULL;
-	for (int i = 0; i < N; i++) {
-		const char *const *e = i == 0 ? extra_first : extra_rest;
-
-		for (size_t k = 0; e[k]; k++)
-			ags[i].extra[ags[i].n_extra++] = e[k];
-		/* spawn without waiting: no leader exists before all three run */
-		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
-	}
-	start_rc = wait_leader(WAIT_MS) >= 0 ? 0 : -1;
-	if (start_rc < 0) {
-		snprintf(start_err, sizeof(start_err), "no agreed leader within 60 s");
-		for (int i = 0; i < N; i++)
-			harness_dump_log(&ags[i], 3000);
-	}
-}
-
-static void teardown(void)
-{
-	for (int i = 0; i < N; i++)
-		harness_agent_stop(&ags[i]);
-}
-
+/* Gossip joins only: the second and third retry-join the first's LAN
+ * port, and the servers find each other in the LAN pool. */
+PTEST_CLUSTER_FIXTURE(N,
+		      {.name_prefix = "recon", .join = HARNESS_JOIN_GOSSIP, .timeout_ms = WAIT_MS})
 #define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
 /* Status of node's serfHealth as agent i's catalog shows it ("" when the
@@ -338,7 +203,7 @@ START_TEST(failed_agent_critical_session_invalidated)
 	uint64_t li, end;
 
 	REQUIRE_CLUSTER();
-	l = wait_leader(WAIT_MS);
+	l = cluster_leader(WAIT_MS, -1);
 	ck_assert_int_ge(l, 0);
 	b = (l + 1) % N;
 	c = (l + 2) % N;
@@ -409,7 +274,7 @@ START_TEST(graceful_leave_deregisters)
 	struct http_resp r;
 
 	REQUIRE_CLUSTER();
-	l = wait_leader(WAIT_MS);
+	l = cluster_leader(WAIT_MS, -1);
 	ck_assert_int_ge(l, 0);
 	c = (l + 2) % N;
 	ck_assert(wait_serf(l, ags[c].name, "passing"));
@@ -428,7 +293,7 @@ int main(void)
 	Suite *s = suite_create("reconcile");
 	TCase *tc = tcase_create("three-servers");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, every_agent_is_a_node_with_serf_health);
 	tcase_add_test(tc, failed_agent_critical_session_invalidated);

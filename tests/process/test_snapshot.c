@@ -15,143 +15,14 @@
 #include "ptest.h"
 
 #define N 3
-#define PORTS_PER 5
 #define KEYS 200
 
-static struct agent ags[N];
-static char join_args[N][64];
-static char cfg_paths[N][320];
-static const char *extra[N][4 + 2 * N + 1];
-static char start_err[4096];
-static int start_rc = -1;
-
-static int free_port(unsigned *seed)
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		int port = 20000 + (int)(rand_r(seed) % 12000);
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
-		bool ok;
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ok = t >= 0 && u >= 0 && bind(t, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-		     bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		if (t >= 0)
-			close(t);
-		if (u >= 0)
-			close(u);
-		if (ok)
-			return port;
-	}
-	return -1;
-}
-
-static void leader_of(int i, char *out, size_t len)
-{
-	struct http_resp r;
-
-	out[0] = '\0';
-	if (http_get(&ags[i], "/v1/status/leader", &r) == 0 && r.status == 200 && r.body_len > 2)
-		snprintf(out, len, "%.*s", (int)r.body_len - 2, r.body + 1);
-	http_resp_free(&r);
-}
-
-/* The agent every live agent names as leader, -1 otherwise. */
-static int agreed_leader(bool skip_down, int down)
-{
-	char first[128] = "", l[128];
-
-	for (int i = 0; i < N; i++) {
-		if (skip_down && i == down)
-			continue;
-		leader_of(i, l, sizeof(l));
-		if (!l[0] || (first[0] && strcmp(first, l) != 0))
-			return -1;
-		snprintf(first, sizeof(first), "%s", l);
-	}
-	for (int i = 0; i < N; i++) {
-		char want[64];
-		snprintf(want, sizeof(want), "127.0.0.1:%d", ags[i].server_port);
-		if (strcmp(want, first) == 0)
-			return i;
-	}
-	return -1;
-}
-
-static int wait_leader(uint64_t timeout_ms, bool skip_down, int down)
-{
-	uint64_t deadline = harness_now_ms() + timeout_ms;
-
-	for (;;) {
-		int l = agreed_leader(skip_down, down);
-		if (l >= 0)
-			return l;
-		if (harness_now_ms() >= deadline)
-			return -1;
-		harness_pause_ms(50);
-	}
-}
-
-static void setup(void)
-{
-	unsigned seed = (unsigned)getpid() ^ (unsigned)harness_now_ms();
-
-	memset(ags, 0, sizeof(ags));
-	for (int i = 0; i < N; i++) {
-		struct agent *a = &ags[i];
-		int p[PORTS_PER];
-		FILE *f;
-
-		for (int k = 0; k < PORTS_PER; k++) {
-			p[k] = free_port(&seed);
-			ck_assert_int_gt(p[k], 0);
-		}
-		snprintf(a->name, sizeof(a->name), "snap%d", i + 1);
-		snprintf(a->tmp_dir, sizeof(a->tmp_dir), "/tmp/cairn-pt-XXXXXX");
-		ck_assert_ptr_nonnull(mkdtemp(a->tmp_dir));
-		snprintf(a->data_dir, sizeof(a->data_dir), "%s/data", a->tmp_dir);
-		snprintf(a->log_path, sizeof(a->log_path), "%s/agent.log", a->tmp_dir);
-		a->http_port = p[0];
-		a->dns_port = p[1];
-		a->server_port = p[2];
-		a->serf_lan_port = p[3];
-		a->serf_wan_port = p[4];
-		snprintf(join_args[i], sizeof(join_args[i]), "127.0.0.1:%d", p[2]);
-		snprintf(cfg_paths[i], sizeof(cfg_paths[i]), "%s/snap.json", a->tmp_dir);
-		f = fopen(cfg_paths[i], "w");
-		ck_assert_ptr_nonnull(f);
-		fputs("{\"raft_snapshot_threshold\": 64, \"raft_trailing_logs\": 16}\n", f);
-		fclose(f);
-	}
-	for (int i = 0; i < N; i++) {
-		size_t ne = 0;
-		extra[i][ne++] = "-bootstrap-expect";
-		extra[i][ne++] = "3";
-		extra[i][ne++] = "-config-file";
-		extra[i][ne++] = cfg_paths[i];
-		for (int k = 0; k < N; k++) {
-			extra[i][ne++] = "-retry-join";
-			extra[i][ne++] = join_args[k];
-		}
-		extra[i][ne] = NULL;
-		for (size_t k = 0; k < ne; k++)
-			ags[i].extra[ags[i].n_extra++] = extra[i][k];
-		(void)harness_agent_relaunch(&ags[i], 0, start_err, sizeof(start_err));
-	}
-	start_rc = wait_leader(60000, false, -1) >= 0 ? 0 : -1;
-	if (start_rc < 0) {
-		snprintf(start_err, sizeof(start_err), "no agreed leader within 60 s");
-		for (int i = 0; i < N; i++)
-			harness_dump_log(&ags[i], 3000);
-	}
-}
-
-static void teardown(void)
-{
-	for (int i = 0; i < N; i++)
-		harness_agent_stop(&ags[i]);
-}
-
+/* Three servers joined through each other's Raft ports, with tiny
+ * snapshot thresholds. */
+PTEST_CLUSTER_FIXTURE(N, {.name_prefix = "snap",
+			  .join = HARNESS_JOIN_RAFT,
+			  .config_json = "{\"raft_snapshot_threshold\": 64,"
+					 " \"raft_trailing_logs\": 16}\n"})
 #define REQUIRE_CLUSTER() ck_assert_msg(start_rc == 0, "cluster did not start: %s", start_err)
 
 /* Agent i's ?stale view of snap/: "key=value;" for every key, sorted. */
@@ -241,7 +112,7 @@ static int run_cli(const char *args, char *out, size_t outlen)
 START_TEST(follower_catches_up_then_save_and_restore)
 {
 	REQUIRE_CLUSTER();
-	int l = wait_leader(10000, false, -1);
+	int l = cluster_leader(10000, -1);
 	ck_assert_int_ge(l, 0);
 	int f = (l + 1) % N, other = (l + 2) % N;
 	char key[32], val[32], err[4096];
@@ -251,7 +122,7 @@ START_TEST(follower_catches_up_then_save_and_restore)
 	 * times over, compacting their logs past everything it has. */
 	put_key(l, "snap/first", "before");
 	harness_agent_kill9(&ags[f]);
-	ck_assert_int_eq(wait_leader(20000, true, f), l);
+	ck_assert_int_eq(cluster_leader(20000, -1), l); /* the killed agent does not count */
 	for (int i = 0; i < KEYS; i++) {
 		snprintf(key, sizeof(key), "snap/k%03d", i);
 		snprintf(val, sizeof(val), "v%03d", i);
@@ -336,7 +207,7 @@ int main(void)
 	Suite *s = suite_create("process-snapshot");
 	TCase *tc = tcase_create("snapshot");
 
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, follower_catches_up_then_save_and_restore);
 	suite_add_tcase(s, tc);
