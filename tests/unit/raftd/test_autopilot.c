@@ -2,11 +2,9 @@
  * decisions, Go duration text, and the replicated configuration applied
  * through fsm_apply (defaults, set, check-and-set on ModifyIndex). */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "autopilot.h"
@@ -14,6 +12,7 @@
 #include "fsm.h"
 #include "mp.h"
 #include "store.h"
+#include "tmpstore.h"
 
 /* ---- fixtures for the pure functions -------------------------------------- */
 
@@ -232,43 +231,16 @@ static char dir[256];
 static struct store *st;
 static struct mp_writer w;
 
-static void rmtree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-
-	if (!d) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char sub[600];
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rmtree(sub);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
-
 static void store_setup(void)
 {
-	char err[256];
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/cairn-autopilot-test-XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	ck_assert_int_eq(store_open(dir, 64ull << 20, &st, err, sizeof(err)), 0);
+	st = tmpstore_open("autopilot", dir, sizeof(dir));
 	mp_writer_init(&w);
 }
 
 static void store_teardown(void)
 {
 	mp_writer_close(&w);
-	store_close(st);
-	rmtree(dir);
+	tmpstore_close(st, dir);
 }
 
 static struct fsm_result apply_set(uint64_t index, const struct autopilot_config *c, bool has_cas,

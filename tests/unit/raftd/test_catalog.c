@@ -1,12 +1,10 @@
 /* Catalog services and checks: Consul's register/deregister semantics,
  * the read views, filters and per-view indexes. */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -15,6 +13,7 @@
 #include "fsm.h"
 #include "mp.h"
 #include "store.h"
+#include "tmpstore.h"
 
 static char dir[256];
 static struct store *st;
@@ -23,37 +22,9 @@ static struct mp_writer w;
 static char changed[64][80];
 static int n_changed;
 
-static void rmtree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-
-	if (!d) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char sub[600];
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rmtree(sub);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
-
 static void setup(void)
 {
-	char err[256], sub[300];
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/cairn-catalog-test-XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sub, sizeof(sub), "%s/raft", dir);
-	ck_assert_int_eq(mkdir(sub, 0700), 0);
-	ck_assert_int_eq(store_open(sub, 64ull << 20, &st, err, sizeof(err)), 0);
+	st = tmpstore_open("catalog", dir, sizeof(dir));
 	arena_init(&ar, 0);
 	mp_writer_init(&w);
 	n_changed = 0;
@@ -63,8 +34,7 @@ static void teardown(void)
 {
 	mp_writer_close(&w);
 	arena_close(&ar);
-	store_close(st);
-	rmtree(dir);
+	tmpstore_close(st, dir);
 }
 
 static void on_change(void *ctx, enum fsm_space space, const char *key, size_t klen)

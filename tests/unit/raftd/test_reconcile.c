@@ -3,11 +3,9 @@
  * catalog.c) on LMDB: a bound check turning critical, a check, service or
  * node deregistered, and session create refused as Consul does. */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -19,6 +17,7 @@
 #include "reconcile.h"
 #include "session.h"
 #include "store.h"
+#include "tmpstore.h"
 
 /* ---- decisions --------------------------------------------------------------- */
 
@@ -127,27 +126,6 @@ static struct mp_writer w;
 static int n_delays;    /* FSM_SPACE_LOCK_DELAY reports */
 static uint64_t delay_ms; /* the last one's delay */
 
-static void rmtree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-
-	if (!d) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char sub[600];
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rmtree(sub);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
-
 static void on_change(void *ctx, enum fsm_space space, const char *key, size_t klen)
 {
 	(void)ctx;
@@ -255,15 +233,7 @@ static void acquire(uint64_t index, const char *key, const char *sess)
 
 static void setup(void)
 {
-	char err[256], sub[300];
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/cairn-reconcile-test-XXXXXX",
-		 base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sub, sizeof(sub), "%s/raft", dir);
-	ck_assert_int_eq(mkdir(sub, 0700), 0);
-	ck_assert_int_eq(store_open(sub, 64ull << 20, &st, err, sizeof(err)), 0);
+	st = tmpstore_open("reconcile", dir, sizeof(dir));
 	arena_init(&ar, 0);
 	mp_writer_init(&w);
 	n_delays = 0;
@@ -276,8 +246,7 @@ static void teardown(void)
 {
 	mp_writer_close(&w);
 	arena_close(&ar);
-	store_close(st);
-	rmtree(dir);
+	tmpstore_close(st, dir);
 }
 
 START_TEST(critical_check_releases_lock)

@@ -1,12 +1,10 @@
 /* Sessions as replicated state (raftd/session.c) on LMDB: create, the
  * info/node/list views, destroy, indexes and change notifications. */
 #include <check.h>
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -16,33 +14,13 @@
 #include "mp.h"
 #include "session.h"
 #include "store.h"
+#include "tmpstore.h"
 
 static char dir[256];
 static struct store *st;
 static struct arena ar;
 static struct mp_writer w;
 static int n_changed;
-
-static void rmtree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-
-	if (!d) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char sub[600];
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rmtree(sub);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
 
 /* Sessions need their node and the checks they list (Consul's
  * sessionCreateTxn): n1 with a passing serfHealth, n2 without checks. */
@@ -67,14 +45,7 @@ static void register_nodes(void)
 
 static void setup(void)
 {
-	char err[256], sub[300];
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/cairn-session-test-XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sub, sizeof(sub), "%s/raft", dir);
-	ck_assert_int_eq(mkdir(sub, 0700), 0);
-	ck_assert_int_eq(store_open(sub, 64ull << 20, &st, err, sizeof(err)), 0);
+	st = tmpstore_open("session", dir, sizeof(dir));
 	arena_init(&ar, 0);
 	mp_writer_init(&w);
 	register_nodes();
@@ -84,8 +55,7 @@ static void teardown(void)
 {
 	mp_writer_close(&w);
 	arena_close(&ar);
-	store_close(st);
-	rmtree(dir);
+	tmpstore_close(st, dir);
 }
 
 static void on_change(void *ctx, enum fsm_space space, const char *key, size_t klen)

@@ -3,11 +3,9 @@
  * notifications untouched), Consul's error texts, the limits checked
  * before proposing, and read-only transactions. */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -18,6 +16,7 @@
 #include "session.h"
 #include "store.h"
 #include "txn.h"
+#include "tmpstore.h"
 
 static char dir[256];
 static struct store *st;
@@ -27,27 +26,6 @@ static int n_changed;
 
 #define SESS "11111111-2222-3333-4444-555555555555"
 #define SESS2 "99999999-2222-3333-4444-555555555555"
-
-static void rmtree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-
-	if (!d) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d))) {
-		char sub[600];
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		rmtree(sub);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
 
 static void on_change(void *ctx, enum fsm_space space, const char *key, size_t klen)
 {
@@ -92,14 +70,7 @@ static void seed(void)
 
 static void setup(void)
 {
-	char err[256], sub[300];
-	const char *base = getenv("TMPDIR");
-
-	snprintf(dir, sizeof(dir), "%s/cairn-txn-test-XXXXXX", base && *base ? base : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sub, sizeof(sub), "%s/raft", dir);
-	ck_assert_int_eq(mkdir(sub, 0700), 0);
-	ck_assert_int_eq(store_open(sub, 64ull << 20, &st, err, sizeof(err)), 0);
+	st = tmpstore_open("txn", dir, sizeof(dir));
 	arena_init(&ar, 0);
 	mp_writer_init(&w);
 	seed();
@@ -109,8 +80,7 @@ static void teardown(void)
 {
 	mp_writer_close(&w);
 	arena_close(&ar);
-	store_close(st);
-	rmtree(dir);
+	tmpstore_close(st, dir);
 }
 
 /* ---- building operations ----------------------------------------------- */
