@@ -84,6 +84,8 @@ struct bg_archive {
 struct replica {
 	struct store *st;
 	struct raft raft;
+	enum raft_role logged_role; /* role and term last logged (note_role) */
+	uint64_t logged_term;
 	struct raft_io io;
 	replica_applied_fn applied_fn;
 	fsm_change_fn change_fn;
@@ -1572,6 +1574,21 @@ static int compact(struct replica *rp, struct store_txn *txn, uint64_t *new_snap
 	return 0;
 }
 
+/* Logs role and term changes: the operator's record of elections. */
+static void note_role(struct replica *rp)
+{
+	static const char *const names[] = {"follower", "candidate", "leader", "pre-candidate"};
+	const struct raft *r = &rp->raft;
+
+	if (r->role == rp->logged_role && r->current_term == rp->logged_term)
+		return;
+	rp->logged_role = r->role;
+	rp->logged_term = r->current_term;
+	log_info("raft: %s in term %llu%s%s",
+		 (unsigned)r->role < 4 ? names[r->role] : "?", (unsigned long long)r->current_term,
+		 r->leader_id[0] ? ", leader " : "", r->leader_id);
+}
+
 int replica_flush(struct replica *rp)
 {
 	struct store_txn *txn = NULL;
@@ -1579,6 +1596,7 @@ int replica_flush(struct replica *rp)
 	uint64_t new_snap = 0;
 	int rc;
 
+	note_role(rp);
 	if (rp->failed) {
 		rc = CAIRN_E_STORE;
 		goto fail;
@@ -1772,6 +1790,7 @@ int replica_receive(struct replica *rp, const struct proto_raft_rpc *q)
 	free(ents);
 	if (rc < 0)
 		rp->failed = true;
+	note_role(rp);
 	return rc;
 }
 
@@ -1782,6 +1801,7 @@ int replica_tick(struct replica *rp)
 	if (rp->failed)
 		return CAIRN_E_STORE;
 	rc = raft_tick(&rp->raft);
+	note_role(rp);
 	if (rc == 0)
 		rc = raft_flush(&rp->raft);
 	if (rc < 0)

@@ -248,7 +248,7 @@ class CairnCluster(Cluster):
             joins = ["-retry-join", "127.0.0.1:%d" % first_lan] if i > 0 else []
             name = "srv%d" % (i + 1)
             argv = [cairn, "agent", "-server", "-bootstrap-expect", str(n),
-                    "-data-dir", os.path.join(tmp, name), "-node", name, "-log-level", "warn",
+                    "-data-dir", os.path.join(tmp, name), "-node", name, "-log-level", os.environ.get("BENCH_LOG_LEVEL", "warn"),
                     "-bind", "127.0.0.1", "-client", "127.0.0.1",
                     "-http-port", str(http_p), "-dns-port", str(dns_p), "-server-port", str(server_p),
                     "-serf-lan-port", str(lan_p), "-serf-wan-port", str(wan_p)] + joins + (extra_args or [])
