@@ -136,6 +136,20 @@ static void *peer_sock(struct cluster *c, const char *addr)
 	return p->sock;
 }
 
+/* Keeps a connection open to every other server of the configuration.
+ * Peer sockets use ZMQ_IMMEDIATE, so a message to a peer whose connection
+ * is not up yet is dropped: without this, followers (which never talk to
+ * each other) lost the first pre-vote of every election to a socket
+ * created by that very send, and fail-over took a second timeout. */
+static void warm_peers(struct cluster *c)
+{
+	const struct raft_config *cfg = replica_config_of(c->rp);
+
+	for (unsigned i = 0; cfg && i < cfg->n; i++)
+		if (strcmp(cfg->s[i].id, c->id) != 0 && cfg->s[i].address[0])
+			(void)peer_sock(c, cfg->s[i].address);
+}
+
 /* replica_send_fn: best effort, like the network Raft assumes. */
 static void send_to(void *ctx, const char *address, const uint8_t *buf, size_t len)
 {
@@ -194,8 +208,9 @@ static void maybe_bootstrap(struct cluster *c)
 	memcpy(sorted, c->known, sizeof(sorted));
 	qsort(sorted, c->n_known, sizeof(sorted[0]), cmp_known);
 	for (unsigned i = 0; i < c->n_known; i++) {
-		snprintf(cfg.s[i].id, sizeof(cfg.s[i].id), "%s", sorted[i].id);
-		snprintf(cfg.s[i].address, sizeof(cfg.s[i].address), "%s", sorted[i].addr);
+		snprintf(cfg.s[i].id, sizeof(cfg.s[i].id), "%.*s", RAFT_ID_MAX, sorted[i].id);
+		snprintf(cfg.s[i].address, sizeof(cfg.s[i].address), "%.*s", RAFT_ADDR_MAX,
+			 sorted[i].addr);
 		cfg.s[i].voter = true;
 	}
 	cfg.n = c->n_known;
@@ -714,6 +729,7 @@ static int64_t on_tick(struct loop *l, void *ctx)
 	uint64_t now = loop_now_ms(l);
 	int rc;
 
+	warm_peers(c);
 	rc = replica_tick(c->rp);
 	if (rc < 0)
 		log_error("raft: tick failed: %s", err_str(rc));
