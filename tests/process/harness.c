@@ -1032,6 +1032,59 @@ struct json_t *http_json(const struct http_resp *r)
 
 /* ---- DNS -------------------------------------------------------------- */
 
+ldns_pkt *harness_dns_exchange(const struct agent *a, const uint8_t *wire, size_t len, bool tcp,
+			       unsigned timeout_ms, size_t *out_len)
+{
+	static uint8_t buf[65536 + 2];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->dns_port)};
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+	ldns_pkt *reply = NULL;
+	ssize_t n = -1;
+	int fd;
+
+	if (out_len)
+		*out_len = 0;
+	if (len > 65535)
+		return NULL;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	if (tcp) {
+		size_t got = 0, want = 2;
+
+		buf[0] = (uint8_t)(len >> 8);
+		buf[1] = (uint8_t)len;
+		memcpy(buf + 2, wire, len);
+		if (send(fd, buf, len + 2, 0) != (ssize_t)(len + 2))
+			goto out;
+		while (got < want) {
+			n = recv(fd, buf + got, want - got, 0);
+			if (n <= 0)
+				goto out;
+			got += (size_t)n;
+			if (got == 2 && want == 2)
+				want = 2 + ((size_t)buf[0] << 8 | buf[1]);
+		}
+		n = (ssize_t)(want - 2);
+		memmove(buf, buf + 2, (size_t)n);
+	} else {
+		if (send(fd, wire, len, 0) != (ssize_t)len)
+			goto out;
+		n = recv(fd, buf, sizeof(buf), 0);
+	}
+	if (n > 0 && ldns_wire2pkt(&reply, buf, (size_t)n) != LDNS_STATUS_OK)
+		reply = NULL;
+	if (reply && out_len)
+		*out_len = (size_t)n;
+out:
+	close(fd);
+	return reply;
+}
+
 int dns_query(const struct agent *a, const char *name, int rr_type, uint64_t timeout_ms,
 	      struct dns_result *out)
 {

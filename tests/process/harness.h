@@ -266,6 +266,14 @@ struct dns_result {
 int dns_query(const struct agent *a, const char *name, int rr_type, uint64_t timeout_ms,
 	      struct dns_result *out);
 
+/* Sends the query wire (len bytes) to a's dnsd over UDP, or over TCP with
+ * the two-byte length prefix, and returns the parsed reply (caller frees
+ * with ldns_pkt_free), or NULL when none came within timeout_ms or it did
+ * not parse. *out_len, when not NULL, gets the reply's size in bytes. */
+struct ldns_struct_pkt *harness_dns_exchange(const struct agent *a, const uint8_t *wire,
+					     size_t len, bool tcp, unsigned timeout_ms,
+					     size_t *out_len);
+
 /* ---- ZeroMQ ----------------------------------------------------------- */
 
 /* Sends the raw frame buf/len with a DEALER connected to endpoint and waits

@@ -214,47 +214,7 @@ static void reg(const char *node, const char *addr, const char *service, const c
  * none came within timeout_ms. */
 static ldns_pkt *exchange(const uint8_t *wire, size_t len, bool tcp, unsigned timeout_ms)
 {
-	uint8_t buf[65536 + 2];
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ag.dns_port)};
-	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-	ldns_pkt *reply = NULL;
-	ssize_t n = -1;
-	int fd;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
-	ck_assert_int_ge(fd, 0);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto out;
-	if (tcp) {
-		size_t got = 0, want = 2;
-
-		buf[0] = (uint8_t)(len >> 8);
-		buf[1] = (uint8_t)len;
-		memcpy(buf + 2, wire, len);
-		if (send(fd, buf, len + 2, 0) != (ssize_t)(len + 2))
-			goto out;
-		while (got < want) {
-			n = recv(fd, buf + got, want - got, 0);
-			if (n <= 0)
-				goto out;
-			got += (size_t)n;
-			if (got == 2 && want == 2)
-				want = 2 + ((size_t)buf[0] << 8 | buf[1]);
-		}
-		n = (ssize_t)(want - 2);
-		memmove(buf, buf + 2, (size_t)n);
-	} else {
-		if (send(fd, wire, len, 0) != (ssize_t)len)
-			goto out;
-		n = recv(fd, buf, sizeof(buf), 0);
-	}
-	if (n > 0 && ldns_wire2pkt(&reply, buf, (size_t)n) != LDNS_STATUS_OK)
-		reply = NULL;
-out:
-	close(fd);
-	return reply;
+	return harness_dns_exchange(&ag, wire, len, tcp, timeout_ms, NULL);
 }
 
 static ldns_pkt *ask(const char *name, ldns_rr_type type, unsigned timeout_ms)

@@ -158,55 +158,19 @@ static void reg(const char *node, const char *addr, const char *service, const c
  * parsed reply or NULL when none came within 3 s. */
 static ldns_pkt *ask(const char *name, ldns_rr_type type, bool tcp)
 {
-	ldns_pkt *q = NULL, *reply = NULL;
-	uint8_t *wire = NULL, buf[65536 + 2];
-	size_t len = 0;
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ag.dns_port)};
-	struct timeval tv = {.tv_sec = 3};
-	ssize_t n = -1;
-	int fd;
+	ldns_pkt *q = NULL, *reply;
+	uint8_t *wire = NULL;
+	size_t len = 0, n = 0;
 
 	ck_assert_int_eq(ldns_pkt_query_new_frm_str(&q, name, type, LDNS_RR_CLASS_IN, 0),
 			 LDNS_STATUS_OK);
 	ldns_pkt_set_id(q, 0x5151);
 	ck_assert_int_eq(ldns_pkt2wire(&wire, q, &len), LDNS_STATUS_OK);
 	ldns_pkt_free(q);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
-	ck_assert_int_ge(fd, 0);
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto out;
-	if (tcp) {
-		size_t got = 0, want = 2;
-
-		buf[0] = (uint8_t)(len >> 8);
-		buf[1] = (uint8_t)len;
-		memcpy(buf + 2, wire, len);
-		if (send(fd, buf, len + 2, 0) != (ssize_t)(len + 2))
-			goto out;
-		while (got < want) {
-			n = recv(fd, buf + got, want - got, 0);
-			if (n <= 0)
-				goto out;
-			got += (size_t)n;
-			if (got == 2 && want == 2)
-				want = 2 + ((size_t)buf[0] << 8 | buf[1]);
-		}
-		n = (ssize_t)(want - 2);
-		memmove(buf, buf + 2, (size_t)n);
-	} else {
-		if (send(fd, wire, len, 0) != (ssize_t)len)
-			goto out;
-		n = recv(fd, buf, sizeof(buf), 0);
-	}
-	if (n > 0 && ldns_wire2pkt(&reply, buf, (size_t)n) != LDNS_STATUS_OK)
-		reply = NULL;
-	if (!tcp && n > 512)
-		ck_abort_msg("UDP answer of %zd bytes without EDNS", n);
-out:
-	close(fd);
+	reply = harness_dns_exchange(&ag, wire, len, tcp, 3000, &n);
 	free(wire);
+	if (reply && !tcp && n > 512)
+		ck_abort_msg("UDP answer of %zu bytes without EDNS", n);
 	if (reply)
 		ck_assert_uint_eq(ldns_pkt_id(reply), 0x5151);
 	return reply;
