@@ -164,6 +164,30 @@ static int kv_rec_put(struct store_txn *txn, struct mp_writer *w, const char *ke
 	return store_put(txn, STORE_KV, key, klen, w->buf, w->len);
 }
 
+/* Writes rec at key as the change of index: the record (rec.session may
+ * point into the store: kv_rec_put encodes it before the put can touch
+ * that page), the KV table index, the outcome and the change callback. */
+static int kv_rec_commit(struct store_txn *txn, uint64_t index, const char *key, size_t klen,
+			 const struct kv_rec *rec, struct fsm_result *out, fsm_change_fn change,
+			 void *ctx)
+{
+	struct mp_writer w;
+	int rc;
+
+	mp_writer_init(&w);
+	rc = kv_rec_put(txn, &w, key, klen, rec);
+	mp_writer_close(&w);
+	if (rc < 0)
+		return rc;
+	rc = bump_index(txn, INDEX_KV, index);
+	if (rc < 0)
+		return rc;
+	out->ok = true;
+	if (change)
+		change(ctx, FSM_SPACE_KV, key, klen);
+	return 0;
+}
+
 /* ---- apply --------------------------------------------------------------- */
 
 /* Consul's kvsSetTxn / kvsSetCASTxn. */
@@ -173,7 +197,6 @@ static int apply_kv_set(struct store_txn *txn, uint64_t index, struct mp_reader 
 	struct span key;
 	struct kv_rec rec = {0}, old;
 	struct store_val v;
-	struct mp_writer w;
 	bool has_cas, exists;
 	uint64_t cas;
 	int rc;
@@ -212,20 +235,7 @@ static int apply_kv_set(struct store_txn *txn, uint64_t index, struct mp_reader 
 		rec.create_index = index;
 	}
 	rec.modify_index = index;
-	mp_writer_init(&w);
-	/* rec.session may point into the store: kv_rec_put encodes it into w
-	 * before the put can touch that page. */
-	rc = kv_rec_put(txn, &w, key.p, key.len, &rec);
-	mp_writer_close(&w);
-	if (rc < 0)
-		return rc;
-	rc = bump_index(txn, INDEX_KV, index);
-	if (rc < 0)
-		return rc;
-	out->ok = true;
-	if (change)
-		change(ctx, FSM_SPACE_KV, key.p, key.len);
-	return 0;
+	return kv_rec_commit(txn, index, key.p, key.len, &rec, out, change, ctx);
 }
 
 /* Deletes one key leaving a tombstone; *out_deleted tells whether it
@@ -347,7 +357,6 @@ static int apply_kv_lock(struct store_txn *txn, uint64_t index, struct mp_reader
 	struct span key, sess;
 	struct kv_rec rec = {0}, old;
 	struct store_val v;
-	struct mp_writer w;
 	bool acquire, exists, same;
 	int rc;
 
@@ -398,18 +407,7 @@ static int apply_kv_lock(struct store_txn *txn, uint64_t index, struct mp_reader
 		rec.lock_index = old.lock_index;
 	}
 	rec.modify_index = index;
-	mp_writer_init(&w);
-	rc = kv_rec_put(txn, &w, key.p, key.len, &rec);
-	mp_writer_close(&w);
-	if (rc < 0)
-		return rc;
-	rc = bump_index(txn, INDEX_KV, index);
-	if (rc < 0)
-		return rc;
-	out->ok = true;
-	if (change)
-		change(ctx, FSM_SPACE_KV, key.p, key.len);
-	return 0;
+	return kv_rec_commit(txn, index, key.p, key.len, &rec, out, change, ctx);
 }
 
 struct held_ctx {
