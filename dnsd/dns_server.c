@@ -178,24 +178,47 @@ static void respond(struct dns_server *s, const struct dns_query *q,
 	free(wire);
 }
 
+/* Follows whether raftd answers: a failed call (status < 0) is logged
+ * once, with what it failed on ("<what><name>") and what dnsd does
+ * meanwhile (then), until a call succeeds again. */
+static void note_raftd(struct dns_server *s, int status, const char *what, const char *name,
+		       const char *then)
+{
+	if (status == 0) {
+		if (s->raftd_down)
+			log_info("dns: raftd answers again");
+		s->raftd_down = false;
+		return;
+	}
+	if (!s->raftd_down)
+		log_warn("dns: %s%s failed (%s): %s until raftd answers again", what, name,
+			 err_str(status), then);
+	s->raftd_down = true;
+}
+
+/* The status of an ERROR reply to a <kind> lookup of name; anything but
+ * "not found" is logged. */
+static int error_status(const struct proto_msg *reply, const char *kind, const char *name)
+{
+	int st = (int)reply->u.error.code;
+
+	if (st >= 0)
+		st = CAIRN_E_PROTO;
+	if (st != CAIRN_E_NOTFOUND)
+		log_warn("dns: %s lookup for %s failed: %s", kind, name,
+			 reply->u.error.message ? reply->u.error.message : "?");
+	return st;
+}
+
 static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 {
 	struct pending *p = ctx;
 	struct dns_server *s = p->srv;
 	struct dns_node_result res = {.status = status, .address = NULL};
 
-	if (status == 0 && s->raftd_down) {
-		log_info("dns: raftd answers again");
-		s->raftd_down = false;
-	}
-
+	note_raftd(s, status, "node lookup for ", p->q.name.target, "answering SERVFAIL");
 	if (status == 0 && reply->type == PROTO_ERROR) {
-		res.status = (int)reply->u.error.code;
-		if (res.status >= 0)
-			res.status = CAIRN_E_PROTO;
-		if (res.status != CAIRN_E_NOTFOUND)
-			log_warn("dns: node lookup for %s failed: %s", p->q.name.target,
-				 reply->u.error.message ? reply->u.error.message : "?");
+		res.status = error_status(reply, "node", p->q.name.target);
 	} else if (status == 0 && reply->type == PROTO_CATALOG_NODE_REPLY) {
 		const struct proto_catalog_node_reply *r = &reply->u.catalog_node_reply;
 
@@ -210,12 +233,6 @@ static void on_node_reply(void *ctx, int status, const struct proto_msg *reply)
 	} else if (status == 0) {
 		log_warn("dns: unexpected %s from raftd", proto_type_name(reply->type));
 		res.status = CAIRN_E_PROTO;
-	} else {
-		if (!s->raftd_down)
-			log_warn("dns: node lookup for %s failed (%s): answering SERVFAIL until "
-				 "raftd answers again",
-				 p->q.name.target, err_str(status));
-		s->raftd_down = true;
 	}
 	pending_unlink(p);
 	respond(s, &p->q, &res, NULL, p->udp, p->owner, &p->peer, p->send);
@@ -233,10 +250,7 @@ static int pending_send(struct dns_server *s, struct pending *p, struct proto_ms
 	p->in_pkt = NULL; /* answered after dns_server_handle returned */
 
 	if (rc < 0) {
-		if (!s->raftd_down)
-			log_warn("dns: cannot ask raftd (%s): answering SERVFAIL until it is back",
-				 err_str(rc));
-		s->raftd_down = true;
+		note_raftd(s, rc, "asking raftd", "", "answering SERVFAIL");
 		return rc;
 	}
 	p->next = s->head;
@@ -312,17 +326,9 @@ static void on_service_reply(void *ctx, int status, const struct proto_msg *repl
 	    .status = status, .ttl_s = dns_service_ttl(&s->cfg.answer, p->q.name.target)};
 	struct dns_instance *v = NULL;
 
-	if (status == 0 && s->raftd_down) {
-		log_info("dns: raftd answers again");
-		s->raftd_down = false;
-	}
+	note_raftd(s, status, "service lookup for ", p->q.name.target, "answering SERVFAIL");
 	if (status == 0 && reply->type == PROTO_ERROR) {
-		res.status = (int)reply->u.error.code;
-		if (res.status >= 0)
-			res.status = CAIRN_E_PROTO;
-		if (res.status != CAIRN_E_NOTFOUND)
-			log_warn("dns: service lookup for %s failed: %s", p->q.name.target,
-				 reply->u.error.message ? reply->u.error.message : "?");
+		res.status = error_status(reply, "service", p->q.name.target);
 	} else if (status == 0 && reply->type == PROTO_CATALOG_QUERY_REPLY) {
 		const struct proto_catalog_query_reply *r = &reply->u.catalog_query_reply;
 
@@ -356,12 +362,6 @@ static void on_service_reply(void *ctx, int status, const struct proto_msg *repl
 	} else if (status == 0) {
 		log_warn("dns: unexpected %s from raftd", proto_type_name(reply->type));
 		res.status = CAIRN_E_PROTO;
-	} else {
-		if (!s->raftd_down)
-			log_warn("dns: service lookup for %s failed (%s): answering SERVFAIL until "
-				 "raftd answers again",
-				 p->q.name.target, err_str(status));
-		s->raftd_down = true;
 	}
 	pending_unlink(p);
 	respond(s, &p->q, NULL, &res, p->udp, p->owner, &p->peer, p->send);
@@ -1167,10 +1167,8 @@ static void on_fetch_reply(void *ctx, int status, const struct proto_msg *reply)
 	bool ok = false;
 
 	e->waiters++; /* not evicted while its waiters run */
-	if (status == 0 && s->raftd_down) {
-		log_info("dns: raftd answers again");
-		s->raftd_down = false;
-	}
+	note_raftd(s, status, "fetching ", e->name[0] ? e->name : "a view",
+		   "cached answers are served up to max_stale, then SERVFAIL,");
 	if (status == 0 && e->has_val && e->index &&
 	    ((reply->type == PROTO_CATALOG_NODE_REPLY &&
 	      reply->u.catalog_node_reply.index == e->index) ||
@@ -1194,12 +1192,6 @@ static void on_fetch_reply(void *ctx, int status, const struct proto_msg *reply)
 				     ? reply->u.error.message
 				     : "not usable");
 		}
-	} else {
-		if (!s->raftd_down)
-			log_warn("dns: fetching %s failed (%s): cached answers are served up to "
-				 "max_stale, then SERVFAIL, until raftd answers again",
-				 e->name[0] ? e->name : "a view", err_str(status));
-		s->raftd_down = true;
 	}
 	if (!ok)
 		dns_cache_fetch_failed(s->cache, e, now);
@@ -1272,11 +1264,8 @@ static void fetch_start(struct dns_server *s, struct dns_cache_entry *e)
 	s->stats.fetches++;
 	rc = rpc_call(s->rpc, &req, f.timeout_ms, on_fetch_reply, e, &w->call_id);
 	if (rc < 0) {
-		if (!s->raftd_down)
-			log_warn("dns: cannot ask raftd (%s): cached answers are served up to "
-				 "max_stale, then SERVFAIL, until it is back",
-				 err_str(rc));
-		s->raftd_down = true;
+		note_raftd(s, rc, "asking raftd", "",
+			   "cached answers are served up to max_stale, then SERVFAIL,");
 		dns_cache_fetch_failed(s->cache, e, now);
 	}
 }
